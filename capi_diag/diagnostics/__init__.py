@@ -1,0 +1,28 @@
+"""The analyses. Each is one module exposing:
+
+* ``SECTION``: the report key it fills (``"dedup"``),
+* ``DEFAULTS``: its default thresholds (overridable in the ``--config`` TOML under ``[SECTION]``),
+* ``analyze(ds, config, prior) -> dict``: Ibis expressions executed by the engine, then a pure
+  judgement over the aggregates; ``prior`` holds the sections computed before it (in ``ORDER``),
+* ``explain(result) -> list[dict]``: one ``{"label", "value", "text", "fix"}`` entry per number,
+  which the Markdown and HTML reports and the dashboard print as sentences,
+
+and a module docstring that says what it measures, why it matters for Meta CAPI, the usual cause of
+a bad value and the fix (the dashboard shows it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+ORDER: tuple[str, ...] = ()  # each analysis adds its name here when it lands; final order: dedup, timing, match_keys, emq, consent, contract, journey
+"""Report order; a later analysis may read an earlier one's result through ``prior``."""
+
+
+def module(section: str) -> ModuleType:
+    return importlib.import_module(f"capi_diag.diagnostics.{section}")
+
+
+def modules() -> list[ModuleType]:
+    return [module(s) for s in ORDER]
