@@ -6,6 +6,10 @@
   judgement over the aggregates; ``prior`` holds the sections computed before it (in ``ORDER``),
 * ``explain(result) -> list[dict]``: one ``{"label", "value", "text", "fix"}`` entry per number,
   which the Markdown and HTML reports and the dashboard print as sentences,
+* ``failing_rows(ds, config) -> ibis.Table``: the rows behind each finding, one row per (event row,
+  finding) with the columns of :data:`FAILING_ROW_COLUMNS`. The dashboard's event lookup and its
+  "CSV of failing rows" and the Test Events sender's local validation all read these (a rule is
+  written once),
 
 and a module docstring that says what it measures, why it matters for Meta CAPI, the usual cause of
 a bad value and the fix (the dashboard shows it).
@@ -15,6 +19,12 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+FAILING_ROW_COLUMNS: tuple[str, ...] = (
+    "section", "finding", "severity", "role", "source_file", "line", "event_name", "event_id", "detail",
+)
+"""``severity`` is ``error`` (blocks launch / Meta rejects it) or ``warning``; ``detail`` is short text
+(e.g. the field name), never a raw PII value; ``event_id`` may be null."""
 
 ORDER: tuple[str, ...] = ()  # each analysis adds its name here when it lands; final order: dedup, timing, match_keys, emq, consent, contract, journey
 """Report order; a later analysis may read an earlier one's result through ``prior``."""
