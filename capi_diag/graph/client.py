@@ -1,0 +1,392 @@
+"""The Graph API client for ``POST /{version}/{pixel_id}/events``.
+
+One :meth:`GraphClient.send` posts a batch of events as JSON (``{"data": [...], "test_event_code":
+...}``) with the access token in the ``Authorization: Bearer`` header, **never** in the URL or the
+body, so a stored request, a log line or a send history cannot hold it. The answer becomes a
+:class:`SendResult`: how many events Meta says it received (a mismatch with the number sent is a
+finding), Meta's ``messages`` (warnings inside a 200), the ``fbtrace_id`` to quote to Meta support,
+and, when Meta refused, a typed :class:`~capi_diag.graph.errors.GraphAPIError` with the catalogue's
+meaning and fix. Meta's refusals are *returned*, not raised: they are results of the send.
+
+Transient failures (codes 1, 2, 4, 17, 32, 341, 613, HTTP 5xx, timeouts, connection errors) are
+retried with exponential backoff and jitter, up to ``max_retries`` times; validation (100), token
+(190) and permission (10, 200-299) errors never are, since resending cannot change the answer.
+Every attempt is recorded. A retried send can reach Meta twice if the first answer was lost; the
+events carry ``event_id``, which Meta uses to drop the duplicate.
+
+Test seams: an injected ``httpx.Client`` (e.g. with ``httpx.MockTransport``), ``sleep``, ``rng`` and
+``clock``. Request building and response parsing are pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from capi_diag.errors import ConfigError
+from capi_diag.graph.errors import (
+    CONNECTION,
+    RETRYABLE_CODES,
+    TIMEOUT,
+    UNEXPECTED,
+    GraphAPIError,
+    parse_error,
+)
+from capi_diag.graph.payload import MAX_EVENTS, PayloadError, request_body
+
+__all__ = [
+    "DEFAULT_API_VERSION", "DEFAULT_GRAPH_URL", "MAX_EVENTS", "Attempt", "GraphClient", "GraphConfig",
+    "SendResult", "build_request", "events_url", "parse_response",
+]
+
+DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+DEFAULT_API_VERSION = "v26.0"
+USER_AGENT = "capi-diag (Conversions API diagnostics)"
+
+_VERSION_RE = re.compile(r"\Av\d{1,3}\.\d{1,2}\Z")
+_PIXEL_RE = re.compile(r"\A\d{1,32}\Z")
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_NEVER_RETRY = frozenset({100, 102, 104, 190, 10, 3, 368})
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Where and how to send. Only configuration (``CAPI_GRAPH_URL``, ``--graph-url``) may change the
+    Graph URL, never a web page, so the app cannot be used to send a token elsewhere.
+
+    ``timeout_s`` is the read/write timeout for one attempt and ``connect_timeout_s`` the connect
+    timeout (Meta: most answers take under 600 ms; it advises a 1.5 s timeout for production traffic;
+    this tool's default is more patient because it is run from laptops and CI). Backoff before retry
+    ``n`` (1-based) is ``min(backoff_max_s, backoff_base_s * 2**(n-1))``, of which a random half is
+    kept as jitter (so waits for 1 s base are 0.5-1 s, 1-2 s, 2-4 s ...).
+    """
+
+    graph_url: str = DEFAULT_GRAPH_URL
+    api_version: str = DEFAULT_API_VERSION
+    timeout_s: float = 10.0
+    max_retries: int = 3
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    connect_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        url = self.graph_url.rstrip("/")
+        object.__setattr__(self, "graph_url", url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigError(f"Graph URL {self.graph_url!r} is not an http(s) URL; use "
+                              f"{DEFAULT_GRAPH_URL} (CAPI_GRAPH_URL / --graph-url).")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ConfigError("Graph URL must not contain credentials, a query or a fragment; give just "
+                              f"the scheme and host, e.g. {DEFAULT_GRAPH_URL}.")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+            raise ConfigError(f"Graph URL {url!r} uses plain http to a non-local host, which would send the "
+                              "access token unencrypted; use https (plain http is allowed for 127.0.0.1 "
+                              "only).")
+        if not _VERSION_RE.match(self.api_version):
+            raise ConfigError(f"API version {self.api_version!r} is not like {DEFAULT_API_VERSION}; pass "
+                              "--api-version vNN.N.")
+        if self.timeout_s <= 0 or self.connect_timeout_s <= 0:
+            raise ConfigError("Graph timeouts must be positive seconds.")
+        if self.max_retries < 0 or self.backoff_base_s < 0 or self.backoff_max_s < 0:
+            raise ConfigError("max_retries and backoff times must not be negative.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> GraphConfig:
+        """Config from ``CAPI_GRAPH_URL`` and ``CAPI_API_VERSION`` (when set), then ``overrides``
+        whose value is not ``None`` (command-line options)."""
+        values: dict[str, Any] = {}
+        if environ.get("CAPI_GRAPH_URL"):
+            values["graph_url"] = environ["CAPI_GRAPH_URL"]
+        if environ.get("CAPI_API_VERSION"):
+            values["api_version"] = environ["CAPI_API_VERSION"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s)
+
+
+@dataclass
+class Attempt:
+    """One HTTP attempt of a send. ``outcome`` is ``ok``, ``retry`` (failed, another attempt follows
+    after ``wait_s``) or ``error`` (failed, final)."""
+
+    number: int
+    at: float
+    status_code: int | None
+    error_code: int | None
+    error_subcode: int | None
+    outcome: str
+    wait_s: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class SendResult:
+    """The outcome of one send. ``ok`` means Meta accepted the request (HTTP 2xx with a Graph body);
+    it does not by itself mean the send was clean: check ``findings`` (e.g. fewer events received
+    than sent) and ``messages`` (Meta's warnings)."""
+
+    ok: bool
+    events_sent: int
+    events_received: int | None = None
+    messages: list[str] = field(default_factory=list)
+    fbtrace_id: str | None = None
+    error: GraphAPIError | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Meta's ``messages``: shown to the user as warnings."""
+        return self.messages
+
+    @property
+    def clean(self) -> bool:
+        """Accepted, every event received, no warnings and no findings."""
+        received_all = self.events_received == self.events_sent
+        return self.ok and received_all and not self.messages and not self.findings
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for histories and reports (holds no token)."""
+        return {
+            "ok": self.ok, "events_sent": self.events_sent, "events_received": self.events_received,
+            "messages": list(self.messages), "fbtrace_id": self.fbtrace_id,
+            "error": self.error.as_dict() if self.error else None,
+            "attempts": [vars(a).copy() for a in self.attempts], "findings": list(self.findings),
+        }
+
+
+def events_url(config: GraphConfig, pixel_id: str) -> str:
+    """``{graph_url}/{version}/{pixel_id}/events``."""
+    return f"{config.graph_url}/{config.api_version}/{quote(pixel_id, safe='')}/events"
+
+
+def build_request(
+    config: GraphConfig, token: str, pixel_id: str, events: list[dict[str, Any]], test_event_code: str | None
+) -> httpx.Request:
+    """The POST request for one send (pure). The token is in the Authorization header only."""
+    body = request_body(events, test_event_code)
+    return httpx.Request(
+        "POST",
+        events_url(config, pixel_id),
+        content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        },
+    )
+
+
+def _messages(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for item in items:
+        out.append(item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, sort_keys=True))
+    return out
+
+
+def parse_response(
+    status: int, body: Any, events_sent: int, *, endpoint: str | None = None, redact: tuple[str, ...] = ()
+) -> SendResult:
+    """A :class:`SendResult` (without attempts) from an HTTP status and decoded JSON body (pure).
+
+    A 2xx with a Graph success body is accepted; a missing ``messages`` key means none (some Graph
+    answers omit it). ``events_received`` different from ``events_sent`` is a finding.
+    """
+    if 200 <= status < 300 and isinstance(body, dict) and "error" not in body:
+        received = body.get("events_received")
+        received_n = received if isinstance(received, int) and not isinstance(received, bool) else None
+        msgs = [_scrub(m, redact) for m in _messages(body.get("messages"))]
+        trace = body.get("fbtrace_id")
+        result = SendResult(ok=True, events_sent=events_sent, events_received=received_n, messages=msgs,
+                            fbtrace_id=_scrub(str(trace), redact) if trace is not None else None)
+        if received_n is None:
+            result.findings.append(
+                f"Meta's answer has no events_received count (got {received!r}); cannot confirm that the "
+                f"{events_sent} events were received."
+            )
+        elif received_n != events_sent:
+            result.findings.append(
+                f"Meta received {received_n} of {events_sent} events sent; the others were dropped. Check "
+                "each event against the payload rules and Meta's messages."
+            )
+        return result
+    error = parse_error(status, body, endpoint=endpoint, redact=redact)
+    if 200 <= status < 300 and error.code is None:
+        error = GraphAPIError(http_status=status, code=None, endpoint=endpoint, entry=UNEXPECTED,
+                              message="HTTP 2xx without a Graph API body")
+    return SendResult(ok=False, events_sent=events_sent, error=error, fbtrace_id=error.fbtrace_id)
+
+
+def _scrub(text: str, redact: tuple[str, ...]) -> str:
+    for secret in redact:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _should_retry(status: int | None, error: GraphAPIError | None) -> bool:
+    code = error.code if error is not None else None
+    if code is not None and (code in _NEVER_RETRY or 200 <= code <= 299):
+        return False
+    if code is not None and code in RETRYABLE_CODES:
+        return True
+    return status is not None and status >= 500
+
+
+class GraphClient:
+    """Sends events to one Graph API host. Create once, call :meth:`send` many times, then
+    :meth:`close` (or use it as a context manager). ``repr()`` never shows the token."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        config: GraphConfig | None = None,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        token = (token or "").strip()
+        if not token:
+            raise ConfigError("No Conversions API access token: set CAPI_ACCESS_TOKEN, add it to "
+                              ".streamlit/secrets.toml, or enter it in the token field.")
+        if any(ch.isspace() or not ch.isprintable() for ch in token):
+            raise ConfigError("The access token contains spaces or control characters; paste it again "
+                              "exactly as Events Manager shows it.")
+        self._token = token
+        self.config = config if config is not None else GraphConfig()
+        self._own_http = http is None
+        self._http = http if http is not None else httpx.Client(
+            timeout=self.config.timeout, follow_redirects=False
+        )
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"GraphClient(graph_url={self.config.graph_url!r}, api_version={self.config.api_version!r})"
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._own_http:
+            self._http.close()
+
+    def backoff(self, retry_number: int, retry_after_s: float | None = None) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based): exponential, capped, with jitter;
+        at least Meta's ``Retry-After`` when it sent one (still capped at ``backoff_max_s``)."""
+        cfg = self.config
+        cap = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** (retry_number - 1)))
+        wait = cap / 2 + self._rng.uniform(0, cap / 2)
+        if retry_after_s is not None:
+            wait = max(wait, min(retry_after_s, cfg.backoff_max_s))
+        return round(wait, 3)
+
+    def send(
+        self, pixel_id: str, events: list[dict[str, Any]], *, test_event_code: str | None = None
+    ) -> SendResult:
+        """POST ``events`` to the Pixel's ``/events`` edge, retrying transient failures.
+
+        Raises only for problems found before anything is sent (:class:`ConfigError` for a bad Pixel
+        ID, :class:`~capi_diag.graph.payload.PayloadError` for no events, more than 1,000, or a bad
+        test code). Everything Meta or the network says is in the returned :class:`SendResult`.
+        """
+        pixel_id = str(pixel_id).strip()
+        if not _PIXEL_RE.match(pixel_id):
+            raise ConfigError(f"Pixel ID {pixel_id!r} is not a number; copy the dataset/Pixel ID from Events "
+                              "Manager > Data sources.")
+        if isinstance(events, list) and len(events) > MAX_EVENTS:
+            raise PayloadError(f"{len(events)} events exceed Meta's limit of {MAX_EVENTS} per request; "
+                               "send them in batches of at most 1,000 (nothing was sent).")
+        request = build_request(self.config, self._token, pixel_id, events, test_event_code)
+        endpoint = events_url(self.config, pixel_id)
+        redact = (self._token,)
+        attempts: list[Attempt] = []
+        number = 0
+        while True:
+            number += 1
+            at = self._clock()
+            result, status, detail, retry_after = self._attempt(request, len(events), endpoint, redact)
+            err = result.error
+            retry = err is not None and _should_retry(status, err) and number <= self.config.max_retries
+            if err is None:
+                attempts.append(Attempt(number, at, status, None, None, "ok", 0.0, detail))
+                result.attempts = attempts
+                return result
+            wait = self.backoff(number, retry_after) if retry else 0.0
+            attempts.append(Attempt(number, at, status, err.code, err.error_subcode,
+                                    "retry" if retry else "error", wait, detail))
+            if not retry:
+                if err.retryable and number > self.config.max_retries:
+                    result.findings.append(
+                        f"Gave up after {number} attempts ({self.config.max_retries} retries): "
+                        f"{err.entry.title}."
+                    )
+                result.attempts = attempts
+                return result
+            self._sleep(wait)
+
+    def _attempt(
+        self, request: httpx.Request, n_events: int, endpoint: str, redact: tuple[str, ...]
+    ) -> tuple[SendResult, int | None, str, float | None]:
+        try:
+            response = self._http.send(request, follow_redirects=False)
+        except httpx.TimeoutException as e:
+            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
+                                entry=TIMEOUT,
+                                message=f"{type(e).__name__} after {self.config.timeout_s:g} s")
+            return SendResult(ok=False, events_sent=n_events, error=err), None, err.meta_message, None
+        except httpx.TransportError as e:
+            detail = _scrub(f"{type(e).__name__}: {e}", redact)
+            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
+                                entry=CONNECTION, message=detail)
+            return SendResult(ok=False, events_sent=n_events, error=err), None, detail, None
+        try:
+            status = response.status_code
+            try:
+                body: Any = response.json()
+            except ValueError:
+                body = None
+            retry_after = _retry_after(response.headers.get("retry-after"))
+        finally:
+            response.close()
+        result = parse_response(status, body, n_events, endpoint=endpoint, redact=redact)
+        if result.error is None:
+            detail = f"HTTP {status}: events_received={result.events_received}"
+        else:
+            e = result.error
+            code = f" code {e.code}" + (f"/{e.error_subcode}" if e.error_subcode else "") if e.code else ""
+            detail = f"HTTP {status}{code}: {e.entry.title}"
+        return result, status, detail, retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

@@ -1,0 +1,420 @@
+"""A local stand-in for Meta's Graph API ``/{version}/{pixel_id}/events`` edge.
+
+``FakeGraph`` is a real HTTP server on 127.0.0.1 (it refuses any other address) that answers the way
+Meta does, with Meta's real response bodies (``capi-examples.md`` §B/§C). Tests and offline
+rehearsals point the client at it (``--graph-url http://127.0.0.1:8790``); it is never the default
+target. Checks, in Meta's order (the first failure answers; one bad event rejects the whole batch):
+
+1. the access token: missing -> 104 (HTTP 400); wrong -> 190 "Invalid OAuth access token" (HTTP 401).
+   It is read from ``Authorization: Bearer``, or from ``access_token`` in the query or body, as Meta
+   does; the record of the request keeps the URL and body as received so that a test can prove a
+   client never put the token there.
+2. the Pixel: any other ID -> 100/33 "Unsupported post request" (HTTP 400).
+3. injected trouble: every ``fail_5xx_every``-th events request -> HTTP 500 with code 1; every
+   ``throttle_every``-th -> code ``throttle_code`` (17 "User request limit reached" or 4
+   "Application request limit reached", HTTP 400).
+4. the body: not JSON (or not a form with a JSON ``data``), or no ``data`` array -> 100/2804019; more
+   than 1,000 events -> 100 without a subcode (Meta documents the limit, not its error body: this
+   body is the stand-in's own).
+5. each event, in order: a missing ``event_name``/``event_time``/``action_source``/``user_data``
+   -> 100/2804019 naming ``$['data'][i]['field']``; ``event_time`` older than 7 days -> 100/2804003;
+   a customer-information key (``em ph fn ln ge db ct st zp country``) not SHA-256 hex -> 100/2804016
+   naming the key; ``fbc`` not ``fb.<digits>.<digits>.<clickid>[.<appendix>]`` -> 100/2804001; customer
+   information missing or only a too-broad combination (facts §4.1 baseline rule) -> 100/2804050.
+6. otherwise ``{"events_received": N, "messages": [...], "fbtrace_id": ...}``. ``messages`` holds the
+   stand-in's own warnings for ``website`` events without ``event_source_url`` or
+   ``client_user_agent`` (Meta accepts those, facts §1; the warnings let tests exercise the
+   "messages become warnings" path).
+
+``GET /__received`` returns every recorded request (``path`` with query, ``headers`` with the
+Authorization value redacted, ``body`` as parsed JSON or text, ``status``); ``DELETE /__received``
+clears it.
+
+This validation is written from Meta's documented behaviour, deliberately **without** importing the
+diagnostics' rules (``capi_diag.rules``), so tests compare two implementations rather than one
+with itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from capi_diag.errors import ConfigError
+
+SEVEN_DAYS_S = 7 * 24 * 3600
+MAX_EVENTS = 1000
+_PATH_RE = re.compile(r"\A/(v\d+\.\d+)/([^/]+)/events/?\Z")
+_HASH_RE = re.compile(r"\A[0-9a-fA-F]{64}(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
+_FBC_RE = re.compile(r"\Afb\.\d+\.\d+\.[^.\s]+(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
+_HASHED_KEYS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country")
+_CUSTOMER_KEYS = _HASHED_KEYS + (
+    "external_id", "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id",
+    "fb_login_id", "lead_id", "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid",
+    "ig_account_id", "ig_sid",
+)
+# Meta's baseline rule (best practices): customer information that is only a subset of one of these
+# is too broad to match and the event is invalid.
+_TOO_BROAD = (
+    frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent"}),
+    frozenset({"db", "client_user_agent"}),
+    frozenset({"fn", "ge"}),
+    frozenset({"ln", "ge"}),
+)
+_LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def _error(code: int, message: str, *, type_: str = "OAuthException", subcode: int | None = None,
+           title: str | None = None, user_msg: str | None = None, transient: bool | None = False) -> dict:
+    err: dict[str, Any] = {"message": message, "type": type_, "code": code}
+    if subcode is not None:
+        err["error_subcode"] = subcode
+    if transient is not None and subcode is not None:
+        err["is_transient"] = transient
+    if title is not None:
+        err["error_user_title"] = title
+    if user_msg is not None:
+        err["error_user_msg"] = user_msg
+    err["fbtrace_id"] = _trace_id()
+    return {"error": err}
+
+
+def _trace_id() -> str:
+    return secrets.token_urlsafe(17)[:23]
+
+
+def _param_error(path: str) -> dict:
+    return _error(100, "Invalid parameter", subcode=2804019, title="Server-side API parameter error",
+                  user_msg=f"The parameter {path} is required.")
+
+
+def _too_old() -> dict:
+    return _error(100, "Invalid parameter", subcode=2804003, title="Event Timestamp Too Old",
+                  user_msg="The timestamp for this event is too far in the past. Events need to be sent from "
+                           "your server within 7 days of when they occurred. Enter a timestamp that has "
+                           "occurred within the last 7 days.")
+
+
+def _not_hashed(key: str) -> dict:
+    return _error(100, "Invalid parameter", subcode=2804016, title="User Parameter Not Hashed",
+                  user_msg=f"The {key} parameter isn\u2019t hashed. Hash all user parameters as SHA256, "
+                           "except for client user agent, click ID, and browser ID. Any other user "
+                           "parameters that are not hashed are automatically rejected by Facebook.")
+
+
+def _bad_fbc() -> dict:
+    return _error(100, "Invalid parameter", subcode=2804001, title="Click ID Incorrectly Formatted",
+                  user_msg="The click ID (_fbc) parameter is not formatted correctly. See the click ID "
+                           "parameter field for guidelines on formatting this parameter.")
+
+
+def _insufficient() -> dict:
+    return _error(100, "Invalid parameter", subcode=2804050,
+                  title="You haven't added sufficient customer information parameter data for this event",
+                  user_msg="This event has no customer information parameters, or it has a combination of "
+                           "customer information parameters that is so broad that it's unlikely to be "
+                           "effective for matching. You can fix this by going to the recommended parameter "
+                           "best practices on developers.facebook.com/docs/marketing-api/conversions-api/"
+                           "best-practices/#req-rec-params")
+
+
+def _unknown_pixel(pixel: str) -> dict:
+    return _error(100, f"Unsupported post request. Object with ID '{pixel}' does not exist, cannot be "
+                       "loaded due to missing permissions, or does not support this operation. Please read "
+                       "the Graph API documentation at https://developers.facebook.com/docs/graph-api",
+                  type_="GraphMethodException", subcode=33, transient=None)
+
+
+def _values(raw: Any) -> list[Any]:
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    return [v for v in items if v is not None and str(v).strip() != ""]
+
+
+class FakeGraph:
+    """The stand-in server. Use as a context manager (``with FakeGraph() as fg: fg.url``), or
+    ``start()``/``stop()``, or ``serve_forever()`` in the foreground (the CLI's ``fake-graph``)."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "test-token",
+        pixel_id: str = "1234567890",
+        throttle_every: int = 0,
+        fail_5xx_every: int = 0,
+        delay_ms: int = 0,
+        now: Callable[[], float] = time.time,
+        throttle_code: int = 17,
+    ) -> None:
+        if throttle_code not in (4, 17):
+            raise ConfigError(f"FakeGraph: throttle_code must be 4 or 17, not {throttle_code}.")
+        for name, value in (("throttle_every", throttle_every), ("fail_5xx_every", fail_5xx_every),
+                            ("delay_ms", delay_ms)):
+            if value < 0:
+                raise ConfigError(f"FakeGraph: {name} must be 0 or more, not {value}.")
+        self.token = token
+        self.pixel_id = str(pixel_id)
+        self.throttle_every = throttle_every
+        self.fail_5xx_every = fail_5xx_every
+        self.delay_ms = delay_ms
+        self.throttle_code = throttle_code
+        self.now = now
+        self.received: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._events_requests = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def _bind(self, host: str, port: int) -> str:
+        if host not in _LOOPBACK:
+            raise ConfigError(f"FakeGraph binds to 127.0.0.1 only, not {host!r}: it is a local test "
+                              "stand-in.")
+        if self._server is not None:
+            raise ConfigError("FakeGraph is already running; stop() it first.")
+        handler = _make_handler(self)
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1" if host == "localhost" else host, port), handler)
+        except OSError as e:
+            raise ConfigError(f"FakeGraph cannot listen on {host}:{port} ({e.strerror}); choose another "
+                              "--port.") from None
+        server.daemon_threads = True
+        self._server = server
+        bound_host, bound_port = server.server_address[:2]
+        shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+        self.url = f"http://{shown}:{bound_port}"
+        return self.url
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen (``port=0`` picks a free port) in a background thread; returns the base URL."""
+        url = self._bind(host, port)
+        assert self._server is not None
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-graph", daemon=True)
+        self._thread.start()
+        return url
+
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 8790) -> None:
+        """Listen and serve in the calling thread until interrupted."""
+        self._bind(host, port)
+        assert self._server is not None
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
+            self._server = None
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeGraph:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"FakeGraph(url={self.url!r}, pixel_id={self.pixel_id!r})"
+
+    # -- behaviour (pure apart from the counters; callable without HTTP) --------------------------
+
+    def reset(self) -> None:
+        """Forget recorded requests and restart the throttle/5xx counters."""
+        with self._lock:
+            self.received.clear()
+            self._events_requests = 0
+
+    def answer(self, path: str, headers: dict[str, str], raw_body: bytes) -> tuple[int, dict]:
+        """The (HTTP status, JSON body) Meta would give for ``POST path`` (counts towards N-th)."""
+        parts = urlsplit(path)
+        query = parse_qs(parts.query)
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        body, body_ok = self._parse_body(raw_body, content_type)
+        token = self._token_of(headers, query, body if isinstance(body, dict) else {})
+        if token is None:
+            return 400, _error(104, "An access token is required to request this resource.", transient=None)
+        if token != self.token:
+            return 401, _error(190, "Invalid OAuth access token - Cannot parse access token", transient=None)
+        m = _PATH_RE.match(parts.path)
+        if m is None:
+            return 400, _error(2500, f"Unknown path components: {parts.path}", transient=None)
+        if m.group(2) != self.pixel_id:
+            return 400, _unknown_pixel(m.group(2))
+        with self._lock:
+            self._events_requests += 1
+            n = self._events_requests
+        if self.fail_5xx_every and n % self.fail_5xx_every == 0:
+            return 500, _error(1, "An unknown error occurred", subcode=99, transient=True)
+        if self.throttle_every and n % self.throttle_every == 0:
+            msg = ("User request limit reached" if self.throttle_code == 17
+                   else "(#4) Application request limit reached")
+            return 400, _error(self.throttle_code, msg, transient=None)
+        if not body_ok or not isinstance(body, dict):
+            return 400, _param_error("$['data']")
+        data = body.get("data")
+        if isinstance(data, str):  # form posts carry data as a JSON string
+            try:
+                data = json.loads(data)
+            except ValueError:
+                return 400, _param_error("$['data']")
+        if not isinstance(data, list) or not data:
+            return 400, _param_error("$['data']")
+        if len(data) > MAX_EVENTS:
+            return 400, _error(100, "Invalid parameter", transient=None,
+                               title="Too Many Events",
+                               user_msg=f"A request can hold at most {MAX_EVENTS} events; this one has "
+                                        f"{len(data)}. Split the events into smaller batches.")
+        messages: list[str] = []
+        now = int(self.now())
+        for i, event in enumerate(data):
+            if isinstance(event, str):  # the Python SDK sends each event as a JSON string
+                try:
+                    event = json.loads(event)
+                except ValueError:
+                    return 400, _param_error(f"$['data'][{i}]['event_name']")
+            rejected = self._check_event(i, event, now, messages)
+            if rejected is not None:
+                return 400, rejected
+        return 200, {"events_received": len(data), "messages": messages, "fbtrace_id": _trace_id()}
+
+    @staticmethod
+    def _parse_body(raw: bytes, content_type: str) -> tuple[Any, bool]:
+        if not raw:
+            return {}, True
+        text = raw.decode("utf-8", errors="replace")
+        if content_type == "application/x-www-form-urlencoded":
+            form = parse_qs(text, keep_blank_values=True)
+            return {k: v[-1] for k, v in form.items()}, True
+        try:
+            return json.loads(text), True
+        except ValueError:
+            return text, False
+
+    @staticmethod
+    def _token_of(headers: dict[str, str], query: dict[str, list[str]], body: dict) -> str | None:
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer " and auth[7:].strip():
+            return auth[7:].strip()
+        if query.get("access_token"):
+            return query["access_token"][-1]
+        value = body.get("access_token")
+        return str(value) if value else None
+
+    @staticmethod
+    def _check_event(i: int, event: Any, now: int, messages: list[str]) -> dict | None:
+        if not isinstance(event, dict):
+            return _param_error(f"$['data'][{i}]['event_name']")
+        for key in ("event_name", "event_time", "action_source", "user_data"):
+            value = event.get(key)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                return _param_error(f"$['data'][{i}]['{key}']")
+        t = event["event_time"]
+        if isinstance(t, str) and t.strip().isdigit():
+            t = int(t.strip())
+        if isinstance(t, bool) or not isinstance(t, int):
+            return _error(100, "Invalid parameter", subcode=2804019, title="Server-side API parameter error",
+                          user_msg=f"The parameter $['data'][{i}]['event_time'] must be an integer.")
+        if t < now - SEVEN_DAYS_S:
+            return _too_old()
+        user = event["user_data"]
+        if not isinstance(user, dict):
+            return _param_error(f"$['data'][{i}]['user_data']")
+        for key in _HASHED_KEYS:
+            for v in _values(user.get(key)):
+                if not isinstance(v, str) or not _HASH_RE.match(v.strip()):
+                    return _not_hashed(key)
+        fbc = user.get("fbc")
+        if fbc is not None and (not isinstance(fbc, str) or not _FBC_RE.match(fbc)):
+            return _bad_fbc()
+        present = {k for k in _CUSTOMER_KEYS if _values(user.get(k))}
+        if not present or any(present <= combo for combo in _TOO_BROAD):
+            return _insufficient()
+        if event.get("action_source") == "website":
+            name = event.get("event_name")
+            if not event.get("event_source_url"):
+                messages.append(f"Event {i} ({name}): website events should include event_source_url.")
+            if not user.get("client_user_agent"):
+                messages.append(f"Event {i} ({name}): website events should include client_user_agent.")
+        return None
+
+    def record(self, method: str, path: str, headers: dict[str, str], raw_body: bytes, status: int) -> None:
+        shown = {k: ("[redacted]" if k.lower() == "authorization" else v) for k, v in headers.items()}
+        text = raw_body.decode("utf-8", errors="replace")
+        try:
+            body: Any = json.loads(text) if text else None
+        except ValueError:
+            body = text
+        with self._lock:
+            self.received.append({"method": method, "path": path, "headers": shown, "body": body,
+                                  "status": status})
+
+
+def _make_handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "FakeGraph/1"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            return  # quiet: the request line may hold a token sent by a careless client
+
+        def _reply(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _read_body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length > 0 else b""
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            if urlsplit(self.path).path == "/__received":
+                with fake._lock:
+                    snapshot = list(fake.received)
+                self._reply(200, snapshot)
+                return
+            self._reply(400, _error(100, "Unsupported get request.", type_="GraphMethodException",
+                                    transient=None))
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            if urlsplit(self.path).path == "/__received":
+                fake.reset()
+                self._reply(200, {"success": True})
+                return
+            self._reply(400, _error(100, "Unsupported delete request.", type_="GraphMethodException",
+                                    transient=None))
+
+        def do_POST(self) -> None:  # noqa: N802
+            raw = self._read_body()
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if fake.delay_ms:
+                time.sleep(fake.delay_ms / 1000)
+            status, payload = fake.answer(self.path, headers, raw)
+            fake.record("POST", self.path, dict(self.headers.items()), raw, status)
+            try:
+                self._reply(status, payload)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client gave up (timeout); nothing to answer
+
+    return Handler
