@@ -3,19 +3,21 @@
 Exit codes, the same for every command: 0 = the job ran and found nothing at or above the bar;
 1 = the job ran and the result is bad (checklist failures, Meta rejected a payload, a promotion
 window not reached in time); 2 = the job could not run because of the user's input or
-configuration, with one line on stderr naming the problem and the fix, never a traceback.
+configuration, with one line on stderr naming the problem and the fix, never a traceback;
+3 = a bug in capi-diag itself (one line; ``CAPI_DIAG_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from capi_diag.errors import CapiDiagError, UsageError
 
-EXIT_OK, EXIT_BAD_RESULT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_BAD_RESULT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,13 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_graph_commands(sub: argparse._SubParsersAction) -> None:
-    try:
-        from capi_diag.graph import commands
-    except ModuleNotFoundError as e:  # the Test Events commands land with their own issue
-        if e.name not in ("capi_diag.graph.commands", "capi_diag.graph"):
-            raise
-        return
-    commands.add_parsers(sub)
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("capi_diag.graph.commands") is None:
+        return  # the Test Events commands land with their own issue
+    importlib.import_module("capi_diag.graph.commands").add_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,3 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("capi-diag: interrupted", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as e:  # a bug in capi-diag, not in the user's input: say so, in one line
+        if os.environ.get("CAPI_DIAG_DEBUG") == "1":
+            raise
+        print(f"capi-diag: internal error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+              "please report it with CAPI_DIAG_DEBUG=1 set to get the traceback", file=sys.stderr)
+        return EXIT_INTERNAL

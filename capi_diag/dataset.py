@@ -99,9 +99,9 @@ class Dataset:
     def load(cls, db: Database) -> Dataset:
         """Reopen a dataset from a database an import wrote (``--db PATH``)."""
         present: dict[str, set[str]] = {r.value: set() for r in Role}
-        for role, name in db.execute(f"SELECT role, field FROM {META_COLUMNS_TABLE}").fetchall():
+        for role, name in db.fetchall(f"SELECT role, field FROM {META_COLUMNS_TABLE}"):
             present.setdefault(role, set()).add(name)
-        row = db.execute(f"SELECT inputs FROM {META_INPUTS_TABLE}").fetchone()
+        row = db.fetchone(f"SELECT inputs FROM {META_INPUTS_TABLE}")
         inputs = json.loads(row[0]) if row else {}
         return cls(db, {k: frozenset(v) for k, v in present.items()}, inputs)
 

@@ -45,10 +45,18 @@ class Database:
         with self.lock:
             return self.con.execute(sql, params or [])
 
+    def fetchall(self, sql: str, params: list | tuple | None = None) -> list[tuple]:
+        with self.lock:
+            return self.con.execute(sql, params or []).fetchall()
+
+    def fetchone(self, sql: str, params: list | tuple | None = None) -> tuple | None:
+        """The first row; the rest of the result is consumed (DuckDB 2 refuses new work on a
+        connection whose last result was left unfinished)."""
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
     def has_table(self, name: str) -> bool:
-        row = self.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchone()
+        row = self.fetchone("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
         return bool(row and row[0])
 
     def table(self, name: str) -> ibis.Table:

@@ -49,13 +49,12 @@ def build_report(ds: Dataset, config: Config | None = None, *,
 
 
 def _checklist_module():
-    try:
-        from capi_diag import checklist
-    except ModuleNotFoundError as e:  # the checklist lands with its own issue
-        if e.name != "capi_diag.checklist":
-            raise
-        return None
-    return checklist
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("capi_diag.checklist") is None:
+        return None  # the checklist lands with its own issue
+    return importlib.import_module("capi_diag.checklist")
 
 
 def worst_status(report: Mapping[str, Any]) -> str | None:
