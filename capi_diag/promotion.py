@@ -337,9 +337,11 @@ class Window:
         if self.phase is Phase.IDLE:
             return "window: not started"
         if self.phase is Phase.READY:
-            return (f"window: READY since {_fmt(self.ready_at - self.started_at)} after the start "
-                    f"(streak of {self.streak_sends} clean send(s))" if self.ready_at is not None
-                    and self.started_at is not None else "window: READY")
+            if self.ready_at is None or self.streak_start is None or self.started_at is None:
+                return "window: READY"
+            return (f"window: READY: clean for {_fmt(self.ready_at - self.streak_start)} "
+                    f"(+{_fmt(self.streak_start - self.started_at)} to +{_fmt(self.ready_at - self.started_at)} "
+                    f"after the start) with {self.streak_sends} clean send(s) and a complete journey")
         if self.phase is Phase.TIMED_OUT:
             return f"window: TIMED OUT (not ready within {_fmt(self.timeout_s or 0)})"
         last = self.last_reset
