@@ -187,6 +187,8 @@ def build_request(
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         },
+        # explicit per request, so the configured timeouts hold even with an injected httpx.Client
+        extensions={"timeout": config.timeout.as_dict()},
     )
 
 
@@ -241,12 +243,15 @@ def _scrub(text: str, redact: tuple[str, ...]) -> str:
 
 
 def _should_retry(status: int | None, error: GraphAPIError | None) -> bool:
-    code = error.code if error is not None else None
-    if code is not None and (code in _NEVER_RETRY or 200 <= code <= 299):
+    """Retry transient Meta codes, HTTP 5xx, timeouts and connection errors; never 100, 190, 10, 200-299."""
+    if error is None:
         return False
-    if code is not None and code in RETRYABLE_CODES:
-        return True
-    return status is not None and status >= 500
+    code = error.code
+    if code is None:  # no Graph error body: a timeout, a connection error, a bare 5xx
+        return error.entry.retryable or (status is not None and status >= 500)
+    if code in _NEVER_RETRY or 200 <= code <= 299:
+        return False
+    return code in RETRYABLE_CODES or (status is not None and status >= 500)
 
 
 class GraphClient:

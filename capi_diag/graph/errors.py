@@ -180,10 +180,11 @@ UNEXPECTED = CatalogueEntry(None, None, "Unexpected response",
                             "Check the configured Graph URL (CAPI_GRAPH_URL, --graph-url): it should be "
                             "https://graph.facebook.com or a stand-in that answers like it.",
                             False, "config")
-RATE_LIMIT_BUC = _e(None, None, "Business use case rate limit",
-                    "A business-use-case rate limit (codes 80000-80014) was reached.",
-                    "Wait until the limit resets (see the X-Business-Use-Case-Usage header) before sending "
-                    "again.", "transient")
+RATE_LIMIT_BUC = CatalogueEntry(None, None, "Business use case rate limit",
+                                "A business-use-case rate limit (codes 80000-80014) was reached; it resets "
+                                "after minutes, so an immediate retry cannot succeed.",
+                                "Wait until the limit resets (see the X-Business-Use-Case-Usage header, "
+                                "estimated_time_to_regain_access) before sending again.", False, "transient")
 
 _BY_KEY: dict[tuple[int | None, int | None], CatalogueEntry] = {(e.code, e.subcode): e for e in CATALOGUE}
 

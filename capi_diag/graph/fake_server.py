@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -199,7 +200,8 @@ class FakeGraph:
         """Listen (``port=0`` picks a free port) in a background thread; returns the base URL."""
         url = self._bind(host, port)
         assert self._server is not None
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-graph", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-graph",
+                                        daemon=True)
         self._thread.start()
         return url
 
@@ -372,6 +374,11 @@ def _make_handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "FakeGraph/1"
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # headers and body are two writes: without this, Nagle + delayed ACK add 40 ms per answer
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             return  # quiet: the request line may hold a token sent by a careless client
