@@ -339,6 +339,16 @@ def test_send_2xx_non_graph_body_is_unexpected_response():
     assert result.error.entry is gerr.UNEXPECTED and result.error.exit_code == 2
 
 
+def test_send_undecodable_response_is_unexpected_and_not_retried():
+    def handler(request):
+        raise httpx.DecodingError("bad gzip", request=request)
+
+    sleeps = Sleeps()
+    result = mock_client(handler, sleeps=sleeps).send(PIXEL, journey())
+    assert result.error.entry is gerr.UNEXPECTED
+    assert [a.outcome for a in result.attempts] == ["error"] and sleeps == []
+
+
 def test_send_token_echoed_by_server_is_redacted():
     body = {"error": {"message": f"Malformed access token {SENTINEL}", "type": "OAuthException", "code": 190,
                       "error_user_msg": f"token {SENTINEL} bad", "fbtrace_id": "t"}}

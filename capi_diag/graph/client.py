@@ -368,6 +368,11 @@ class GraphClient:
             err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
                                 entry=CONNECTION, message=detail)
             return SendResult(ok=False, events_sent=n_events, error=err), None, detail, None
+        except httpx.RequestError as e:  # undecodable body, too many redirects...: not worth retrying
+            detail = _scrub(f"{type(e).__name__}: {e}", redact)
+            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
+                                entry=UNEXPECTED, message=detail)
+            return SendResult(ok=False, events_sent=n_events, error=err), None, detail, None
         try:
             status = response.status_code
             try:
