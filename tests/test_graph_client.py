@@ -355,7 +355,7 @@ def test_send_token_echoed_by_server_is_redacted():
     result = mock_client(lambda r: httpx.Response(401, json=body), token=SENTINEL).send(PIXEL, journey())
     assert SENTINEL not in str(result.error)
     assert SENTINEL not in json.dumps(result.as_dict())
-    assert "Malformed access token [redacted]" in result.error.meta_message
+    assert "Malformed access token [redacted]" in result.error.message
 
 
 def test_send_more_than_1000_events_refused_before_any_request():
@@ -471,6 +471,7 @@ def test_parse_error_meta_example_bodies(status, text, subcode):
     assert str(err).startswith(f"Graph API error {err.code}/{subcode} (HTTP {status}) from POST "
                                "https://graph.facebook.com/v26.0/1/events: ")
     assert err.title == err.entry.title
+    assert err.message == json.loads(text)["error"]["message"]
 
 
 def test_parse_error_localized_user_message_kept_and_catalogue_explains():

@@ -362,7 +362,7 @@ class GraphClient:
             err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
                                 entry=TIMEOUT,
                                 message=f"{type(e).__name__} after {self.config.timeout_s:g} s")
-            return SendResult(ok=False, events_sent=n_events, error=err), None, err.meta_message, None
+            return SendResult(ok=False, events_sent=n_events, error=err), None, err.message, None
         except httpx.TransportError as e:
             detail = _scrub(f"{type(e).__name__}: {e}", redact)
             err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,

@@ -219,9 +219,11 @@ def lookup(code: int | None, subcode: int | None, http_status: int | None = None
 
 
 class GraphAPIError(CapiDiagError):
-    """Meta (or the network on the way to it) refused a send. Carries Meta's fields and the catalogue
-    entry. ``exit_code`` is 2 for configuration and permission errors, 1 otherwise. The client scrubs
-    the access token from every field before building one, so ``str()`` and ``repr()`` never hold it."""
+    """Meta (or the network on the way to it) refused a send. Carries Meta's fields (``message`` is
+    Meta's own message; ``str()`` is the full line: code, endpoint, what Meta said, meaning, fix,
+    fbtrace_id) and the catalogue entry. ``exit_code`` is 2 for configuration and permission errors,
+    1 otherwise. The client scrubs the access token from every field before building one, so
+    ``str()`` and ``repr()`` never hold it."""
 
     def __init__(
         self,
@@ -249,7 +251,13 @@ class GraphAPIError(CapiDiagError):
         self.is_transient = is_transient
         self.endpoint = endpoint
         self.entry = entry if entry is not None else lookup(code, error_subcode, http_status)
-        super().__init__(self._compose(), title=self.entry.title)
+        text = self._compose()
+        super().__init__(text, title=self.entry.title)
+        self._text = text
+        self.message = message  # Meta's own ``message`` field; str(self) is the full explanation
+
+    def __str__(self) -> str:
+        return self._text
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]
