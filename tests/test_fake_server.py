@@ -147,7 +147,8 @@ def test_fake_graph_malformed_fbc_is_2804001(fake, fbc):
     assert body["error"]["error_user_title"] == "Click ID Incorrectly Formatted"
 
 
-@pytest.mark.parametrize("fbc", ["fb.1.1554763741205.IwAR2F4-dbP0l7Mn1Iaw_Q", "fb.2.1554763741205.IwAR.AQQCAQIB"])
+@pytest.mark.parametrize("fbc", ["fb.1.1554763741205.IwAR2F4-dbP0l7Mn1Iaw_Q",
+                                 "fb.2.1554763741205.IwAR.AQQCAQIB"])
 def test_fake_graph_well_formed_fbc_is_accepted(fake, fbc):
     status, _ = post(fake, [with_user(fbc=fbc)])
     assert status == 200

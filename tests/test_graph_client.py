@@ -406,7 +406,8 @@ def test_graph_config_from_env_and_overrides():
 
 
 def test_backoff_grows_exponentially_capped_with_jitter():
-    client = GraphClient(TOKEN, config=GraphConfig(backoff_base_s=1.0, backoff_max_s=4.0), rng=random.Random(3))
+    config = GraphConfig(backoff_base_s=1.0, backoff_max_s=4.0)
+    client = GraphClient(TOKEN, config=config, rng=random.Random(3))
     waits = [client.backoff(n) for n in (1, 2, 3, 4, 5)]
     bounds = [(0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (2.0, 4.0), (2.0, 4.0)]
     assert all(lo <= w <= hi for w, (lo, hi) in zip(waits, bounds, strict=True))
@@ -449,16 +450,21 @@ def test_catalogue_retryable_exactly_the_documented_transient_codes():
 
 # Meta's real bodies (capi-examples §C) parse into the right entry.
 EXAMPLE_BODIES = [
-    (400, '{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804003,'
-          '"is_transient":false,"error_user_title":"Timestamp de l\\u2019\\u00e9v\\u00e8nement trop ancien",'
-          '"error_user_msg":"Le timestamp ...","fbtrace_id":"ASrojb9Zf5r-cU8FBLq9HY0"}}', 2804003),
-    (400, '{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804050,'
-          '"is_transient":false,"error_user_title":"Du har ikke tilf\\u00f8jet","error_user_msg":"Denne",'
-          '"fbtrace_id":"Asu2mk752HZ0oT07IksFAwN"}}', 2804050),
-    (400, '{"error":{"message":"Unsupported post request. Object with ID \'1234567891234569\' does not exist",'
-          '"type":"GraphMethodException","code":100,"error_subcode":33,"fbtrace_id":"facebook_px_trace_id_5"}}', 33),
-    (401, '{"error":{"message":"Error validating access token: Session has expired","type":"OAuthException",'
-          '"code":190,"error_subcode":463,"fbtrace_id":"x"}}', 463),
+    (400, json.dumps({"error": {
+        "message": "Invalid parameter", "type": "OAuthException", "code": 100, "error_subcode": 2804003,
+        "is_transient": False, "error_user_title": "Timestamp de l\u2019\u00e9v\u00e8nement trop ancien",
+        "error_user_msg": "Le timestamp ...", "fbtrace_id": "ASrojb9Zf5r-cU8FBLq9HY0"}}), 2804003),
+    (400, json.dumps({"error": {
+        "message": "Invalid parameter", "type": "OAuthException", "code": 100, "error_subcode": 2804050,
+        "is_transient": False, "error_user_title": "Du har ikke tilf\u00f8jet", "error_user_msg": "Denne",
+        "fbtrace_id": "Asu2mk752HZ0oT07IksFAwN"}}), 2804050),
+    (400, json.dumps({"error": {
+        "message": "Unsupported post request. Object with ID '1234567891234569' does not exist",
+        "type": "GraphMethodException", "code": 100, "error_subcode": 33,
+        "fbtrace_id": "facebook_px_trace_id_5"}}), 33),
+    (401, json.dumps({"error": {
+        "message": "Error validating access token: Session has expired", "type": "OAuthException",
+        "code": 190, "error_subcode": 463, "fbtrace_id": "x"}}), 463),
 ]
 
 

@@ -243,7 +243,8 @@ def test_hash_value_external_id_is_sha256_of_trimmed_value():
 
 
 @settings(max_examples=150, deadline=None)
-@given(field=st.sampled_from(FIELDS), raw=st.text(max_size=40), region=st.sampled_from([None, "US", "GB", "FR"]))
+@given(field=st.sampled_from(FIELDS), raw=st.text(max_size=40),
+       region=st.sampled_from([None, "US", "GB", "FR"]))
 def test_normalize_any_text_never_raises_and_reason_matches_none(field, raw, region):
     value = normalize(field, raw, region=region)
     reason = explain_invalid(field, raw, region=region)

@@ -112,7 +112,8 @@ def test_build_journey_money_on_cart_checkout_purchase_only():
     events = {e["event_name"]: e for e in build_journey(now=NOW, value=100.0, quantity=4, currency="eur",
                                                           rng=random.Random(1))}
     assert "custom_data" not in events["PageView"]
-    assert events["ViewContent"]["custom_data"] == {"content_ids": ["capi-diag-sku-1"], "content_type": "product"}
+    assert events["ViewContent"]["custom_data"] == {"content_ids": ["capi-diag-sku-1"],
+                                                    "content_type": "product"}
     for step in ("AddToCart", "InitiateCheckout", "Purchase"):
         cd = events[step]["custom_data"]
         assert cd["value"] == 100.0
