@@ -230,8 +230,8 @@ def format_send(sent: Sent, *, number: int | None = None) -> list[str]:
                 lines.append(f"  fbtrace_id {e.get('fbtrace_id')}")
         for a in rec.attempts:
             code = f" code {a['error_code']}" if a["error_code"] is not None else ""
-            wait = f", retry in {a['wait_s']:g}s" if a["outcome"] == "retry" else ""
-            lines.append(f"  attempt {a['number']}: HTTP {a['status_code']}{code}: {a['outcome']}{wait}"
+            what = f"retry in {a['wait_s']:g}s" if a["outcome"] == "retry" else a["outcome"]
+            lines.append(f"  attempt {a['number']}: HTTP {a['status_code']}{code}: {what}"
                          + (f" ({a['detail']})" if a["detail"] else ""))
     if rec.clean:
         lines.append("  clean: yes")
@@ -373,8 +373,9 @@ def cmd_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         _check_target(sender)
         store = _store(args)
-        window = Window(window_s=args.minutes * 60, interval_s=args.interval,
-                        timeout_s=args.timeout_minutes * 60)
+        # rounded so that 0.05 min is exactly 3 s, not 3.0000000000000004
+        window = Window(window_s=round(args.minutes * 60, 6), interval_s=args.interval,
+                        timeout_s=round(args.timeout_minutes * 60, 6))
         start = _now()
         window.start(start)
         window_id = store.create_window(window, pixel_id=sender.pixel_id,
