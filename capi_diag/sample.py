@@ -111,13 +111,15 @@ MIX: tuple[Rate, ...] = (
          "Not a defect: two addresses (a JSON array) for customers with a work e-mail."),
     Rate("ph_hash_of_empty", 0.50, "server events with identity but no phone",
          "The code hashes an empty phone field: SHA-256 of \"\" (e3b0c442...)."),
-    Rate("fbp_hashed", 0.01, "server events with fbp", "fbp is SHA-256 hashed like PII (context keys must not be)."),
+    Rate("fbp_hashed", 0.01, "server events with fbp",
+         "fbp is SHA-256 hashed like PII (context keys must not be)."),
     Rate("fbc_missing_on_landing", 0.25, "server landing PageViews of ad clicks",
          "The server fires before the _fbc cookie exists: the URL has fbclid= but fbc is empty."),
     Rate("server_user_agent", 0.02, "server events",
          "The server's own HTTP client UA (python-requests, node-fetch, ...) instead of the visitor's."),
     Rate("private_ip", 0.02, "server events",
-         "The load balancer's private address (10.x, 172.16.x, 192.168.x, 127.0.0.1) instead of the visitor's."),
+         "The load balancer's private address (10.x, 172.16.x, 192.168.x, 127.0.0.1) instead of the "
+         "visitor's."),
     Rate("bad_currency", 0.01, "server events with currency", "Currency written as `EURO`, `US$` or `€`."),
     Rate("value_comma", 0.01, "server events with value", "A locale-formatted value such as `129,95`."),
     Rate("purchase_missing_value", 0.03, "server Purchase events", "The order total was not passed."),
@@ -130,7 +132,8 @@ RATES: dict[str, float] = {r.name: r.rate for r in MIX}
 
 _COUNTRIES = (
     # country, share of sessions, UTC offset (h), consent banner, currency, IPv4 /16 prefixes, IPv6 /32
-    ("US", 0.50, -5, False, "USD", ("73.15", "98.207", "24.5", "67.180", "108.28"), ("2600:1700", "2601:646")),
+    ("US", 0.50, -5, False, "USD", ("73.15", "98.207", "24.5", "67.180", "108.28"),
+     ("2600:1700", "2601:646")),
     ("CA", 0.04, -5, False, "CAD", ("99.228", "174.112"), ("2607:fea8",)),
     ("AU", 0.03, 11, False, "AUD", ("101.160", "120.17"), ("2001:8003",)),
     ("GB", 0.10, 0, True, "GBP", ("81.98", "86.7", "82.132"), ("2a00:23c7",)),
@@ -218,7 +221,8 @@ _PRODUCTS = (
     ("SKU-1015", "suede-sneakers", 11900), ("SKU-1016", "silk-scarf", 3900),
 )
 _CAMPAIGNS = ("black-friday-preview", "winter-essentials", "new-arrivals", "gift-guide")
-_ORGANIC_LANDINGS = ("/", "/", "/collections/new-arrivals", "/collections/sale", "/blogs/journal/layering-guide")
+_ORGANIC_LANDINGS = ("/", "/", "/collections/new-arrivals", "/collections/sale",
+                     "/blogs/journal/layering-guide")
 
 _SLOTS = (
     # slot, event, page position, seconds after the page view (min, span), depth needed, products needed
@@ -316,7 +320,8 @@ def _setup_sql(seed: int) -> list[str]:
         f"INSERT INTO _country VALUES {_values([(*c, i) for i, c in enumerate(countries)])}",
         # an index computed by CASE and an equi-join: far faster than a range join per session
         "CREATE OR REPLACE TEMP MACRO country_ix(u) AS CASE "
-        + " ".join(f"WHEN u < {c[2]!r} THEN {i}" for i, c in enumerate(countries)) + f" ELSE {len(countries) - 1} END",
+        + " ".join(f"WHEN u < {c[2]!r} THEN {i}" for i, c in enumerate(countries))
+        + f" ELSE {len(countries) - 1} END",
         "CREATE OR REPLACE TEMP MACRO hour_of(u) AS CASE "
         + " ".join(f"WHEN u < {h[2]!r} THEN {h[0]}" for h in hours) + " ELSE 23 END",
         "CREATE OR REPLACE TEMP TABLE _city (country VARCHAR, ci INTEGER, city VARCHAR, st VARCHAR, "
@@ -326,13 +331,15 @@ def _setup_sql(seed: int) -> list[str]:
         "t(slot, event_name, pos, sub_min, sub_span, need_depth, need_nvc)",
         # the slots of every (depth, products viewed) plan, for an equi-join from sessions
         "CREATE OR REPLACE TEMP TABLE _plan AS SELECT d.range AS depth, v.range AS nvc, sl.* "
-        "FROM range(1, 6) d, range(0, 4) v, _slot sl WHERE d.range >= sl.need_depth AND v.range >= sl.need_nvc",
+        "FROM range(1, 6) d, range(0, 4) v, _slot sl "
+        "WHERE d.range >= sl.need_depth AND v.range >= sl.need_nvc",
     ]
 
 
 def _sessions_sql(sessions: int, end: int) -> str:
     f = FUNNEL
     start = end - WINDOW_S
+    denied_or_partial = RATES["consent_denied_banner"] + RATES["consent_partial_banner"]
     n_prod = len(_PRODUCTS)
     return f"""
 CREATE OR REPLACE TEMP TABLE _sess AS
@@ -374,7 +381,7 @@ WITH b0 AS (
     SELECT a.*,
         1 + r2::INT + (r2 AND r3)::INT + (r2 AND r3 AND r4)::INT + (r2 AND r3 AND r4 AND r5)::INT AS depth,
         CASE WHEN banner THEN CASE WHEN u_consent < {RATES['consent_denied_banner']} THEN 'denied'
-                                   WHEN u_consent < {RATES['consent_denied_banner'] + RATES['consent_partial_banner']}
+                                   WHEN u_consent < {denied_or_partial}
                                    THEN 'partial' ELSE 'granted' END
              ELSE CASE WHEN u_consent < {RATES['consent_denied_optout']} THEN 'denied' ELSE 'granted' END
         END AS consent_state,
@@ -388,12 +395,14 @@ WITH b0 AS (
         (p2 + 1 + rint(sid, 'p3', {n_prod - 2})) % {n_prod} AS p3_raw,
         fn_a || '.' || ln_a || CASE WHEN rnd(sid, 'emn') < 0.5 THEN (10 + rint(sid, 'emn2', 90))::VARCHAR
                                     ELSE '' END || '@' || pick({_lit(_DOMAINS)}, sid, 'dom') AS email,
-        fn_a || '.' || ln_a || '@' || pick(['acme-corp.com', 'globex.io', 'initech.net'], sid, 'work') AS work_email,
+        fn_a || '.' || ln_a || '@' || pick(['acme-corp.com', 'globex.io', 'initech.net'], sid,
+            'work') AS work_email,
         phone_prefix || lpad(rint(sid, 'phn', 10 ** phone_rest)::VARCHAR, phone_rest, '0') AS phone,
         'cus_' || (100000 + rint(sid, 'cus', 900000))::VARCHAR AS customer,
         (start * 1000 + rint(sid, 'fbpms', 1000)
             - CASE WHEN is_returning THEN 86400000 + rint(sid, 'fbpage', 5184000000) ELSE 0 END) AS fbp_ms,
-        CASE WHEN ad_click THEN 'IwAR' || replace(replace(rtrim(to_base64(unhex(sha256(sid::VARCHAR || ':' || '{start}'
+        CASE WHEN ad_click THEN 'IwAR' || replace(replace(rtrim(to_base64(unhex(sha256(sid::VARCHAR
+            || ':' || '{start}'
             || ':' || rnd(sid, 'clid')::VARCHAR))), '='), '+', '-'), '/', '_') END AS fbclid,
         CASE WHEN ad_click THEN '/collections/' || pick({_lit(_CAMPAIGNS)}, sid, 'camp')
              ELSE pick({_lit(_ORGANIC_LANDINGS)}, sid, 'land') END AS landing_path
@@ -403,7 +412,8 @@ SELECT e.* EXCLUDE (p3_raw, v4_prefix, v6_prefix),
     CASE WHEN p3_raw = p1 THEN (p3_raw + 1) % {n_prod} ELSE p3_raw END AS p3,
     CASE WHEN depth >= 3 THEN least(nvc, 1 + (rnd(sid, 'ni2') < 0.35)::INT + (rnd(sid, 'ni3') < 0.35)::INT)
          ELSE 0 END AS num_items,
-    CASE WHEN mobile THEN pick({_lit(_MOBILE_UAS)}, sid, 'ua') ELSE pick({_lit(_DESKTOP_UAS)}, sid, 'ua') END AS ua,
+    CASE WHEN mobile THEN pick({_lit(_MOBILE_UAS)}, sid, 'ua') ELSE pick({_lit(_DESKTOP_UAS)}, sid,
+        'ua') END AS ua,
     CASE WHEN u_v6 < CASE WHEN mobile THEN 0.45 ELSE 0.25 END
          THEN v6_prefix || printf(':%x:%x:%x:%x:%x:%x', rint(sid, 'g1', 65536),
               rint(sid, 'g2', 65536), rint(sid, 'g3', 65536), rint(sid, 'g4', 65536),
@@ -411,7 +421,8 @@ SELECT e.* EXCLUDE (p3_raw, v4_prefix, v6_prefix),
          ELSE v4_prefix || '.' || rint(sid, 'o3', 256)::VARCHAR || '.'
               || (1 + rint(sid, 'o4', 254))::VARCHAR END AS ip,
     'fb.1.' || fbp_ms::VARCHAR || '.' || (1000000000 + rint(sid, 'fbpr', 1147483647))::VARCHAR AS fbp,
-    CASE WHEN ad_click THEN 'fb.1.' || (start * 1000 + rint(sid, 'fbcms', 1000))::VARCHAR || '.' || fbclid END AS fbc,
+    CASE WHEN ad_click THEN 'fb.1.' || (start * 1000 + rint(sid, 'fbcms', 1000))::VARCHAR || '.'
+        || fbclid END AS fbc,
     {_lit(SHOP)} || landing_path || CASE WHEN ad_click THEN '?utm_source=facebook&utm_medium=paid_social'
         || '&utm_campaign=' || replace(landing_path, '/collections/', '') || '&fbclid=' || fbclid
         ELSE '' END AS landing_url,
@@ -456,7 +467,8 @@ SELECT sid, slot, k, event_name, pos, t,
          WHEN event_name = 'Purchase' THEN cart_cents + CASE WHEN cart_cents < 5000 THEN 490 ELSE 0 END
     END AS value_cents,
     CASE WHEN event_name IN ('ViewContent', 'AddToCart') THEN to_json([{skus}[1 + prod]])::VARCHAR
-         WHEN event_name IN ('InitiateCheckout', 'Purchase') THEN to_json(cart_skus)::VARCHAR END AS content_ids,
+         WHEN event_name IN ('InitiateCheckout', 'Purchase')
+             THEN to_json(cart_skus)::VARCHAR END AS content_ids,
     CASE WHEN event_name IN ('InitiateCheckout', 'Purchase') THEN num_items::VARCHAR END AS num_items_text,
     CASE WHEN event_name = 'Purchase' THEN order_id ELSE uuid_of(k, 'eid') END AS shared_id,
     logged_in OR event_name = 'Purchase' AS has_identity
@@ -477,7 +489,8 @@ SELECT
     event_name,
     CASE WHEN NOT no_id THEN shared_id END AS event_id,
     t AS event_time,
-    CASE WHEN NOT no_time THEN strftime(make_timestamp(t * 1000000), '%Y-%m-%dT%H:%M:%SZ') END AS event_time_raw,
+    CASE WHEN NOT no_time THEN strftime(make_timestamp(t * 1000000),
+        '%Y-%m-%dT%H:%M:%SZ') END AS event_time_raw,
     url,
     fbp, CASE WHEN ad_click THEN fbc END AS fbc, ua AS client_user_agent,
     CASE WHEN has_identity THEN [h_em] END AS em,
@@ -516,12 +529,14 @@ WITH s0 AS (
         rnd(k, 's_cur') < {r_cur} AS bad_currency,
         rnd(k, 's_comma') < {r_comma} AS comma,
         event_name = 'Purchase' AND rnd(k, 's_noval') < {r_noval} AS no_value,
-        CASE WHEN rnd(k, 's_batch') < 0.10 THEN rint(k, 's_delay', 600) ELSE 1 + rint(k, 's_delay', 4) END AS delay
+        CASE WHEN rnd(k, 's_batch') < 0.10 THEN rint(k, 's_delay', 600) ELSE 1 + rint(k, 's_delay',
+            4) END AS delay
     FROM _ev JOIN _sess USING (sid)
     WHERE rnd(k, 's_drop') >= {r_drop} AND (consent_state <> 'denied' OR consent_ignored)
 ), s1 AS (
     SELECT s0.*,
-        t + CASE WHEN future THEN 3600 WHEN late THEN 301 + rint(k, 's_lag', 900) ELSE rint(k, 's_skew', 3) END
+        t + CASE WHEN future THEN 3600 WHEN late THEN 301 + rint(k, 's_lag', 900) ELSE rint(k, 's_skew',
+            3) END
             AS server_t,
         CASE WHEN webhook THEN 20 + rint(k, 's_hook', 280) ELSE 0 END AS hook_delay
     FROM s0
@@ -656,7 +671,8 @@ def _jsonl_select(table: str, role: str) -> str:
         if role == "server" or key != "client_ip_address":
             user.append(_json_entry(key, f"to_json({key})"))
     custom = [_json_entry("value", _number_or_text("value")), _json_entry("currency", "to_json(currency)"),
-              _json_entry("content_ids", "content_ids::JSON"), _json_entry("content_type", "to_json(content_type)"),
+              _json_entry("content_ids", "content_ids::JSON"),
+              _json_entry("content_type", "to_json(content_type)"),
               _json_entry("num_items", "num_items::JSON")]
     if role == "server":
         custom.append(_json_entry("order_id", "to_json(order_id)"))
@@ -673,7 +689,8 @@ def _jsonl_select(table: str, role: str) -> str:
             _json_entry("custom_data", f"nullif({_json_object(custom)}::VARCHAR, '{{}}')::JSON"),
             _json_entry("consent", _json_object(consent) + "::JSON")]
     if role == "server":
-        top += [_json_entry("sent_at", "sent_at::JSON"), _json_entry("test_event_code", "to_json(test_event_code)")]
+        top += [_json_entry("sent_at", "sent_at::JSON"),
+                _json_entry("test_event_code", "to_json(test_event_code)")]
     top.append(_json_entry("pixel_id", "to_json(pixel_id)"))
     return f"SELECT {_json_object(top)}::VARCHAR AS line FROM {table} ORDER BY {_FILE_ORDER[table]}"
 
@@ -694,6 +711,7 @@ def _copy(db: Database, select: str, path: Path, fmt: str) -> None:
 
 _NON_BROWSER = ("python-requests|curl/|node-fetch|axios/|Go-http-client|okhttp|Java/|PostmanRuntime|Wget|"
                 "libwww-perl|Apache-HttpClient")
+_PRIVATE_IP_RE = r"\A(10\.|127\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.)"
 _HASH_SHAPED = r"[0-9A-Fa-f]{64}(\.([A-Za-z0-9_-]{8}|AQ|Ag|Aw|BA|BQ|Bg))?"
 
 
@@ -714,7 +732,8 @@ WITH br AS (SELECT * FROM {loaded_b} WHERE event_id IS NOT NULL),
 SELECT coalesce(bk.pixel_id, sk.pixel_id) AS pixel_id, coalesce(bk.event_name, sk.event_name) AS event_name,
        coalesce(bk.event_id, sk.event_id) AS event_id, bk.t0 AS b_t0, sk.t0 AS s_t0, bk.fbp AS b_fbp,
        sk.fbp AS s_fbp,
-       CASE WHEN bk.event_id IS NOT NULL AND sk.event_id IS NOT NULL AND win.event_id IS NOT NULL THEN 'paired'
+       CASE WHEN bk.event_id IS NOT NULL AND sk.event_id IS NOT NULL AND win.event_id IS NOT NULL
+           THEN 'paired'
             WHEN bk.event_id IS NOT NULL AND sk.event_id IS NOT NULL THEN 'outside_window'
             WHEN bk.event_id IS NOT NULL THEN 'browser_only' ELSE 'server_only' END AS status
 FROM bk FULL JOIN sk USING (pixel_id, event_name, event_id)
@@ -783,7 +802,7 @@ SELECT
   count(*) FILTER (WHERE regexp_full_match(fbp, '{_HASH_SHAPED}')),
   count(*) FILTER (WHERE regexp_matches(url, '[?&]fbclid=') AND fbc IS NULL),
   count(*) FILTER (WHERE regexp_matches(client_ip_address,
-        '\\A(10\\.|127\\.|192\\.168\\.|172\\.(1[6-9]|2[0-9]|3[01])\\.)')),
+        '{_PRIVATE_IP_RE}')),
   count(*) FILTER (WHERE regexp_matches(client_user_agent, '{_NON_BROWSER}')),
   count(*) FILTER (WHERE len(em) > 1),
   count(*) FILTER (WHERE em IS NOT NULL),
@@ -794,14 +813,16 @@ FROM _server
 """,
         "consent": """
 SELECT count(*) FILTER (WHERE consent_ad_storage = 'denied' OR consent_ad_user_data = 'denied'),
-       count(*) FILTER (WHERE NOT coalesce(consent_ad_storage = 'denied' OR consent_ad_user_data = 'denied', FALSE)
+       count(*) FILTER (WHERE NOT coalesce(consent_ad_storage = 'denied'
+           OR consent_ad_user_data = 'denied', FALSE)
                          AND (consent_ad_storage IS NULL OR consent_ad_user_data IS NULL))
 FROM _server
 """,
         "contract": """
 SELECT count(*) FILTER (WHERE event_name = 'Purchase' AND value IS NULL),
        count(*) FILTER (WHERE event_name = 'Purchase' AND currency IS NULL),
-       count(*) FILTER (WHERE value IS NOT NULL AND NOT regexp_full_match(value, '\\s*[+-]?[0-9]+(\\.[0-9]+)?\\s*')),
+       count(*) FILTER (WHERE value IS NOT NULL AND NOT regexp_full_match(value,
+           '\\s*[+-]?[0-9]+(\\.[0-9]+)?\\s*')),
        count(*) FILTER (WHERE currency IS NOT NULL AND NOT list_contains(?, upper(currency))),
        count(*) FILTER (WHERE NOT list_contains(?, event_name)
                          AND list_contains(?, lower(replace(event_name, '_', '')))),
@@ -813,64 +834,57 @@ FROM _server
     }
 
 
+_SRV = "SELECT count(*) FROM _server"
+_SESS = "SELECT count(*) FROM _sess"
 _MIX_OBSERVED: dict[str, tuple[str, str]] = {
     # name: (count, out of) measured over the generated tables
-    "pixel_blocked": ("SELECT count(*) FILTER (WHERE pixel_blocked) FROM _sess", "SELECT count(*) FROM _sess"),
-    "consent_denied_banner": ("SELECT count(*) FILTER (WHERE consent_state = 'denied') FROM _sess WHERE banner",
-                              "SELECT count(*) FROM _sess WHERE banner"),
-    "consent_partial_banner": ("SELECT count(*) FILTER (WHERE consent_state = 'partial') FROM _sess WHERE banner",
-                               "SELECT count(*) FROM _sess WHERE banner"),
-    "consent_denied_optout": ("SELECT count(*) FILTER (WHERE consent_state = 'denied') FROM _sess WHERE NOT banner",
-                              "SELECT count(*) FROM _sess WHERE NOT banner"),
+    "pixel_blocked": (f"{_SESS} WHERE pixel_blocked", _SESS),
+    "consent_denied_banner": (f"{_SESS} WHERE banner AND consent_state = 'denied'", f"{_SESS} WHERE banner"),
+    "consent_partial_banner": (f"{_SESS} WHERE banner AND consent_state = 'partial'",
+                               f"{_SESS} WHERE banner"),
+    "consent_denied_optout": (f"{_SESS} WHERE NOT banner AND consent_state = 'denied'",
+                              f"{_SESS} WHERE NOT banner"),
     "consent_ignored": ("SELECT count(DISTINCT sid) FROM _server JOIN _sess USING (sid) "
-                        "WHERE consent_state = 'denied'",
-                        "SELECT count(*) FROM _sess WHERE consent_state = 'denied'"),
-    "consent_missing": ("SELECT count(*) FROM _server WHERE consent_ad_storage IS NULL "
-                        "AND consent_ad_user_data IS NULL", "SELECT count(*) FROM _server"),
+                        "WHERE consent_state = 'denied'", f"{_SESS} WHERE consent_state = 'denied'"),
+    "consent_missing": (f"{_SRV} WHERE consent_ad_storage IS NULL AND consent_ad_user_data IS NULL", _SRV),
     "server_dropped": ("SELECT count(*) FROM _ev JOIN _sess USING (sid) WHERE (consent_state <> 'denied' "
                        "OR consent_ignored) AND k NOT IN (SELECT k FROM _server)",
                        "SELECT count(*) FROM _ev JOIN _sess USING (sid) "
                        "WHERE consent_state <> 'denied' OR consent_ignored"),
     "browser_missing_event_id": ("SELECT count(*) FROM _browser WHERE event_id IS NULL",
                                  "SELECT count(*) FROM _browser"),
-    "server_missing_event_id": ("SELECT count(*) FROM _server WHERE event_id IS NULL", "SELECT count(*) FROM _server"),
-    "id_generated_twice": ("SELECT count(*) FROM _server s JOIN _ev e USING (k) WHERE e.event_name = 'AddToCart' "
-                           "AND s.event_id <> e.shared_id",
-                           "SELECT count(*) FROM _server WHERE event_name = 'AddToCart' AND event_id IS NOT NULL"),
-    "purchase_lowercase": ("SELECT count(*) FROM _server WHERE event_name = 'purchase'",
-                           "SELECT count(*) FROM _server WHERE lower(event_name) = 'purchase'"),
-    "duplicate_send": ("SELECT count(*) FROM _server WHERE copy = 1", "SELECT count(*) FROM _server WHERE copy = 0"),
-    "event_time_ms": ("SELECT count(*) FROM _server WHERE event_time_unit = 'ms'", "SELECT count(*) FROM _server"),
-    "late_event_time": ("SELECT count(*) FROM _server WHERE event_time - t > 300 AND event_time - t < 3600",
-                        "SELECT count(*) FROM _server"),
-    "stale_send": ("SELECT count(*) FROM _server WHERE sent_at - event_time > 604800", "SELECT count(*) FROM _server"),
-    "future_time": ("SELECT count(*) FROM _server WHERE event_time - t = 3600", "SELECT count(*) FROM _server"),
-    "em_unhashed": (f"SELECT count(*) FROM _server WHERE NOT regexp_full_match(em[1], '{_HASH_SHAPED}')",
-                    "SELECT count(*) FROM _server WHERE em IS NOT NULL"),
-    "em_uppercase_hash": ("SELECT count(*) FROM _server WHERE regexp_full_match(em[1], '[0-9A-F]{64}') "
+    "server_missing_event_id": (f"{_SRV} WHERE event_id IS NULL", _SRV),
+    "id_generated_twice": ("SELECT count(*) FROM _server s JOIN _ev e USING (k) "
+                           "WHERE e.event_name = 'AddToCart' AND s.event_id <> e.shared_id",
+                           f"{_SRV} WHERE event_name = 'AddToCart' AND event_id IS NOT NULL"),
+    "purchase_lowercase": (f"{_SRV} WHERE event_name = 'purchase'",
+                           f"{_SRV} WHERE lower(event_name) = 'purchase'"),
+    "duplicate_send": (f"{_SRV} WHERE copy = 1", f"{_SRV} WHERE copy = 0"),
+    "event_time_ms": (f"{_SRV} WHERE event_time_unit = 'ms'", _SRV),
+    "late_event_time": (f"{_SRV} WHERE event_time - t > 300 AND event_time - t < 3600", _SRV),
+    "stale_send": (f"{_SRV} WHERE sent_at - event_time > 604800", _SRV),
+    "future_time": (f"{_SRV} WHERE event_time - t = 3600", _SRV),
+    "em_unhashed": (f"{_SRV} WHERE NOT regexp_full_match(em[1], '{_HASH_SHAPED}')",
+                    f"{_SRV} WHERE em IS NOT NULL"),
+    "em_uppercase_hash": (f"{_SRV} WHERE regexp_full_match(em[1], '[0-9A-F]{{64}}') "
                           "AND regexp_matches(em[1], '[A-F]')",
-                          "SELECT count(*) FROM _server WHERE em IS NOT NULL"),
+                          f"{_SRV} WHERE em IS NOT NULL"),
     "em_multi_valued": ("SELECT count(DISTINCT sid) FROM _server WHERE len(em) > 1",
                         "SELECT count(DISTINCT sid) FROM _server WHERE em IS NOT NULL"),
-    "ph_hash_of_empty": (f"SELECT count(*) FROM _server WHERE no_phone_identity AND ph = ['{HASH_EMPTY}']",
-                         "SELECT count(*) FROM _server WHERE no_phone_identity"),
-    "fbp_hashed": (f"SELECT count(*) FROM _server WHERE regexp_full_match(fbp, '{_HASH_SHAPED}')",
-                   "SELECT count(*) FROM _server WHERE fbp IS NOT NULL"),
-    "fbc_missing_on_landing": ("SELECT count(*) FROM _server WHERE slot = 0 AND contains(url, 'fbclid=') "
-                               "AND fbc IS NULL",
-                               "SELECT count(*) FROM _server WHERE slot = 0 AND contains(url, 'fbclid=')"),
-    "server_user_agent": (f"SELECT count(*) FROM _server WHERE regexp_matches(client_user_agent, '{_NON_BROWSER}')",
-                          "SELECT count(*) FROM _server"),
-    "private_ip": ("SELECT count(*) FROM _server WHERE regexp_matches(client_ip_address, "
-                   "'\\A(10\\.|127\\.|192\\.168\\.|172\\.(1[6-9]|2[0-9]|3[01])\\.)')",
-                   "SELECT count(*) FROM _server"),
-    "bad_currency": (f"SELECT count(*) FROM _server WHERE list_contains({_lit(_BAD_CURRENCIES)}, currency)",
-                     "SELECT count(*) FROM _server WHERE currency IS NOT NULL"),
-    "value_comma": ("SELECT count(*) FROM _server WHERE contains(value, ',')",
-                    "SELECT count(*) FROM _server WHERE value IS NOT NULL"),
-    "purchase_missing_value": ("SELECT count(*) FROM _server WHERE lower(event_name) = 'purchase' AND value IS NULL",
-                               "SELECT count(*) FROM _server WHERE lower(event_name) = 'purchase'"),
-    "browser_unreadable_time": ("SELECT count(*) FROM _browser WHERE unreadable", "SELECT count(*) FROM _browser"),
+    "ph_hash_of_empty": (f"{_SRV} WHERE no_phone_identity AND ph = ['{HASH_EMPTY}']",
+                         f"{_SRV} WHERE no_phone_identity"),
+    "fbp_hashed": (f"{_SRV} WHERE regexp_full_match(fbp, '{_HASH_SHAPED}')", f"{_SRV} WHERE fbp IS NOT NULL"),
+    "fbc_missing_on_landing": (f"{_SRV} WHERE slot = 0 AND contains(url, 'fbclid=') AND fbc IS NULL",
+                               f"{_SRV} WHERE slot = 0 AND contains(url, 'fbclid=')"),
+    "server_user_agent": (f"{_SRV} WHERE regexp_matches(client_user_agent, '{_NON_BROWSER}')", _SRV),
+    "private_ip": (f"{_SRV} WHERE regexp_matches(client_ip_address, '{_PRIVATE_IP_RE}')", _SRV),
+    "bad_currency": (f"{_SRV} WHERE list_contains({_lit(_BAD_CURRENCIES)}, currency)",
+                     f"{_SRV} WHERE currency IS NOT NULL"),
+    "value_comma": (f"{_SRV} WHERE contains(value, ',')", f"{_SRV} WHERE value IS NOT NULL"),
+    "purchase_missing_value": (f"{_SRV} WHERE lower(event_name) = 'purchase' AND value IS NULL",
+                               f"{_SRV} WHERE lower(event_name) = 'purchase'"),
+    "browser_unreadable_time": ("SELECT count(*) FROM _browser WHERE unreadable",
+                                "SELECT count(*) FROM _browser"),
 }
 """For each :data:`MIX` entry, how often it actually happened in the generated rows, and out of what."""
 
@@ -887,7 +901,8 @@ def observed_mix(db: Database) -> dict[str, dict[str, Any]]:
 
 
 def _counts(db: Database, table: str, where: str = "TRUE") -> dict[str, int]:
-    rows = db.execute(f"SELECT event_name, count(*) FROM {table} WHERE {where} GROUP BY 1 ORDER BY 1").fetchall()
+    sql = f"SELECT event_name, count(*) FROM {table} WHERE {where} GROUP BY 1 ORDER BY 1"
+    rows = db.execute(sql).fetchall()
     return {name: int(n) for name, n in rows}
 
 
@@ -926,7 +941,8 @@ def build_manifest(db: Database, *, sessions: int, seed: int, end: int, fmt: str
                count(*) FILTER (WHERE depth >= 4), count(*) FILTER (WHERE depth >= 5),
                count(*) FILTER (WHERE pixel_blocked), count(*) FILTER (WHERE ad_click),
                count(*) FILTER (WHERE logged_in), count(*) FILTER (WHERE mobile),
-               count(*) FILTER (WHERE consent_state = 'denied'), count(*) FILTER (WHERE consent_state = 'partial'),
+               count(*) FILTER (WHERE consent_state = 'denied'),
+                   count(*) FILTER (WHERE consent_state = 'partial'),
                count(*) FILTER (WHERE consent_state = 'denied' AND consent_ignored),
                min(start), max(start)
         FROM _sess""").fetchone()
@@ -934,7 +950,8 @@ def build_manifest(db: Database, *, sessions: int, seed: int, end: int, fmt: str
     times = db.execute("SELECT min(t), max(t) FROM _ev").fetchone()
     return {
         "generator": {
-            "command": f"python -m capi_diag sample --out DIR --sessions {sessions} --seed {seed} --format {fmt}",
+            "command": f"python -m capi_diag sample --out DIR --sessions {sessions} --seed {seed} "
+                       f"--format {fmt}",
             "sessions": sessions, "seed": seed, "format": fmt,
             "window_start": _iso(end - WINDOW_S), "window_end": _iso(end),
             "first_event_time": _iso(times[0]) if times[0] is not None else None,
