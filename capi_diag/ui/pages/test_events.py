@@ -82,6 +82,18 @@ def render() -> None:
         st.text_input("fbclid (optional: adds an fbc click ID)", key="te_fbclid")
 
     sender, problem = _sender(store, graph)
+    try:
+        _actions(store, sender, problem)
+    finally:
+        if sender is not None:
+            sender.client.close()
+
+    st.info(BLIND_SPOT, icon=":material/visibility_off:")
+    _history(store)
+
+
+def _actions(store: Store, sender: Sender | None, problem: str) -> None:
+    """Preview, the two buttons and the window panel."""
     with st.expander("Payload preview (what is sent; personal data already hashed)"):
         if sender is None:
             st.info(problem)
@@ -115,9 +127,6 @@ def render() -> None:
     latest = store.latest_window()
     running = latest is not None and latest[1].phase in (Phase.WAITING, Phase.STREAK)
     st.fragment(run_every=TICK_S if running else None)(_window_panel)(store)
-
-    st.info(BLIND_SPOT, icon=":material/visibility_off:")
-    _history(store)
 
 
 def _store() -> Store:
@@ -164,8 +173,6 @@ def _send(sender: Sender, store: Store, *, window: Window | None, window_id: str
     except CapiDiagError as e:
         st.error(f"{e.title}: {e}")
         return None
-    finally:
-        sender.client.close()
 
 
 def _window_panel(store: Store) -> None:
@@ -189,6 +196,8 @@ def _window_panel(store: Store) -> None:
                 st.warning("The Pixel ID or test code changed: start a new window for them.")
             else:
                 _send(sender, store, window=window, window_id=window_id)
+            if sender is not None:
+                sender.client.close()
         store.save_window(window_id, window, now=now)
     st.subheader("Promotion window")
     st.write(window.summary(now))
