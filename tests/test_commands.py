@@ -163,12 +163,14 @@ def test_send_test_token_from_secrets_toml_exit_0(run, clock, tmp_path):
     assert (code, err) == (0, "")
 
 
-def test_send_test_invalid_pixel_id_exit_2_nothing_sent(run, clock):
+def test_send_test_invalid_pixel_id_exit_2_nothing_sent(env, run, clock, capsys):
     with fake_graph(clock) as fake:
-        fake_env = fake
+        env.setenv("CAPI_GRAPH_URL", fake.url)
+        env.setenv("CAPI_ACCESS_TOKEN", TOKEN)
         code = main(["send-test", "--pixel-id", "12ab", "--test-event-code", "T1", "--db", str(run.db)])
-        assert fake_env.received == []
+        assert fake.received == []
     assert code == 2
+    assert "--pixel-id '12ab' is not a number" in capsys.readouterr().err
 
 
 def test_send_test_plain_http_graph_url_to_remote_host_exit_2(run, clock, capsys):
