@@ -1,0 +1,426 @@
+"""Payload contract: server events whose fields break what Meta's Conversions API expects.
+
+What it measures (server rows, duplicates included, unless said otherwise):
+
+* ``purchase_missing_value`` / ``purchase_missing_currency``: rows named exactly ``Purchase`` with an
+  empty ``value`` / ``currency`` (Meta requires both for purchases).
+* ``value_not_numeric``: rows whose non-empty ``value`` is not a plain decimal: optional sign,
+  digits, optionally ``.`` and digits, surrounding whitespace allowed
+  (``\\A\\s*[+-]?[0-9]+(\\.[0-9]+)?\\s*\\z``).
+  JSON numbers pass (the import stores them as decimal text); ``129,95``, ``€10``, ``1e3``, ``.5``
+  do not.
+* ``currency_invalid``: rows whose non-empty ``currency`` is not an ISO 4217 code, compared ignoring
+  case (Meta accepts ``usd``) but otherwise exactly as sent (``" USD "`` is invalid). The list is
+  pycountry's; ``XXX`` (no currency) and ``XTS`` (testing) are not accepted.
+* ``value_mismatch``: paired ``Purchase`` keys (see ``dedup``) whose browser and server values
+  (earliest row of each side, both numeric) differ once rounded half away from zero to cents,
+  compared as decimals (never floats).
+* ``action_source_invalid``: rows whose ``action_source`` is missing or not exactly one of Meta's
+  values (``website``, ``app``, ``email``...).
+* ``event_source_url_missing``: ``website`` rows without an ``event_source_url`` (required for web
+  events).
+* ``nonstandard_event_name``: rows whose name equals a standard event only when case and
+  underscores are ignored (``purchase``, ``add_to_cart``); the ``Purchase`` checks above use the
+  exact name, so such rows are counted here instead.
+* ``test_event_code_present``: rows that carry a ``test_event_code``.
+* ``insufficient_user_data``: rows whose *valid* ``user_data`` keys (per the ``match_keys`` rules)
+  are a subset of one of Meta's too-broad combinations (``ct+country+st+zp+ge+client_user_agent``,
+  ``db+client_user_agent``, ``fn+ge``, ``ln+ge``), including rows with no valid key at all.
+
+Why it matters for Meta CAPI: Meta rejects a request when one event in it is invalid (a missing
+``action_source``, an insufficient ``user_data``: subcode 2804050), so one bad field drops the whole
+batch; a purchase without a numeric value or an ISO currency reports no revenue and cannot feed
+value optimisation; a renamed standard event (``purchase``) is a custom event that no standard
+optimisation sees; a test code left in production sends test traffic into real measurement (Meta
+does not sandbox test events).
+
+Usual cause and fix: a tag template mapping the wrong variable (value formatted for display,
+``129,95`` or ``€10``), a missing ``action_source`` constant, ``event_source_url`` not forwarded
+from the page, a hand-typed event name, a test code left in the server container. Fix the mapping
+in the server-side tag or the backend, and re-check with this report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pycountry
+
+from capi_diag import rules
+from capi_diag.config import Config
+from capi_diag.dataset import Dataset
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup
+from capi_diag.pii import mask_row
+from capi_diag.rules import BLANK_RE
+from capi_diag.schema import ACTION_SOURCES, STANDARD_EVENTS, USER_DATA_KEYS
+
+SECTION = "contract"
+
+DEFAULTS: dict[str, Any] = {"examples": 20}
+"""``examples``: example rows kept per rule."""
+
+PURCHASE = "Purchase"
+PLAIN_DECIMAL = r"\A\s*[+-]?[0-9]+(\.[0-9]+)?\s*\z"
+"""A plain decimal, anchored so that it means the same on every engine."""
+CENTS_PREFIX = r"\A\s*([+-]?[0-9]+(?:\.[0-9]{1,3})?)"
+"""Sign, integer part and at most three decimals: exactly what rounding half away from zero to
+cents needs (the third decimal decides), so the cast below never rounds twice."""
+
+CURRENCIES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
+"""ISO 4217 alphabetic codes, without ``XXX`` (no currency) and ``XTS`` (reserved for testing)."""
+
+TOO_BROAD: tuple[frozenset[str], ...] = (
+    frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent"}),
+    frozenset({"db", "client_user_agent"}),
+    frozenset({"fn", "ge"}),
+    frozenset({"ln", "ge"}),
+)
+"""Meta's baseline: an event whose customer-information keys are only a subset of one of these is
+rejected (best practices; error subcode 2804050)."""
+
+ROW_RULES: tuple[str, ...] = (
+    "purchase_missing_value", "purchase_missing_currency", "value_not_numeric", "currency_invalid",
+    "action_source_invalid", "event_source_url_missing", "nonstandard_event_name",
+    "test_event_code_present", "insufficient_user_data",
+)
+RULES: tuple[str, ...] = (*ROW_RULES[:4], "value_mismatch", *ROW_RULES[4:])
+"""Every count of the section, in report order."""
+
+SEVERITY: dict[str, str] = {
+    "purchase_missing_value": "error", "purchase_missing_currency": "error", "value_not_numeric": "error",
+    "currency_invalid": "error", "value_mismatch": "warning", "action_source_invalid": "error",
+    "event_source_url_missing": "error", "nonstandard_event_name": "error",
+    "test_event_code_present": "error", "insufficient_user_data": "error",
+}
+_FOLDED_STANDARD: dict[str, str] = {name.lower(): name for name in STANDARD_EVENTS}
+MAX_NAMES = 100
+"""Event names listed one by one in ``by_event_name``."""
+
+
+# -- per-row rules (Ibis boolean expressions) ------------------------------------------------------
+
+def _empty(col: ir.StringValue) -> ir.BooleanValue:
+    return col.isnull() | col.re_search(BLANK_RE).fill_null(True)
+
+
+def is_plain_decimal(col: ir.StringValue) -> ir.BooleanValue:
+    """Whether a text value is a plain decimal (see :data:`PLAIN_DECIMAL`); null stays null."""
+    return col.re_search(PLAIN_DECIMAL)
+
+
+def cents(col: ir.StringValue) -> ir.DecimalValue:
+    """A plain-decimal text as an exact DECIMAL rounded half away from zero to cents (null otherwise)."""
+    prefix = col.re_extract(CENTS_PREFIX, 1)
+    return ibis.ifelse(is_plain_decimal(col).fill_null(False), prefix, ibis.null("string")) \
+        .cast("decimal(38, 3)").round(2)
+
+
+def standard_name(name: ir.StringValue) -> ir.StringValue:
+    """The standard event a name equals ignoring case and underscores (null if none)."""
+    folded = name.replace("_", "").lower()
+    return ibis.cases(*[(folded == k, v) for k, v in _FOLDED_STANDARD.items()], else_=ibis.null("string"))
+
+
+KEEP_COLUMNS: tuple[str, ...] = (
+    "event_time", "value", "currency", "action_source", "event_source_url", "test_event_code",
+)
+"""Server columns the contract rules read besides the row identity and ``user_data``."""
+
+
+def valid_keys(t: ir.Table) -> ir.Table:
+    """``t``'s rows (identity columns and :data:`KEEP_COLUMNS`) with one boolean ``<key>_valid``
+    column per ``user_data`` key, from :func:`capi_diag.rules.row_validity` (the rule is written
+    once there; keys without a format rule, such as ``lead_id``, are valid when present)."""
+    return rules.row_validity(t, keep=KEEP_COLUMNS, fields=USER_DATA_KEYS)
+
+
+def _insufficient(v: ir.Table, keys: list[str]) -> tuple[ir.BooleanValue, ir.StringValue]:
+    def valid(k: str) -> ir.BooleanValue:
+        return v[f"{k}_valid"].fill_null(False)
+
+    subset_of_any = ibis.literal(False)
+    for combo in TOO_BROAD:
+        outside = ibis.literal(False)
+        for k in keys:
+            if k not in combo:
+                outside = outside | valid(k)
+        subset_of_any = subset_of_any | ~outside
+    listed = ibis.literal("")
+    for k in keys:
+        listed = listed.concat(ibis.ifelse(valid(k), f", {k}", ""))
+    listed = listed.re_replace(r"\A, ", "")
+    detail = ibis.ifelse(listed == "", "no valid user_data key", ibis.literal("valid keys: ").concat(listed))
+    return subset_of_any, detail
+
+
+def annotate(ds: Dataset) -> ir.Table:
+    """Server rows with one boolean column per row rule and one ``<rule>__detail`` text column each."""
+    v = valid_keys(ds.events("server"))
+    insufficient, insufficient_detail = _insufficient(v, list(USER_DATA_KEYS))
+    std = standard_name(v.event_name)
+    value_set = ~_empty(v.value)
+    currency_set = ~_empty(v.currency)
+    flags: dict[str, tuple[ir.BooleanValue, ir.StringValue]] = {
+        "purchase_missing_value": ((v.event_name == PURCHASE) & _empty(v.value), ibis.literal("value")),
+        "purchase_missing_currency": ((v.event_name == PURCHASE) & _empty(v.currency),
+                                      ibis.literal("currency")),
+        "value_not_numeric": (value_set & ~is_plain_decimal(v.value).fill_null(False),
+                              ibis.literal("value ").concat(v.value.substr(0, 40))),
+        "currency_invalid": (currency_set & ~v.currency.upper().isin(sorted(CURRENCIES)).fill_null(False),
+                             ibis.literal("currency ").concat(v.currency.substr(0, 40))),
+        "action_source_invalid": (~v.action_source.isin(list(ACTION_SOURCES)).fill_null(False),
+                                  ibis.ifelse(v.action_source.isnull(), "action_source missing",
+                                              ibis.literal("action_source ").concat(
+                                                  v.action_source.substr(0, 40)))),
+        "event_source_url_missing": ((v.action_source == "website").fill_null(False)
+                                     & _empty(v.event_source_url), ibis.literal("event_source_url")),
+        "nonstandard_event_name": (std.notnull() & ~v.event_name.isin(list(STANDARD_EVENTS)),
+                                   ibis.literal("use ").concat(std)),
+        "test_event_code_present": (~_empty(v.test_event_code),
+                                    ibis.literal("test_event_code ").concat(v.test_event_code.substr(0, 40))),
+        "insufficient_user_data": (insufficient, insufficient_detail),
+    }
+    cols: dict[str, Any] = {}
+    for rule, (flag, detail) in flags.items():
+        cols[rule] = flag.fill_null(False)
+        cols[f"{rule}__detail"] = detail
+    return v.mutate(**cols)
+
+
+# -- value_mismatch (paired keys) ------------------------------------------------------------------
+
+def _value_pairs(ds: Dataset, config: Config) -> ir.Table | None:
+    """Paired ``Purchase`` keys with both values numeric: ``b_cents``, ``s_cents`` and ``mismatch``;
+    ``None`` when either log has no ``value`` column."""
+    if not (ds.has("browser", "value") and ds.has("server", "value")):
+        return None
+    p = dedup.paired_rows(ds, config)
+    name = p.event_name if "event_name" in p.columns else p.s_event_name
+    p = p.filter(name == PURCHASE)
+    p = p.mutate(b_cents=cents(p.b_value), s_cents=cents(p.s_value))
+    p = p.filter(p.b_cents.notnull() & p.s_cents.notnull())
+    return p.mutate(mismatch=p.b_cents != p.s_cents)
+
+
+# -- the section -----------------------------------------------------------------------------------
+
+def _n(value: Any) -> int:
+    return 0 if value is None or value != value else int(value)
+
+
+def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``contract`` section (see the module docstring for every definition)."""
+    opts = config.options(SECTION, DEFAULTS)
+    # Every count, breakdown and example reads the same per-row flags: materialize them once.
+    a = annotate(ds).cache()
+    try:
+        return _analyze(ds, config, a, int(opts["examples"]))
+    finally:
+        a.release()
+
+
+def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, Any]:
+    totals = a.aggregate(
+        rows=a.count(), purchase_rows=(a.event_name == PURCHASE).sum(),
+        website_rows=(a.action_source == "website").sum(),
+        **{r: a[r].sum() for r in ROW_RULES},
+    ).execute().iloc[0]
+    out: dict[str, Any] = {
+        "server_rows": _n(totals["rows"]),
+        "purchase_rows": _n(totals["purchase_rows"]),
+        "website_rows": _n(totals["website_rows"]),
+        "action_source_column": ds.has("server", "action_source"),
+    }
+    for rule in ROW_RULES:
+        out[rule] = _n(totals[rule])
+    pairs = _value_pairs(ds, config)
+    mismatch_examples: list[dict[str, Any]] = []
+    if pairs is None:
+        out["value_mismatch"] = None
+        out["value_pairs_compared"] = None
+    else:
+        pairs = pairs.cache()
+        try:
+            agg = pairs.aggregate(compared=pairs.count(), mismatch=pairs.mismatch.sum()).execute().iloc[0]
+            mismatch_examples = _mismatch_examples(pairs, limit)
+        finally:
+            pairs.release()
+        out["value_pairs_compared"] = _n(agg["compared"])
+        out["value_mismatch"] = _n(agg["mismatch"])
+    out = {**{k: out[k] for k in ("server_rows", "purchase_rows", "website_rows", "action_source_column")},
+           **{r: out[r] for r in RULES}, "value_pairs_compared": out["value_pairs_compared"]}
+    out["nonstandard_names"] = _name_variants(a)
+    bad_currency = a.filter(a.currency_invalid)
+    bad_source = a.filter(a.action_source_invalid)
+    out["invalid_values"] = {
+        "currency": _top_values(bad_currency, bad_currency.currency),
+        "action_source": _top_values(bad_source, bad_source.action_source.fill_null("(missing)")),
+    }
+    out["by_event_name"] = _by_event_name(a)
+    examples = _row_examples(a, limit)
+    examples["value_mismatch"] = mismatch_examples
+    out["examples"] = {r: examples[r] for r in RULES}
+    return out
+
+
+def _name_variants(a: ir.Table) -> dict[str, dict[str, Any]]:
+    f = a.filter(a.nonstandard_event_name)
+    df = (f.group_by("event_name").aggregate(rows=f.count())
+          .order_by([ibis.desc("rows"), "event_name"]).limit(MAX_NAMES).execute())
+    out = {}
+    for rec in df.to_dict("records"):
+        name = rec["event_name"]
+        out[name] = {"rows": int(rec["rows"]), "standard": _FOLDED_STANDARD[name.replace("_", "").lower()]}
+    return out
+
+
+def _top_values(filtered: ir.Table, col: ir.Value, limit: int = 20) -> dict[str, int]:
+    df = (filtered.group_by(v=col).aggregate(rows=filtered.count())
+          .order_by([ibis.desc("rows"), "v"]).limit(limit).execute())
+    return {str(r["v"]): int(r["rows"]) for r in df.to_dict("records")}
+
+
+def _by_event_name(a: ir.Table) -> dict[str, dict[str, int]]:
+    df = (a.group_by("event_name")
+          .aggregate(rows=a.count(), **{r: a[r].sum() for r in ROW_RULES})
+          .order_by([ibis.desc("rows"), "event_name"]).limit(MAX_NAMES).execute())
+    out: dict[str, dict[str, int]] = {}
+    for rec in df.to_dict("records"):
+        out[str(rec["event_name"])] = {"rows": int(rec["rows"]), **{r: _n(rec[r]) for r in ROW_RULES}}
+    return out
+
+
+_EXAMPLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "purchase_missing_value": ("value", "currency"),
+    "purchase_missing_currency": ("value", "currency"),
+    "value_not_numeric": ("value",),
+    "currency_invalid": ("currency",),
+    "action_source_invalid": ("action_source",),
+    "event_source_url_missing": ("action_source",),
+    "nonstandard_event_name": (),
+    "test_event_code_present": ("test_event_code",),
+    "insufficient_user_data": (),
+}
+
+
+def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if v is None or (isinstance(v, float) and v != v):
+            out[k] = None
+        elif hasattr(v, "item"):
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out
+
+
+def _row_examples(a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
+    """Up to ``limit`` rows per rule, earliest first, fetched in one query (a rank per rule)."""
+    order = [a.event_time, a.file_index, a.line]
+    ranks = {f"_rank_{r}": ibis.ifelse(a[r], ibis.row_number().over(group_by=a[r], order_by=order),
+                                       ibis.null("int64")) for r in ROW_RULES}
+    ranked = a.mutate(**ranks)
+    keep = ranked.filter(ibis.or_(*[ranked[f"_rank_{r}"] < limit for r in ROW_RULES]))
+    cols = ["source_file", "line", "event_name", "event_id", "event_time"]
+    extra = sorted({c for r in ROW_RULES for c in _EXAMPLE_COLUMNS[r]})
+    df = keep.select(*cols, *extra, *ranks, *[f"{r}__detail" for r in ROW_RULES], *ROW_RULES,
+                     "file_index").order_by(["event_time", "file_index", "line"]).execute()
+    records = df.to_dict("records")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in ROW_RULES:
+        rows = [rec for rec in records if rec[r] and _n(rec[f"_rank_{r}"]) < limit]
+        out[r] = [mask_row(_plain({**{c: rec[c] for c in (*cols, *_EXAMPLE_COLUMNS[r])},
+                                   "detail": rec[f"{r}__detail"]})) for rec in rows]
+    return out
+
+
+def _mismatch_examples(pairs: ir.Table, limit: int) -> list[dict[str, Any]]:
+    p = pairs.filter(pairs.mismatch)
+    order = [c for c in ("s_event_time", "s_file_index", "s_line") if c in p.columns]
+    eid = p.event_id if "event_id" in p.columns else p.s_event_id
+    df = p.order_by(order or [eid]).select(
+        event_id=eid, browser_value=p.b_value, server_value=p.s_value,
+        browser_cents=p.b_cents.cast("string"), server_cents=p.s_cents.cast("string"),
+    ).limit(limit).execute()
+    return [_plain(r) for r in df.to_dict("records")]
+
+
+def failing_rows(ds: Dataset, config: Config) -> ir.Table:
+    """One row per (server row, broken rule); ``value_mismatch`` names the earliest server row of the
+    key. ``detail`` is the rule's field and the offending non-personal value (truncated)."""
+    a = annotate(ds)
+    parts = []
+    for rule in ROW_RULES:
+        f = a.filter(a[rule])
+        parts.append(f.select(
+            section=ibis.literal(SECTION), finding=ibis.literal(rule), severity=ibis.literal(SEVERITY[rule]),
+            role=ibis.literal("server"), source_file=f.source_file, line=f.line, event_name=f.event_name,
+            event_id=f.event_id, detail=f[f"{rule}__detail"],
+        ))
+    pairs = _value_pairs(ds, config)
+    if pairs is not None:
+        p = pairs.filter(pairs.mismatch)
+        name = p.event_name if "event_name" in p.columns else p.s_event_name
+        eid = p.event_id if "event_id" in p.columns else p.s_event_id
+        parts.append(p.select(
+            section=ibis.literal(SECTION), finding=ibis.literal("value_mismatch"),
+            severity=ibis.literal(SEVERITY["value_mismatch"]), role=ibis.literal("server"),
+            source_file=p.s_source_file, line=p.s_line.cast("int64"), event_name=name, event_id=eid,
+            detail=ibis.literal("browser ").concat(p.b_cents.cast("string"), " vs server ",
+                                                    p.s_cents.cast("string")),
+        ))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.union(part)
+    return out.select(*FAILING_ROW_COLUMNS)
+
+
+_TEXT: dict[str, tuple[str, str, str]] = {
+    "purchase_missing_value": (
+        "Purchase without value", "Server rows named Purchase with an empty value.",
+        "Map the order total (a number) to custom_data.value on every Purchase."),
+    "purchase_missing_currency": (
+        "Purchase without currency", "Server rows named Purchase with an empty currency.",
+        "Send custom_data.currency as the ISO 4217 code of the order (e.g. EUR) on every Purchase."),
+    "value_not_numeric": (
+        "Value not numeric", "Rows whose value is not a plain decimal (129,95, €10 and 1e3 are not).",
+        "Send value as a number with a dot as decimal separator and no currency sign."),
+    "currency_invalid": (
+        "Currency not ISO 4217", "Rows whose currency is not an ISO 4217 code (case is ignored).",
+        "Send the three-letter ISO 4217 code (EUR, USD), not a symbol or a name."),
+    "value_mismatch": (
+        "Browser and server value differ", "Paired Purchase events whose browser and server values differ "
+        "once rounded to cents: the copy Meta keeps decides the revenue reported.",
+        "Take the value from the same source (the order total, tax and shipping rules alike) on both sides."),
+    "action_source_invalid": (
+        "action_source missing or invalid", "Rows whose action_source is empty or not one of Meta's values; "
+        "Meta rejects them, and the batch they are in.",
+        "Set action_source to website (or app, email, physical_store...) on every server event."),
+    "event_source_url_missing": (
+        "Website event without event_source_url", "Website rows without event_source_url, which Meta "
+        "requires for web events.",
+        "Forward the page URL (page_location) to the server and send it as event_source_url."),
+    "nonstandard_event_name": (
+        "Standard event with a non-standard spelling", "Rows named like a standard event except for case or "
+        "underscores (purchase, add_to_cart): Meta treats them as custom events.",
+        "Use Meta's exact spelling (Purchase, AddToCart) on both the Pixel and the server."),
+    "test_event_code_present": (
+        "Test event code in the log", "Rows carrying a test_event_code; Meta does not sandbox test events, "
+        "so test traffic counts as real.",
+        "Remove test_event_code from the production server configuration."),
+    "insufficient_user_data": (
+        "Insufficient customer information", "Rows whose valid user_data keys are only a subset of one of "
+        "Meta's too-broad combinations (or none at all): Meta rejects them (subcode 2804050).",
+        "Send at least one strong key (em, ph, external_id, fbp, client_ip_address with client_user_agent)."),
+}
+
+
+def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One sentence with its fix per rule."""
+    return [{"label": _TEXT[r][0], "value": result.get(r), "text": _TEXT[r][1], "fix": _TEXT[r][2]}
+            for r in RULES]
+
