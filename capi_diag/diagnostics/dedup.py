@@ -1,0 +1,678 @@
+"""Dedup pairing: will Meta merge each browser event with its server twin, and if not, why not.
+
+What it measures: every *key* ``(event_name, event_id)`` (``(pixel_id, event_name, event_id)`` when
+both logs carry ``pixel_id``) found in the browser (Pixel) and server (CAPI) logs, and whether Meta
+would deduplicate it:
+
+* ``paired``: the key is in both logs with at least one browser row and one server row whose
+  ``event_time`` values are at most 48 hours (172,800 s, inclusive) apart;
+* ``outside_window``: in both logs, but no such pair (Meta counts both copies);
+* ``browser_only`` / ``server_only``: in one log only.
+
+``pairing_rate`` = paired / all keys; ``browser_coverage`` = paired / keys the browser sent;
+``server_coverage`` = paired / keys the server sent (``null`` when the denominator is 0). Every
+unpaired key gets one reason, first match wins: ``name_case_mismatch`` (the other log has the same
+id under a name that differs only in case), ``different_ids_probable`` (the other log has, within
+60 s, the same event name and ``fbp`` under a different id), else ``server_only_unexplained`` /
+``browser_only_unexplained``. Also counted: rows without an ``event_id``, duplicate rows (the same
+key sent twice by one log) and ``reused_event_id`` (one id used for several event names, or for rows
+more than 48 h apart).
+
+Why it matters for Meta CAPI: Meta discards the second copy of an event only when the Pixel
+``eventID`` equals the CAPI ``event_id`` *and* the event names match exactly, for the same pixel,
+within 48 hours. Every unpaired twin is counted twice, inflating conversions and corrupting
+optimisation; a reused id makes Meta discard genuinely different events.
+
+Usual cause of a bad value and the fix: the server generates its own id instead of receiving the
+Pixel's (``different_ids_probable``: pass the browser's ``eventID`` to the server with the request,
+e.g. in the dataLayer or a hidden field); event names typed differently on each side
+(``name_case_mismatch``: use the exact standard name, ``Purchase``); the server never sends an event
+the Pixel sends, or vice versa (``*_unexplained``: add the missing side, or check consent and
+ad-blocking); a tag firing twice (duplicates: fire once per action); a constant or recycled id
+(``reused_event_id``: generate one unique id per action, shared by both sides).
+
+Preparation: ``event_name`` and ``event_id`` are compared exactly (case and whitespace count); an
+empty or whitespace-only ``event_id`` is missing. The *earliest row* of a key in a log is the one
+with the smallest ``event_time``, ties broken by file order, then line. A list-valued field
+(``fbp``, ``external_id``) is matched on its first value.
+
+Shared expressions (other analyses and the dashboard import them; do not copy them):
+:func:`key_table`, :func:`paired_rows`, :func:`pairing_by_hour`, :func:`key_columns`,
+:func:`has_event_id`, :func:`first_value`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from capi_diag.config import Config
+from capi_diag.dataset import Dataset
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS
+from capi_diag.errors import ConfigError
+from capi_diag.pii import mask_row
+
+SECTION = "dedup"
+
+DEFAULTS: dict[str, Any] = {
+    "window_s": 172_800,
+    "probable_window_s": 60,
+    "examples": 20,
+}
+"""``window_s``: Meta's dedup window (48 h, facts §3); ``probable_window_s``: how far apart (inclusive)
+the earliest rows of a server-only and a browser-only key with the same name and ``fbp`` may be to
+call them the same action with two ids; ``examples``: example keys kept per category."""
+
+BLANK_RE = r"\A[\s\v\p{Z}]*\z"
+"""An empty or whitespace-only text (RE2, anchored; ``\\p{Z}`` covers the no-break space)."""
+
+CATEGORIES: tuple[str, ...] = ("paired", "outside_window", "browser_only", "server_only")
+SERVER_REASONS: tuple[str, ...] = ("name_case_mismatch", "different_ids_probable", "server_only_unexplained")
+BROWSER_REASONS: tuple[str, ...] = (
+    "name_case_mismatch", "different_ids_probable", "browser_only_unexplained",
+)
+NO_NAME = "(none)"
+
+_ORDER = ("event_time", "file_index", "line")
+
+
+# -- options -------------------------------------------------------------------------------------
+
+def options(config: Config | None) -> dict[str, Any]:
+    """The ``[dedup]`` options merged over :data:`DEFAULTS`, validated (non-negative integers)."""
+    config = config or Config()
+    opts = config.options(SECTION, DEFAULTS)
+    for key in DEFAULTS:
+        value = opts[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{config.source}: [{SECTION}] {key} must be a whole number >= 0, "
+                              f"found {value!r}.")
+    return opts
+
+
+# -- preparation ---------------------------------------------------------------------------------
+
+def key_columns(ds: Dataset) -> tuple[str, ...]:
+    """The columns of a key: ``pixel_id`` only when both logs carry it, then name and id."""
+    if ds.has("browser", "pixel_id") and ds.has("server", "pixel_id"):
+        return ("pixel_id", "event_name", "event_id")
+    return ("event_name", "event_id")
+
+
+def has_event_id(t: ir.Table) -> ir.BooleanValue:
+    """True for rows whose ``event_id`` is present and not whitespace-only."""
+    return t.event_id.notnull() & ~t.event_id.re_search(BLANK_RE).fill_null(True)
+
+
+def first_value(col: ir.ArrayValue) -> ir.StringValue:
+    """The first value of a list column, null when the list is null/empty or the value is blank."""
+    v = col[0]
+    return ibis.ifelse(v.re_search(BLANK_RE).fill_null(True), ibis.null("string"), v)
+
+
+def _key_preds(left: ir.Table, right: ir.Table, keys: Sequence[str], lp: str = "", rp: str = "") -> list:
+    """Join predicates on a key; ``pixel_id`` compares null-safely (a missing pixel is a value)."""
+    preds = []
+    for k in keys:
+        lc, rc = left[f"{lp}{k}"], right[f"{rp}{k}"]
+        preds.append(lc.identical_to(rc) if k == "pixel_id" else lc == rc)
+    return preds
+
+
+def _keyed_rows(ds: Dataset, role: str, keys: Sequence[str]) -> ir.Table:
+    t = ds.events(role)
+    t = t.filter(has_event_id(t))
+    sent_at = t.sent_at if role == "server" else ibis.null("int64")
+    return t.select(
+        *keys, "event_time", "file_index", "line", "source_file",
+        fbp=first_value(t.fbp), sent_at=sent_at.cast("int64"), role=ibis.literal(role),
+    )
+
+
+def ranked_rows(ds: Dataset, role: str, config: Config | None = None) -> ir.Table:
+    """The rows of ``role`` that carry an ``event_id``, with ``copy``: 0 for the earliest row of its
+    key in that log, 1, 2... for the later ones (the duplicates)."""
+    keys = key_columns(ds)
+    t = ds.events(role)
+    t = t.filter(has_event_id(t))
+    return t.mutate(copy=ibis.row_number().over(group_by=list(keys), order_by=list(_ORDER)))
+
+
+# -- the shared key table ------------------------------------------------------------------------
+
+def key_table(ds: Dataset, config: Config | None = None) -> ir.Table:
+    """One row per key over both logs.
+
+    Columns: the key columns (``pixel_id`` only when both logs carry it, ``event_name``,
+    ``event_id``); ``category`` (paired | outside_window | browser_only | server_only); ``reason``
+    (name_case_mismatch | different_ids_probable | server_only_unexplained |
+    browser_only_unexplained; null for paired and outside_window); ``partner_event_name`` /
+    ``partner_event_id`` (the key in the other log that explains the reason: the earliest one, by
+    its earliest row); ``browser_rows`` / ``server_rows`` (rows of the key in each log);
+    ``first_time`` (earliest ``event_time`` over both logs); the earliest browser row
+    (``browser_time``, ``browser_file_index``, ``browser_line``, ``browser_source_file``,
+    ``browser_fbp``) and ``browser_last_time``; the earliest server row (``server_time``,
+    ``server_file_index``, ``server_line``, ``server_source_file``, ``server_fbp``,
+    ``server_sent_at``) and ``server_last_time``; ``skew_s`` = ``server_time - browser_time`` for
+    paired keys (null otherwise).
+
+    Pairing is exact without a many-to-many join: rows of a key from both logs are sorted by time,
+    and a browser/server pair at most ``window_s`` apart exists iff two *adjacent* rows from
+    different logs are at most ``window_s`` apart (between any such pair the log changes at least
+    once, at a step no longer than the pair's distance).
+    """
+    opts = options(config)
+    window = int(opts["window_s"])
+    keys = list(key_columns(ds))
+    u = ibis.union(_keyed_rows(ds, "browser", keys), _keyed_rows(ds, "server", keys), distinct=False)
+    by_time = ibis.window(group_by=keys, order_by=["event_time", "role"])
+    near = ((u.role.lag().over(by_time) != u.role)
+            & ((u.event_time - u.event_time.lag().over(by_time)) <= window)).fill_null(False)
+    rn = ibis.row_number().over(group_by=[*keys, "role"], order_by=list(_ORDER))
+    u = u.mutate(_near=near, _rn=rn)
+    isb, iss = u.role == "browser", u.role == "server"
+    fb, fs = isb & (u._rn == 0), iss & (u._rn == 0)
+    agg = u.group_by(keys).aggregate(
+        browser_rows=u.role.count(where=isb),
+        server_rows=u.role.count(where=iss),
+        first_time=u.event_time.min(),
+        browser_time=u.event_time.max(where=fb),
+        browser_file_index=u.file_index.max(where=fb),
+        browser_line=u.line.max(where=fb),
+        browser_source_file=u.source_file.max(where=fb),
+        browser_fbp=u.fbp.max(where=fb),
+        browser_last_time=u.event_time.max(where=isb),
+        server_time=u.event_time.max(where=fs),
+        server_file_index=u.file_index.max(where=fs),
+        server_line=u.line.max(where=fs),
+        server_source_file=u.source_file.max(where=fs),
+        server_fbp=u.fbp.max(where=fs),
+        server_sent_at=u.sent_at.max(where=fs),
+        server_last_time=u.event_time.max(where=iss),
+        _pair=u._near.any(),
+    )
+    both = (agg.browser_rows > 0) & (agg.server_rows > 0)
+    category = ibis.cases(
+        (both & agg._pair, "paired"),
+        (both, "outside_window"),
+        (agg.browser_rows > 0, "browser_only"),
+        else_="server_only",
+    )
+    agg = agg.mutate(category=category)
+    agg = agg.mutate(skew_s=ibis.ifelse(agg.category == "paired", agg.server_time - agg.browser_time,
+                                        ibis.null("int64")))
+    res = _reasons(agg, keys, int(opts["probable_window_s"]))
+    r = res.rename({f"r_{k}": k for k in keys})
+    j = agg.left_join(r, _key_preds(agg, r, keys, "", "r_"))
+    default_reason = ibis.cases(
+        (j.category == "server_only", "server_only_unexplained"),
+        (j.category == "browser_only", "browser_only_unexplained"),
+        else_=ibis.null("string"),
+    )
+    return j.select(
+        *keys,
+        category=j.category,
+        reason=j.reason.fill_null(default_reason),
+        partner_event_name=j.partner_event_name,
+        partner_event_id=j.partner_event_id,
+        browser_rows=j.browser_rows,
+        server_rows=j.server_rows,
+        first_time=j.first_time,
+        browser_time=j.browser_time,
+        browser_file_index=j.browser_file_index,
+        browser_line=j.browser_line,
+        browser_source_file=j.browser_source_file,
+        browser_fbp=j.browser_fbp,
+        browser_last_time=j.browser_last_time,
+        server_time=j.server_time,
+        server_file_index=j.server_file_index,
+        server_line=j.server_line,
+        server_source_file=j.server_source_file,
+        server_fbp=j.server_fbp,
+        server_sent_at=j.server_sent_at,
+        server_last_time=j.server_last_time,
+        skew_s=j.skew_s,
+    )
+
+
+def _reasons(agg: ir.Table, keys: Sequence[str], probable_s: int) -> ir.Table:
+    """Keys with a partner-based reason: key columns, ``reason``, ``partner_event_name``,
+    ``partner_event_id``. Server keys: the first matching reason wins (name case before
+    probable); browser keys carry the reason of a server key that counted them as its partner."""
+
+    def side(category: str, p: str, role: str) -> ir.Table:
+        t = agg.filter(agg.category == category)
+        return t.select(**{f"{p}{k}": t[k] for k in keys},
+                        **{f"{p}time": t[f"{role}_time"], f"{p}file": t[f"{role}_file_index"],
+                           f"{p}line": t[f"{role}_line"], f"{p}fbp": t[f"{role}_fbp"]})
+
+    so, bo = side("server_only", "s_", "server"), side("browser_only", "b_", "browser")
+    pix = [so.s_pixel_id.identical_to(bo.b_pixel_id)] if "pixel_id" in keys else []
+    cols = [*(f"s_{k}" for k in keys), "s_time", "s_file", "s_line",
+            *(f"b_{k}" for k in keys), "b_time", "b_file", "b_line"]
+    case = so.join(bo, [so.s_event_id == bo.b_event_id,
+                        so.s_event_name.lower() == bo.b_event_name.lower(), *pix])
+    case = case.select(*cols, prio=ibis.literal(0))
+    prob = so.join(bo, [so.s_event_name == bo.b_event_name, so.s_fbp.notnull(), so.s_fbp == bo.b_fbp,
+                        (so.s_time - bo.b_time).abs() <= probable_s, *pix])
+    prob = prob.select(*cols, prio=ibis.literal(1))
+    m = ibis.union(case, prob, distinct=False)
+    s_keys = [f"s_{k}" for k in keys]
+    b_keys = [f"b_{k}" for k in keys]
+    m = m.mutate(
+        _srank=ibis.row_number().over(group_by=s_keys, order_by=["prio", "b_time", "b_file", "b_line"]),
+        _sprio=m.prio.min().over(group_by=s_keys),
+    )
+    reason = ibis.ifelse(m.prio == 0, "name_case_mismatch", "different_ids_probable")
+    server_res = m.filter(m._srank == 0).select(
+        **{k: m[f"s_{k}"] for k in keys}, reason=reason,
+        partner_event_name=m.b_event_name, partner_event_id=m.b_event_id,
+    )
+    counted = m.filter(m.prio == m._sprio)
+    counted = counted.mutate(
+        _brank=ibis.row_number().over(group_by=b_keys, order_by=["prio", "s_time", "s_file", "s_line"]),
+    )
+    breason = ibis.ifelse(counted.prio == 0, "name_case_mismatch", "different_ids_probable")
+    browser_res = counted.filter(counted._brank == 0).select(
+        **{k: counted[f"b_{k}"] for k in keys}, reason=breason,
+        partner_event_name=counted.s_event_name, partner_event_id=counted.s_event_id,
+    )
+    return ibis.union(server_res, browser_res, distinct=False)
+
+
+def paired_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
+    """For each paired key: the key columns, then every canonical column of the key's earliest
+    browser row prefixed ``b_`` and of its earliest server row prefixed ``s_``."""
+    keys = list(key_columns(ds))
+    kt = key_table(ds, config)
+    kt = kt.filter(kt.category == "paired").select(*keys)
+
+    def earliest(role: str, prefix: str) -> ir.Table:
+        t = ranked_rows(ds, role, config)
+        t = t.filter(t.copy == 0).drop("copy")
+        return t.rename({f"{prefix}{c}": c for c in t.columns})
+
+    b, s = earliest("browser", "b_"), earliest("server", "s_")
+    j = kt.join(b, _key_preds(kt, b, keys, "", "b_")).join(s, _key_preds(kt, s, keys, "", "s_"))
+    return j.select(*keys, *b.columns, *s.columns)
+
+
+def pairing_by_hour(ds: Dataset, config: Config | None = None) -> ir.Table:
+    """Keys per hour (``hour`` = Unix seconds of the hour start, by the key's ``first_time``):
+    ``keys``, ``paired``, ``outside_window``, ``browser_only``, ``server_only``, ordered by hour;
+    ``paired / keys`` is the pairing rate of that hour."""
+    kt = key_table(ds, config)
+    kt = kt.mutate(hour=(kt.first_time // 3600) * 3600)
+    return (kt.group_by("hour")
+            .aggregate(keys=kt.count(), **{c: kt.count(where=kt.category == c) for c in CATEGORIES})
+            .order_by("hour"))
+
+
+def reused_ids(kt: ir.Table, keys: Sequence[str], role: str, window_s: int) -> ir.Table:
+    """Event ids (per pixel when the key has ``pixel_id``) that the ``role`` log uses for more than
+    one event name, or whose rows under one key lie more than ``window_s`` apart. Columns: the id
+    columns, ``event_names`` (distinct names, sorted), ``keys``, ``rows``, ``first_time``,
+    ``last_time``, ``max_spread_s``."""
+    idcols = [k for k in keys if k != "event_name"]
+    t = kt.filter(kt[f"{role}_rows"] > 0)
+    spread = t[f"{role}_last_time"] - t[f"{role}_time"]
+    g = t.group_by(idcols).aggregate(
+        event_names=t.event_name.collect(order_by=t.event_name, distinct=True),
+        keys=t.count(),
+        rows=t[f"{role}_rows"].sum(),
+        first_time=t[f"{role}_time"].min(),
+        last_time=t[f"{role}_last_time"].max(),
+        max_spread_s=spread.max(),
+    )
+    return g.filter((g.keys > 1) | (g.max_spread_s > window_s))
+
+
+def _fallback_rows(ds: Dataset, keys: Sequence[str], window_s: int) -> dict[str, ir.Table]:
+    """Server rows without an ``event_id`` that Meta's fallback dedup (``fbp`` / ``external_id`` +
+    ``event_name``, browser event first, within ``window_s``) could merge with a browser row."""
+    s = ds.events("server")
+    s = s.filter(~has_event_id(s))
+    s = s.select("event_name", "event_time", "file_index", "line", "source_file", "event_id",
+                 *(["pixel_id"] if "pixel_id" in keys else []),
+                 fbp=first_value(s.fbp), ext=first_value(s.external_id))
+    b = ds.events("browser")
+    b = b.select(b_event_name=b.event_name, b_time=b.event_time,
+                 b_fbp=first_value(b.fbp), b_ext=first_value(b.external_id),
+                 **({"b_pixel_id": b.pixel_id} if "pixel_id" in keys else {}))
+    common = [s.event_name == b.b_event_name, b.b_time <= s.event_time, (s.event_time - b.b_time) <= window_s]
+    if "pixel_id" in keys:
+        common.append(s.pixel_id.identical_to(b.b_pixel_id))
+    by_fbp = s.semi_join(b, [*common, s.fbp == b.b_fbp])
+    by_ext = s.semi_join(b, [*common, s.ext == b.b_ext])
+    either = ibis.union(by_fbp, by_ext, distinct=True)
+    return {"by_fbp": by_fbp, "by_external_id": by_ext, "either": either}
+
+
+# -- analysis ------------------------------------------------------------------------------------
+
+_NAME_COUNTS = (
+    "keys", "paired", "outside_window", "browser_only", "server_only",
+    "name_case_mismatch", "different_ids_probable", "server_only_unexplained", "browser_only_unexplained",
+    "browser_name_case_mismatch", "browser_different_ids_probable",
+    "browser_rows", "server_rows", "browser_missing_event_id", "server_missing_event_id",
+    "duplicate_browser_rows", "duplicate_server_rows", "reused_event_id",
+    "fallback_mergeable_server_rows", "fallback_by_fbp", "fallback_by_external_id",
+)
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _rates(c: Mapping[str, int]) -> dict[str, float | None]:
+    paired, ow = c["paired"], c["outside_window"]
+    return {
+        "pairing_rate": _ratio(paired, paired + ow + c["browser_only"] + c["server_only"]),
+        "browser_coverage": _ratio(paired, paired + ow + c["browser_only"]),
+        "server_coverage": _ratio(paired, paired + ow + c["server_only"]),
+    }
+
+
+def _records(expr: ir.Table) -> list[dict[str, Any]]:
+    return expr.to_pyarrow().to_pylist()
+
+
+def _name(v: Any) -> str:
+    return NO_NAME if v is None else str(v)
+
+
+def analyze(ds: Dataset, config: Config | None = None,
+            prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``dedup`` section (every definition is in the module docstring)."""
+    config = config or Config()
+    opts = options(config)
+    window = int(opts["window_s"])
+    keys = key_columns(ds)
+    kt = key_table(ds, config).cache()
+    try:
+        return _analyze(ds, config, opts, keys, window, kt)
+    finally:
+        kt.release()
+
+
+def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[str, ...], window: int,
+             kt: ir.Table) -> dict[str, Any]:
+    per_name: dict[str, dict[str, int]] = {}
+
+    def add(rows: list[dict[str, Any]], mapping: Mapping[str, str]) -> None:
+        for r in rows:
+            entry = per_name.setdefault(_name(r["event_name"]), dict.fromkeys(_NAME_COUNTS, 0))
+            for out_key, col in mapping.items():
+                entry[out_key] += int(r[col] or 0)
+
+    cat, reason = kt.category, kt.reason
+    so, bo = cat == "server_only", cat == "browser_only"
+    key_counts = kt.group_by("event_name").aggregate(
+        keys=kt.count(),
+        **{c: kt.count(where=cat == c) for c in CATEGORIES},
+        name_case_mismatch=kt.count(where=so & (reason == "name_case_mismatch")),
+        different_ids_probable=kt.count(where=so & (reason == "different_ids_probable")),
+        server_only_unexplained=kt.count(where=so & (reason == "server_only_unexplained")),
+        browser_only_unexplained=kt.count(where=bo & (reason == "browser_only_unexplained")),
+        browser_name_case_mismatch=kt.count(where=bo & (reason == "name_case_mismatch")),
+        browser_different_ids_probable=kt.count(where=bo & (reason == "different_ids_probable")),
+        browser_keys=kt.count(where=kt.browser_rows > 0),
+        server_keys=kt.count(where=kt.server_rows > 0),
+        browser_keyed=kt.browser_rows.sum(),
+        server_keyed=kt.server_rows.sum(),
+    )
+    key_rows = _records(key_counts)
+    add(key_rows, {c: c for c in _NAME_COUNTS[:11]})
+    for r in key_rows:
+        entry = per_name[_name(r["event_name"])]
+        entry["duplicate_browser_rows"] = int(r["browser_keyed"] or 0) - int(r["browser_keys"])
+        entry["duplicate_server_rows"] = int(r["server_keyed"] or 0) - int(r["server_keys"])
+
+    for role in ("browser", "server"):
+        t = ds.events(role)
+        rows = t.group_by("event_name").aggregate(rows=t.count(), missing=t.count(where=~has_event_id(t)))
+        add(_records(rows), {f"{role}_rows": "rows", f"{role}_missing_event_id": "missing"})
+
+    idcols = [k for k in keys if k != "event_name"]
+    reused_total: dict[str, int] = {}
+    reused_examples: list[dict[str, Any]] = []
+    limit = int(opts["examples"])
+    for role in ("browser", "server"):
+        ids = reused_ids(kt, keys, role, window)
+        t = kt.filter(kt[f"{role}_rows"] > 0)
+        per = t.semi_join(ids, _key_preds(t, ids, idcols))
+        add(_records(per.group_by("event_name").aggregate(n=per.count())), {"reused_event_id": "n"})
+        reused_total[role] = int(ids.count().execute())
+        ex = ids.order_by(["first_time", *idcols]).limit(limit)
+        reused_examples += [{"role": role, **r} for r in _records(ex)]
+
+    fb = _fallback_rows(ds, keys, window)
+    for out_key, expr in (("fallback_by_fbp", fb["by_fbp"]),
+                          ("fallback_by_external_id", fb["by_external_id"]),
+                          ("fallback_mergeable_server_rows", fb["either"])):
+        add(_records(expr.group_by("event_name").aggregate(n=expr.count())), {out_key: "n"})
+
+    totals = dict.fromkeys(_NAME_COUNTS, 0)
+    for entry in per_name.values():
+        for k in _NAME_COUNTS:
+            totals[k] += entry[k]
+    totals["reused_event_id"] = reused_total["browser"] + reused_total["server"]
+
+    by_event_name = {}
+    def volume(n: str) -> tuple[int, str]:
+        return (-(per_name[n]["browser_rows"] + per_name[n]["server_rows"]), n)
+
+    for name in sorted(per_name, key=volume):
+        entry = per_name[name]
+        by_event_name[name] = {**entry, **_rates(entry)}
+
+    examples = _key_examples(kt, keys, limit)
+    examples.update(_duplicate_examples(ds, config, keys, limit))
+    reused_examples.sort(key=lambda r: (r["first_time"], r["role"]))
+    examples["reused_event_id"] = [mask_row(r) for r in reused_examples[:limit]]
+
+    browser_rows, server_rows = totals["browser_rows"], totals["server_rows"]
+    if browser_rows == 0 or server_rows == 0:
+        status = "not_evaluated"
+        empty = [r for r, n in (("browser", browser_rows), ("server", server_rows)) if n == 0]
+        verb = "logs have" if len(empty) > 1 else "log has"
+        why = f"The {' and '.join(empty)} {verb} no rows: pairing needs both."
+    else:
+        status, why = "evaluated", None
+    return {
+        "status": status,
+        "reason": why,
+        "key_columns": list(keys),
+        "window_s": window,
+        "probable_window_s": int(opts["probable_window_s"]),
+        **{k: totals[k] for k in ("keys", *CATEGORIES)},
+        **_rates(totals),
+        **{k: totals[k] for k in _NAME_COUNTS if k not in ("keys", *CATEGORIES)},
+        "reused_event_id_browser": reused_total["browser"],
+        "reused_event_id_server": reused_total["server"],
+        "by_event_name": by_event_name,
+        "examples": examples,
+    }
+
+
+_EXAMPLE_COLUMNS = (
+    "category", "reason", "partner_event_name", "partner_event_id", "first_time", "browser_time",
+    "server_time", "skew_s", "browser_rows", "server_rows", "browser_source_file", "browser_line",
+    "server_source_file", "server_line",
+)
+
+
+def _key_examples(kt: ir.Table, keys: Sequence[str], limit: int) -> dict[str, list[dict[str, Any]]]:
+    """Up to ``limit`` keys per category, earliest first (``first_time``, then the key)."""
+    ranked = kt.mutate(_r=ibis.row_number().over(group_by="category", order_by=["first_time", *keys]))
+    rows = _records(ranked.filter(ranked._r < limit).order_by(["category", "_r"])
+                    .select(*keys, *_EXAMPLE_COLUMNS))
+    out: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
+    for r in rows:
+        out[r["category"]].append(mask_row(r))
+    return out
+
+
+def _duplicate_examples(ds: Dataset, config: Config, keys: Sequence[str],
+                        limit: int) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for role in ("browser", "server"):
+        t = ranked_rows(ds, role, config)
+        dup = t.filter(t.copy > 0).order_by([*_ORDER, "source_file"]).limit(limit)
+        out[f"duplicate_{role}_rows"] = [
+            mask_row(r) for r in _records(dup.select(*keys, "event_time", "source_file", "line", "copy"))
+        ]
+    return out
+
+
+# -- rows behind the findings --------------------------------------------------------------------
+
+_SEVERITY = {
+    "name_case_mismatch": "error", "different_ids_probable": "error", "reused_event_id": "error",
+    "outside_window": "warning", "server_only_unexplained": "warning", "browser_only_unexplained": "warning",
+    "duplicate_browser_rows": "warning", "duplicate_server_rows": "warning",
+    "browser_missing_event_id": "warning", "server_missing_event_id": "warning",
+}
+"""Errors: Meta counts an action twice (names or ids differ between the logs) or discards a real
+event (one id reused). Warnings: a twin is missing, late or doubled, or cannot be deduplicated."""
+
+
+def _finding_rows(t: ir.Table, role: str, finding: ir.StringValue | str, detail: ir.StringValue | str,
+                  severity: ir.StringValue | str) -> ir.Table:
+    return t.select(
+        section=ibis.literal(SECTION),
+        finding=finding if isinstance(finding, ir.Value) else ibis.literal(finding),
+        severity=severity if isinstance(severity, ir.Value) else ibis.literal(severity),
+        role=ibis.literal(role),
+        source_file=t.source_file,
+        line=t.line.cast("int64"),
+        event_name=t.event_name,
+        event_id=t.event_id,
+        detail=detail if isinstance(detail, ir.Value) else ibis.literal(detail),
+    )
+
+
+def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
+    """The rows behind each finding, one row per (event row, finding), columns
+    :data:`~capi_diag.diagnostics.FAILING_ROW_COLUMNS`:
+
+    * every row (both logs) of an unpaired key, ``finding`` = its reason, or ``outside_window``;
+    * ``duplicate_<role>_rows``: each row of a key after its earliest row in that log;
+    * ``reused_event_id``: every row carrying a reused id;
+    * ``<role>_missing_event_id``: rows without an ``event_id``.
+    """
+    config = config or Config()
+    opts = options(config)
+    window = int(opts["window_s"])
+    keys = key_columns(ds)
+    kt = key_table(ds, config)
+    parts: list[ir.Table] = []
+    unpaired = kt.filter(kt.category != "paired")
+    idcols = [k for k in keys if k != "event_name"]
+    for role in ("browser", "server"):
+        rows = ranked_rows(ds, role, config)
+        u = unpaired.rename({f"k_{k}": k for k in keys})
+        j = rows.join(u, _key_preds(rows, u, keys, "", "k_"))
+        finding = j.reason.fill_null("outside_window")
+        partner = ibis.ifelse(
+            j.partner_event_id.notnull(),
+            ibis.literal("partner ").concat(j.partner_event_name, " / ", j.partner_event_id),
+            ibis.cases(
+                (j.category == "outside_window",
+                 f"no {'server' if role == 'browser' else 'browser'} row within {window} s"),
+                (j.category == "browser_only", "not in the server log"),
+                else_="not in the browser log",
+            ),
+        )
+        severity = finding.substitute(_SEVERITY, else_="warning")
+        parts.append(_finding_rows(j, role, finding, partner, severity))
+        dup = rows.filter(rows.copy > 0)
+        parts.append(_finding_rows(dup, role, f"duplicate_{role}_rows",
+                                   ibis.literal("copy ").concat(dup.copy.cast("string")), "warning"))
+        ids = reused_ids(kt, keys, role, window)
+        reused = rows.semi_join(ids, _key_preds(rows, ids, idcols))
+        parts.append(_finding_rows(reused, role, "reused_event_id", "id used for several names or >48 h",
+                                   "error"))
+        t = ds.events(role)
+        missing = t.filter(~has_event_id(t))
+        parts.append(_finding_rows(missing, role, f"{role}_missing_event_id", "no event_id", "warning"))
+    return ibis.union(*parts, distinct=False).select(*FAILING_ROW_COLUMNS)
+
+
+# -- explanation ---------------------------------------------------------------------------------
+
+def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One ``{"label", "value", "text", "fix"}`` entry per number of the section."""
+    w_h = result.get("window_s", 172_800) / 3600
+    p_s = result.get("probable_window_s", 60)
+    key = " + ".join(result.get("key_columns", ["event_name", "event_id"]))
+    out: list[dict[str, Any]] = []
+    if result.get("status") == "not_evaluated":
+        out.append({"label": "Dedup pairing", "value": None,
+                    "text": f"Not evaluated: {result.get('reason')}",
+                    "fix": "Upload the browser (Pixel) log and the server (CAPI) log of the same period."})
+
+    def e(label: str, k: str, text: str, fix: str) -> None:
+        out.append({"label": label, "value": result.get(k), "text": text, "fix": fix})
+
+    e("Pairing rate", "pairing_rate",
+      f"Share of all keys ({key}) that Meta would deduplicate: present in both logs with a browser and a "
+      f"server row at most {w_h:g} h apart ({result.get('paired')} of {result.get('keys')}).",
+      "Send every Pixel event from the server too, with the same event_name and the Pixel's eventID.")
+    e("Browser coverage", "browser_coverage",
+      "Share of browser keys that have a server twin within the window (the log-side analogue of Meta's "
+      "event coverage, goal 75%).",
+      "Send the browser's events from the server as well, passing the Pixel eventID along.")
+    e("Server coverage", "server_coverage",
+      "Share of server keys that have a browser twin within the window.",
+      "Server events without a Pixel twin are fine for server-only steps; otherwise fire the Pixel "
+      "with the same eventID.")
+    e("Paired keys", "paired", f"Keys in both logs with a browser and a server row at most {w_h:g} h apart.",
+      "Nothing to fix: Meta keeps one copy of each.")
+    e("Outside the window", "outside_window",
+      f"Keys in both logs whose browser and server rows are all more than {w_h:g} h apart: Meta counts both.",
+      "Send server events promptly (within minutes) and check that event_time is the action's time.")
+    e("Browser only", "browser_only", "Keys found only in the browser log.",
+      "See the reasons below; make the server send the same event with the Pixel's id.")
+    e("Server only", "server_only", "Keys found only in the server log.",
+      "See the reasons below; fire the Pixel with the same eventID, or accept server-only steps.")
+    e("Name case mismatch", "name_case_mismatch",
+      "Server-only keys whose id the browser sends under a name that differs only in case "
+      "(purchase vs Purchase); Meta compares names exactly, so both copies count.",
+      "Use the exact same event name on both sides (the standard names are CamelCase: Purchase).")
+    e("Different ids (probable)", "different_ids_probable",
+      f"Server-only keys with a browser-only key of the same name and fbp within {p_s} s: the id was "
+      "generated twice instead of passed from the browser.",
+      "Generate the eventID once in the browser and pass it to the server (dataLayer, hidden field, header).")
+    e("Server only, unexplained", "server_only_unexplained",
+      "Server-only keys with no browser event to explain them (blocked Pixel, consent, or a "
+      "server-only step).",
+      "Check ad-blocking and consent; server-only steps (e.g. offline Purchase) need no Pixel twin.")
+    e("Browser only, unexplained", "browser_only_unexplained",
+      "Browser-only keys not explained by a server key: the server never sent them.",
+      "Send these events from the server too (or find why the server drops them).")
+    e("Browser rows without event_id", "browser_missing_event_id",
+      "Pixel rows with an empty or missing eventID cannot be deduplicated by id.",
+      "Pass {eventID: ...} as the 4th argument of fbq('track', ...).")
+    e("Server rows without event_id", "server_missing_event_id",
+      "CAPI rows without event_id; Meta can only try its fbp/external_id fallback for them.",
+      "Send event_id on every server event, equal to the Pixel's eventID.")
+    e("Duplicate browser rows", "duplicate_browser_rows",
+      "Browser rows repeating a key already in the browser log (the Pixel fired twice).",
+      "Fire each Pixel event once per action (check for double tags or containers).")
+    e("Duplicate server rows", "duplicate_server_rows",
+      "Server rows repeating a key already in the server log (the same event sent twice, e.g. from two "
+      "containers or retries).",
+      "Send each event once; make retries idempotent and remove duplicate tags or containers.")
+    e("Reused event ids", "reused_event_id",
+      f"Ids (per log, summed) used for several event names, or for rows more than {w_h:g} h apart: Meta may "
+      "discard genuinely different events as duplicates.",
+      "Generate a fresh unique id per action (e.g. a UUID), never a constant or a per-session value.")
+    e("Fallback dedup possible", "fallback_mergeable_server_rows",
+      f"Server rows without event_id that Meta's fallback (same event_name and fbp or external_id, browser "
+      f"event first, within {w_h:g} h) could still merge with a browser event.",
+      "Do not rely on the fallback: it only works when the browser event arrives first; send event_id.")
+    return out
