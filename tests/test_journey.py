@@ -26,6 +26,7 @@ def test_journey_counts_steps_per_log_exact_names():
     assert r["missing"] == {"browser": [], "server": []}
     assert r["complete"] == {"browser": True, "server": True}
     assert r["browser_rows"] == 6 and r["server_rows"] == 6
+    assert r["status"] == "evaluated"
     assert r["server_to_browser"]["PageView"] == 0.5
 
 
@@ -55,6 +56,7 @@ def test_journey_empty_logs_everything_missing_not_complete():
     assert r["browser_rows"] == 0 and r["server_rows"] == 0
     assert len(r["missing"]["server"]) == 5
     assert r["complete"] == {"browser": False, "server": False}
+    assert r["status"] == "not_evaluated"
 
 
 def test_journey_names_compared_exactly_whitespace_matters():

@@ -250,7 +250,10 @@ def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, 
             pairs.release()
         out["value_pairs_compared"] = _n(agg["compared"])
         out["value_mismatch"] = _n(agg["mismatch"])
-    out = {**{k: out[k] for k in ("server_rows", "purchase_rows", "website_rows", "action_source_column")},
+    empty = out["server_rows"] == 0
+    out = {"status": "not_evaluated" if empty else "evaluated",
+           "reason": "The server log has no rows." if empty else None,
+           **{k: out[k] for k in ("server_rows", "purchase_rows", "website_rows", "action_source_column")},
            **{r: out[r] for r in RULES}, "value_pairs_compared": out["value_pairs_compared"]}
     out["nonstandard_names"] = _name_variants(a)
     bad_currency = a.filter(a.currency_invalid)

@@ -79,7 +79,7 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
     """
     step_list = steps(config)
     folded_steps = {_fold_text(s): s for s in step_list}
-    out: dict[str, Any] = {"steps": step_list}
+    out: dict[str, Any] = {"status": "evaluated", "reason": None, "steps": step_list}
     missing: dict[str, list[str]] = {}
     near: dict[str, dict[str, dict[str, int]]] = {}
     other: dict[str, dict[str, int]] = {}
@@ -103,6 +103,8 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
     }
     out["near_names"] = near
     out["other_events"] = other
+    if not (out["browser_rows"] or out["server_rows"]):
+        out["status"], out["reason"] = "not_evaluated", "Both logs are empty."
     return out
 
 
