@@ -275,3 +275,20 @@ def test_checklist_every_default_has_a_source():
     for item in checklist.ITEMS:
         assert item.source, item.id
         assert item.id in checklist.DEFAULTS
+
+
+def test_checklist_documented_example_config_is_valid():
+    from pathlib import Path
+
+    from capi_diag.diagnostics import consent, journey
+
+    config = Config.load(Path(__file__).resolve().parent.parent / "docs" / "config.example.toml")
+    policy = consent.policy(config)
+    assert policy.required_for("DE") == ("ad_storage", "ad_user_data", "ad_personalization")
+    assert policy.required_for("CH") == ("ad_storage", "ad_user_data")
+    assert policy.required_for("US") == ()
+    assert policy.required_for("BR") == ("ad_storage", "ad_user_data")
+    assert journey.steps(config) == ["PageView", "ViewContent", "Lead", "CompleteRegistration"]
+    th = checklist.thresholds(config)
+    assert th["pairing_rate"] == {"warn_below": 0.8, "fail_below": 0.5}
+    assert th["timing_skew"] == {"warn_above": 120, "fail_above": 3600}

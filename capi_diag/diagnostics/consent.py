@@ -61,10 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "regions": {},
     "examples": 20,
 }
-"""``required``: purposes every region needs unless ``regions`` says otherwise (Meta's own consent
-guidance for the EEA and Google Consent Mode v2 both gate ads measurement on ``ad_storage`` and
-``ad_user_data``); ``groups``: extra region groups; ``regions``: per code or group the purposes
-required there; ``examples``: example rows kept per finding."""
+"""``required``: purposes every region needs unless ``regions`` says otherwise (the two Google
+Consent Mode v2 purposes that govern advertising storage and sending user data for advertising; a
+strict default, loosened per region in the TOML); ``groups``: extra region groups; ``regions``: per
+code or group the purposes required there; ``examples``: example rows kept per finding."""
 
 EU_MEMBERS: tuple[str, ...] = (
     "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
