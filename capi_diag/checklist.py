@@ -45,7 +45,8 @@ UNITS = ("count", "share", "seconds", "score")
 
 HASHED_FIELDS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country")
 CONTEXT_FIELDS = ("fbp", "fbc", "client_ip_address", "client_user_agent")
-HASH_DEFECTS = ("uppercase_hash", "hashed_empty", "hashed_placeholder", "surrounding_whitespace", "placeholder",
+HASH_DEFECTS = ("uppercase_hash", "hashed_empty", "hashed_placeholder", "surrounding_whitespace",
+                "placeholder",
                 "not_normalized")
 
 Sections = Mapping[str, Any]
@@ -150,7 +151,8 @@ def _needs(ctx: Context, *, browser: bool = False, server: bool = True) -> Verdi
     for role, needed in (("server", server), ("browser", browser)):
         n = ctx.server_rows if role == "server" else ctx.browser_rows
         if needed and not n:
-            return _ne(f"the {role} log has no rows." if n == 0 else f"no analysis reported the {role} log's rows.")
+            return _ne(f"the {role} log has no rows." if n == 0
+                       else f"no analysis reported the {role} log's rows.")
     return None
 
 
@@ -206,13 +208,15 @@ def _event_name_casing(ctx: Context, th: Thresholds) -> Verdict:
     status = _grade(n, th)
     if keys is not None and _grade(keys, th) == FAIL:
         status = FAIL
-    names = ", ".join(f"{k} (use {v['standard']})" for k, v in list(contract.get("nonstandard_names", {}).items())[:5])
+    variants = list(contract.get("nonstandard_names", {}).items())[:5]
+    names = ", ".join(f"{k} (use {v['standard']})" for k, v in variants)
     text = f"{int(n):,} server rows use a non-standard spelling of a standard event"
     text += f": {names}" if names else ""
     if keys:
         text += f"; {int(keys):,} server keys differ from their browser twin only in case"
-    return Verdict(status, int(n), text + ".", {"nonstandard_event_name": int(n),
-                                               "name_case_mismatch_keys": None if keys is None else int(keys)})
+    details = {"nonstandard_event_name": int(n),
+               "name_case_mismatch_keys": None if keys is None else int(keys)}
+    return Verdict(status, int(n), text + ".", details)
 
 
 def _event_ids(ctx: Context, th: Thresholds) -> Verdict:
@@ -226,7 +230,8 @@ def _event_ids(ctx: Context, th: Thresholds) -> Verdict:
     total = (ctx.browser_rows or 0) + (ctx.server_rows or 0)
     share = (b + s) / total
     return Verdict(_grade(share, th), share,
-                   f"{int(b):,} browser and {int(s):,} server rows have no event_id ({share:.1%} of all rows).",
+                   f"{int(b):,} browser and {int(s):,} server rows have no event_id "
+                   f"({share:.1%} of all rows).",
                    {"browser_missing_event_id": int(b), "server_missing_event_id": int(s)})
 
 
@@ -239,7 +244,8 @@ def _duplicates(ctx: Context, th: Thresholds) -> Verdict:
         return _ne("the dedup analysis did not run.")
     share = n / ctx.server_rows  # type: ignore[operator]
     return Verdict(_grade(share, th), share,
-                   f"{int(n):,} server rows repeat a key already sent by the server ({share:.1%} of server rows).",
+                   f"{int(n):,} server rows repeat a key already sent by the server "
+                   f"({share:.1%} of server rows).",
                    {"duplicate_server_rows": int(n)})
 
 
@@ -270,7 +276,8 @@ def _timing_value(key: str, what: str, unit: str, no_sent_at: bool = False,
             return _ne("the timing analysis did not run.")
         v = _num(timing, key)
         if v is None:
-            return _ne("the server log has no sent_at column." if no_sent_at else f"no {what} could be measured.")
+            return _ne("the server log has no sent_at column." if no_sent_at
+                       else f"no {what} could be measured.")
         observed = int(v) if unit == "count" else v
         return Verdict(_grade(v, th), observed, f"{what.capitalize()}: {_fmt(observed, unit)}.")
     return judge
@@ -397,7 +404,9 @@ def _emq(ctx: Context, th: Thresholds) -> Verdict:
     return Verdict(_grade(score, th), score, text + ".", {"band": emq.get("band"), "priorities": top})
 
 
-_PURCHASE_KEYS = ("purchase_missing_value", "purchase_missing_currency", "value_not_numeric", "currency_invalid")
+_PURCHASE_KEYS = (
+    "purchase_missing_value", "purchase_missing_currency", "value_not_numeric", "currency_invalid",
+)
 
 
 def _purchase(ctx: Context, th: Thresholds) -> Verdict:
@@ -485,7 +494,8 @@ ITEMS: tuple[Item, ...] = (
     Item("duplicate_server_sends", "Each server event sent once", "dedup", "share",
          "Fire the server tag once per action (look for two containers or a retry without idempotency).",
          _duplicates, {"warn_above": 0.0, "fail_above": 0.05},
-         "capi-diag: duplicates inflate counts where Meta does not merge them; fail above 5 % is our choice."),
+         "capi-diag: duplicates inflate counts where Meta does not merge them; fail above 5 % is "
+         "capi-diag's choice."),
     Item("pairing_rate", "Browser and server events pair", "dedup", "share",
          "Pass the Pixel's eventID to the server and send the same event_name on both sides.",
          _pairing, {"warn_below": 0.75, "fail_below": 0.5},
@@ -599,14 +609,16 @@ def thresholds(config: Config | None) -> dict[str, dict[str, float]]:
     for item_id, table in config.section("checklist").items():
         if item_id not in DEFAULTS:
             close = difflib.get_close_matches(item_id, list(DEFAULTS), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else " See docs/audits-checklist.md for the item ids."
+            hint = (f" Did you mean '{close[0]}'?" if close
+                    else " See docs/audits-checklist.md for the item ids.")
             raise ConfigError(f"{src}: unknown checklist item '{item_id}' in [checklist].{hint}")
         if not isinstance(table, Mapping):
             raise ConfigError(f"{src}: [checklist.{item_id}] must be a table of thresholds, found {table!r}.")
         for key, value in table.items():
             if key not in DEFAULTS[item_id]:
                 valid = ", ".join(sorted(DEFAULTS[item_id]))
-                raise ConfigError(f"{src}: unknown key '{key}' in [checklist.{item_id}]; valid keys: {valid}.")
+                raise ConfigError(f"{src}: unknown key '{key}' in [checklist.{item_id}]; "
+                                  f"valid keys: {valid}.")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{src}: [checklist.{item_id}] {key} must be a number, found {value!r}.")
             merged[item_id][key] = value

@@ -186,12 +186,14 @@ def test_checklist_unhashed_counts_fields_and_lists_them():
     s["match_keys"]["external_id"]["defects"] = {"unhashed": 4}
     item = status_of(s, "unhashed_pii")
     assert (item["status"], item["observed"]) == ("fail", 7)
-    assert item["details"] == {"fail": {"em.unhashed": 2, "ph.unhashed": 1}, "warn": {"external_id.unhashed": 4}}
+    assert item["details"] == {"fail": {"em.unhashed": 2, "ph.unhashed": 1},
+                               "warn": {"external_id.unhashed": 4}}
 
 
 def test_checklist_every_item_judged_when_everything_fails():
     s = healthy()
-    s["dedup"].update(pairing_rate=0.1, reused_event_id=3, duplicate_server_rows=50, server_missing_event_id=100)
+    s["dedup"].update(pairing_rate=0.1, reused_event_id=3, duplicate_server_rows=50,
+                      server_missing_event_id=100)
     s["contract"].update(test_event_code_present=5, action_source_invalid=5, purchase_missing_value=1)
     s["consent"]["forwarded_without_consent"] = 9
     s["emq"]["estimate"] = 2.0

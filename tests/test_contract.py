@@ -226,7 +226,8 @@ def test_contract_failing_rows_one_row_per_rule_and_row():
     ds = Dataset.from_records(browser=[b], server=server)
     df = contract.failing_rows(ds, Config()).execute()
     assert list(df.columns) == list(FAILING_ROW_COLUMNS)
-    assert sorted(df.finding) == ["action_source_invalid", "nonstandard_event_name", "test_event_code_present",
+    assert sorted(df.finding) == ["action_source_invalid", "nonstandard_event_name",
+                                  "test_event_code_present",
                                   "value_mismatch", "value_not_numeric"]
     mismatch = df[df.finding == "value_mismatch"].iloc[0]
     assert (mismatch.severity, mismatch.event_id, mismatch.line) == ("warning", "p", 2)

@@ -35,15 +35,18 @@ def _logs():
     browser, server = [], []
     for i, name in enumerate(STEPS):
         purchase = name == "Purchase"
-        browser.append({"event_name": name, "event_id": f"e{i}", "event_time": T + i, "fbp": "fb.1.1700000000000.42",
-                        "value": "19.99" if purchase else None})
-        server.append({"event_name": name, "event_id": f"e{i}", "event_time": T + i + 2, "sent_at": T + i + 30,
+        browser.append({"event_name": name, "event_id": f"e{i}", "event_time": T + i,
+                        "fbp": "fb.1.1700000000000.42", "value": "19.99" if purchase else None})
+        server.append({"event_name": name, "event_id": f"e{i}", "event_time": T + i + 2,
+                       "sent_at": T + i + 30,
                        "action_source": "website", "event_source_url": "https://shop.example/?fbclid=abc",
-                       "em": [H, "raw@example.com"], "client_user_agent": UA, "client_ip_address": "2001:db8::7",
+                       "em": [H, "raw@example.com"], "client_user_agent": UA,
+                       "client_ip_address": "2001:db8::7",
                        "fbp": "fb.1.1700000000000.42", "consent_ad_storage": "granted",
                        "consent_ad_user_data": "denied" if purchase else "granted", "consent_region": "DE",
                        "value": "20.00" if purchase else None, "currency": "eur" if purchase else None})
-    server.append({"event_name": "purchase", "event_time": T + 99, "test_event_code": "TEST1", "value": "1,5"})
+    server.append({"event_name": "purchase", "event_time": T + 99, "test_event_code": "TEST1",
+                   "value": "1,5"})
     return browser, server
 
 
