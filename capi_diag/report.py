@@ -89,13 +89,35 @@ def to_json(report: Mapping[str, Any]) -> str:
     return json.dumps(_clean(report), indent=2, ensure_ascii=False, default=str) + "\n"
 
 
-def fmt_value(value: Any) -> str:
+_SHARE_WORDS = ("rate", "coverage", "share")
+
+
+def unit_for(label: str) -> str | None:
+    """The unit an explanation's value is in, from its label (``pairing rate`` is a share)."""
+    low = label.lower()
+    if any(w in low for w in _SHARE_WORDS):
+        return "share"
+    if "(s)" in low or low.endswith(" s"):
+        return "seconds"
+    return None
+
+
+def fmt_value(value: Any, unit: str | None = None) -> str:
+    """A number for people: shares as percentages, seconds with ``s``, counts with separators."""
     if value is None:
         return "n/a"
-    if isinstance(value, float):
-        return f"{value:.1%}" if 0 <= value <= 1 and not value.is_integer() else f"{value:,.2f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if unit == "share":
+            return f"{value:.1%}"
+        if unit == "seconds":
+            return f"{value:,.1f} s" if isinstance(value, float) and not value.is_integer() else f"{value:,.0f} s"
+        if unit == "score":
+            return f"{value:.1f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
     return str(value)
 
 
@@ -129,8 +151,8 @@ _CHECK_HEADERS = ["status", "item", "observed", "threshold", "fix"]
 
 
 def _check_rows(report: Mapping[str, Any]) -> list[list[str]]:
-    return [[i["status"].upper(), i["title"], fmt_value(i.get("observed")), fmt_value(i.get("threshold")),
-             i.get("fix") or ""] for i in report.get("checklist", [])]
+    return [[i["status"].upper(), i["title"], fmt_value(i.get("observed"), i.get("unit")),
+             fmt_value(i.get("threshold"), i.get("unit")), i.get("fix") or ""] for i in report.get("checklist", [])]
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -155,7 +177,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         parts += [f"## {title}", ""]
         for e in entries:
             fix = f" Fix: {e['fix']}" if e.get("fix") else ""
-            parts.append(f"- **{e['label']}: {fmt_value(e.get('value'))}**. {e['text']}{fix}")
+            parts.append(f"- **{e['label']}: {fmt_value(e.get('value'), unit_for(e['label']))}**. {e['text']}{fix}")
         for name, rows in _examples(report[section]).items():
             headers = list(rows[0].keys())
             parts += ["", f"Examples: {name}", "", _md_table(headers, [[fmt_value(r.get(h)) for h in headers]
@@ -202,7 +224,7 @@ def to_html(report: Mapping[str, Any]) -> str:
         parts.append(f"<h2>{e(title)}</h2><ul>")
         for x in entries:
             fix = f" <em>Fix:</em> {e(x['fix'])}" if x.get("fix") else ""
-            parts.append(f"<li><strong>{e(x['label'])}: {e(fmt_value(x.get('value')))}</strong>. "
+            parts.append(f"<li><strong>{e(x['label'])}: {e(fmt_value(x.get('value'), unit_for(x['label'])))}</strong>. "
                          f"{e(x['text'])}{fix}</li>")
         parts.append("</ul>")
         for name, rows in _examples(report[section]).items():
