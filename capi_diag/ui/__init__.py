@@ -1,0 +1,8 @@
+"""The Streamlit dashboard: the only package of capi_diag that imports streamlit.
+
+``state`` keeps each browser session's database, dataset and analyses in ``st.session_state``;
+``views`` reshapes report sections into small tables (pure, no streamlit); ``charts`` builds the
+plotly figures (pure); ``lookup`` finds one event's rows and findings; ``layout`` holds the pieces
+every page shares; ``navigation`` lists the pages and draws the sidebar; ``pages/`` holds one short
+script per page.
+"""

@@ -1,0 +1,132 @@
+"""Pieces every page shares: the page frame (title, purpose, data label, the one analysis call, the
+empty state), status chips, a section's "what and why" text, its explanations and example rows."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import streamlit as st
+
+from capi_diag.errors import CapiDiagError
+from capi_diag.ui import state, views
+from capi_diag.ui.navigation import page_path
+
+STATUS_COLORS: dict[str, str] = {
+    "pass": "#009E73", "warn": "#E69F00", "fail": "#D55E00", "not_evaluated": "#8C8C8C",
+}
+"""Okabe-Ito status colours (colour-blind safe); the status is always written out as well."""
+STATUS_TEXT_COLORS = {"pass": "#FFFFFF", "warn": "#000000", "fail": "#FFFFFF", "not_evaluated": "#FFFFFF"}
+STATUS_LABELS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "not_evaluated": "NOT EVALUATED"}
+
+
+def status_chip(status: str) -> str:
+    """An HTML chip: the status in words on its colour (never colour alone)."""
+    bg = STATUS_COLORS.get(status, "#8C8C8C")
+    fg = STATUS_TEXT_COLORS.get(status, "#FFFFFF")
+    label = STATUS_LABELS.get(status, status.upper())
+    return (f'<span class="capi-status capi-status-{html.escape(status)}" style="background:{bg};color:{fg};'
+            f'padding:0.15rem 0.5rem;border-radius:0.3rem;font-weight:600;font-size:0.8rem;'
+            f'white-space:nowrap">{html.escape(label)}</span>')
+
+
+def page(title: str, purpose: str) -> state.Analysis | None:
+    """Title and purpose, then this session's analysis for the current filters (computed once and
+    kept), or the explicit empty state and ``None`` when the session has no data."""
+    st.title(title)
+    st.caption(purpose)
+    notice = state.pop_notice()
+    if notice:
+        st.success(notice, icon=":material/check_circle:")
+    ws = st.session_state.get(state.WORKSPACE_KEY)
+    if ws is None:
+        empty_state()
+        return None
+    if ws.is_demo:
+        st.info("**Demo data**: bundled sample logs with known defects. "
+                "Upload your own browser and server logs on the Import page.", icon=":material/science:")
+    filters = state.current_filters(ws)
+    bar = None if ws.has_analysis(filters) else st.progress(0.0, text="Analysing...")
+    try:
+        an = ws.analysis(filters, None if bar is None else
+                         lambda msg, frac: bar.progress(min(max(frac, 0.0), 1.0), text=msg))
+    except CapiDiagError as e:
+        st.error(f"**{e.title}.** {e}", icon=":material/error:")
+        return None
+    finally:
+        if bar is not None:
+            bar.empty()
+    if filters.active:
+        st.caption(f"Filtered: {views.describe_filters(filters)}.")
+    if an.rows["browser"] == 0 and an.rows["server"] == 0:
+        st.warning("No events to analyse: the logs are empty" + (" or the filters exclude every event."
+                                                                 if filters.active else "."),
+                   icon=":material/filter_alt_off:")
+    return an
+
+
+def empty_state() -> None:
+    """What a page shows when the session has no data."""
+    st.info("No data in this session. Upload a browser (Pixel) log and a server (CAPI) log to see the "
+            "checklist and the pages that explain it.", icon=":material/upload_file:")
+    c1, c2 = st.columns([1, 1])
+    with c1:
+        st.page_link(page_path("import"), label="Upload your logs", icon=":material/upload_file:")
+    with c2:
+        if state.demo_paths() is not None:
+            st.button("Load the demo data", key="load_demo", on_click=_load_demo, icon=":material/science:")
+
+
+def _load_demo() -> None:
+    st.session_state[state.EMPTY_KEY] = False
+
+
+def section_intro(module: ModuleType | None) -> None:
+    """The analysis module's docstring: what it measures, why it matters, usual cause, fix."""
+    if module is None or not module.__doc__:
+        return
+    with st.expander("What this measures, why it matters, and the usual fix"):
+        st.markdown(module.__doc__)
+
+
+def explanations(module: ModuleType | None, result: Mapping[str, Any] | None, *, key: str) -> None:
+    """Every number of a section with its sentence and fix (the module's ``explain``)."""
+    if module is None or result is None:
+        st.info("This analysis is not available in this build.", icon=":material/hourglass:")
+        return
+    df = views.explanations(module.explain(result))
+    if df.empty:
+        return
+    st.dataframe(df, hide_index=True, width="stretch", key=key,
+                 column_config={"Fix": st.column_config.TextColumn(width="large"),
+                                "What it means": st.column_config.TextColumn(width="large")})
+
+
+def examples(result: Mapping[str, Any] | None, *, key: str, only: tuple[str, ...] | None = None) -> None:
+    """Example rows per finding (PII masked), one expander per non-empty category."""
+    shown = 0
+    for name, df in views.example_tables(result, only=only).items():
+        shown += 1
+        with st.expander(f"Examples: {views.label(name)} ({len(df)} shown)"):
+            st.dataframe(df, hide_index=True, width="stretch", key=f"{key}_{name}")
+    if shown == 0:
+        st.caption("No example rows: nothing to show for these findings.")
+
+
+def not_evaluated(result: Mapping[str, Any] | None, what: str) -> bool:
+    """Say so and return ``True`` when a section could not be evaluated on this data."""
+    if result is None:
+        st.info(f"{what}: not available in this build.", icon=":material/hourglass:")
+        return True
+    if result.get("status") == "not_evaluated":
+        reason = result.get("reason") or "its inputs are missing from the logs."
+        st.info(f"{what}: not evaluated. {reason}", icon=":material/help:")
+        return True
+    return False
+
+
+def module(section: str) -> ModuleType | None:
+    """The analysis module of ``section``, or ``None`` while it has not landed."""
+    return views.diagnostic_module(section)

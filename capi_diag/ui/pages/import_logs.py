@@ -1,0 +1,67 @@
+"""Import: upload browser and server logs; see what was read, mapped and rejected."""
+
+import streamlit as st
+
+from capi_diag.schema import contract_rows
+from capi_diag.ui import importer, state, views
+from capi_diag.ui.navigation import page_path
+
+st.title("Import your logs")
+st.caption("Upload the browser (Pixel) and server (CAPI) event logs: several files each, "
+           "CSV, JSON Lines, Parquet or .csv.gz. Files stay in this browser session only.")
+
+TYPES = ["csv", "gz", "jsonl", "ndjson", "json", "parquet", "txt", "tsv"]
+left, right = st.columns(2)
+browser_files = left.file_uploader("Browser (Pixel) log", type=TYPES, accept_multiple_files=True,
+                                   key="upload_browser", help="What the Pixel sent: fbq event logs, GTM exports.")
+server_files = right.file_uploader("Server (CAPI) log", type=TYPES, accept_multiple_files=True,
+                                   key="upload_server", help="What your server sent to the Conversions API.")
+with st.expander("Options: thresholds, consent policy, time zone"):
+    config_file = st.file_uploader("Config (TOML, optional)", type=["toml"], key="upload_config",
+                                   help="The same file as `report --config`: thresholds and consent policy.")
+    assume_tz = st.text_input("Time zone of ISO times without an offset", value="UTC", key="assume_tz")
+    ws = st.session_state.get(state.WORKSPACE_KEY)
+    if ws is not None and st.button("Apply config to the current data", key="apply_config",
+                                    disabled=config_file is None):
+        importer.apply_config(ws, config_file)
+
+if st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
+             disabled=not (browser_files or server_files)):
+    importer.run_import(browser_files or [], server_files or [], config_file, assume_tz)
+
+ws = st.session_state.get(state.WORKSPACE_KEY)
+if ws is None:
+    st.info("No data loaded yet: choose files above and press **Import and analyse**.",
+            icon=":material/upload_file:")
+else:
+    st.subheader("Import report: demo data" if ws.is_demo else "Import report")
+    st.caption(f"Imported in {ws.import_seconds:.1f} s.")
+    for role in ("browser", "server"):
+        info = ws.dataset.inputs.get(role) or {}
+        st.markdown(f"#### {role.capitalize()} log")
+        summary = views.import_summary(info)
+        cols = st.columns(len(summary))
+        for col, (name, value) in zip(cols, summary.items(), strict=True):
+            col.metric(name, value)
+        for i, fr in enumerate(info.get("file_reports") or []):
+            tables = views.file_report_tables(fr)
+            with st.expander(f"{fr['name']}: {tables['headline']}", expanded=bool(fr.get("rows_rejected"))):
+                for warning in fr.get("warnings") or []:
+                    st.warning(warning, icon=":material/warning:")
+                st.markdown("**Column mapping** (your header → canonical field)")
+                st.dataframe(tables["mapping"], hide_index=True, key=f"mapping_{role}_{i}")
+                if fr.get("unknown_columns"):
+                    st.markdown("**Unknown columns** (kept in `extra`, not analysed): "
+                                + ", ".join(f"`{c}`" for c in fr["unknown_columns"]))
+                if not tables["rejected"].empty:
+                    st.markdown("**Rejected rows by reason**")
+                    st.dataframe(tables["rejected"], hide_index=True, key=f"rejected_{role}_{i}")
+                    st.markdown("**Rejected examples**")
+                    st.dataframe(tables["rejected_examples"], hide_index=True, key=f"rejected_ex_{role}_{i}")
+                if not tables["time_formats"].empty:
+                    st.markdown("**event_time formats found**")
+                    st.dataframe(tables["time_formats"], hide_index=True, key=f"time_formats_{role}_{i}")
+    st.page_link(page_path("checklist"), label="Open the checklist", icon=":material/checklist:")
+
+with st.expander("Accepted column headers"):
+    st.dataframe(views.contract_table(contract_rows()), hide_index=True, key="accepted_headers")

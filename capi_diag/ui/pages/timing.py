@@ -1,0 +1,32 @@
+"""Timing: clock skew between the logs, delivery delay, milliseconds, stale and future events."""
+
+import streamlit as st
+
+from capi_diag.ui import charts, layout, queries, views
+
+an = layout.page("Timing",
+                 "How far apart the browser and server clocks are for the same event, how late the server "
+                 "delivers, and which rows Meta would reject for their event_time.")
+if an is None:
+    st.stop()
+timing = layout.module("timing")
+result = an.report.get("timing")
+layout.section_intro(timing)
+if layout.not_evaluated(result, "Timing"):
+    st.stop()
+
+figures = views.timing_figures(result)
+cols = st.columns(len(figures))
+for col, (name, value, help_text) in zip(cols, figures, strict=True):
+    col.metric(name, value, help=help_text)
+
+st.plotly_chart(charts.skew_histogram(views.skew_bins(result), result.get("skew_threshold_s")), key="timing_skew")
+delays = an.keep("timing_delay_bins", lambda: queries.delay_bins(an.dataset, an.config))
+st.plotly_chart(charts.delay_histogram(delays), key="timing_delay")
+
+st.subheader("Rows Meta would reject or distrust")
+st.dataframe(views.timing_counts(result), hide_index=True, key="timing_counts")
+layout.examples(result, key="timing_examples")
+
+st.subheader("Every number, with its fix")
+layout.explanations(timing, result, key="timing_explain")
