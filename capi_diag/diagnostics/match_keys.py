@@ -1,0 +1,378 @@
+"""Match keys: can Meta match each server event to a person, and are the keys well formed?
+
+What it measures: for each ``user_data`` field (``em ph fn ln ge db ct st zp country external_id fbp
+fbc client_ip_address client_user_agent``), over all server rows (duplicates included):
+
+* ``present``: rows with at least one non-empty value; ``valid``: present rows whose every non-empty
+  value passes the field's rule; ``coverage`` = present / server rows; ``valid_coverage`` = valid /
+  server rows (``null`` when there are no server rows); ``by_event_name``: ``valid_coverage`` per
+  event name;
+* ``defects``: rows per defect (a row with several defects counts once in each). The rules are in
+  :mod:`capi_diag.rules` (written once, shared with ``emq``, ``contract`` and the Test Events
+  sender): ``unhashed`` (raw PII where a SHA-256 hash is required), ``uppercase_hash``,
+  ``hashed_empty`` (the SHA-256 of ""), ``hashed_placeholder`` (the hash of ``null``,
+  ``undefined``...), ``surrounding_whitespace`` (a hash with a stray space or newline; also
+  ``unhashed``), ``placeholder`` (a raw ``undefined``/``null``/``{{Email}}``), ``not_normalized``
+  (``ge``/``country``/``db``: a hash that is not the hash of any allowed value, e.g. of ``Female``,
+  ``USA`` or ``1990-01-31``), ``hashed`` (a context key that must not be hashed), ``malformed``,
+  ``private`` (a non-public IP), ``non_browser`` (an HTTP library's user agent),
+  ``missing_with_fbclid`` (the page URL has an ``fbclid`` but ``fbc`` is empty) and
+  ``modified_fbclid`` (the fbc's click id equals the URL's only ignoring case);
+* beyond the contract: ``paired_mismatch``, for keys paired with a Pixel event, how often browser and
+  server disagree on ``fbp``, ``external_id``, IP or user agent (Meta's "Server sending mismatched
+  IP addresses" diagnostic); ``repeated_values``, one value carried by very many rows (a placeholder,
+  a test account, or the server's own IP).
+
+Why it matters for Meta CAPI: Meta matches a server event to an account only through these keys.
+Unhashed PII is rejected (error 2804016), a hashed context key or a malformed ``fbc`` is useless
+(2804001), an empty hash or a hash of a non-normalized value matches nobody, and a server IP or
+library user agent points every event at the same "person".
+
+Usual cause of a bad value and the fix: a tag or server container forwarding raw form values (hash
+with SHA-256 after Meta's normalization), hashing before normalizing (lowercase, trim, ``f``/``m``,
+``YYYYMMDD``, ISO alpha-2), hashing empty variables, hashing every key including ``fbp``/``fbc``/IP/
+user agent (send them raw), and reading the IP/user agent of the server request instead of the
+visitor's (forward ``X-Forwarded-For`` and the browser's ``User-Agent``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from capi_diag import rules
+from capi_diag.config import Config
+from capi_diag.dataset import Dataset
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS
+from capi_diag.errors import ConfigError
+from capi_diag.pii import mask_value
+
+SECTION = "match_keys"
+FIELDS = rules.MATCH_KEY_FIELDS
+NO_NAME = "(none)"
+
+DEFAULTS: dict[str, Any] = {
+    "examples": 5,
+    "repeated_value_min_rows": 20,
+    "repeated_value_min_share": 0.05,
+    "repeated_value_fields": ["em", "ph", "external_id", "db", "fbp", "fbc", "client_ip_address"],
+    "repeated_values_per_field": 5,
+}
+"""``examples``: example rows kept per (field, defect); a value is a ``repeated_values`` finding when
+at least ``repeated_value_min_rows`` rows *and* at least ``repeated_value_min_share`` of the server
+rows carry it (a real customer's email does not appear on 5% of all events); only the fields in
+``repeated_value_fields`` are checked (names, cities, states, zips, gender and country repeat
+naturally); at most ``repeated_values_per_field`` values are listed per field."""
+
+PAIRED_FIELDS: tuple[str, ...] = ("fbp", "external_id", "client_ip_address", "client_user_agent")
+
+FIELD_LABELS: dict[str, str] = {
+    "em": "email", "ph": "phone", "fn": "first name", "ln": "last name", "ge": "gender",
+    "db": "date of birth", "ct": "city", "st": "state", "zp": "zip code", "country": "country",
+    "external_id": "external id", "fbp": "browser id (fbp)", "fbc": "click id (fbc)",
+    "client_ip_address": "client IP address", "client_user_agent": "client user agent",
+}
+
+FIELD_FIX: dict[str, str] = {
+    "em": "Send the customer's email (from login, checkout or the lead form) as user_data.em: trimmed, "
+          "lowercased, SHA-256 hashed.",
+    "ph": "Send the phone number as user_data.ph: digits only with the country code (16505551212), "
+          "no leading zeros, SHA-256 hashed.",
+    "fn": "Send the first name as user_data.fn: lowercased, no punctuation, SHA-256 hashed.",
+    "ln": "Send the last name as user_data.ln: lowercased, no punctuation, SHA-256 hashed.",
+    "ge": "Send gender as user_data.ge: 'f' or 'm', SHA-256 hashed.",
+    "db": "Send the date of birth as user_data.db: YYYYMMDD, SHA-256 hashed.",
+    "ct": "Send the city as user_data.ct: lowercased, no spaces or punctuation, SHA-256 hashed.",
+    "st": "Send the state as user_data.st: 2-letter code lowercased for the US (ca), SHA-256 hashed.",
+    "zp": "Send the zip code as user_data.zp: lowercased, no spaces or dash (US: 5 digits), SHA-256 hashed.",
+    "country": "Send the country as user_data.country: ISO 3166-1 alpha-2 lowercased (us), SHA-256 hashed, "
+               "even when all customers are in one country.",
+    "external_id": "Send your own stable user or customer id as user_data.external_id, the same value "
+                   "the Pixel sends (hashing it is recommended).",
+    "fbp": "Forward the _fbp cookie of the visitor's request as user_data.fbp, unmodified and unhashed.",
+    "fbc": "Forward the _fbc cookie, or build fb.1.<ms>.<fbclid> from the landing page's fbclid, as "
+           "user_data.fbc, unhashed (only visitors who came from an ad have one).",
+    "client_ip_address": "Forward the visitor's public IP (first public X-Forwarded-For entry, IPv6 "
+                         "preferred) as user_data.client_ip_address, unhashed.",
+    "client_user_agent": "Forward the visitor's browser User-Agent header as user_data.client_user_agent, "
+                         "unhashed.",
+}
+"""The fix for a field that is missing or invalid; ``emq`` priorities reuse it."""
+
+DEFECT_TEXT: dict[str, tuple[str, str]] = {
+    "unhashed": ("rows with a value that is not a SHA-256 hash: raw personal data was sent",
+                 "Normalize with Meta's rules, then hash with SHA-256 (lowercase hex) before sending."),
+    "uppercase_hash": ("rows with a hash written in upper-case hex",
+                       "Send the hex digest in lowercase."),
+    "hashed_empty": ("rows carrying the SHA-256 of the empty string: an empty variable was hashed",
+                     "Leave the key out when the value is empty; never hash an empty string."),
+    "hashed_placeholder": ("rows carrying the hash of a placeholder such as 'null' or 'undefined'",
+                           "Check that the variable is set before hashing; omit the key otherwise."),
+    "surrounding_whitespace": ("rows with a hash surrounded by spaces or a newline",
+                               "Trim the value before sending it."),
+    "placeholder": ("rows carrying a raw stand-in for no value ('undefined', 'null', '{{Email}}')",
+                    "Fix the template variable or omit the key when it has no value."),
+    "not_normalized": ("rows whose hash is not the hash of any allowed normalized value (e.g. the hash "
+                       "of 'Female', 'USA' or '1990-01-31')",
+                       "Normalize before hashing: ge 'f'/'m', country ISO alpha-2 lowercase, db YYYYMMDD."),
+    "hashed": ("rows where a browser context key was hashed",
+               "Send fbp, fbc, client_ip_address and client_user_agent raw; only personal data is hashed."),
+    "malformed": ("rows with a value in the wrong format",
+                  "Send the cookie value exactly as set (fb.<n>.<13-digit ms>.<payload>) or a bare IP "
+                  "address (no port, no list)."),
+    "private": ("rows with a private, loopback, link-local or multicast IP address",
+                "Send the visitor's public IP (first public X-Forwarded-For entry), not a proxy or LAN one."),
+    "non_browser": ("rows whose user agent is an HTTP library's (python-requests, curl, axios...)",
+                    "Forward the visitor's browser User-Agent header, not your server's."),
+    "missing_with_fbclid": ("rows whose page URL carries an fbclid but send no fbc",
+                            "Build fbc as fb.1.<ms>.<fbclid> from the landing URL or forward the _fbc cookie."),
+    "modified_fbclid": ("rows whose fbc click id equals the URL's fbclid only ignoring case",
+                        "Never lowercase or re-encode the fbclid: it is case-sensitive."),
+}
+
+
+# -- options ----------------------------------------------------------------------------------------
+
+def options(config: Config | None) -> dict[str, Any]:
+    """The ``[match_keys]`` options merged over :data:`DEFAULTS`, validated."""
+    config = config or Config()
+    opts = config.options(SECTION, DEFAULTS)
+    for key in ("examples", "repeated_value_min_rows", "repeated_values_per_field"):
+        v = opts[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"{config.source}: [{SECTION}] {key} must be a whole number >= 0, found {v!r}.")
+    share = opts["repeated_value_min_share"]
+    if not 0 <= float(share) <= 1:
+        raise ConfigError(f"{config.source}: [{SECTION}] repeated_value_min_share must be between 0 and 1, "
+                          f"found {share!r}.")
+    bad = [f for f in opts["repeated_value_fields"] if f not in FIELDS]
+    if bad:
+        raise ConfigError(f"{config.source}: [{SECTION}] repeated_value_fields has unknown field(s) "
+                          f"{', '.join(map(str, bad))}; use names from: {', '.join(FIELDS)}.")
+    return opts
+
+
+# -- shared measurements -------------------------------------------------------------------------------
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _name(v: Any) -> str:
+    return NO_NAME if v is None else str(v)
+
+
+def field_counts(rv: ir.Table, fields: Sequence[str] = FIELDS) -> dict[str, Any]:
+    """Execute one aggregate over a :func:`capi_diag.rules.row_validity` table: ``rows`` and, per
+    field, ``present``, ``valid`` and ``defects`` (row counts)."""
+    aggs: dict[str, ir.Value] = {"rows": rv.count()}
+    for f in fields:
+        aggs[f"{f}_present"] = rv[f"{f}_present"].sum()
+        aggs[f"{f}_valid"] = rv[f"{f}_valid"].sum()
+        for d in rules.DEFECTS[f]:
+            aggs[f"{f}_{d}"] = rv[f"{f}_{d}"].sum()
+    row = rv.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    out: dict[str, Any] = {"rows": int(row["rows"] or 0)}
+    for f in fields:
+        out[f] = {"present": int(row[f"{f}_present"] or 0), "valid": int(row[f"{f}_valid"] or 0),
+                  "defects": {d: int(row[f"{f}_{d}"] or 0) for d in rules.DEFECTS[f]}}
+    return out
+
+
+def valid_by_event_name(rv: ir.Table, fields: Sequence[str] = FIELDS) -> dict[str, dict[str, int]]:
+    """``{event_name: {"rows": N, "<field>": valid rows, ...}}`` over a row-validity table."""
+    aggs: dict[str, ir.Value] = {"rows": rv.count()}
+    aggs.update({f"{f}_valid": rv[f"{f}_valid"].sum() for f in fields})
+    out: dict[str, dict[str, int]] = {}
+    for r in rv.group_by("event_name").aggregate(**aggs).order_by("event_name").to_pyarrow().to_pylist():
+        out[_name(r["event_name"])] = {"rows": int(r["rows"]),
+                                       **{f: int(r[f"{f}_valid"] or 0) for f in fields}}
+    return out
+
+
+def _paired_norm(field: str, v: ir.StringValue) -> ir.StringValue:
+    """The form compared between browser and server: appendix dropped, hashes and IPs lowercased."""
+    if field == "fbp":
+        five = r"\A([^.]*\.[^.]*\.[^.]*\.[^.]*)\.[^.]*\z"
+        return ibis.ifelse(v.re_search(five), v.re_extract(five, 1), v)
+    if field == "external_id":
+        return ibis.ifelse(rules.hash_shaped(v), rules.hash_hex(v), v)
+    if field == "client_ip_address":
+        return rules.ip_core(v).lower()
+    return v
+
+
+def paired_mismatch(ds: Dataset, config: Config) -> dict[str, Any]:
+    """For keys paired by ``dedup``: per field, keys where both earliest rows carry a first value
+    (``compared``) and keys where those values differ (``mismatched``)."""
+    from capi_diag.diagnostics import dedup
+
+    pr = dedup.paired_rows(ds, config)
+    aggs: dict[str, ir.Value] = {"paired_keys": pr.count()}
+    for f in PAIRED_FIELDS:
+        b = _paired_norm(f, dedup.first_value(pr[f"b_{f}"]))
+        s = _paired_norm(f, dedup.first_value(pr[f"s_{f}"]))
+        both = b.notnull() & s.notnull()
+        aggs[f"{f}_compared"] = pr.count(where=both)
+        aggs[f"{f}_mismatched"] = pr.count(where=both & (b != s))
+    row = pr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    return {
+        "paired_keys": int(row["paired_keys"]),
+        "fields": {f: {"compared": int(row[f"{f}_compared"]), "mismatched": int(row[f"{f}_mismatched"]),
+                       "mismatch_rate": _ratio(int(row[f"{f}_mismatched"]), int(row[f"{f}_compared"]))}
+                   for f in PAIRED_FIELDS},
+    }
+
+
+def repeated_values(server: ir.Table, rows: int, opts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Values carried by at least ``max(min_rows, ceil(min_share * rows))`` rows (each row counts a
+    value once), most frequent first, at most ``repeated_values_per_field`` per field."""
+    fields = [f for f in FIELDS if f in opts["repeated_value_fields"]]
+    if not fields or not rows:
+        return []
+    threshold = max(int(opts["repeated_value_min_rows"]),
+                    math.ceil(float(opts["repeated_value_min_share"]) * rows), 1)
+    parts = []
+    for f in fields:
+        t = server.select(rid=ibis.row_number(), v=server[f]).unnest("v")
+        t = t.filter(rules.nonempty(t.v))
+        parts.append(t.group_by("v").aggregate(n=t.rid.nunique()).mutate(field=ibis.literal(f)))
+    u = ibis.union(*parts) if len(parts) > 1 else parts[0]
+    u = u.filter(u.n >= threshold)
+    u = u.mutate(rank=ibis.row_number().over(group_by=u.field, order_by=[ibis.desc(u.n), u.v]))
+    u = u.filter(u.rank < int(opts["repeated_values_per_field"]))
+    order = {f: i for i, f in enumerate(FIELDS)}
+    found = sorted(u.to_pyarrow().to_pylist(), key=lambda r: (order[r["field"]], -r["n"], r["v"]))
+    return [{"field": r["field"], "value": mask_value(r["field"], r["v"]), "rows": int(r["n"]),
+             "share": r["n"] / rows} for r in found]
+
+
+def defect_examples(rv: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
+    """Up to ``limit`` rows per ``<field>.<defect>``, earliest in file order first, values masked.
+    ``rv`` is a row-validity table that kept the field lists (``keep=FIELDS``)."""
+    if limit <= 0:
+        return {}
+    keep = (*rules.ROW_COLUMNS, *FIELDS)
+    ex = rules.explode_defects(rv, keep=keep)
+    ex = ex.mutate(rank=ibis.row_number().over(group_by=[ex.field, ex.defect],
+                                               order_by=[ex.file_index, ex.line, ex.event_name]))
+    ex = ex.filter(ex.rank < limit).order_by("field", "defect", "rank")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in ex.to_pyarrow().to_pylist():
+        values = mask_value(r["field"], [v for v in (r[r["field"]] or []) if v is not None])
+        out.setdefault(f"{r['field']}.{r['defect']}", []).append({
+            "source_file": r["source_file"], "line": r["line"], "event_name": r["event_name"],
+            "event_id": r["event_id"], "value": " | ".join(repr(v)[1:-1] for v in values) or None,
+        })
+    order = {f"{f}.{d}": i for i, (f, d, _) in enumerate(rules.defect_columns())}
+    return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
+
+
+# -- analysis ---------------------------------------------------------------------------------------
+
+def analyze(ds: Dataset, config: Config | None = None,
+            prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``match_keys`` section (definitions in the module docstring)."""
+    config = config or Config()
+    opts = options(config)
+    server = ds.events("server")
+    absent = [f for f in FIELDS if not ds.has("server", f)]
+    rv = rules.row_validity(server, keep=FIELDS, absent=absent).cache()
+    try:
+        return _analyze(ds, config, opts, server, rv)
+    finally:
+        rv.release()
+
+
+def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], server: ir.Table,
+             rv: ir.Table) -> dict[str, Any]:
+    counts = field_counts(rv)
+    rows = counts["rows"]
+    by_name = valid_by_event_name(rv) if rows else {}
+    result: dict[str, Any] = {"status": "evaluated" if rows else "not_evaluated", "rows": rows}
+    if not rows:
+        result["reason"] = "the server log has no rows"
+    for f in FIELDS:
+        c = counts[f]
+        result[f] = {
+            "in_log": ds.has("server", f),
+            "present": c["present"], "valid": c["valid"],
+            "coverage": _ratio(c["present"], rows), "valid_coverage": _ratio(c["valid"], rows),
+            "defects": c["defects"],
+            "by_event_name": {n: _ratio(v[f], v["rows"]) for n, v in by_name.items()},
+        }
+    result["repeated_values"] = repeated_values(server, rows, opts)
+    result["repeated_value_threshold"] = {"min_rows": opts["repeated_value_min_rows"],
+                                          "min_share": opts["repeated_value_min_share"]}
+    if rows and ds.rows("browser"):
+        result["paired_mismatch"] = paired_mismatch(ds, config)
+    else:
+        result["paired_mismatch"] = None
+    result["examples"] = defect_examples(rv, int(opts["examples"])) if rows else {}
+    return result
+
+
+def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One ``{"label", "value", "text", "fix"}`` entry per field, per non-zero defect and per finding
+    beyond the contract."""
+    out: list[dict[str, Any]] = []
+    rows = result.get("rows") or 0
+    if result.get("status") == "not_evaluated":
+        return [{"label": "Match keys", "value": None, "text": f"Not evaluated: {result.get('reason')}.",
+                 "fix": "Upload the server (CAPI) log."}]
+    for f in FIELDS:
+        r = result.get(f)
+        if not r:
+            continue
+        label = FIELD_LABELS[f]
+        absent = "" if r.get("in_log", True) else " The server log has no such column."
+        out.append({
+            "label": f"{f} valid coverage", "value": r["valid_coverage"],
+            "text": f"{r['valid']:,} of {rows:,} server rows carry a valid {label} "
+                    f"({r['present']:,} carry one at all).{absent}",
+            "fix": FIELD_FIX[f] if r["valid"] < rows else "",
+        })
+        for d, n in r["defects"].items():
+            if n:
+                text, fix = DEFECT_TEXT[d]
+                sev = rules.severity(f, d)
+                out.append({"label": f"{f} {d}", "value": n,
+                            "text": f"{label[:1].upper()}{label[1:]}: {text} ({sev}).", "fix": fix})
+    for rep in result.get("repeated_values") or []:
+        out.append({"label": f"{rep['field']} repeated value", "value": rep["rows"],
+                    "text": f"One {FIELD_LABELS[rep['field']]} ({rep['value']}) appears on {rep['rows']:,} "
+                            f"rows ({rep['share']:.1%}): a placeholder, a test account or the server's own "
+                            "address rather than the visitor's.",
+                    "fix": "Send each visitor's own value; omit the key rather than send a constant."})
+    pm = result.get("paired_mismatch")
+    if pm:
+        for f, c in pm["fields"].items():
+            if c["mismatched"]:
+                out.append({"label": f"{f} browser/server mismatch", "value": c["mismatched"],
+                            "text": f"Of {c['compared']:,} paired keys where both sides carry a "
+                                    f"{FIELD_LABELS[f]}, {c['mismatched']:,} disagree.",
+                            "fix": "Read the value from the visitor's request (cookie, X-Forwarded-For, "
+                                   "User-Agent) and pass it unchanged to the server event."})
+    return out
+
+
+def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
+    """One row per (server row, defect) with :data:`FAILING_ROW_COLUMNS`: ``finding`` is the defect,
+    ``detail`` the field; ``error`` for unhashed PII in hashed fields, hashed context keys and a
+    malformed fbc, ``warning`` for the rest."""
+    server = ds.events("server")
+    absent = [f for f in FIELDS if not ds.has("server", f)]
+    ex = rules.explode_defects(rules.row_validity(server, absent=absent))
+    errors = [f"{f}|{d}" for f, d in sorted(rules.SEVERITY_ERROR)]
+    code = ex.field.concat("|", ex.defect)
+    out = ex.select(
+        section=ibis.literal(SECTION), finding=ex.defect,
+        severity=ibis.ifelse(code.isin(errors), "error", "warning"),
+        role=ibis.literal("server"), source_file=ex.source_file, line=ex.line,
+        event_name=ex.event_name, event_id=ex.event_id, detail=ex.field,
+    )
+    return out.select(*FAILING_ROW_COLUMNS)

@@ -1,0 +1,505 @@
+"""Value rules for ``user_data`` match keys, each written once as an Ibis expression builder.
+
+Every format and hashing rule of Meta's customer-information parameters (facts §4) lives here, as a
+function from an Ibis string expression (one value) to a boolean expression. The ``match_keys`` and
+``emq`` analyses, the ``contract`` check ``insufficient_user_data``, the dashboard and the Test Events
+sender's local validation all read these functions, so a rule means the same thing everywhere.
+
+Portability: the rules use only anchored regular expressions (``\\A...\\z``, RE2/Java/PCRE
+compatible), prefixes, ``lower``/``substr``/``lpad`` and membership in small tables. No engine
+extension (such as DuckDB's ``inet``) and no array lambdas are used, so the same expressions can
+run on another Ibis backend.
+
+Public API
+----------
+* :data:`MATCH_KEY_FIELDS`: the 15 fields the analyses score, in report order.
+* :data:`DEFECTS`: for each field, its defect names in report order (value-level and row-level).
+* :func:`value_defects` ``(field, value) -> {defect: BooleanValue}``: the value-level defects of one
+  string value (``not_normalized`` uses an ``IN (subquery)`` against the allowed-hash table, which
+  is fine for a column expression but not inside an array lambda).
+* :func:`value_valid` ``(field, value) -> BooleanValue``: ``value`` is non-empty and has none of the
+  field's invalidating defects.
+* :func:`row_validity` ``(table, *, keep=(), fields=MATCH_KEY_FIELDS) -> ibis.Table``: one row per
+  event row of ``table`` (a canonical events table) with the columns ``source_file, file_index,
+  line, event_name, event_id`` plus ``keep``, and for each field ``<field>_present`` (at least one
+  non-empty value), ``<field>_valid`` (present and every non-empty value passes) and one boolean
+  ``<field>_<defect>`` per defect of :data:`DEFECTS` (the row has at least one value with it).
+  Other ``user_data`` keys of :data:`capi_diag.schema.USER_DATA_KEYS` (``subscription_id``,
+  ``lead_id``...) may be listed in ``fields``: they have no format rule, so valid = present.
+  This is how other analyses count rows by their *valid* keys (e.g. ``insufficient_user_data``):
+  ``row_validity(ds.events("server"), keep=["action_source"])`` then filter on ``<field>_valid``.
+
+Multi-valued cells: ``user_data`` columns are ``VARCHAR[]``; a value is *non-empty* when it is not
+null and not only whitespace; a row is *valid* for a field when it has at least one non-empty value
+and every non-empty value passes; a row can carry several defects, and each counts it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pycountry
+
+from capi_diag.schema import HASHED_KEYS, USER_DATA_KEYS
+
+MATCH_KEY_FIELDS: tuple[str, ...] = (
+    "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id",
+    "fbp", "fbc", "client_ip_address", "client_user_agent",
+)
+HASHED_FIELDS: tuple[str, ...] = HASHED_KEYS
+"""Fields Meta requires SHA-256 hashed (lowercase hex)."""
+SET_FIELDS: tuple[str, ...] = ("ge", "country", "db")
+"""Hashed fields whose normalized values form a small known set (checked by ``not_normalized``)."""
+CONTEXT_FIELDS: tuple[str, ...] = ("fbp", "fbc", "client_ip_address", "client_user_agent")
+"""Browser context keys that must never be hashed."""
+ROW_COLUMNS: tuple[str, ...] = ("source_file", "file_index", "line", "event_name", "event_id")
+
+APPENDIX_TOKENS: tuple[str, ...] = ("AQ", "Ag", "Aw", "BA", "BQ", "Bg")
+"""Legacy 2-character parameter-builder appendices (language tokens PHP..client JS, facts §4.3)."""
+APPENDIX = r"(?:AQ|Ag|Aw|BA|BQ|Bg|[A-Za-z0-9_-]{8})"
+"""A parameter-builder appendix: a known 2-character token or 8 URL-safe base64 characters."""
+
+_HASH = rf"[0-9A-Fa-f]{{64}}(?:\.{APPENDIX})?"
+HASH_RE = rf"\A{_HASH}\z"
+LOWER_HASH_RE = rf"\A[0-9a-f]{{64}}(?:\.{APPENDIX})?\z"
+FBP_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.[0-9]+(?:\.{APPENDIX})?\z"
+"""``fb.<subdomain index>.<13-digit creation time ms>.<random digits>[.<appendix>]``."""
+FBCLID = r"[A-Za-z0-9_-]+"
+"""An fbclid as Meta issues it (URL-safe base64 characters); anything else was modified or encoded."""
+FBC_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.{FBCLID}(?:\.{APPENDIX})?\z"
+"""``fb.<subdomain index>.<13-digit creation time ms>.<fbclid>[.<appendix>]``."""
+FBC_FBCLID_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.({FBCLID})(?:\.{APPENDIX})?\z"
+URL_FBCLID_RE = r"\A[^?#]*\?(?:[^#]*&)?fbclid=([^&#]+)"
+"""The first ``fbclid`` query parameter of a URL (before any ``#`` fragment)."""
+BLANK_RE = r"\A[\s\v\p{Z}]*\z"
+"""Empty or whitespace-only (``\\p{Z}`` covers the no-break space); the same test as ``dedup``."""
+_SPACE = r"[\s\v\p{Z}]"
+SPACED_HASH_RE = rf"\A(?:{_SPACE}+{_HASH}{_SPACE}*|{_HASH}{_SPACE}+)\z"
+"""A hash-shaped value with surrounding whitespace (a stray space or newline)."""
+
+PLACEHOLDER_VALUES: tuple[str, ...] = (
+    "null", "undefined", "none", "nil", "nan", "n/a", "unknown", "[object object]", "-", "(not set)",
+)
+"""Raw values that stand for "no value" (compared after trimming, ignoring case)."""
+TEMPLATES: tuple[str, ...] = (r"\{\{.*\}\}", r"\$\{.*\}", r"%%.*%%")
+"""Unrendered template variables (``{{Email}}``, ``${email}``, ``%%email%%``) are placeholders too."""
+PLACEHOLDER_RE = (
+    rf"\A{_SPACE}*(?i:"
+    + "|".join([*(re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", p) for p in PLACEHOLDER_VALUES), *TEMPLATES])
+    + rf"){_SPACE}*\z"
+)
+JUNK_SOURCES: tuple[str, ...] = (
+    " ", "null", "NULL", "Null", "undefined", "None", "none", "nil", "nan", "NaN", "n/a", "N/A",
+    "unknown", "[object Object]", "-", "(not set)",
+)
+"""Texts whose SHA-256 is a *placeholder hash* (``hashed_placeholder``); the empty string has its
+own defect, ``hashed_empty``."""
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+EMPTY_HASH = sha256_hex("")
+"""SHA-256 of the empty string: a pipeline hashed a missing value."""
+PLACEHOLDER_HASHES: tuple[str, ...] = tuple(sorted({sha256_hex(s) for s in JUNK_SOURCES}))
+
+NON_BROWSER_TOKENS: tuple[str, ...] = (
+    "python-requests", "python-urllib", "python-httpx", "aiohttp", "curl/", "wget", "libwww-perl",
+    "node-fetch", "axios/", "undici", "go-http-client", "okhttp", "java/", "apache-httpclient",
+    "postmanruntime", "insomnia/", "httpie/", "guzzlehttp", "faraday", "rest-client", "restsharp",
+    "dart/", "scrapy",
+)
+"""Substrings (compared ignoring case) of HTTP-client user agents: a server forwarding its own
+library's user agent instead of the visitor's browser user agent."""
+
+DEFECTS: dict[str, tuple[str, ...]] = {
+    **{f: ("unhashed", "uppercase_hash", "hashed_empty", "hashed_placeholder",
+           "surrounding_whitespace", "placeholder") + (("not_normalized",) if f in SET_FIELDS else ())
+       for f in HASHED_FIELDS},
+    "external_id": ("unhashed", "hashed_empty", "hashed_placeholder", "placeholder"),
+    "fbp": ("hashed", "malformed", "placeholder"),
+    "fbc": ("hashed", "malformed", "placeholder", "missing_with_fbclid", "modified_fbclid"),
+    "client_ip_address": ("hashed", "private", "malformed", "placeholder"),
+    "client_user_agent": ("hashed", "non_browser", "placeholder"),
+}
+"""Defect names per field, in report order."""
+ROW_DEFECTS: dict[str, tuple[str, ...]] = {"fbc": ("missing_with_fbclid", "modified_fbclid")}
+"""Defects judged on the whole row (they need ``event_source_url``), not on one value."""
+INVALIDATING: dict[str, frozenset[str]] = {
+    **{f: frozenset(DEFECTS[f]) for f in HASHED_FIELDS},
+    "external_id": frozenset({"hashed_empty", "hashed_placeholder", "placeholder"}),
+    "fbp": frozenset({"hashed", "malformed", "placeholder"}),
+    "fbc": frozenset({"hashed", "malformed", "placeholder"}),
+    "client_ip_address": frozenset({"hashed", "private", "malformed", "placeholder"}),
+    "client_user_agent": frozenset({"hashed", "non_browser", "placeholder"}),
+}
+"""Defects that make a value invalid. ``external_id`` ``unhashed`` (Meta accepts it raw) and the
+row-level fbc defects are reported but leave the value valid."""
+SEVERITY_ERROR: frozenset[tuple[str, str]] = frozenset(
+    {(f, "unhashed") for f in HASHED_FIELDS}
+    | {(f, "hashed") for f in CONTEXT_FIELDS}
+    | {("fbc", "malformed")}
+)
+"""(field, defect) pairs Meta rejects or that break matching outright (severity ``error``)."""
+
+
+def severity(field: str, defect: str) -> str:
+    return "error" if (field, defect) in SEVERITY_ERROR else "warning"
+
+
+# -- IP addresses ---------------------------------------------------------------------------------
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+"""Dotted-quad IPv4 without leading zeros (``010.0.0.1`` is ambiguous: octal in some parsers)."""
+_H = r"[0-9A-Fa-f]{1,4}"
+
+
+def _ipv6_pattern() -> str:
+    """Every textual IPv6 form of RFC 4291 §2.2 (full, ``::``-compressed, IPv4 tail), no zone id."""
+    alts = [rf"(?:{_H}:){{7}}{_H}", rf"(?:{_H}:){{6}}{IPV4}"]
+    for left in range(0, 8):
+        head = "" if left == 0 else rf"(?:{_H}:){{{left - 1}}}{_H}"
+        rest = 7 - left
+        tail = "" if rest == 0 else rf"(?:{_H}(?::{_H}){{0,{rest - 1}}})?"
+        alts.append(rf"{head}::{tail}")
+    for left in range(0, 6):
+        head = "" if left == 0 else rf"(?:{_H}:){{{left - 1}}}{_H}"
+        alts.append(rf"{head}::(?:{_H}:){{0,{5 - left}}}{IPV4}")
+    return "(?:" + "|".join(alts) + ")"
+
+
+IPV6 = _ipv6_pattern()
+IPV4_RE = rf"\A{IPV4}\z"
+IPV6_RE = rf"\A{IPV6}\z"
+IP_APPENDIX_RE = rf"\.{APPENDIX}\z"
+IPV4_NOT_PUBLIC_RE = (
+    r"\A(?:0|10|127)\.|\A100\.(?:6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\.|\A169\.254\.|"
+    r"\A172\.(?:1[6-9]|2[0-9]|3[01])\.|\A192\.168\.|\A(?:22[4-9]|23[0-9]|24[0-9]|25[0-5])\."
+)
+"""0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, 224/4 (multicast), 240/4."""
+IPV4_HEX_NOT_PUBLIC_RE = r"\A(?:00|0a|7f|e|f)|\A64[4-7]|\Aa9fe|\Aac1|\Ac0a8"
+"""The same ranges on the high 16 bits of an IPv4 address written as 4 lowercase hex digits."""
+IPV6_NOT_PUBLIC_RE = (
+    r"\A[0:]*:0{0,3}1\z|\A[0:]+\z|\Af[cd][0-9a-f]{2}:|\Afe[89ab][0-9a-f]:|\Aff[0-9a-f]{2}:"
+)
+"""On a lowercased valid IPv6: ``::1``, ``::``, ``fc00::/7``, ``fe80::/10``, ``ff00::/8`` (multicast)."""
+MAPPED_DOTTED_RE = rf"\A[0:]*:(?:ffff:)?({IPV4})\z"
+"""IPv4-mapped (``::ffff:a.b.c.d``) or IPv4-compatible (``::a.b.c.d``) IPv6: group 1 is the IPv4."""
+MAPPED_HEX_RE = r"\A[0:]*:ffff:([0-9a-f]{1,4}):[0-9a-f]{1,4}\z"
+"""IPv4-mapped IPv6 in hex (``::ffff:c0a8:101``): group 1 holds the high 16 bits of the IPv4."""
+
+
+def ip_core(v: ir.StringValue) -> ir.StringValue:
+    """``v`` without a parameter-builder appendix (``203.0.113.7.AQQAAQIB`` -> ``203.0.113.7``)."""
+    return v.re_replace(IP_APPENDIX_RE, "")
+
+
+def _ipv6_not_public(low: ir.StringValue) -> ir.BooleanValue:
+    """On a lowercased, syntactically valid IPv6: loopback, unspecified, ULA, link-local, multicast,
+    or an IPv4-mapped / -compatible form of a non-public IPv4."""
+    dotted = low.re_extract(MAPPED_DOTTED_RE, 1)
+    high16 = low.re_extract(MAPPED_HEX_RE, 1).lpad(4, "0")
+    return ibis.cases(
+        (low.re_search(IPV6_NOT_PUBLIC_RE), True),
+        (low.re_search(MAPPED_DOTTED_RE), dotted.re_search(IPV4_NOT_PUBLIC_RE)),
+        (low.re_search(MAPPED_HEX_RE), high16.re_search(IPV4_HEX_NOT_PUBLIC_RE)),
+        else_=False,
+    )
+
+
+def ip_kind(v: ir.StringValue) -> ir.StringValue:
+    """``public``, ``private`` (any non-public range), ``hashed`` (hash-shaped) or ``malformed``
+    (anything else, including ``ip:port``, bracketed IPv6, zone ids and comma-separated lists).
+    An optional parameter-builder appendix is ignored."""
+    core = ip_core(v)
+    return ibis.cases(
+        (core.re_search(IPV4_RE), ibis.ifelse(core.re_search(IPV4_NOT_PUBLIC_RE), "private", "public")),
+        (core.re_search(IPV6_RE), ibis.ifelse(_ipv6_not_public(core.lower()), "private", "public")),
+        (hash_shaped(v), "hashed"),
+        else_="malformed",
+    )
+
+
+def ip_public(v: ir.StringValue) -> ir.BooleanValue:
+    """``v`` (optionally with an appendix) is a syntactically valid, public IPv4 or IPv6 address."""
+    return ip_kind(v) == "public"
+
+
+# -- shared value predicates ------------------------------------------------------------------------
+
+def nonempty(v: ir.StringValue) -> ir.BooleanValue:
+    """Not null and not only whitespace."""
+    return v.notnull() & ~v.re_search(BLANK_RE)
+
+
+def hash_shaped(v: ir.StringValue) -> ir.BooleanValue:
+    """64 hex digits (either case), optionally ``.`` + a parameter-builder appendix. Not trimmed."""
+    return v.re_search(HASH_RE)
+
+
+def lowercase_hash(v: ir.StringValue) -> ir.BooleanValue:
+    """Hash-shaped with lowercase hex (the same as matching :data:`LOWER_HASH_RE`, without a second
+    regex)."""
+    hexpart = v.substr(0, 64)
+    return hash_shaped(v) & (hexpart == hexpart.lower())
+
+
+def hash_hex(v: ir.StringValue) -> ir.StringValue:
+    """The 64 hex digits of a hash-shaped value, lowercased (the appendix dropped)."""
+    return v.substr(0, 64).lower()
+
+
+def hashed_empty(v: ir.StringValue) -> ir.BooleanValue:
+    return hash_shaped(v) & (hash_hex(v) == EMPTY_HASH)
+
+
+def hashed_placeholder(v: ir.StringValue) -> ir.BooleanValue:
+    return hash_shaped(v) & hash_hex(v).isin(list(PLACEHOLDER_HASHES))
+
+
+def junk_hash(v: ir.StringValue) -> ir.BooleanValue:
+    return hashed_empty(v) | hashed_placeholder(v)
+
+
+def placeholder(v: ir.StringValue) -> ir.BooleanValue:
+    """A raw stand-in for "no value": ``undefined``, ``null``, ``[object Object]``, ``{{Email}}``..."""
+    return v.re_search(PLACEHOLDER_RE)
+
+
+def non_browser(v: ir.StringValue) -> ir.BooleanValue:
+    low = v.lower()
+    out: ir.BooleanValue = ibis.literal(False)
+    for token in NON_BROWSER_TOKENS:
+        out = out | low.contains(token)
+    return out
+
+
+def url_fbclid(url: ir.StringValue) -> ir.StringValue:
+    """The ``fbclid`` query parameter of ``url`` ('' when there is none)."""
+    return url.re_extract(URL_FBCLID_RE, 1).fill_null("")
+
+
+def fbc_fbclid(v: ir.StringValue) -> ir.StringValue:
+    """The fbclid segment of a valid ``fbc`` ('' otherwise)."""
+    return v.re_extract(FBC_FBCLID_RE, 1).fill_null("")
+
+
+# -- allowed values of ge / country / db ----------------------------------------------------------------
+
+DB_FIRST = dt.date(1900, 1, 1)
+
+
+def allowed_values(field: str, today: dt.date | None = None) -> tuple[str, ...]:
+    """Normalized values Meta accepts for ``ge`` (f, m), ``country`` (ISO 3166-1 alpha-2, lowercase,
+    from pycountry) and ``db`` (``YYYYMMDD`` from 1900-01-01 to ``today``, UTC)."""
+    if field == "ge":
+        return ("f", "m")
+    if field == "country":
+        return tuple(sorted(c.alpha_2.lower() for c in pycountry.countries))
+    if field == "db":
+        end = today or dt.datetime.now(dt.timezone.utc).date()
+        days = (end - DB_FIRST).days + 1
+        return tuple((DB_FIRST + dt.timedelta(days=i)).strftime("%Y%m%d") for i in range(max(days, 0)))
+    raise ValueError(f"{field!r} has no closed set of allowed values; use one of {', '.join(SET_FIELDS)}")
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed_hashes(field: str, today: dt.date) -> tuple[str, ...]:
+    return tuple(sha256_hex(x) for x in allowed_values(field, today))
+
+
+def allowed_hashes(field: str, today: dt.date | None = None) -> frozenset[str]:
+    """SHA-256 (lowercase hex) of every allowed value of ``field``; built once per field and day."""
+    day = today or dt.datetime.now(dt.timezone.utc).date()
+    return frozenset(_allowed_hashes(field, day))
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed_table(field: str, today: dt.date) -> ir.Table:
+    return ibis.memtable(pa.table({"h": pa.array(_allowed_hashes(field, today), pa.string())}))
+
+
+def allowed_table(field: str, today: dt.date | None = None) -> ir.Table:
+    """A one-column (``h``) in-memory table of :func:`allowed_hashes`, cached per field and day."""
+    return _allowed_table(field, today or dt.datetime.now(dt.timezone.utc).date())
+
+
+def not_normalized(field: str, v: ir.StringValue, today: dt.date | None = None) -> ir.BooleanValue:
+    """A lowercase, non-junk hash that is not the hash of any allowed value of ``field``."""
+    return lowercase_hash(v) & ~junk_hash(v) & ~hash_hex(v).isin(allowed_table(field, today).h)
+
+
+# -- per-field rules -----------------------------------------------------------------------------------
+
+def _require(field: str) -> None:
+    if field not in DEFECTS:
+        raise ValueError(f"no value rule for {field!r}; fields with rules: {', '.join(MATCH_KEY_FIELDS)}")
+
+
+def value_defects(field: str, v: ir.StringValue, *, today: dt.date | None = None) -> dict[str, ir.BooleanValue]:
+    """The value-level defects of one non-empty string ``v`` of ``field``, by name (report order).
+
+    Callers combine them with :func:`nonempty`; the row-level fbc defects (``missing_with_fbclid``,
+    ``modified_fbclid``) are in :func:`row_validity`, since they need ``event_source_url``.
+    """
+    _require(field)
+    if field in HASHED_FIELDS:
+        # Written so that a well-formed hash (the common case) costs one regex: the checks that
+        # only apply to other values sit behind ``ifelse`` (evaluated lazily by the engine).
+        shaped = hash_shaped(v)
+        out = {
+            "unhashed": ~shaped,
+            "uppercase_hash": shaped & ~lowercase_hash(v),
+            "hashed_empty": hashed_empty(v),
+            "hashed_placeholder": hashed_placeholder(v),
+            "surrounding_whitespace": ibis.ifelse(shaped, False, v.re_search(SPACED_HASH_RE)),
+            "placeholder": ibis.ifelse(shaped, False, placeholder(v)),
+        }
+        if field in SET_FIELDS:
+            out["not_normalized"] = not_normalized(field, v, today)
+        return out
+    if field == "external_id":
+        return {
+            "unhashed": ~hash_shaped(v),
+            "hashed_empty": hashed_empty(v),
+            "hashed_placeholder": hashed_placeholder(v),
+            "placeholder": placeholder(v),
+        }
+    if field in ("fbp", "fbc"):
+        ok = v.re_search(FBP_RE if field == "fbp" else FBC_RE)
+        shaped = ibis.ifelse(ok, False, hash_shaped(v))
+        return {"hashed": shaped, "malformed": ~ok & ~shaped,
+                "placeholder": ibis.ifelse(ok, False, placeholder(v))}
+    if field == "client_ip_address":
+        kind = ip_kind(v)
+        return {
+            "hashed": kind == "hashed",
+            "private": kind == "private",
+            "malformed": kind == "malformed",
+            "placeholder": ibis.ifelse(kind == "malformed", placeholder(v), False),
+        }
+    return {"hashed": hash_shaped(v), "non_browser": non_browser(v), "placeholder": placeholder(v)}
+
+
+IMPLIED: dict[str, str] = {"surrounding_whitespace": "unhashed", "placeholder": "unhashed"}
+"""For hashed fields, defects that imply another invalidating defect (skipped when computing
+validity, which is the same by construction and cheaper)."""
+_IMPLIED_CONTEXT: dict[str, str] = {"placeholder": "malformed"}
+
+
+def _invalid(field: str, defects: Mapping[str, ir.BooleanValue]) -> ir.BooleanValue:
+    implied = IMPLIED if field in HASHED_FIELDS else _IMPLIED_CONTEXT if field in ("fbp", "fbc",
+                                                                                  "client_ip_address") else {}
+    names = [n for n in defects if n in INVALIDATING[field]
+             and not (n in implied and implied[n] in INVALIDATING[field])]
+    out: ir.BooleanValue = defects[names[0]]
+    for name in names[1:]:
+        out = out | defects[name]
+    return out
+
+
+def value_valid(field: str, v: ir.StringValue, *, today: dt.date | None = None) -> ir.BooleanValue:
+    """``v`` is non-empty and has none of the invalidating defects of ``field``."""
+    return nonempty(v) & ~_invalid(field, value_defects(field, v, today=today))
+
+
+# -- per-row validity ------------------------------------------------------------------------------------
+
+def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
+                 today: dt.date | None = None, absent: Iterable[str] = ()) -> ir.Table:
+    """One row per row of ``table`` with ``<field>_present``, ``<field>_valid`` and
+    ``<field>_<defect>`` booleans (see the module docstring), plus :data:`ROW_COLUMNS` and ``keep``.
+
+    How (set-based, no array lambdas): the needed columns and a row number are cached (a temporary
+    table, dropped when the returned expression is garbage-collected) so that every branch of the
+    query sees the same row numbers; each field's list is unnested (one row per value), its
+    non-empty values are judged by :func:`value_defects`, the verdicts are folded per row with
+    ``bool_or``, and the per-field results are joined back to the cached rows by row number (rows
+    without any value keep every flag false). Fields listed in ``absent`` (the log has no such
+    column: :meth:`Dataset.has`) get constant false columns without being scanned.
+    """
+    fields = tuple(fields)
+    for f in fields:
+        if f not in DEFECTS and f not in USER_DATA_KEYS:
+            raise ValueError(f"unknown user_data field {f!r}")
+    keep_cols = tuple(dict.fromkeys((*ROW_COLUMNS, *keep)))
+    skip = set(absent)
+    has_fbc = "fbc" in fields
+    pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
+    pre.update({f"_l{i}": table[f] for i, f in enumerate(fields) if f not in skip})
+    if has_fbc:
+        pre["_url_fbclid"] = url_fbclid(table.event_source_url)
+    pre["_rid"] = ibis.row_number()
+    base = table.select(**pre).cache()
+
+    g = base
+    for i, f in enumerate(fields):
+        if f in skip:
+            continue
+        extra = {"_url": base._url_fbclid} if f == "fbc" else {}
+        t = base.select("_rid", _v=base[f"_l{i}"].unnest(), **extra)
+        t = t.filter(nonempty(t._v))
+        flags: dict[str, ir.BooleanValue] = {}
+        if f in DEFECTS:
+            defects = value_defects(f, t._v, today=today)
+            flags = {f"{f}_{name}": expr for name, expr in defects.items()}
+            flags[f"_{f}_invalid"] = _invalid(f, defects)
+            if f == "fbc":
+                seg, url_id = fbc_fbclid(t._v), t._url
+                flags["fbc_modified_fbclid"] = ((url_id != "") & (seg != "") & (seg != url_id)
+                                                & (seg.lower() == url_id.lower()))
+        t = t.select("_rid", **flags)
+        per = t.group_by("_rid").aggregate(**{c: t[c].any() for c in flags}, **{f"_{f}_n": t.count()})
+        per = per.rename({f"_rid{i}": "_rid"})
+        g = g.left_join(per, g._rid == per[f"_rid{i}"])
+
+    out: dict[str, ir.Value] = {c: g[c] for c in keep_cols}
+    false = ibis.literal(False)
+    for f in fields:
+        if f in skip:
+            out[f"{f}_present"] = out[f"{f}_valid"] = false
+            for name in DEFECTS.get(f, ()):
+                out[f"{f}_{name}"] = (g._url_fbclid != "") if name == "missing_with_fbclid" else false
+            continue
+        present = g[f"_{f}_n"].notnull()
+        out[f"{f}_present"] = present
+        if f not in DEFECTS:
+            out[f"{f}_valid"] = present
+            continue
+        out[f"{f}_valid"] = present & ~g[f"_{f}_invalid"].fill_null(False)
+        for name in DEFECTS[f]:
+            if f == "fbc" and name == "missing_with_fbclid":
+                out[f"{f}_{name}"] = (g._url_fbclid != "") & ~present
+            else:
+                out[f"{f}_{name}"] = g[f"{f}_{name}"].fill_null(False)
+    return g.select(**out)
+
+
+def defect_columns(fields: Sequence[str] = MATCH_KEY_FIELDS) -> list[tuple[str, str, str]]:
+    """``(field, defect, column)`` for every defect column :func:`row_validity` produces."""
+    return [(f, d, f"{f}_{d}") for f in fields if f in DEFECTS for d in DEFECTS[f]]
+
+
+def explode_defects(rv: ir.Table, fields: Sequence[str] = MATCH_KEY_FIELDS,
+                    keep: Sequence[str] = ROW_COLUMNS,
+                    include: Callable[[str, str], bool] | None = None) -> ir.Table:
+    """One row per (row of ``rv``, defect it carries): ``keep`` columns plus ``field`` and ``defect``.
+
+    ``rv`` is a :func:`row_validity` table; ``include(field, defect)`` may restrict the defects.
+    """
+    cols = [(f, d, c) for f, d, c in defect_columns(fields) if include is None or include(f, d)]
+    codes = ibis.array([ibis.ifelse(rv[c], ibis.literal(f"{f}|{d}"), ibis.null("string"))
+                        for f, d, c in cols])
+    t = rv.select(*keep, _code=codes).unnest("_code")
+    t = t.filter(t._code.notnull())
+    return t.select(*keep, field=t._code.re_extract(r"\A([^|]*)\|", 1),
+                    defect=t._code.re_extract(r"\|([^|]*)\z", 1))
