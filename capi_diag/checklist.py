@@ -584,7 +584,7 @@ ITEMS: tuple[Item, ...] = (
 
 ITEMS_BY_ID: dict[str, Item] = {i.id: i for i in ITEMS}
 DEFAULTS: dict[str, dict[str, float]] = {i.id: dict(i.defaults) for i in ITEMS}
-"""Default thresholds per item id (documented with their sources in docs/audits-checklist.md)."""
+"""Default thresholds per item id (documented with their sources in the README's checklist section)."""
 
 _DESCRIBE: dict[str, Callable[[Thresholds], str]] = {
     "consent": lambda th: (f"fail if > {th['forwarded_fail_above']:g} forwarded without consent, "
@@ -610,7 +610,7 @@ def thresholds(config: Config | None) -> dict[str, dict[str, float]]:
         if item_id not in DEFAULTS:
             close = difflib.get_close_matches(item_id, list(DEFAULTS), n=1)
             hint = (f" Did you mean '{close[0]}'?" if close
-                    else " See docs/audits-checklist.md for the item ids.")
+                    else " See the README's checklist section for the item ids.")
             raise ConfigError(f"{src}: unknown checklist item '{item_id}' in [checklist].{hint}")
         if not isinstance(table, Mapping):
             raise ConfigError(f"{src}: [checklist.{item_id}] must be a table of thresholds, found {table!r}.")
