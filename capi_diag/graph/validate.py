@@ -138,8 +138,8 @@ def validate_events(events: Sequence[Mapping[str, Any]], *, config: Config | Non
                     sections: Sequence[str] | None = None) -> Validation:
     """Run the analyses' ``failing_rows`` over ``events``.
 
-    ``sections`` defaults to :data:`SECTIONS`. The analyses' expressions are compiled once per
-    process and reused (see :class:`_Runner`), so only the first validation pays Ibis' compile time.
+    ``sections`` defaults to :data:`SECTIONS`; see :class:`_Runner` for why each batch compiles
+    the analyses afresh.
     """
     config = config or Config()
     sections = SECTIONS if sections is None else sections
@@ -168,18 +168,17 @@ def validate_events(events: Sequence[Mapping[str, Any]], *, config: Config | Non
 
 
 class _Runner:
-    """One in-memory DuckDB per process holding the batch under validation, and each section's
-    ``failing_rows`` expression compiled to SQL once.
+    """One in-memory DuckDB per process holding the batch under validation.
 
-    Why: the analyses' expressions are large, and compiling them with Ibis costs seconds while the
-    batch is five rows. The compiled SQL names the canonical tables, so it is valid for any batch
-    with the same columns: the cache key is (section, columns present, config). Each batch replaces
-    the tables' contents and reruns the SQL. The lock keeps concurrent page sessions apart.
+    Each batch replaces the canonical tables' contents and runs every section's ``failing_rows``
+    expression afresh. The compiled SQL is deliberately not reused across batches: the analyses'
+    expressions may cache intermediate tables of the batch they were built on (``rules.row_validity``
+    does), so SQL compiled for one batch can read another batch's rows. The lock keeps concurrent
+    page sessions apart.
     """
 
     def __init__(self) -> None:
         self.db = Database()
-        self.compiled: dict[tuple[str, frozenset[str], str], tuple[Any, str]] = {}
         self.lock = threading.Lock()
 
     def run(self, records: list[dict[str, Any]], config: Config,
@@ -187,23 +186,13 @@ class _Runner:
         out: dict[str, list[dict[str, Any]]] = {}
         with self.lock:
             ds = Dataset.from_records(server=records, db=self.db)
-            present = ds.present.get("server", frozenset())
-            config_key = json.dumps(config.raw, sort_keys=True, default=str)
             for section in sections:
                 mod = _analysis(section)
                 if mod is None or not hasattr(mod, "failing_rows"):
                     continue
-                key = (section, present, config_key)
-                if key not in self.compiled:
-                    table = mod.failing_rows(ds, config).select(*FAILING_ROW_COLUMNS)
-                    expr = table.filter(table.role == "server")
-                    backend = self.db.ibis
-                    backend._run_pre_execute_hooks(expr)  # registers the expression's in-memory tables
-                    self.compiled[key] = (expr, backend.compile(expr))
-                _, sql = self.compiled[key]
-                cur = self.db.execute(sql)
-                names = [d[0] for d in cur.description]
-                out[section] = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+                table = mod.failing_rows(ds, config).select(*FAILING_ROW_COLUMNS)
+                df = table.filter(table.role == "server").to_pyarrow()
+                out[section] = df.to_pylist()
         return out
 
 
