@@ -35,10 +35,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     config = Config.load(args.config)
     db = Database(args.db)
+    ds = None
     try:
         ds = import_logs(db, browser=args.browser, server=args.server, assume_tz=args.assume_tz)
         report = build_report(ds, config)
     finally:
+        if ds is not None:
+            ds.release_shared()
         db.close()
     text = render(report, args.format)
     if args.output:

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import ibis
 import pyarrow as pa
 
 from capi_diag.db import Database
 from capi_diag.schema import FIELDS_BY_NAME, Kind, Role, canonical_columns
+
+T = TypeVar("T")
 
 META_COLUMNS_TABLE = "capi_columns"
 META_INPUTS_TABLE = "capi_inputs"
@@ -55,6 +58,38 @@ class Dataset:
     present: dict[str, frozenset[str]]
     inputs: dict[str, Any] = field(default_factory=dict)
     filters: Filters = field(default_factory=Filters)
+    _shared: dict[tuple[Filters, Hashable], Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def shared(self, key: Hashable, build: Callable[[], T]) -> T:
+        """A measurement several analyses need, built once per dataset and filters and then reused
+        (e.g. the per-row validity of every user_data value, which match_keys, emq and contract all
+        read). Datasets made by :meth:`with_filters` share the store; the key includes the filters."""
+        k = (self.filters, key)
+        if k not in self._shared:
+            self._shared[k] = build()
+        return self._shared[k]
+
+    def materialize(self, key: Hashable, build: Callable[[], ibis.Table]) -> ibis.Table:
+        """:meth:`shared`, for an Ibis expression stored as a temporary table of this database, so
+        that every reader scans the stored rows instead of recomputing them. Dropped by
+        :meth:`release_shared` (and with the connection)."""
+        def create() -> ibis.Table:
+            name = f"_capi_shared_{uuid.uuid4().hex}"
+            with self.db.lock:
+                return self.db.ibis.create_table(name, build(), temp=True)
+        return self.shared(key, create)
+
+    def release_shared(self) -> None:
+        """Drop the materialized shared measurements (call before the database closes)."""
+        for value in self._shared.values():
+            if isinstance(value, ibis.Table):
+                name = value.get_name()
+                if name.startswith("_capi_shared_"):
+                    try:
+                        self.db.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+                    except Exception:  # noqa: BLE001 - already gone with its connection
+                        pass
+        self._shared.clear()
 
     # -- access ---------------------------------------------------------------------------------
     def raw_events(self, role: Role | str) -> ibis.Table:

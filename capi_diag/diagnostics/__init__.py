@@ -26,7 +26,7 @@ FAILING_ROW_COLUMNS: tuple[str, ...] = (
 """``severity`` is ``error`` (blocks launch / Meta rejects it) or ``warning``; ``detail`` is short text
 (e.g. the field name), never a raw PII value; ``event_id`` may be null."""
 
-ORDER: tuple[str, ...] = ("dedup", "timing", "match_keys", "emq", "consent", "contract", "journey")  # each analysis adds its name here when it lands; final order: dedup, timing, match_keys, emq, consent, contract, journey
+ORDER: tuple[str, ...] = ("dedup", "timing", "match_keys", "emq", "consent", "contract", "journey")
 """Report order; a later analysis may read an earlier one's result through ``prior``."""
 
 

@@ -124,19 +124,6 @@ def standard_name(name: ir.StringValue) -> ir.StringValue:
     return ibis.cases(*[(folded == k, v) for k, v in _FOLDED_STANDARD.items()], else_=ibis.null("string"))
 
 
-KEEP_COLUMNS: tuple[str, ...] = (
-    "event_time", "value", "currency", "action_source", "event_source_url", "test_event_code",
-)
-"""Server columns the contract rules read besides the row identity and ``user_data``."""
-
-
-def valid_keys(t: ir.Table) -> ir.Table:
-    """``t``'s rows (identity columns and :data:`KEEP_COLUMNS`) with one boolean ``<key>_valid``
-    column per ``user_data`` key, from :func:`capi_diag.rules.row_validity` (the rule is written
-    once there; keys without a format rule, such as ``lead_id``, are valid when present)."""
-    return rules.row_validity(t, keep=KEEP_COLUMNS, fields=USER_DATA_KEYS)
-
-
 def _insufficient(v: ir.Table, keys: list[str]) -> tuple[ir.BooleanValue, ir.StringValue]:
     def valid(k: str) -> ir.BooleanValue:
         return v[f"{k}_valid"].fill_null(False)
@@ -158,7 +145,7 @@ def _insufficient(v: ir.Table, keys: list[str]) -> tuple[ir.BooleanValue, ir.Str
 
 def annotate(ds: Dataset) -> ir.Table:
     """Server rows with one boolean column per row rule and one ``<rule>__detail`` text column each."""
-    v = valid_keys(ds.events("server"))
+    v = rules.server_validity(ds)  # shared with match_keys and emq: built once per dataset
     insufficient, insufficient_detail = _insufficient(v, list(USER_DATA_KEYS))
     std = standard_name(v.event_name)
     value_set = ~_empty(v.value)

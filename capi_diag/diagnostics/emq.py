@@ -143,13 +143,15 @@ def options(config: Config | None) -> dict[str, Any]:
     return opts
 
 
-def scored_rows(ds: Dataset) -> tuple[ir.Table, str]:
-    """The server rows the estimate covers and the scope's name: ``website`` rows (exact value) when
-    the server log has an ``action_source`` column, else ``all_server_rows``."""
-    server = ds.events("server")
+def scored_validity(ds: Dataset) -> tuple[ir.Table, str]:
+    """The rows the estimate covers, with their per-row validity flags
+    (:func:`capi_diag.rules.server_validity`, shared with match_keys and contract), and the scope's
+    name: ``website`` rows (exact value) when the server log has an ``action_source`` column, else
+    ``all_server_rows``."""
+    rv = rules.server_validity(ds)
     if ds.has("server", "action_source"):
-        return server.filter(server.action_source == "website"), "website"
-    return server, "all_server_rows"
+        return rv.filter(rv.action_source == "website"), "website"
+    return rv, "all_server_rows"
 
 
 def _fix(field: str, counts: Mapping[str, Any], rows: int) -> str:
@@ -169,13 +171,8 @@ def analyze(ds: Dataset, config: Config | None = None,
     """The ``emq`` section (the model and its reasoning are in the module docstring)."""
     opts = options(config)
     target = float(opts["target"])
-    t, scope = scored_rows(ds)
-    absent = [f for f in WEIGHTS if not ds.has("server", f)]
-    rv = rules.row_validity(t, fields=tuple(WEIGHTS), absent=absent).cache()
-    try:
-        return _analyze(rv, scope, target)
-    finally:
-        rv.release()
+    rv, scope = scored_validity(ds)
+    return _analyze(rv, scope, target)
 
 
 def _analyze(rv: ir.Table, scope: str, target: float) -> dict[str, Any]:
@@ -225,9 +222,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
     """Scored rows whose own estimate (the model applied to the row's valid keys) is below the
     target: finding ``below_emq_target``, severity ``warning``, detail ``estimate <x>``."""
     target = float(options(config)["target"])
-    t, _ = scored_rows(ds)
-    absent = [f for f in WEIGHTS if not ds.has("server", f)]
-    rv = rules.row_validity(t, fields=tuple(WEIGHTS), absent=absent)
+    rv, _ = scored_validity(ds)
     rv = rv.mutate(_est=row_estimate(rv).round(1))
     rv = rv.filter(rv._est < target)
     return rv.select(

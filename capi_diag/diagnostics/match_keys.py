@@ -280,12 +280,8 @@ def analyze(ds: Dataset, config: Config | None = None,
     config = config or Config()
     opts = options(config)
     server = ds.events("server")
-    absent = [f for f in FIELDS if not ds.has("server", f)]
-    rv = rules.row_validity(server, keep=FIELDS, absent=absent).cache()
-    try:
-        return _analyze(ds, config, opts, server, rv)
-    finally:
-        rv.release()
+    rv = rules.server_validity(ds)  # shared with emq and contract: built once per dataset
+    return _analyze(ds, config, opts, server, rv)
 
 
 def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], server: ir.Table,
@@ -364,9 +360,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
     """One row per (server row, defect) with :data:`FAILING_ROW_COLUMNS`: ``finding`` is the defect,
     ``detail`` the field; ``error`` for unhashed PII in hashed fields, hashed context keys and a
     malformed fbc, ``warning`` for the rest."""
-    server = ds.events("server")
-    absent = [f for f in FIELDS if not ds.has("server", f)]
-    ex = rules.explode_defects(rules.row_validity(server, absent=absent))
+    ex = rules.explode_defects(rules.server_validity(ds))
     errors = [f"{f}|{d}" for f, d in sorted(rules.SEVERITY_ERROR)]
     code = ex.field.concat("|", ex.defect)
     out = ex.select(

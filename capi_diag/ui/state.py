@@ -118,7 +118,7 @@ class Workspace:
     analyses: OrderedDict[Filters, Analysis] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
-        weakref.finalize(self, _close_quietly, self.db)
+        weakref.finalize(self, _close_quietly, self.db, self.dataset)
         if self.options is None:
             self.options = filter_options(self.dataset)
 
@@ -165,10 +165,14 @@ class Workspace:
 
     def close(self) -> None:
         self.analyses.clear()
-        _close_quietly(self.db)
+        _close_quietly(self.db, self.dataset)
 
 
-def _close_quietly(db: Database) -> None:
+def _close_quietly(db: Database, dataset: Dataset | None = None) -> None:
+    """Drop the dataset's materialized measurements, then close the database (their finalizers
+    would otherwise run against a closed connection)."""
+    if dataset is not None:
+        dataset.release_shared()
     try:
         db.close()
     except Exception:  # noqa: BLE001 - closing an already-closed connection is fine
