@@ -144,7 +144,16 @@ def ranked_rows(ds: Dataset, role: str, config: Config | None = None) -> ir.Tabl
 # -- the shared key table ------------------------------------------------------------------------
 
 def key_table(ds: Dataset, config: Config | None = None) -> ir.Table:
-    """One row per key over both logs.
+    """One row per key over both logs, stored once per dataset, filters and options
+    (``Dataset.materialize``): dedup, timing, match_keys, contract and the dashboard all read it.
+    Columns and the pairing method: :func:`key_table_expr`."""
+    opts = options(config)
+    key = ("dedup.key_table", tuple(sorted((k, v) for k, v in opts.items() if k != "examples")))
+    return ds.materialize(key, lambda: key_table_expr(ds, config))
+
+
+def key_table_expr(ds: Dataset, config: Config | None = None) -> ir.Table:
+    """One row per key over both logs, as an expression.
 
     Columns: the key columns (``pixel_id`` only when both logs carry it, ``event_name``,
     ``event_id``); ``category`` (paired | outside_window | browser_only | server_only); ``reason``
@@ -391,11 +400,8 @@ def analyze(ds: Dataset, config: Config | None = None,
     opts = options(config)
     window = int(opts["window_s"])
     keys = key_columns(ds)
-    kt = key_table(ds, config).cache()
-    try:
-        return _analyze(ds, config, opts, keys, window, kt)
-    finally:
-        kt.release()
+    kt = key_table(ds, config)
+    return _analyze(ds, config, opts, keys, window, kt)
 
 
 def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[str, ...], window: int,
