@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import gzip
+import json
 import os
 import re
 import uuid
@@ -334,26 +335,10 @@ def _missing_required_error(label: str, headers: Sequence[str], mapping: _Mappin
 
 # -- the canonical SELECT ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Columns:
-    """How to read a source header from ``_capi_stage``: a VARCHAR column (CSV) or a JSON path (JSON
-    Lines, Parquet: ``paths`` maps each flattened header to its path parts)."""
-
-    paths: dict[str, list[str]] | None = None
-
-    def text(self, header: str) -> str:
-        if self.paths is None:
-            return _quote_ident(header)
-        return f"(_ev ->> {_quote_str(_json_path(self.paths[header]))})"
-
-    def json_path(self, header: str) -> str | None:
-        return None if self.paths is None else _quote_str(_json_path(self.paths[header]))
-
-
-def _canonical_select(mapping: _Mapping, cols_in: _Columns, *, name: str, file_index: int,
-                      tz: str, body_code: bool) -> str:
-    """SQL over ``_capi_stage`` producing canonical columns plus ``_reject``."""
-    text = cols_in.text
+def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str, body_code: bool) -> str:
+    """SQL over ``_capi_stage`` (one VARCHAR column per source header, whatever the format)
+    producing the canonical columns plus ``_reject``."""
+    text = _quote_ident
     exprs: dict[str, str] = {}
     src: dict[str, str] = {f: text(h) for f, h in mapping.canonical.items()}
     for f in FIELDS:
@@ -361,13 +346,7 @@ def _canonical_select(mapping: _Mapping, cols_in: _Columns, *, name: str, file_i
         if s is None:
             exprs[f.name] = f"CAST(NULL AS {f.kind.value})"
         elif f.kind is Kind.LIST:
-            path = cols_in.json_path(mapping.canonical[f.name])
-            if path is not None:
-                raw = (f"CASE WHEN json_type(_ev, {path}) = 'ARRAY' "
-                       f"THEN from_json(json_extract(_ev, {path}), '[\"VARCHAR\"]') ELSE capi_list_raw({s}) END")
-            else:
-                raw = f"capi_list_raw({s})"
-            exprs[f.name] = f"capi_list_clean({raw})"
+            exprs[f.name] = f"capi_list_clean(capi_list_raw({s}))"
         elif f.name.startswith("consent_") and f.name != "consent_region":
             exprs[f.name] = f"capi_consent({s})"
         elif f.name == "consent_region":
@@ -509,15 +488,65 @@ def _stage_json_lines(db: Database, inp: _Input) -> None:
     db.execute("DROP TABLE IF EXISTS _capi_lines; DROP TABLE IF EXISTS _capi_docs")
 
 
-def _stage_parquet(db: Database, inp: _Input) -> None:
+_NESTED_TYPES = ("list", "struct", "map", "array", "union")
+
+
+def _parquet_text(expr: str, type_id: str) -> str:
+    """A Parquet column as the text the CSV path reads: scalars cast, nested values as JSON text."""
+    if type_id in _NESTED_TYPES:
+        return f"CAST(to_json({expr}) AS VARCHAR)"
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def _stage_parquet(db: Database, inp: _Input) -> list[str]:
+    """Stage a Parquet file as VARCHAR columns, one per header (``parent.child`` for the fields of a
+    struct column such as ``user_data``), so that it takes the same path as CSV; returns the headers.
+    Columnar reads stay columnar: no per-row JSON."""
     try:
-        db.execute("""CREATE OR REPLACE TEMP TABLE _capi_stage AS
-            SELECT CAST(file_row_number + 1 AS BIGINT) AS _line,
-                   to_json(t)::JSON AS _ev, CAST(NULL AS VARCHAR) AS _body_test_code, false AS _malformed
-            FROM read_parquet(?, file_row_number=true) AS t""", [inp.uri])
+        with db.lock:
+            rel = db.con.sql(f"SELECT * FROM read_parquet({_quote_str(inp.uri)}) LIMIT 0")
+            columns = list(zip(rel.columns, rel.types, strict=True))
     except duckdb.Error as e:
         raise IngestError(f"{inp.label}: is not a readable Parquet file ({str(e).splitlines()[0]}). "
                           "Export it again, or use CSV or JSON Lines.") from None
+    select: dict[str, str] = {}
+    for name, typ in columns:
+        if name == "file_row_number":
+            continue
+        if typ.id == "struct":
+            for sub, sub_type in typ.children:
+                select.setdefault(f"{name}.{sub}", _parquet_text(f"{_quote_ident(name)}.{_quote_ident(sub)}",
+                                                               sub_type.id))
+        else:
+            select.setdefault(name, _parquet_text(_quote_ident(name), typ.id))
+    body = ", ".join(f"{expr} AS {_quote_ident(h)}" for h, expr in select.items())
+    try:
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_stage AS
+            SELECT {body}, CAST(file_row_number + 1 AS BIGINT) AS _line, false AS _malformed
+            FROM read_parquet(?, file_row_number=true)""", [inp.uri])
+    except duckdb.Error as e:
+        raise IngestError(f"{inp.label}: is not a readable Parquet file ({str(e).splitlines()[0]}). "
+                          "Export it again, or use CSV or JSON Lines.") from None
+    return list(select)
+
+
+def _flatten_json_stage(db: Database, paths: dict[str, list[str]]) -> list[str]:
+    """Replace the staged JSON events by one VARCHAR column per flattened header, parsing each event
+    once (``json_transform``) instead of once per field. Strings become their text, numbers their
+    JSON text (``1.50`` -> ``1.5``), arrays and objects their JSON text (read as lists later)."""
+    structure: dict[str, Any] = {}
+    for parts in paths.values():
+        if len(parts) == 1:
+            structure[parts[0]] = "VARCHAR"
+        else:
+            structure.setdefault(parts[0], {})[parts[1]] = "VARCHAR"
+    cols = ", ".join(
+        f"_s.{'.'.join(_quote_ident(p) for p in parts)} AS {_quote_ident(h)}" for h, parts in paths.items())
+    db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_stage AS
+        SELECT {cols + ', ' if cols else ''}_line, _malformed, _body_test_code
+        FROM (SELECT *, CASE WHEN NOT _malformed THEN json_transform(_ev, {_quote_str(json.dumps(structure))})
+                        END AS _s FROM _capi_stage)""")
+    return list(paths)
 
 
 def _json_headers(db: Database) -> dict[str, list[str]]:
@@ -560,7 +589,7 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
         report.format = _detect_format(src.name, head)
         if report.format == "parquet":
             report.encoding = "binary (parquet)"
-            _stage_parquet(db, inp)
+            headers = _stage_parquet(db, inp)
         else:
             report.encoding = _detect_encoding(inp.label, head)
             if report.encoding == "windows-1252" or (report.encoding == "utf-16" and report.format == "json"):
@@ -571,9 +600,10 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
                 report.encoding = "windows-1252"
                 _transcode(inp, report)
                 _stage_text(db, inp, report)
-        json_mode = report.format in ("json", "parquet")
-        cols_in = _Columns(_json_headers(db)) if json_mode else _Columns()
-        headers = list(cols_in.paths) if cols_in.paths is not None else _csv_headers(db)
+        if report.format == "json":
+            headers = _flatten_json_stage(db, _json_headers(db))
+        elif report.format == "csv":
+            headers = _csv_headers(db)
         mapping = _map_headers(headers)
         report.mapping = {h: f for f, h in mapping.canonical.items()}
         report.unknown_columns = list(mapping.unknown)
@@ -586,13 +616,13 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
                               "with its events.")
         if any(f not in mapping.canonical for f in REQUIRED):
             raise _missing_required_error(inp.label, headers, mapping)
-        body_code = json_mode and db.fetchone(
+        body_code = report.format == "json" and db.fetchone(
             "SELECT count(*) FROM (DESCRIBE _capi_stage) WHERE column_name = '_body_test_code'")[0] > 0
         tz_sql = _quote_str(tz)
         db.execute("CREATE OR REPLACE TEMP TABLE _capi_canon AS " + _canonical_select(
-            mapping, cols_in, name=src.name, file_index=file_index, tz=tz_sql,
+            mapping, name=src.name, file_index=file_index, tz=tz_sql,
             body_code=body_code))
-        _summarize(db, report, mapping, cols_in)
+        _summarize(db, report, mapping)
         if report.rows_loaded == 0:
             reasons = ", ".join(f"{k}: {v}" for k, v in report.rejected_reasons.items())
             ex = report.rejected_examples[0] if report.rejected_examples else {}
@@ -632,7 +662,7 @@ def _transcode(inp: _Input, report: FileReport) -> None:
     inp.replace_with_text(text)
 
 
-def _summarize(db: Database, report: FileReport, mapping: _Mapping, cols_in: _Columns) -> None:
+def _summarize(db: Database, report: FileReport, mapping: _Mapping) -> None:
     row = db.fetchone("""SELECT count(*), count(*) FILTER (_reject IS NULL),
         count(*) FILTER (_reject IS NULL AND event_time_tz_missing) FROM _capi_canon""")
     report.rows_read, report.rows_loaded, report.no_time_zone = int(row[0]), int(row[1]), int(row[2])
