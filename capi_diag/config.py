@@ -76,6 +76,17 @@ class Config:
         return merged
 
 
+def whole_numbers(config: Config, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """:meth:`Config.options` for a table whose every option is a whole number >= 0 (windows and
+    thresholds in seconds, example counts)."""
+    opts = config.options(name, defaults)
+    for key in defaults:
+        value = opts[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{config.source}: [{name}] {key} must be a whole number >= 0, found {value!r}.")
+    return opts
+
+
 def _same_kind(default: Any, value: Any) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
+
+import ibis
 
 FAILING_ROW_COLUMNS: tuple[str, ...] = (
     "section", "finding", "severity", "role", "source_file", "line", "event_name", "event_id", "detail",
@@ -28,6 +31,12 @@ FAILING_ROW_COLUMNS: tuple[str, ...] = (
 
 ORDER: tuple[str, ...] = ("dedup", "timing", "match_keys", "emq", "consent", "contract", "journey")
 """Report order; a later analysis may read an earlier one's result through ``prior``."""
+
+
+def records(expr: ibis.Table) -> list[dict[str, Any]]:
+    """Execute ``expr`` (a small result: aggregates or sample rows) into plain Python dicts: ints,
+    floats, strings, lists and ``None`` (never NumPy scalars or NaN), ready for JSON."""
+    return expr.to_pyarrow().to_pylist()
 
 
 def module(section: str) -> ModuleType:

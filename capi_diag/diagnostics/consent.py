@@ -48,7 +48,7 @@ import pycountry
 
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS, records
 from capi_diag.errors import ConfigError
 from capi_diag.pii import mask_row
 from capi_diag.schema import CONSENT_PURPOSES
@@ -307,21 +307,8 @@ def _examples(a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
             *[f"consent_{p}" for p in CONSENT_PURPOSES], "detail"]
     out: dict[str, list[dict[str, Any]]] = {}
     for finding, flag in (("forwarded_without_consent", a.forwarded), ("consent_unknown", a.unknown)):
-        df = (a.filter(flag).order_by(["event_time", "file_index", "line"]).select(*cols)
-              .limit(limit).execute())
-        out[finding] = [mask_row(_plain(r)) for r in df.to_dict("records")]
-    return out
-
-
-def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in row.items():
-        if v is None or (isinstance(v, float) and v != v):
-            out[k] = None
-        elif hasattr(v, "item"):
-            out[k] = v.item()
-        else:
-            out[k] = v
+        rows = records(a.filter(flag).order_by(["event_time", "file_index", "line"]).select(*cols).limit(limit))
+        out[finding] = [mask_row(r) for r in rows]
     return out
 
 

@@ -52,7 +52,7 @@ import pycountry
 from capi_diag import rules
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup, records
 from capi_diag.pii import mask_row
 from capi_diag.rules import BLANK_RE
 from capi_diag.schema import ACTION_SOURCES, STANDARD_EVENTS, USER_DATA_KEYS
@@ -296,18 +296,6 @@ _EXAMPLE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in row.items():
-        if v is None or (isinstance(v, float) and v != v):
-            out[k] = None
-        elif hasattr(v, "item"):
-            out[k] = v.item()
-        else:
-            out[k] = v
-    return out
-
-
 def _row_examples(a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``limit`` rows per rule, earliest first, fetched in one query (a rank per rule)."""
     order = [a.event_time, a.file_index, a.line]
@@ -317,14 +305,13 @@ def _row_examples(a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
     keep = ranked.filter(ibis.or_(*[ranked[f"_rank_{r}"] < limit for r in ROW_RULES]))
     cols = ["source_file", "line", "event_name", "event_id", "event_time"]
     extra = sorted({c for r in ROW_RULES for c in _EXAMPLE_COLUMNS[r]})
-    df = keep.select(*cols, *extra, *ranks, *[f"{r}__detail" for r in ROW_RULES], *ROW_RULES,
-                     "file_index").order_by(["event_time", "file_index", "line"]).execute()
-    records = df.to_dict("records")
+    fetched = records(keep.select(*cols, *extra, *ranks, *[f"{r}__detail" for r in ROW_RULES], *ROW_RULES,
+                                  "file_index").order_by(["event_time", "file_index", "line"]))
     out: dict[str, list[dict[str, Any]]] = {}
     for r in ROW_RULES:
-        rows = [rec for rec in records if rec[r] and _n(rec[f"_rank_{r}"]) < limit]
-        out[r] = [mask_row(_plain({**{c: rec[c] for c in (*cols, *_EXAMPLE_COLUMNS[r])},
-                                   "detail": rec[f"{r}__detail"]})) for rec in rows]
+        rows = [rec for rec in fetched if rec[r] and _n(rec[f"_rank_{r}"]) < limit]
+        out[r] = [mask_row({**{c: rec[c] for c in (*cols, *_EXAMPLE_COLUMNS[r])}, "detail": rec[f"{r}__detail"]})
+                  for rec in rows]
     return out
 
 
@@ -332,11 +319,10 @@ def _mismatch_examples(pairs: ir.Table, limit: int) -> list[dict[str, Any]]:
     p = pairs.filter(pairs.mismatch)
     order = [c for c in ("s_event_time", "s_file_index", "s_line") if c in p.columns]
     eid = p.event_id if "event_id" in p.columns else p.s_event_id
-    df = p.order_by(order or [eid]).select(
+    return records(p.order_by(order or [eid]).select(
         event_id=eid, browser_value=p.b_value, server_value=p.s_value,
         browser_cents=p.b_cents.cast("string"), server_cents=p.s_cents.cast("string"),
-    ).limit(limit).execute()
-    return [_plain(r) for r in df.to_dict("records")]
+    ).limit(limit))
 
 
 def failing_rows(ds: Dataset, config: Config) -> ir.Table:

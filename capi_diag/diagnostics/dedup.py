@@ -49,10 +49,9 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag.config import Config
+from capi_diag.config import Config, whole_numbers
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.errors import ConfigError
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS, records
 from capi_diag.pii import mask_row
 
 SECTION = "dedup"
@@ -84,12 +83,7 @@ _ORDER = ("event_time", "file_index", "line")
 def options(config: Config | None) -> dict[str, Any]:
     """The ``[dedup]`` options merged over :data:`DEFAULTS`, validated (non-negative integers)."""
     config = config or Config()
-    opts = config.options(SECTION, DEFAULTS)
-    for key in DEFAULTS:
-        value = opts[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"{config.source}: [{SECTION}] {key} must be a whole number >= 0, "
-                              f"found {value!r}.")
+    opts = whole_numbers(config, SECTION, DEFAULTS)
     return opts
 
 
@@ -385,10 +379,6 @@ def _rates(c: Mapping[str, int]) -> dict[str, float | None]:
     }
 
 
-def _records(expr: ir.Table) -> list[dict[str, Any]]:
-    return expr.to_pyarrow().to_pylist()
-
-
 def _name(v: Any) -> str:
     return NO_NAME if v is None else str(v)
 
@@ -430,7 +420,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
         browser_keyed=kt.browser_rows.sum(),
         server_keyed=kt.server_rows.sum(),
     )
-    key_rows = _records(key_counts)
+    key_rows = records(key_counts)
     add(key_rows, {c: c for c in _NAME_COUNTS[:11]})
     for r in key_rows:
         entry = per_name[_name(r["event_name"])]
@@ -440,7 +430,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
     for role in ("browser", "server"):
         t = ds.events(role)
         rows = t.group_by("event_name").aggregate(rows=t.count(), missing=t.count(where=~has_event_id(t)))
-        add(_records(rows), {f"{role}_rows": "rows", f"{role}_missing_event_id": "missing"})
+        add(records(rows), {f"{role}_rows": "rows", f"{role}_missing_event_id": "missing"})
 
     idcols = [k for k in keys if k != "event_name"]
     reused_total: dict[str, int] = {}
@@ -450,16 +440,16 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
         ids = reused_ids(kt, keys, role, window)
         t = kt.filter(kt[f"{role}_rows"] > 0)
         per = t.semi_join(ids, _key_preds(t, ids, idcols))
-        add(_records(per.group_by("event_name").aggregate(n=per.count())), {"reused_event_id": "n"})
+        add(records(per.group_by("event_name").aggregate(n=per.count())), {"reused_event_id": "n"})
         reused_total[role] = int(ids.count().execute())
         ex = ids.order_by(["first_time", *idcols]).limit(limit)
-        reused_examples += [{"role": role, **r} for r in _records(ex)]
+        reused_examples += [{"role": role, **r} for r in records(ex)]
 
     fb = _fallback_rows(ds, keys, window)
     for out_key, expr in (("fallback_by_fbp", fb["by_fbp"]),
                           ("fallback_by_external_id", fb["by_external_id"]),
                           ("fallback_mergeable_server_rows", fb["either"])):
-        add(_records(expr.group_by("event_name").aggregate(n=expr.count())), {out_key: "n"})
+        add(records(expr.group_by("event_name").aggregate(n=expr.count())), {out_key: "n"})
 
     totals = dict.fromkeys(_NAME_COUNTS, 0)
     for entry in per_name.values():
@@ -514,7 +504,7 @@ _EXAMPLE_COLUMNS = (
 def _key_examples(kt: ir.Table, keys: Sequence[str], limit: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``limit`` keys per category, earliest first (``first_time``, then the key)."""
     ranked = kt.mutate(_r=ibis.row_number().over(group_by="category", order_by=["first_time", *keys]))
-    rows = _records(ranked.filter(ranked._r < limit).order_by(["category", "_r"])
+    rows = records(ranked.filter(ranked._r < limit).order_by(["category", "_r"])
                     .select(*keys, *_EXAMPLE_COLUMNS))
     out: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
     for r in rows:
@@ -529,7 +519,7 @@ def _duplicate_examples(ds: Dataset, config: Config, keys: Sequence[str],
         t = ranked_rows(ds, role, config)
         dup = t.filter(t.copy > 0).order_by([*_ORDER, "source_file"]).limit(limit)
         out[f"duplicate_{role}_rows"] = [
-            mask_row(r) for r in _records(dup.select(*keys, "event_time", "source_file", "line", "copy"))
+            mask_row(r) for r in records(dup.select(*keys, "event_time", "source_file", "line", "copy"))
         ]
     return out
 

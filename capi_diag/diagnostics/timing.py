@@ -44,9 +44,9 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag.config import Config
+from capi_diag.config import Config, whole_numbers
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup, records
 from capi_diag.errors import ConfigError
 from capi_diag.pii import mask_row
 
@@ -80,12 +80,7 @@ SKEW_BUCKETS: tuple[tuple[int, int | None], ...] = (
 def options(config: Config | None) -> dict[str, Any]:
     """The ``[timing]`` options over :data:`DEFAULTS`, validated."""
     config = config or Config()
-    opts = config.options(SECTION, DEFAULTS)
-    for key in DEFAULTS:
-        value = opts[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"{config.source}: [{SECTION}] {key} must be a whole number >= 0, "
-                              f"found {value!r}.")
+    opts = whole_numbers(config, SECTION, DEFAULTS)
     if opts["hour_tolerance_s"] >= 1_800:
         raise ConfigError(f"{config.source}: [{SECTION}] hour_tolerance_s must be below 1800 "
                           f"(half an hour), found {opts['hour_tolerance_s']}.")
@@ -166,10 +161,6 @@ def annotated_server_rows(ds: Dataset, config: Config | None = None) -> ir.Table
                     delay_s=delay, stale=stale, future=future, sent_missing=missing)
 
 
-def _records(expr: ir.Table) -> list[dict[str, Any]]:
-    return expr.to_pyarrow().to_pylist()
-
-
 def _bucket_label(lo: int, hi: int | None, sign: int) -> tuple[str, int | None, int | None]:
     if sign > 0:
         return (f"+{lo}…+{hi} s" if hi is not None else f">= +{lo} s"), lo, hi
@@ -194,7 +185,7 @@ def _histogram(p: ir.Table) -> list[dict[str, Any]]:
             cond = cond & (p.skew_s <= hi)
         branches.append((cond, i))
     g = p.mutate(_b=ibis.cases(*branches)).group_by("_b").aggregate(keys=ibis._.count())
-    counts = {r["_b"]: r["keys"] for r in _records(g)}
+    counts = {r["_b"]: r["keys"] for r in records(g)}
     return [{"label": label, "min_s": lo, "max_s": hi, "keys": int(counts.get(i, 0))}
             for i, (label, lo, hi) in enumerate(bins)]
 
@@ -239,14 +230,14 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         meta_keeps_browser=p.count(where=p.keeps == "browser"),
         meta_keeps_server=p.count(where=p.keeps == "server"),
     )
-    for r in _records(skew_counts):
+    for r in records(skew_counts):
         e = entry(r["event_name"])
         for k in _SKEW_COUNTS:
             e[k] = int(r[k])
         e["skew_max_abs_s"] = int(r["skew_max_abs_s"])
-    for r in _records(exact_quantiles(p, "skew_s", {"q": 0.5}, ["event_name"])):
+    for r in records(exact_quantiles(p, "skew_s", {"q": 0.5}, ["event_name"])):
         entry(r["event_name"])["skew_p50_s"] = r["q"]
-    for r in _records(exact_quantiles(p, "abs_skew_s", {"q": 0.95}, ["event_name"])):
+    for r in records(exact_quantiles(p, "abs_skew_s", {"q": 0.95}, ["event_name"])):
         entry(r["event_name"])["skew_p95_abs_s"] = r["q"]
 
     s = annotated_server_rows(ds, config)
@@ -261,14 +252,14 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         rows_with_sent_at=s.count(where=with_sent),
         delay_within_1h=s.count(where=with_sent & (s.delay_s <= DELAY_OK_S)),
     )
-    for r in _records(row_counts):
+    for r in records(row_counts):
         e = entry(r["event_name"])
         for k in ("server_rows", "event_time_in_ms", "event_time_in_us", "stale_over_7d", "future",
                   "sent_at_missing", "rows_with_sent_at", "delay_within_1h"):
             e[k] = int(r[k])
     delays = s.filter(with_sent)
     if has_sent:
-        for r in _records(exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}, ["event_name"])):
+        for r in records(exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}, ["event_name"])):
             e = entry(r["event_name"])
             e["delivery_delay_p50_s"], e["delivery_delay_p95_s"] = r["p50"], r["p95"]
 
@@ -334,10 +325,10 @@ def _ratio(num: int, den: int) -> float | None:
 def _overall_quantiles(p: ir.Table, delays: ir.Table, has_sent: bool) -> dict[str, float | None]:
     out: dict[str, float | None] = dict.fromkeys(_QUANT_KEYS)
     for col, q, key in (("skew_s", 0.5, "skew_p50_s"), ("abs_skew_s", 0.95, "skew_p95_abs_s")):
-        rows = _records(exact_quantiles(p, col, {"q": q}))
+        rows = records(exact_quantiles(p, col, {"q": q}))
         out[key] = rows[0]["q"] if rows else None
     if has_sent:
-        rows = _records(exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}))
+        rows = records(exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}))
         if rows:
             out["delivery_delay_p50_s"], out["delivery_delay_p95_s"] = rows[0]["p50"], rows[0]["p95"]
     return out
@@ -346,7 +337,7 @@ def _overall_quantiles(p: ir.Table, delays: ir.Table, has_sent: bool) -> dict[st
 def _hour_offsets(p: ir.Table) -> list[dict[str, int]]:
     w = p.filter(p.hour_offset.notnull())
     g = w.group_by("hour_offset").aggregate(keys=w.count()).order_by([ibis.desc("keys"), "hour_offset"])
-    return [{"offset_s": int(r["hour_offset"]) * 3600, "keys": int(r["keys"])} for r in _records(g)]
+    return [{"offset_s": int(r["hour_offset"]) * 3600, "keys": int(r["keys"])} for r in records(g)]
 
 
 def _examples(p: ir.Table, s: ir.Table, thr: int, has_sent: bool,
@@ -355,17 +346,17 @@ def _examples(p: ir.Table, s: ir.Table, thr: int, has_sent: bool,
     key_cols = [*keys, "browser_time", "server_time", "skew_s", "server_source_file", "server_line"]
     order = ["first_time", *keys]
     out: dict[str, list[dict[str, Any]]] = {}
-    out["skew_over_threshold"] = _records(p.filter(p.abs_skew_s > thr).order_by(order).limit(limit)
+    out["skew_over_threshold"] = records(p.filter(p.abs_skew_s > thr).order_by(order).limit(limit)
                                           .select(*key_cols))
-    out["skew_whole_hours"] = _records(p.filter(p.hour_offset.notnull()).order_by(order).limit(limit)
+    out["skew_whole_hours"] = records(p.filter(p.hour_offset.notnull()).order_by(order).limit(limit)
                                        .select(*key_cols, offset_h=p.hour_offset))
     row_cols = ["source_file", "line", "event_name", "event_id", "event_time", "event_time_raw"]
     row_order = ["event_time", "file_index", "line"]
-    out["event_time_in_ms"] = _records(s.filter(s.in_ms).order_by(row_order).limit(limit).select(*row_cols))
-    out["event_time_in_us"] = _records(s.filter(s.in_us).order_by(row_order).limit(limit).select(*row_cols))
+    out["event_time_in_ms"] = records(s.filter(s.in_ms).order_by(row_order).limit(limit).select(*row_cols))
+    out["event_time_in_us"] = records(s.filter(s.in_us).order_by(row_order).limit(limit).select(*row_cols))
     if has_sent:
         for name, flag in (("stale_over_7d", s.stale), ("future", s.future)):
-            out[name] = _records(s.filter(flag).order_by(row_order).limit(limit)
+            out[name] = records(s.filter(flag).order_by(row_order).limit(limit)
                                  .select(*row_cols, "sent_at", "delay_s"))
     return {k: [mask_row(r) for r in v] for k, v in out.items()}
 
