@@ -350,3 +350,15 @@ def test_coverage_matrix_fields_by_event_name() -> None:
     m = views.coverage_matrix(result)
     assert list(m.index) == ["em", "ph"] and list(m.columns) == ["Purchase", "PageView"]
     assert m.loc["em", "PageView"] == 0.25 and pd.isna(m.loc["ph", "PageView"])
+
+
+def test_import_without_server_file_says_what_is_not_evaluated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAPI_DEMO_DIR", "/nonexistent/capi-demo")
+    at = _app().run()
+    at.switch_page(_path("import")).run()
+    at.file_uploader(key="upload_browser").set_value([("browser.csv", BROWSER_CSV, "text/csv")])
+    at.run()
+    at.button(key="run_import").click().run()
+    assert not at.exception
+    assert any("Imported 4 browser and 0 server events" in s.value and "No server (CAPI) log was imported"
+               in s.value for s in at.success)

@@ -53,6 +53,12 @@ def run_import(browser: Sequence[state.Upload], server: Sequence[state.Upload],
            f"{ws.import_seconds:.1f} s.")
     if rejected:
         msg += f" {rejected:,} rows were rejected: see the Import page for the reasons."
+    if not server:
+        msg += (" No server (CAPI) log was imported, so the checks of server events are not evaluated: "
+                "add it on the Import page.")
+    if not browser:
+        msg += (" No browser (Pixel) log was imported, so pairing and skew are not evaluated: "
+                "add it on the Import page.")
     state.notify(msg)
     st.switch_page(page_path("checklist"))
 
