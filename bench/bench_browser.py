@@ -1,0 +1,89 @@
+"""Upload-to-checklist time in a real headless Chromium (a benchmark, not a test).
+
+Usage (from the repository folder, Debian's chromium on PATH):
+
+    .venv/bin/python bench/bench_browser.py BROWSER_LOG SERVER_LOG
+
+It starts ``streamlit run app.py`` on a free port (without the demo data), uploads the two files
+through the Import page's real file inputs, waits until the server has acknowledged both uploads
+(a click on "Import and analyse" before that imports without the files still in flight), clicks
+"Import and analyse" and prints the seconds until the checklist and its metrics are shown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(port: int) -> None:
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("streamlit did not start")
+
+
+def main(browser_log: str, server_log: str) -> None:
+    port = _free_port()
+    env = dict(os.environ, CAPI_DEMO_DIR="/nonexistent")
+    cmd = [str(ROOT / ".venv/bin/streamlit"), "run", "app.py", "--server.port", str(port),
+           "--server.headless", "true", "--server.fileWatcherType", "none"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    acknowledged: list[int] = []
+    try:
+        _wait_healthy(port)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1900})
+            page.on("response", lambda r: acknowledged.append(r.status)
+                    if "upload_file" in r.url and r.request.method == "PUT" else None)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Import").first.click()
+            page.wait_for_selector("h1:has-text('Import your logs')")
+            started = time.time()
+            page.locator(".st-key-upload_browser input[type=file]").set_input_files(browser_log)
+            page.locator(".st-key-upload_server input[type=file]").set_input_files(server_log)
+            while len(acknowledged) < 2:
+                page.wait_for_timeout(500)
+            print(f"uploads acknowledged {acknowledged} after {time.time() - started:.1f} s", flush=True)
+            page.wait_for_timeout(2000)
+            clicked = time.time()
+            page.locator(".st-key-run_import button").click()
+            page.wait_for_selector("h1:has-text('Pre-launch checklist')", timeout=900_000)
+            page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
+            page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                                   timeout=600_000)
+            print(f"click 'Import and analyse' -> checklist shown: {time.time() - clicked:.1f} s", flush=True)
+            print(page.locator('[data-testid="stAlert"]').first.inner_text().strip()[:300])
+            print([m.inner_text().replace("\n", " ") for m in page.locator('[data-testid="stMetric"]').all()])
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    main(sys.argv[1], sys.argv[2])
