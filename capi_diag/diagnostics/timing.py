@@ -46,7 +46,7 @@ import ibis.expr.types as ir
 
 from capi_diag.config import Config, whole_numbers
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup, records
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS, bucket_counts, dedup, records
 from capi_diag.errors import ConfigError
 from capi_diag.pii import mask_row
 
@@ -176,16 +176,7 @@ def _histogram(p: ir.Table) -> list[dict[str, Any]]:
     bins.append(("0 s", 0, 0))
     for lo, hi in SKEW_BUCKETS[1:]:
         bins.append(_bucket_label(lo, hi, 1))
-    branches = []
-    for i, (_, lo, hi) in enumerate(bins):
-        cond = ibis.literal(True)
-        if lo is not None:
-            cond = cond & (p.skew_s >= lo)
-        if hi is not None:
-            cond = cond & (p.skew_s <= hi)
-        branches.append((cond, i))
-    g = p.mutate(_b=ibis.cases(*branches)).group_by("_b").aggregate(keys=ibis._.count())
-    counts = {r["_b"]: r["keys"] for r in records(g)}
+    counts = bucket_counts(p, "skew_s", [(lo, hi) for _, lo, hi in bins])
     return [{"label": label, "min_s": lo, "max_s": hi, "keys": int(counts.get(i, 0))}
             for i, (label, lo, hi) in enumerate(bins)]
 
