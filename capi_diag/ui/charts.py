@@ -74,15 +74,21 @@ def pairing_over_time(df: pd.DataFrame) -> go.Figure:
     return _layout(fig, title, "Hour of the key's first event (UTC)", "Pairing rate (%)")
 
 
+def _labelled_bars(df: pd.DataFrame, column: str, color: str, name: str) -> go.Figure:
+    """One bar per ``label`` with its count written above it (readable without hovering)."""
+    fig = go.Figure()
+    fig.add_bar(x=df["label"], y=df[column], marker_color=color,
+                text=df[column].map(lambda v: f"{v:,}" if v else ""), textposition="outside", cliponaxis=False,
+                name=name)
+    return fig
+
+
 def skew_histogram(df: pd.DataFrame, threshold_s: float | None) -> go.Figure:
     """Paired keys per skew bin (``lo``, ``hi`` seconds, ``keys``); the threshold marked both sides."""
     title = "Skew of paired keys: server event_time - browser event_time"
     if df.empty:
         return empty(title, "No paired keys: nothing to measure.")
-    fig = go.Figure()
-    fig.add_bar(x=df["label"], y=df["keys"], marker_color=OKABE_ITO["blue"],
-                text=df["keys"].map(lambda v: f"{v:,}" if v else ""), textposition="outside", cliponaxis=False,
-                name="Keys")
+    fig = _labelled_bars(df, "keys", OKABE_ITO["blue"], "Keys")
     if threshold_s is not None:
         fig.add_annotation(text=f"|skew| threshold: {threshold_s:,.0f} s", xref="paper", yref="paper",
                            x=1, y=1.08, showarrow=False, font=dict(color=OKABE_ITO["vermillion"]))
@@ -93,10 +99,7 @@ def delay_histogram(df: pd.DataFrame) -> go.Figure:
     title = "Delivery delay: sent_at - event_time (server rows)"
     if df.empty:
         return empty(title, "No sent_at in the server log: delivery delay cannot be measured.")
-    fig = go.Figure()
-    fig.add_bar(x=df["label"], y=df["rows"], marker_color=OKABE_ITO["sky"],
-                text=df["rows"].map(lambda v: f"{v:,}" if v else ""), textposition="outside", cliponaxis=False,
-                name="Rows")
+    fig = _labelled_bars(df, "rows", OKABE_ITO["sky"], "Rows")
     return _layout(fig, title, "Delay (bucket)", "Server rows")
 
 
