@@ -38,8 +38,8 @@ from typing import Any
 from capi_diag.config import Config
 from capi_diag.errors import ConfigError
 
-PASS, WARN, FAIL, NOT_EVALUATED = "pass", "warn", "fail", "not_evaluated"
-STATUSES = (PASS, WARN, FAIL, NOT_EVALUATED)
+PASS, WARN, FAIL, NOT_EVALUATED, ERROR = "pass", "warn", "fail", "not_evaluated", "error"
+STATUSES = (PASS, WARN, FAIL, NOT_EVALUATED, ERROR)
 PAGES = ("checklist", "import", "dedup", "timing", "match_keys", "consent_contract")
 UNITS = ("count", "share", "seconds", "score")
 
@@ -88,9 +88,19 @@ class Context:
 
     def section(self, name: str) -> Mapping[str, Any] | None:
         value = self.sections.get(name)
+        if isinstance(value, Mapping) and value.get("status") == ERROR:
+            raise SectionFailed(name, str(value.get("reason") or "unknown error"))
         if not isinstance(value, Mapping) or value.get("status") == NOT_EVALUATED:
             return None
         return value
+
+
+class SectionFailed(Exception):
+    """An item read a section whose analysis failed (status ``error``): the item is ``error`` too."""
+
+    def __init__(self, section: str, reason: str) -> None:
+        super().__init__(f"{section}: {reason}")
+        self.section, self.reason = section, reason
 
 
 def _rows(sections: Sections, role: str) -> int | None:
@@ -642,7 +652,10 @@ def build(sections: Sections, config: Config | None = None) -> list[dict[str, An
     out = []
     for item in ITEMS:
         th = th_all[item.id]
-        verdict = item.judge(ctx, th)
+        try:
+            verdict = item.judge(ctx, th)
+        except SectionFailed as e:
+            verdict = Verdict(ERROR, None, f"Not judged: the {e.section} analysis failed ({e.reason}).")
         out.append({
             "id": item.id,
             "title": item.title,

@@ -31,17 +31,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from capi_diag.config import Config
     from capi_diag.db import Database
     from capi_diag.ingest import import_logs
-    from capi_diag.report import STATUS_ORDER, build_report, render
+    from capi_diag.report import STATUS_ORDER, build_report, render, section_errors
 
     config = Config.load(args.config)
     db = Database(args.db)
-    ds = None
     try:
         ds = import_logs(db, browser=args.browser, server=args.server, assume_tz=args.assume_tz)
         report = build_report(ds, config)
     finally:
-        if ds is not None:
-            ds.release_shared()
         db.close()
     text = render(report, args.format)
     if args.output:
@@ -52,6 +49,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
                              "choose a writable --output path.") from None
     else:
         sys.stdout.write(text)
+    failed = section_errors(report)
+    if failed:
+        print(f"capi-diag: internal error: the {', '.join(failed)} analysis failed "
+              f"({report[failed[0]].get('reason')}); the report was written with those sections marked "
+              "error. Please report it (CAPI_DIAG_DEBUG=1 logs the traceback).", file=sys.stderr)
+        return EXIT_INTERNAL
     bar = STATUS_ORDER[args.fail_on]
     bad = [i for i in report.get("checklist", [])
            if i["status"] in ("fail", "warn") and STATUS_ORDER[i["status"]] <= bar]
@@ -67,7 +70,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = ("report", "sample")
+"""Commands whose parsing needs none of the Graph API code (not imported for them: it costs time)."""
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="capi_diag", description="Diagnostics for Meta Conversions API setups.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -93,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--format", choices=("csv", "jsonl", "parquet"), default="csv")
     smp.set_defaults(func=_cmd_sample)
 
-    _add_graph_commands(sub)
+    if not (argv and argv[0] in CORE_COMMANDS):
+        _add_graph_commands(sub)
     return parser
 
 
@@ -108,7 +116,8 @@ def _add_graph_commands(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser(argv).parse_args(argv)
         return int(args.func(args))
     except CapiDiagError as e:
         print(f"capi-diag: {e.title}: {e}", file=sys.stderr)

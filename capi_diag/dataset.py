@@ -12,19 +12,20 @@ rules as the diagnostics. It is not an import path for logs (that is :mod:`capi_
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-import uuid
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 
+from capi_diag import engine
+from capi_diag.config import Config
 from capi_diag.db import Database
 from capi_diag.schema import FIELDS_BY_NAME, Kind, Role, canonical_columns
-
-T = TypeVar("T")
 
 META_COLUMNS_TABLE = "capi_columns"
 META_INPUTS_TABLE = "capi_inputs"
@@ -54,71 +55,128 @@ class Filters:
 
 @dataclass
 class Dataset:
+    """The canonical tables of one analysis as the engine sees them: the columns each log carried,
+    what the import learned, the dashboard's filters and the configuration in force.
+
+    Expressions built from :meth:`events` and :meth:`measure` name tables only (see
+    :mod:`capi_diag.engine`): building never runs a query. :meth:`fetch` is how analyses run one.
+    """
+
     db: Database
     present: dict[str, frozenset[str]]
     inputs: dict[str, Any] = field(default_factory=dict)
     filters: Filters = field(default_factory=Filters)
-    _shared: dict[tuple[Filters, Hashable], Any] = field(default_factory=dict, repr=False, compare=False)
+    config: Config = field(default_factory=Config)
 
-    def shared(self, key: Hashable, build: Callable[[], T]) -> T:
-        """A measurement several analyses need, built once per dataset and filters and then reused
-        (e.g. the per-row validity of every user_data value, which match_keys, emq and contract all
-        read). Datasets made by :meth:`with_filters` share the store; the key includes the filters."""
-        k = (self.filters, key)
-        if k not in self._shared:
-            self._shared[k] = build()
-        return self._shared[k]
+    # -- plan ----------------------------------------------------------------------------------
+    @property
+    def plan_key(self) -> str:
+        """What compiled SQL depends on besides the code: the columns each log carried and the
+        configuration (filters are not part of it: they live in the scope's views)."""
+        key = self.__dict__.get("_plan_key")
+        if key is None:
+            key = json.dumps({"present": {r: sorted(v) for r, v in sorted(self.present.items())},
+                              "config": self.config.raw}, sort_keys=True, default=str)
+            self.__dict__["_plan_key"] = key
+        return key
 
-    def materialize(self, key: Hashable, build: Callable[[], ibis.Table]) -> ibis.Table:
-        """:meth:`shared`, for an Ibis expression stored as a temporary table of this database, so
-        that every reader scans the stored rows instead of recomputing them. Dropped by
-        :meth:`release_shared` (and with the connection)."""
-        def create() -> ibis.Table:
-            name = f"_capi_shared_{uuid.uuid4().hex}"
-            with self.db.lock:
-                return self.db.ibis.create_table(name, build(), temp=True)
-        return self.shared(key, create)
+    def using(self, config: Config | None) -> Dataset:
+        """This dataset under ``config`` (itself when it is already the one in force)."""
+        if config is None or config == self.config:
+            return self
+        return replace(self, config=config)
 
-    def release_shared(self) -> None:
-        """Drop the materialized shared measurements (call before the database closes)."""
-        for value in self._shared.values():
-            if isinstance(value, ibis.Table):
-                name = value.get_name()
-                if name.startswith("_capi_shared_"):
-                    try:
-                        self.db.execute(f'DROP TABLE IF EXISTS temp."{name}"')
-                    except Exception:  # noqa: BLE001 - already gone with its connection
-                        pass
-        self._shared.clear()
+    def with_filters(self, filters: Filters) -> Dataset:
+        return replace(self, filters=filters)
 
-    # -- access ---------------------------------------------------------------------------------
-    def raw_events(self, role: Role | str) -> ibis.Table:
-        return self.db.events(role)
+    def scope(self) -> engine.Scope:
+        """The engine scope of these rows, filters and plan (made once, kept by the runner)."""
+        plan = self.plan_key
+        return self.db.runner.scope((self.filters, plan), plan, self._view_sql(), self._measure_sql)
 
-    def events(self, role: Role | str) -> ibis.Table:
-        """The canonical table of ``role`` with the dataset's filters applied."""
-        t = self.db.events(role)
+    def _view_sql(self) -> dict[str, str]:
+        out = {}
+        for role in Role:
+            preds = self._filter_sql(role)
+            where = f" WHERE {' AND '.join(preds)}" if preds else ""
+            out[role.value] = f'SELECT * FROM "{role.table}"{where}'
+        return out
+
+    def _filter_sql(self, role: Role) -> list[str]:
+        """The filters as SQL predicates; values are whole numbers or quoted string literals."""
         f = self.filters
+
+        def strings(values: Iterable[str]) -> str:
+            return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+
         preds = []
         if f.start is not None:
-            preds.append(t.event_time >= f.start)
+            preds.append(f"event_time >= {int(f.start)}")
         if f.end is not None:
-            preds.append(t.event_time < f.end)
+            preds.append(f"event_time < {int(f.end)}")
         if f.event_names:
-            preds.append(t.event_name.isin(list(f.event_names)))
+            preds.append(f"event_name IN ({strings(f.event_names)})")
         if f.pixel_ids and self.has(role, "pixel_id"):
-            preds.append(t.pixel_id.isin(list(f.pixel_ids)))
-        return t.filter(preds) if preds else t
+            preds.append(f"pixel_id IN ({strings(f.pixel_ids)})")
+        return preds
+
+    def _measure_sql(self, name: str) -> str:
+        from capi_diag import measures
+
+        return engine.cached_sql(self.plan_key, f"measure:{name}", lambda: measures.build(self, name))
+
+    # -- expressions (pure) ----------------------------------------------------------------------
+    def events(self, role: Role | str) -> ir.Table:
+        """The canonical table of ``role`` with the dataset's filters applied (a named view)."""
+        return _named(f"{engine.VIEW_PREFIX}{Role(role).value}{engine.SCOPE}", canonical_schema())
+
+    raw_events = events
+
+    def measure(self, name: str) -> ir.Table:
+        """The shared measurement ``name`` of :mod:`capi_diag.measures` as a table: materialized once
+        per scope, when a query first reads it."""
+        from capi_diag import measures
+
+        key = f"schema:{name}"
+        cached = engine.CACHE.get(self.plan_key, key)
+        if cached is None:
+            schema = measures.build(self, name).schema()
+            cached = json.dumps([[c, str(t)] for c, t in schema.items()])
+            engine.CACHE.put(self.plan_key, key, cached)
+        return _named(f"{engine.MEASURE_PREFIX}{name}{engine.SCOPE}", tuple(map(tuple, json.loads(cached))))
 
     def has(self, role: Role | str, name: str) -> bool:
         """Whether the ``role`` log carried the canonical column ``name`` (in any file)."""
         return name in self.present.get(Role(role).value, frozenset())
 
-    def with_filters(self, filters: Filters) -> Dataset:
-        return replace(self, filters=filters)
+    # -- running (the one fetch path) --------------------------------------------------------------
+    def fetch_arrow(self, name: str, build: ir.Table | Callable[[], ir.Table]) -> pa.Table:
+        """Run query ``name`` (built by ``build`` only when its SQL is not compiled yet) as Arrow.
+        ``name`` must identify the query within this plan: the builder's choices that are not in
+        :attr:`plan_key` (a role, a field) belong in the name."""
+        sql = engine.cached_sql(self.plan_key, name, build)
+        return self.db.runner.run(self.scope(), sql)
+
+    def fetch(self, name: str, build: ir.Table | Callable[[], ir.Table]) -> list[dict[str, Any]]:
+        """:meth:`fetch_arrow` as plain Python rows."""
+        return engine.to_records(self.fetch_arrow(name, build))
+
+    def query(self, expr: ir.Table) -> pa.Table:
+        """Run an ad-hoc expression (a dashboard search, a test) in this scope; compiled each time."""
+        return self.db.runner.run(self.scope(), engine.compile_sql(expr))
+
+    def sql(self, name: str, build: Callable[[], ir.Table]) -> str:
+        """The SQL of query ``name`` as the engine runs it in this scope (to show behind a finding)."""
+        return self.scope().name(engine.cached_sql(self.plan_key, name, build))
 
     def rows(self, role: Role | str) -> int:
-        return int(self.events(role).count().execute())
+        r = Role(role).value
+        t = self.events(r)
+        return int(self.fetch(f"rows:{r}", lambda: t.aggregate(n=t.count()))[0]["n"])
+
+    def release(self) -> None:
+        """Drop every temporary table and view made for this database's scopes."""
+        self.db.runner.reset()
 
     # -- persistence of what the import learned ---------------------------------------------------
     def save_meta(self) -> None:
@@ -178,6 +236,21 @@ class Dataset:
         return ds
 
 
+_IBIS_TYPES = {"VARCHAR": "string", "VARCHAR[]": "array<string>", "BIGINT": "int64",
+               "INTEGER": "int32", "BOOLEAN": "boolean"}
+
+
+@functools.lru_cache(maxsize=1)
+def canonical_schema() -> tuple[tuple[str, str], ...]:
+    """The canonical table's columns as ``(name, ibis type)``."""
+    return tuple((name, _IBIS_TYPES[typ]) for name, typ in canonical_columns())
+
+
+@functools.lru_cache(maxsize=256)
+def _named(name: str, schema: tuple[tuple[str, str], ...]) -> ir.Table:
+    return ibis.table(ibis.schema(dict(schema)), name=name)
+
+
 def arrow_schema() -> pa.Schema:
     return pa.schema([(name, _ARROW_TYPES[typ]) for name, typ in canonical_columns()])
 
@@ -206,10 +279,11 @@ def write_records(db: Database, role: Role, records: list[Mapping[str, Any]]) ->
     cols = canonical_columns()
     rows = []
     for i, rec in enumerate(records):
-        unknown = set(rec) - {c for c, _ in cols}
+        unknown = set(rec) - {c for c, _ in cols if c != "row_id"}
         if unknown:
             raise ValueError(f"unknown canonical field(s) {sorted(unknown)} in record {i}")
         row = {name: _coerce(name, rec.get(name)) for name, _ in cols}
+        row["row_id"] = i
         row["source_file"] = rec.get("source_file", f"{role.value}.records")
         row["file_index"] = int(rec.get("file_index", 0))
         row["line"] = int(rec.get("line", i + 2))
@@ -227,3 +301,4 @@ def write_records(db: Database, role: Role, records: list[Mapping[str, Any]]) ->
             db.con.execute(f"CREATE OR REPLACE TABLE {role.table} AS SELECT * FROM _capi_records")
         finally:
             db.con.unregister("_capi_records")
+        db.tables_changed()

@@ -1,9 +1,12 @@
 """The only module that opens engines: a DuckDB connection and its Ibis handle.
 
 DuckDB is configured never to download anything: extension auto-install and auto-load are off,
-and only what the wheel ships statically (json, parquet, icu) is used. The analyses read the
-canonical tables through :meth:`Database.table`, an Ibis expression, so the same analysis code can
-run on another Ibis backend later.
+and only what the wheel ships statically (json, parquet, icu) is used. The analyses never
+touch the connection: they build expressions over tables named by :mod:`capi_diag.engine`, whose
+:class:`~capi_diag.engine.Runner` (one per connection, ``Database.runner``) executes them.
+
+Large inputs: ``memory_limit`` (or ``CAPI_DIAG_MEMORY_LIMIT``) caps DuckDB's memory and
+``temp_dir`` (or ``CAPI_DIAG_TEMP_DIR``) is where it spills beyond it.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import duckdb
-import ibis
 
-from capi_diag.schema import Role
+from capi_diag.engine import Runner
 
 _SETTINGS = (
     "SET autoinstall_known_extensions = false",
@@ -28,7 +31,8 @@ _SETTINGS = (
 class Database:
     """A DuckDB database (in memory by default) with an Ibis backend over the same connection."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, threads: int | None = None,
+                 memory_limit: str | None = None, temp_dir: str | os.PathLike[str] | None = None) -> None:
         self.path = str(path) if path is not None else ":memory:"
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -37,9 +41,28 @@ class Database:
             self.con.execute(stmt)
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
-        self.ibis = ibis.duckdb.from_connection(self.con)
+        if memory_limit or os.environ.get("CAPI_DIAG_MEMORY_LIMIT"):
+            self.con.execute("SET memory_limit = ?", [memory_limit or os.environ["CAPI_DIAG_MEMORY_LIMIT"]])
+        spill = temp_dir or os.environ.get("CAPI_DIAG_TEMP_DIR")
+        if spill:
+            self.con.execute("SET temp_directory = ?", [str(spill)])
+        self._ibis: Any = None
         # One connection serves one session; Streamlit reruns may overlap, so serialize use.
         self.lock = threading.RLock()
+        self.runner = Runner(self)
+
+    @property
+    def ibis(self):
+        """The Ibis backend over this connection (made on first use: the report path needs none)."""
+        if self._ibis is None:
+            import ibis
+
+            self._ibis = ibis.duckdb.from_connection(self.con)
+        return self._ibis
+
+    def tables_changed(self) -> None:
+        """The canonical tables were rewritten: drop every measure and view made from the old rows."""
+        self.runner.reset()
 
     def execute(self, sql: str, params: list | tuple | None = None) -> duckdb.DuckDBPyConnection:
         """The one execute path for raw SQL (import and bookkeeping only; analyses use Ibis)."""
@@ -60,15 +83,9 @@ class Database:
         row = self.fetchone("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
         return bool(row and row[0])
 
-    def table(self, name: str) -> ibis.Table:
-        return self.ibis.table(name)
-
-    def events(self, role: Role | str) -> ibis.Table:
-        """The canonical events table of one role as an Ibis table."""
-        return self.table(Role(role).table)
-
     def close(self) -> None:
         with self.lock:
+            self.runner.close()
             self.con.close()
 
     def __enter__(self) -> Database:

@@ -335,7 +335,8 @@ def _missing_required_error(label: str, headers: Sequence[str], mapping: _Mappin
 
 # -- the canonical SELECT ----------------------------------------------------------------------------
 
-def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str, body_code: bool) -> str:
+def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str, body_code: bool,
+                      row_offset: int = 0) -> str:
     """SQL over ``_capi_stage`` (one VARCHAR column per source header, whatever the format)
     producing the canonical columns plus ``_reject``."""
     text = _quote_ident
@@ -368,6 +369,7 @@ def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str,
 
     cols = canonical_columns()
     select = {
+        "row_id": f"CAST(rowid + {int(row_offset)} AS BIGINT)",
         "source_file": _quote_str(name),
         "file_index": str(file_index),
         "line": "_line",
@@ -578,7 +580,8 @@ def _json_headers(db: Database) -> dict[str, list[str]]:
 
 # -- one file -----------------------------------------------------------------------------------------
 
-def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str) -> FileReport:
+def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str,
+                 row_offset: int = 0) -> FileReport:
     report = FileReport(name=src.name, role=role.value)
     inp = _Input(db, src, role)
     try:
@@ -621,7 +624,7 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
         tz_sql = _quote_str(tz)
         db.execute("CREATE OR REPLACE TEMP TABLE _capi_canon AS " + _canonical_select(
             mapping, name=src.name, file_index=file_index, tz=tz_sql,
-            body_code=body_code))
+            body_code=body_code, row_offset=row_offset))
         _summarize(db, report, mapping)
         if report.rows_loaded == 0:
             reasons = ", ".join(f"{k}: {v}" for k, v in report.rejected_reasons.items())
@@ -733,10 +736,12 @@ def import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sour
             _create_table(db, role)
             reports: list[FileReport] = []
             fields: set[str] = set()
+            offset = 0
             for i, src in enumerate(sources):
                 if progress:
                     progress(f"Importing {role.value} log {src.name}", done / total)
-                rep = _import_file(db, role, src, i, assume_tz)
+                rep = _import_file(db, role, src, i, assume_tz, offset)
+                offset += rep.rows_read
                 reports.append(rep)
                 fields |= {f for f in rep.mapping.values() if f in FIELDS_BY_NAME}
                 done += 1
@@ -744,6 +749,7 @@ def import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sour
             inputs[role.value] = _role_summary(reports)
         if progress:
             progress("Import finished", 1.0)
+        db.tables_changed()
         ds = Dataset(db, present, inputs)
         ds.save_meta()
         return ds

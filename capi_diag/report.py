@@ -11,17 +11,21 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from capi_diag import diagnostics
+from capi_diag import diagnostics, engine
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
+from capi_diag.errors import CapiDiagError
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 FORMATS = ("json", "markdown", "html")
-STATUS_ORDER = {"fail": 0, "warn": 1, "not_evaluated": 2, "pass": 3}
+STATUS_ORDER = {"error": -1, "fail": 0, "warn": 1, "not_evaluated": 2, "pass": 3}
 
 
 def build_report(ds: Dataset, config: Config | None = None, *,
@@ -29,6 +33,7 @@ def build_report(ds: Dataset, config: Config | None = None, *,
                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Run all analyses and the checklist; return the report dict (JSON-serializable)."""
     config = config or Config()
+    ds = ds.using(config)
     now = now or dt.datetime.now(dt.timezone.utc)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -40,12 +45,33 @@ def build_report(ds: Dataset, config: Config | None = None, *,
     for i, mod in enumerate(mods):
         if progress:
             progress(mod.SECTION, i, len(mods))
-        sections[mod.SECTION] = mod.analyze(ds, config, sections)
+        sections[mod.SECTION] = _contained(mod, ds, config, sections)
     report.update(sections)
+    engine.CACHE.flush()
     checklist = _checklist_module()
     if checklist is not None:
         report["checklist"] = checklist.build(sections, config)
     return report
+
+
+def _contained(mod: Any, ds: Dataset, config: Config, sections: dict[str, Any]) -> dict[str, Any]:
+    """One section, with a failure inside it contained: an engine or programming error marks the
+    section ``error`` with its reason and the report goes on (the CLI then exits 3). Errors in the
+    user's input or configuration (:class:`CapiDiagError`) still stop the report."""
+    try:
+        return mod.analyze(ds, config, sections)
+    except CapiDiagError:
+        raise
+    except Exception as e:  # noqa: BLE001 - contained and reported, see docstring
+        log.debug("section %s failed", mod.SECTION, exc_info=True)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return {"status": "error", "reason": f"{type(e).__name__}: {first}"[:500]}
+
+
+def section_errors(report: Mapping[str, Any]) -> list[str]:
+    """The sections whose analysis failed (status ``error``)."""
+    return [s for s in diagnostics.ORDER
+            if isinstance(report.get(s), Mapping) and report[s].get("status") == "error"]
 
 
 def _checklist_module():
@@ -127,6 +153,11 @@ def _explanations(report: Mapping[str, Any]) -> Iterable[tuple[str, str, list[di
         if result is None:
             continue
         title = (mod.__doc__ or mod.SECTION).strip().splitlines()[0].rstrip(".")
+        if isinstance(result, Mapping) and result.get("status") == "error":
+            yield mod.SECTION, title, [{"label": "Analysis failed", "value": None,
+                                        "text": f"This section could not be computed: {result.get('reason')}.",
+                                        "fix": "Please report it to capi-diag's maintainers (a bug, not your data)."}]
+            continue
         yield mod.SECTION, title, mod.explain(result)
 
 

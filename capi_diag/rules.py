@@ -47,6 +47,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pycountry
 
+from capi_diag import engine
 from capi_diag.dataset import Dataset
 from capi_diag.schema import HASHED_KEYS, USER_DATA_KEYS
 
@@ -309,7 +310,8 @@ def allowed_values(field: str, today: dt.date | None = None) -> tuple[str, ...]:
     if field == "db":
         end = today or dt.datetime.now(dt.timezone.utc).date()
         days = (end - DB_FIRST).days + 1
-        return tuple((DB_FIRST + dt.timedelta(days=i)).strftime("%Y%m%d") for i in range(max(days, 0)))
+        first = DB_FIRST.toordinal()
+        return tuple(dt.date.fromordinal(first + i).isoformat().replace("-", "") for i in range(max(days, 0)))
     raise ValueError(f"{field!r} has no closed set of allowed values; use one of {', '.join(SET_FIELDS)}")
 
 
@@ -415,53 +417,124 @@ def value_valid(field: str, v: ir.StringValue, *, today: dt.date | None = None) 
 
 # -- per-row validity ------------------------------------------------------------------------------------
 
+ALLOWED_PREFIX = "capi_allowed_"
+"""Name prefix of the lookup table of allowed ``ge``/``country``/``db`` hashes (``+ YYYYMMDD``): the
+engine creates it on first use from :func:`allowed_lookup` (it holds data, so compiled SQL names it
+instead of carrying it)."""
+
+
+def allowed_lookup(day: str) -> pa.Table:
+    """``(field, h)`` for every allowed hash of each field of :data:`SET_FIELDS` on ``day`` (YYYYMMDD)."""
+    today = dt.date(int(day[:4]), int(day[4:6]), int(day[6:8]))
+    fields, hashes = [], []
+    for f in SET_FIELDS:
+        hs = _allowed_hashes(f, today)
+        fields += [f] * len(hs)
+        hashes += hs
+    return pa.table({"field": pa.array(fields, pa.string()), "h": pa.array(hashes, pa.string())})
+
+
+engine.LOOKUPS[ALLOWED_PREFIX] = allowed_lookup
+
+
+def allowed_hash_table(today: dt.date | None = None) -> ir.Table:
+    day = (today or dt.datetime.now(dt.timezone.utc).date()).strftime("%Y%m%d")
+    return ibis.table(ibis.schema({"field": "string", "h": "string"}), name=f"{ALLOWED_PREFIX}{day}")
+
+
+def _field_defects(f: str, b: ir.Table) -> dict[str, ir.BooleanValue]:
+    """The defects of field ``f`` over the per-value primitives of :func:`row_validity`'s value table
+    (each primitive is computed once per value; this only combines them)."""
+    sh, plh = b._sh, b._plh
+    if f in HASHED_FIELDS:
+        empty, junk = b._emp, b._phh
+        out = {"unhashed": ~sh, "uppercase_hash": sh & b._upper, "hashed_empty": empty,
+               "hashed_placeholder": junk, "surrounding_whitespace": b._spc, "placeholder": plh}
+        if f in SET_FIELDS:
+            out["not_normalized"] = sh & ~b._upper & ~empty & ~junk & ~b._alw
+        return out
+    if f == "external_id":
+        return {"unhashed": ~sh, "hashed_empty": b._emp, "hashed_placeholder": b._phh, "placeholder": plh}
+    if f in ("fbp", "fbc"):
+        ok = b._fmt
+        return {"hashed": ~ok & sh, "malformed": ~ok & ~sh, "placeholder": ~ok & plh}
+    if f == "client_ip_address":
+        return {"hashed": b._ipk == "hashed", "private": b._ipk == "private",
+                "malformed": b._ipk == "malformed", "placeholder": (b._ipk == "malformed") & plh}
+    return {"hashed": sh, "non_browser": b._nb, "placeholder": plh}
+
+
 def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
                  today: dt.date | None = None, absent: Iterable[str] = ()) -> ir.Table:
     """One row per row of ``table`` with ``<field>_present``, ``<field>_valid`` and
-    ``<field>_<defect>`` booleans (see the module docstring), plus :data:`ROW_COLUMNS` and ``keep``.
+    ``<field>_<defect>`` booleans (see the module docstring), plus ``row_id``, :data:`ROW_COLUMNS`
+    and ``keep``.
 
-    How (set-based, no array lambdas): the needed columns and a row number are cached (a temporary
-    table, dropped when the returned expression is garbage-collected) so that every branch of the
-    query sees the same row numbers; each field's list is unnested (one row per value), its
-    non-empty values are judged by :func:`value_defects`, the verdicts are folded per row with
-    ``bool_or``, and the per-field results are joined back to the cached rows by row number (rows
-    without any value keep every flag false). Fields listed in ``absent`` (the log has no such
-    column: :meth:`Dataset.has`) get constant false columns without being scanned.
+    One pass, set-based: every field's list is unnested once into one value table ``(row, field,
+    value)``; each primitive a rule needs (hash-shaped, the lowercased hex, the fbp/fbc format, the
+    placeholder test, the IP kind, the HTTP-client test, membership in the allowed hashes) is one
+    column computed once per value; one aggregation by row folds them into every field's defect
+    flags; one left join brings back the rows without any value. Fields listed in ``absent`` (the
+    log has no such column: :meth:`Dataset.has`) get constant false columns without being scanned.
+    ``table`` needs a unique ``row_id`` (every canonical table has one).
     """
     fields = tuple(fields)
     for f in fields:
         if f not in DEFECTS and f not in USER_DATA_KEYS:
             raise ValueError(f"unknown user_data field {f!r}")
-    keep_cols = tuple(dict.fromkeys((*ROW_COLUMNS, *keep)))
+    keep_cols = tuple(dict.fromkeys(("row_id", *ROW_COLUMNS, *keep)))
     skip = set(absent)
+    scanned = [f for f in fields if f not in skip]
     has_fbc = "fbc" in fields
+
+    parts = []
+    for f in scanned:
+        url = url_fbclid(table.event_source_url) if f == "fbc" else ibis.null("string")
+        parts.append(table.select(_rid=table.row_id, _f=ibis.literal(f), _v=table[f].unnest(), _url=url))
+    flags: dict[str, ir.Value] = {}
+    if parts:
+        values = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+        values = values.filter(nonempty(values._v))
+        v, f_ = values._v, values._f
+        lookup = allowed_hash_table(today)
+        hexl = v.substr(0, 64).lower()
+        j = values.left_join(lookup, [f_ == lookup.field, hexl == lookup.h])
+        v, f_ = j._v, j._f
+        b = j.select(
+            _rid=j._rid, _f=f_, _url=j._url,
+            _sh=hash_shaped(v),
+            _emp=hashed_empty(v),
+            _phh=hashed_placeholder(v),
+            _upper=v.substr(0, 64) != v.substr(0, 64).lower(),
+            _fmt=ibis.cases((f_ == "fbp", v.re_search(FBP_RE)), (f_ == "fbc", v.re_search(FBC_RE)),
+                            else_=False),
+            _plh=placeholder(v),
+            _spc=ibis.ifelse(f_.isin(list(HASHED_FIELDS)), v.re_search(SPACED_HASH_RE), False),
+            _ipk=ibis.ifelse(f_ == "client_ip_address", ip_kind(v), ibis.null("string")),
+            _nb=ibis.ifelse(f_ == "client_user_agent", non_browser(v), False),
+            _seg=ibis.ifelse(f_ == "fbc", fbc_fbclid(v), ""),
+            _alw=j.h.notnull(),
+        )
+        for f in scanned:
+            is_f = b._f == f
+            flags[f"_{f}_n"] = is_f.any()
+            if f not in DEFECTS:
+                continue
+            defects = _field_defects(f, b)
+            for name, expr in defects.items():
+                flags[f"{f}_{name}"] = (is_f & expr).any()
+            flags[f"_{f}_invalid"] = (is_f & _invalid(f, defects)).any()
+            if f == "fbc":
+                seg, url_id = b._seg, b._url
+                flags["fbc_modified_fbclid"] = (is_f & (url_id != "") & (seg != "") & (seg != url_id)
+                                                & (seg.lower() == url_id.lower())).any()
+        per = b.group_by(_rid2=b._rid).aggregate(**flags)
+
     pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
-    pre.update({f"_l{i}": table[f] for i, f in enumerate(fields) if f not in skip})
     if has_fbc:
         pre["_url_fbclid"] = url_fbclid(table.event_source_url)
-    pre["_rid"] = ibis.row_number()
-    base = table.select(**pre).cache()
-
-    g = base
-    for i, f in enumerate(fields):
-        if f in skip:
-            continue
-        extra = {"_url": base._url_fbclid} if f == "fbc" else {}
-        t = base.select("_rid", _v=base[f"_l{i}"].unnest(), **extra)
-        t = t.filter(nonempty(t._v))
-        flags: dict[str, ir.BooleanValue] = {}
-        if f in DEFECTS:
-            defects = value_defects(f, t._v, today=today)
-            flags = {f"{f}_{name}": expr for name, expr in defects.items()}
-            flags[f"_{f}_invalid"] = _invalid(f, defects)
-            if f == "fbc":
-                seg, url_id = fbc_fbclid(t._v), t._url
-                flags["fbc_modified_fbclid"] = ((url_id != "") & (seg != "") & (seg != url_id)
-                                                & (seg.lower() == url_id.lower()))
-        t = t.select("_rid", **flags)
-        per = t.group_by("_rid").aggregate(**{c: t[c].any() for c in flags}, **{f"_{f}_n": t.count()})
-        per = per.rename({f"_rid{i}": "_rid"})
-        g = g.left_join(per, g._rid == per[f"_rid{i}"])
+    base = table.select(**pre)
+    g = base.left_join(per, base.row_id == per._rid2) if parts else base
 
     out: dict[str, ir.Value] = {c: g[c] for c in keep_cols}
     false = ibis.literal(False)
@@ -471,7 +544,7 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
             for name in DEFECTS.get(f, ()):
                 out[f"{f}_{name}"] = (g._url_fbclid != "") if name == "missing_with_fbclid" else false
             continue
-        present = g[f"_{f}_n"].notnull()
+        present = g[f"_{f}_n"].fill_null(False)
         out[f"{f}_present"] = present
         if f not in DEFECTS:
             out[f"{f}_valid"] = present
@@ -488,17 +561,20 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
 SHARED_KEEP: tuple[str, ...] = (
     *MATCH_KEY_FIELDS, "event_time", "value", "currency", "action_source", "event_source_url", "test_event_code",
 )
-"""Server columns kept beside the flags in :func:`server_validity` (what match_keys, emq and contract read)."""
+"""Server columns kept beside the flags in the ``server_validity`` measure (what match_keys, emq and
+contract read)."""
+
+
+def server_validity_expr(ds: Dataset) -> ir.Table:
+    """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
+    :data:`SHARED_KEEP` (the ``server_validity`` measure of :mod:`capi_diag.measures`)."""
+    absent = [f for f in USER_DATA_KEYS if not ds.has("server", f)]
+    return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
 
 
 def server_validity(ds: Dataset) -> ir.Table:
-    """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, materialized
-    once per dataset and filters (``Dataset.materialize``) and read by match_keys, emq and contract: the
-    measurement is built once, not three times. Keeps :data:`SHARED_KEEP`. Do not ``release()`` it."""
-    def build() -> ir.Table:
-        absent = [f for f in USER_DATA_KEYS if not ds.has("server", f)]
-        return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
-    return ds.materialize("rules.server_validity", build)
+    """The shared ``server_validity`` measure (materialized once per scope by the engine)."""
+    return ds.measure("server_validity")
 
 
 def defect_columns(fields: Sequence[str] = MATCH_KEY_FIELDS) -> list[tuple[str, str, str]]:

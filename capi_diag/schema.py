@@ -150,8 +150,10 @@ BOOKKEEPING_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def canonical_columns() -> list[tuple[str, str]]:
-    """``(name, duckdb_type)`` for every column of a canonical table, in table order."""
-    cols = [("source_file", "VARCHAR"), ("file_index", "INTEGER"), ("line", "BIGINT")]
+    """``(name, duckdb_type)`` for every column of a canonical table, in table order. ``row_id`` is
+    unique within a table (the import's insertion order: files in order, rows in file order); joins
+    and per-row measures use it, since several events of one JSON Lines request body share a line."""
+    cols = [("row_id", "BIGINT"), ("source_file", "VARCHAR"), ("file_index", "INTEGER"), ("line", "BIGINT")]
     for f in FIELDS:
         cols.append((f.name, f.kind.value))
         if f.name == "event_time":

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from capi_diag.cli import main
-from capi_diag.graph import commands, validate
+from capi_diag.graph import commands
 from capi_diag.graph.client import GraphClient, GraphConfig
 from capi_diag.graph.fake_server import FakeGraph
 from capi_diag.graph.store import Store
@@ -55,21 +55,6 @@ def clock(monkeypatch):
     return c
 
 
-@pytest.fixture(autouse=True)
-def fast_validation(request, monkeypatch):
-    """The analyses' rules cost seconds per batch; tests about HTTP and exit codes skip them, the
-    tests using the ``real_rules`` fixture run them (every send still gets the event_id/fbp/context
-    check)."""
-    if "real_rules" not in request.fixturenames:
-        monkeypatch.setattr(validate, "SECTIONS", ())
-
-
-@pytest.fixture
-def real_rules():
-    """Marks a test that runs the analyses' rules (match_keys, contract) on each batch."""
-    return validate.SECTIONS
-
-
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     """No token or Graph URL from the developer's machine; cwd and HOME without secrets files."""
@@ -104,7 +89,7 @@ def run(env, tmp_path, capsys):
     return _run
 
 
-def test_send_test_clean_journey_exit_0(run, clock, real_rules):
+def test_send_test_clean_journey_exit_0(run, clock):
     with fake_graph(clock) as fake:
         code, out, err = run(fake, "send-test")
         received = list(fake.received)
@@ -287,7 +272,7 @@ def test_watch_rejects_nonpositive_interval_exit_2(run, clock):
     assert code == 2 and "greater than 0" in err
 
 
-def test_sender_local_validation_error_blocks_send(env, clock, tmp_path, real_rules):
+def test_sender_local_validation_error_blocks_send(env, clock, tmp_path):
     with fake_graph(clock) as fake:
         client = GraphClient(TOKEN, config=GraphConfig(graph_url=fake.url))
         sender = commands.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",

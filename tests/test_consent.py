@@ -159,7 +159,7 @@ def test_consent_examples_earliest_first_limited():
 def test_consent_failing_rows_one_per_row_with_severity():
     ds = Dataset.from_records(server=[row(ad_storage="denied"), row(ad_storage="granted"),
                                       row(ad_storage="granted", ad_user_data="granted")])
-    df = consent.failing_rows(ds, Config()).execute()
+    df = ds.query(consent.failing_rows(ds, Config())).to_pandas()
     assert list(df.columns) == list(FAILING_ROW_COLUMNS)
     assert sorted(zip(df.finding, df.severity, strict=True)) == [("consent_unknown", "warning"),
                                                     ("forwarded_without_consent", "error")]
@@ -168,7 +168,7 @@ def test_consent_failing_rows_one_per_row_with_severity():
 
 def test_consent_failing_rows_not_evaluated_is_empty():
     ds = Dataset.from_records(server=[{"event_name": "Purchase", "event_time": T}])
-    assert len(consent.failing_rows(ds, Config()).execute()) == 0
+    assert ds.query(consent.failing_rows(ds, Config())).num_rows == 0
 
 
 @pytest.mark.parametrize("text, fragment", [

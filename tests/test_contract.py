@@ -101,7 +101,7 @@ CASES = _cases()
 def table_driven():
     """One server log holding every case, analyzed once (the suite stays fast)."""
     ds = Dataset.from_records(server=[dict(row, event_id=eid) for eid, row, _, _ in CASES])
-    flags = contract.annotate(ds).execute().set_index("event_id")
+    flags = ds.query(contract.annotate(ds)).to_pandas().set_index("event_id")
     return flags, contract.analyze(ds, Config(), {})
 
 
@@ -224,7 +224,7 @@ def test_contract_failing_rows_one_row_per_rule_and_row():
     b, s = paired("p", "1", "2")
     server = [s, srv(event_name="purchase", value="1,5", test_event_code="T1", action_source=None)]
     ds = Dataset.from_records(browser=[b], server=server)
-    df = contract.failing_rows(ds, Config()).execute()
+    df = ds.query(contract.failing_rows(ds, Config())).to_pandas()
     assert list(df.columns) == list(FAILING_ROW_COLUMNS)
     assert sorted(df.finding) == ["action_source_invalid", "nonstandard_event_name",
                                   "test_event_code_present",

@@ -37,7 +37,7 @@ def run(
 
 def keys_of(ds: Dataset) -> dict[tuple, dict[str, Any]]:
     cols = dedup.key_columns(ds)
-    return {tuple(r[c] for c in cols): r for r in dedup.key_table(ds).to_pyarrow().to_pylist()}
+    return {tuple(r[c] for c in cols): r for r in ds.query(dedup.key_table(ds)).to_pylist()}
 
 
 BROWSER: list[dict[str, Any]] = [
@@ -144,7 +144,7 @@ SERVER: list[dict[str, Any]] = [
 def shared() -> dict[str, Any]:
     ds = Dataset.from_records(browser=BROWSER, server=SERVER)
     result = dedup.analyze(ds, Config(), {})
-    failing = dedup.failing_rows(ds, Config()).to_pyarrow().to_pylist()
+    failing = ds.query(dedup.failing_rows(ds, Config())).to_pylist()
     return {"ds": ds, "r": result, "n": result["by_event_name"], "keys": keys_of(ds), "failing": failing}
 
 
@@ -395,7 +395,7 @@ def test_key_table_earliest_row_ties_broken_by_file_then_line(shared):
 
 def test_paired_rows_use_earliest_rows_with_prefixed_columns(shared):
     rows = {
-        (r["event_name"], r["event_id"]): r for r in dedup.paired_rows(shared["ds"]).to_pyarrow().to_pylist()
+        (r["event_name"], r["event_id"]): r for r in shared["ds"].query(dedup.paired_rows(shared["ds"])).to_pylist()
     }
     assert len(rows) == shared["r"]["paired"]
     tie = rows[("Tie", "ta")]
@@ -408,7 +408,7 @@ def test_paired_rows_carry_both_values():
         browser=[ev("Purchase", "a", T, value="10.00"), ev("Purchase", "a", T + 9, value="99")],
         server=[ev("Purchase", "a", T + 2, value="10"), ev("Lead", "b", T)],
     )
-    rows = dedup.paired_rows(ds).to_pyarrow().to_pylist()
+    rows = ds.query(dedup.paired_rows(ds)).to_pylist()
     assert [(r["event_id"], r["b_value"], r["s_value"]) for r in rows] == [("a", "10.00", "10")]
 
 
@@ -471,9 +471,8 @@ def test_pairing_by_hour_counts_by_first_time_hour():
     hour = (T // 3600) * 3600
     browser = [ev("Lead", "a", hour + 3599), ev("Lead", "b", hour + 3600), ev("Lead", "c", hour + 10)]
     server = [ev("Lead", "a", hour + 3700), ev("Lead", "b", hour + 3600)]
-    rows = (
-        dedup.pairing_by_hour(Dataset.from_records(browser=browser, server=server)).to_pyarrow().to_pylist()
-    )
+    ds = Dataset.from_records(browser=browser, server=server)
+    rows = ds.query(dedup.pairing_by_hour(ds)).to_pylist()
     assert [(r["hour"], r["keys"], r["paired"], r["browser_only"]) for r in rows] == [
         (hour, 2, 1, 1),
         (hour + 3600, 1, 1, 0),

@@ -136,12 +136,12 @@ def test_emq_no_website_rows_not_evaluated():
 def test_emq_target_config_and_failing_rows():
     full = dict(em=[h("a@x.com")], ph=[h("16505551212")], client_ip_address=["203.0.113.7"])
     ds = Dataset.from_records(server=[ev("Purchase", event_id="1", **full), ev("PageView", event_id="2")])
-    rows = emq.failing_rows(ds, Config()).to_pyarrow().to_pylist()
+    rows = ds.query(emq.failing_rows(ds, Config())).to_pylist()
     assert [(r["event_id"], r["finding"], r["severity"], r["detail"]) for r in rows] == [
         ("2", "below_emq_target", "warning", "estimate 0.0")]
     assert list(rows[0]) == list(FAILING_ROW_COLUMNS)
     cfg = Config.from_text("[emq]\ntarget = 9.0\n")
-    assert len(emq.failing_rows(ds, cfg).to_pyarrow()) == 2
+    assert ds.query(emq.failing_rows(ds, cfg)).num_rows == 2
     r = emq.analyze(ds, cfg, {})
     assert r["target"] == 9.0 and r["meets_target"] is False
     with pytest.raises(ConfigError, match="between 0 and 10"):

@@ -68,7 +68,8 @@ def test_journey_names_compared_exactly_whitespace_matters():
 
 def test_journey_failing_rows_flag_variants_of_missing_steps_only():
     ds = Dataset.from_records(browser=ev("Purchase", "purchase"), server=ev("purchase", "page_view"))
-    df = journey.failing_rows(ds, Config.from_text('[journey]\nsteps = ["PageView", "Purchase"]\n')).execute()
+    cfg = Config.from_text('[journey]\nsteps = ["PageView", "Purchase"]\n')
+    df = ds.query(journey.failing_rows(ds, cfg)).to_pandas()
     assert list(df.columns) == list(FAILING_ROW_COLUMNS)
     got = sorted(zip(df.role, df.event_name, df.detail, strict=True))
     # the browser log has Purchase, so its 'purchase' row is not a missing-step variant

@@ -168,7 +168,7 @@ def test_match_keys_empty_server_log_not_evaluated():
 
 
 def test_match_keys_failing_rows_severity(ds):
-    rows = match_keys.failing_rows(ds, Config()).to_pyarrow().to_pylist()
+    rows = ds.query(match_keys.failing_rows(ds, Config())).to_pylist()
     assert all(list(r) == list(FAILING_ROW_COLUMNS) for r in rows)
     got = sorted((r["event_id"] or "-", r["detail"], r["finding"], r["severity"]) for r in rows)
     expected = sorted([

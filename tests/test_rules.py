@@ -210,7 +210,7 @@ def verdicts() -> dict[str, dict[str, Any]]:
         records.append(rec)
     ds = Dataset.from_records(server=records)
     rv = rules.row_validity(ds.events("server"), today=TODAY)
-    rows = rv.to_pyarrow().to_pylist()
+    rows = ds.query(rv).to_pylist()
     assert len(rows) == len(CASES)
     return {r["event_id"]: r for r in rows}
 
@@ -240,9 +240,9 @@ def test_rules_row_validity_keeps_columns_and_one_row_per_event():
             {"event_name": "Lead", "event_time": 5, "event_id": "a", "line": 7, "action_source": "website"}]
     ds = Dataset.from_records(server=recs)
     rv = rules.row_validity(ds.events("server"), keep=["action_source"], fields=["em", "lead_id"])
-    rows = sorted(rv.to_pyarrow().to_pylist(), key=lambda r: r["em_present"])
+    rows = sorted(ds.query(rv).to_pylist(), key=lambda r: r["em_present"])
     assert len(rows) == 2
-    assert set(rows[0]) == {"source_file", "file_index", "line", "event_name", "event_id", "action_source",
+    assert set(rows[0]) == {"row_id", "source_file", "file_index", "line", "event_name", "event_id", "action_source",
                             "em_present", "em_valid", "lead_id_present", "lead_id_valid",
                             *(f"em_{d}" for d in rules.DEFECTS["em"])}
     assert [r["line"] for r in rows] == [7, 7]

@@ -11,7 +11,6 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag.graph import validate
 from capi_diag.graph.fake_server import FakeGraph
 from capi_diag.ui.pages import test_events
 
@@ -35,7 +34,6 @@ def page(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "capi-home"))
-    monkeypatch.setattr(validate, "SECTIONS", ())  # the rules are exercised by the CLI tests
     clock = Clock()
     monkeypatch.setattr(test_events, "CLOCK", clock)
     fake = FakeGraph(token=SENTINEL, pixel_id="1234567890", now=clock)

@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from capi_diag import report
+from capi_diag import engine, report
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.db import Database
@@ -87,7 +87,7 @@ SERVER += [
 def shared() -> dict[str, Any]:
     ds = Dataset.from_records(browser=BROWSER, server=SERVER)
     r = timing.analyze(ds, Config(), {})
-    failing = timing.failing_rows(ds, Config()).to_pyarrow().to_pylist()
+    failing = ds.query(timing.failing_rows(ds, Config())).to_pylist()
     return {"ds": ds, "r": r, "n": r["by_event_name"], "failing": failing}
 
 
@@ -214,19 +214,14 @@ def test_analyze_skew_histogram_bins_inclusive_bounds():
     assert sum(hist.values()) == r["paired"] == len(skews)
 
 
-def test_paired_skews_reuse_dedup_key_table(monkeypatch):
-    calls = []
-    real = dedup.key_table
-
-    def spy(ds, config=None):
-        calls.append(ds)
-        return real(ds, config)
-
-    monkeypatch.setattr(dedup, "key_table", spy)
+def test_paired_skews_read_the_shared_key_table_measure():
     b, s = skew_pairs("Lead", [5])
     ds = Dataset.from_records(browser=b, server=s)
-    rows = timing.paired_skews(ds).to_pyarrow().to_pylist()
-    assert calls == [ds] and [r["skew_s"] for r in rows] == [5]
+    rows = ds.query(timing.paired_skews(ds)).to_pylist()
+    assert [r["skew_s"] for r in rows] == [5]
+    # The measure reads the materialized key table by name instead of recomputing the pairing.
+    assert f"capi_m_key_table{engine.SCOPE}" in ds._measure_sql("paired_skews")
+    assert "ROW_NUMBER" not in ds._measure_sql("paired_skews").upper()
 
 
 # -- server rows: ms, stale, future, delay ---------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from capi_diag.cli import main
 from capi_diag.db import Database
-from capi_diag.graph import commands, validate
+from capi_diag.graph import commands
 from capi_diag.graph.fake_server import FakeGraph
 from capi_diag.graph.store import Store
 from capi_diag.graph.token import Secret, resolve_token, scrub
@@ -25,7 +25,6 @@ def env(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(validate, "SECTIONS", ())  # the token path does not depend on the analyses
     clock = [1_800_000_000.0]
     monkeypatch.setattr(commands, "CLOCK", lambda: clock[0])
     monkeypatch.setattr(commands, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))

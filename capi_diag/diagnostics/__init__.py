@@ -34,26 +34,23 @@ ORDER: tuple[str, ...] = ("dedup", "timing", "match_keys", "emq", "consent", "co
 """Report order; a later analysis may read an earlier one's result through ``prior``."""
 
 
-def records(expr: ibis.Table) -> list[dict[str, Any]]:
-    """Execute ``expr`` (a small result: aggregates or sample rows) into plain Python dicts: ints,
-    floats, strings, lists and ``None`` (never NumPy scalars or NaN), ready for JSON."""
-    return expr.to_pyarrow().to_pylist()
-
-
-def bucket_counts(t: ibis.Table, column: str, bins: Sequence[tuple[int | None, int | None]]) -> dict[int, int]:
+def bucket_counts(ds: Any, name: str, t: ibis.Table, column: str,
+                  bins: Sequence[tuple[int | None, int | None]]) -> dict[int, int]:
     """Rows of ``t`` per bucket index, bucket ``i`` holding the values ``lo <= v <= hi`` of
-    ``bins[i]`` (``None`` = open end; the first matching bucket wins), counted in the engine."""
-    branches = []
-    for i, (lo, hi) in enumerate(bins):
-        cond = ibis.literal(True)
-        if lo is not None:
-            cond = cond & (t[column] >= lo)
-        if hi is not None:
-            cond = cond & (t[column] <= hi)
-        branches.append((cond, i))
-    b = t.mutate(_b=ibis.cases(*branches))
-    return {int(r["_b"]): int(r["n"]) for r in records(b.group_by("_b").aggregate(n=b.count()))
-            if r["_b"] is not None}
+    ``bins[i]`` (``None`` = open end; the first matching bucket wins), counted in the engine by the
+    dataset's query ``name`` (``ds.fetch``)."""
+    def build() -> ibis.Table:
+        branches = []
+        for i, (lo, hi) in enumerate(bins):
+            cond = ibis.literal(True)
+            if lo is not None:
+                cond = cond & (t[column] >= lo)
+            if hi is not None:
+                cond = cond & (t[column] <= hi)
+            branches.append((cond, i))
+        b = t.mutate(_b=ibis.cases(*branches))
+        return b.group_by("_b").aggregate(n=b.count())
+    return {int(r["_b"]): int(r["n"]) for r in ds.fetch(name, build) if r["_b"] is not None}
 
 
 def module(section: str) -> ModuleType:

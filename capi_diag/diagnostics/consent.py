@@ -48,7 +48,7 @@ import pycountry
 
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, records
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.errors import ConfigError
 from capi_diag.pii import mask_row
 from capi_diag.schema import CONSENT_PURPOSES
@@ -237,19 +237,20 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
     """The ``consent`` section (see the module docstring for every definition)."""
     pol = policy(config)
     opts = config.options(SECTION, DEFAULTS)
+    ds = ds.using(config)
     if not evaluable(ds):
         out = _empty_counts(ds, "The server log has no consent column (consent.ad_storage, "
                                 "consent.ad_user_data...).")
         out["policy"] = pol.as_dict()
         return out
     a = annotate(ds, pol)
-    totals = a.aggregate(
+    totals = ds.fetch("consent.totals", lambda: a.aggregate(
         rows=a.count(),
         forwarded=a.forwarded.sum(),
         unknown=a.unknown.sum(),
         unrecognized=(a.region.notnull() & ~a.region.isin(sorted(COUNTRY_CODES))).sum(),
         **{f"{k}_{p}": a[f"{k}_{p}"].sum() for p in CONSENT_PURPOSES for k in ("req", "denied", "missing")},
-    ).execute().iloc[0]
+    ))[0]
     rows = int(totals["rows"])
 
     def n(key: str) -> int:
@@ -263,15 +264,14 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
                          "denied": n(f"denied_{p}"), "missing": n(f"missing_{p}")}
         if not ds.has("server", f"consent_{p}"):
             by_purpose[p]["column_present"] = False
-    regions = (
+    regions = ds.fetch("consent.regions", lambda: (
         a.group_by(region=a.region.fill_null(NO_REGION))
         .aggregate(rows=a.count(), forwarded=a.forwarded.sum(), unknown=a.unknown.sum())
         .order_by([ibis.desc("rows"), "region"])
-        .execute()
-    )
+    ))
     by_region: dict[str, dict[str, Any]] = {}
     other = {"rows": 0, "forwarded_without_consent": 0, "consent_unknown": 0}
-    for i, rec in enumerate(regions.to_dict("records")):
+    for i, rec in enumerate(regions):
         entry = {"rows": int(rec["rows"]), "forwarded_without_consent": int(rec["forwarded"] or 0),
                  "consent_unknown": int(rec["unknown"] or 0)}
         if i >= MAX_REGIONS:
@@ -298,16 +298,17 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
         "unrecognized_region_rows": n("unrecognized"),
         "by_region": by_region,
         "by_purpose": by_purpose,
-        "examples": _examples(a, int(opts["examples"])),
+        "examples": _examples(ds, a, int(opts["examples"])),
     }
 
 
-def _examples(a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
+def _examples(ds: Dataset, a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
     cols = ["source_file", "line", "event_name", "event_id", "event_time", "region",
             *[f"consent_{p}" for p in CONSENT_PURPOSES], "detail"]
     out: dict[str, list[dict[str, Any]]] = {}
     for finding, flag in (("forwarded_without_consent", a.forwarded), ("consent_unknown", a.unknown)):
-        rows = records(a.filter(flag).order_by(["event_time", "file_index", "line"]).select(*cols).limit(limit))
+        rows = ds.fetch(f"consent.examples.{finding}", a.filter(flag).order_by(
+            ["event_time", "file_index", "line"]).select(*cols).limit(limit))
         out[finding] = [mask_row(r) for r in rows]
     return out
 
@@ -316,6 +317,7 @@ def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     """One row per server row forwarded without consent (``error``) or with unknown consent
     (``warning``); ``detail`` names the purposes, e.g. ``ad_user_data denied``."""
     pol = policy(config)
+    ds = ds.using(config)
     a = annotate(ds, pol)
     if not evaluable(ds):
         a = a.filter(ibis.literal(False))

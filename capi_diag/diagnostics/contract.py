@@ -42,17 +42,17 @@ in the server-side tag or the backend, and re-check with this report.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 import pycountry
 
-from capi_diag import rules
+from capi_diag import measures, rules
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup, records
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.pii import mask_row
 from capi_diag.rules import BLANK_RE
 from capi_diag.schema import ACTION_SOURCES, STANDARD_EVENTS, USER_DATA_KEYS
@@ -144,7 +144,15 @@ def _insufficient(v: ir.Table, keys: list[str]) -> tuple[ir.BooleanValue, ir.Str
 
 
 def annotate(ds: Dataset) -> ir.Table:
-    """Server rows with one boolean column per row rule and one ``<rule>__detail`` text column each."""
+    """Server rows with one boolean column per row rule and one ``<rule>__detail`` text column each
+    (the ``contract_rows`` measure: every count, breakdown and example reads the same per-row flags,
+    so the engine materializes them once per scope)."""
+    return ds.measure("contract_rows")
+
+
+@measures.register("contract_rows")
+def annotate_expr(ds: Dataset) -> ir.Table:
+    """:func:`annotate` as an expression."""
     v = rules.server_validity(ds)  # shared with match_keys and emq: built once per dataset
     insufficient, insufficient_detail = _insufficient(v, list(USER_DATA_KEYS))
     std = standard_name(v.event_name)
@@ -184,7 +192,7 @@ def _value_pairs(ds: Dataset, config: Config) -> ir.Table | None:
     ``None`` when either log has no ``value`` column."""
     if not (ds.has("browser", "value") and ds.has("server", "value")):
         return None
-    p = dedup.paired_rows(ds, config)
+    p = ds.using(config).measure("paired_rows")
     name = p.event_name if "event_name" in p.columns else p.s_event_name
     p = p.filter(name == PURCHASE)
     p = p.mutate(b_cents=cents(p.b_value), s_cents=cents(p.s_value))
@@ -201,20 +209,16 @@ def _n(value: Any) -> int:
 def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``contract`` section (see the module docstring for every definition)."""
     opts = config.options(SECTION, DEFAULTS)
-    # Every count, breakdown and example reads the same per-row flags: materialize them once.
-    a = annotate(ds).cache()
-    try:
-        return _analyze(ds, config, a, int(opts["examples"]))
-    finally:
-        a.release()
+    ds = ds.using(config)
+    return _analyze(ds, config, annotate(ds), int(opts["examples"]))
 
 
 def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, Any]:
-    totals = a.aggregate(
+    totals = ds.fetch("contract.totals", lambda: a.aggregate(
         rows=a.count(), purchase_rows=(a.event_name == PURCHASE).sum(),
         website_rows=(a.action_source == "website").sum(),
         **{r: a[r].sum() for r in ROW_RULES},
-    ).execute().iloc[0]
+    ))[0]
     out: dict[str, Any] = {
         "server_rows": _n(totals["rows"]),
         "purchase_rows": _n(totals["purchase_rows"]),
@@ -229,12 +233,9 @@ def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, 
         out["value_mismatch"] = None
         out["value_pairs_compared"] = None
     else:
-        pairs = pairs.cache()
-        try:
-            agg = pairs.aggregate(compared=pairs.count(), mismatch=pairs.mismatch.sum()).execute().iloc[0]
-            mismatch_examples = _mismatch_examples(pairs, limit)
-        finally:
-            pairs.release()
+        agg = ds.fetch("contract.value_pairs",
+                       lambda: pairs.aggregate(compared=pairs.count(), mismatch=pairs.mismatch.sum()))[0]
+        mismatch_examples = _mismatch_examples(ds, pairs, limit)
         out["value_pairs_compared"] = _n(agg["compared"])
         out["value_mismatch"] = _n(agg["mismatch"])
     empty = out["server_rows"] == 0
@@ -242,43 +243,45 @@ def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, 
            "reason": "The server log has no rows." if empty else None,
            **{k: out[k] for k in ("server_rows", "purchase_rows", "website_rows", "action_source_column")},
            **{r: out[r] for r in RULES}, "value_pairs_compared": out["value_pairs_compared"]}
-    out["nonstandard_names"] = _name_variants(a)
+    out["nonstandard_names"] = _name_variants(ds, a)
     bad_currency = a.filter(a.currency_invalid)
     bad_source = a.filter(a.action_source_invalid)
     out["invalid_values"] = {
-        "currency": _top_values(bad_currency, bad_currency.currency),
-        "action_source": _top_values(bad_source, bad_source.action_source.fill_null("(missing)")),
+        "currency": _top_values(ds, "contract.top.currency", bad_currency, lambda: bad_currency.currency),
+        "action_source": _top_values(ds, "contract.top.action_source", bad_source,
+                                     lambda: bad_source.action_source.fill_null("(missing)")),
     }
-    out["by_event_name"] = _by_event_name(a)
-    examples = _row_examples(a, limit)
+    out["by_event_name"] = _by_event_name(ds, a)
+    examples = _row_examples(ds, a, limit)
     examples["value_mismatch"] = mismatch_examples
     out["examples"] = {r: examples[r] for r in RULES}
     return out
 
 
-def _name_variants(a: ir.Table) -> dict[str, dict[str, Any]]:
+def _name_variants(ds: Dataset, a: ir.Table) -> dict[str, dict[str, Any]]:
     f = a.filter(a.nonstandard_event_name)
-    df = (f.group_by("event_name").aggregate(rows=f.count())
-          .order_by([ibis.desc("rows"), "event_name"]).limit(MAX_NAMES).execute())
+    found = ds.fetch("contract.name_variants", lambda: f.group_by("event_name").aggregate(rows=f.count())
+                     .order_by([ibis.desc("rows"), "event_name"]).limit(MAX_NAMES))
     out = {}
-    for rec in df.to_dict("records"):
+    for rec in found:
         name = rec["event_name"]
         out[name] = {"rows": int(rec["rows"]), "standard": _FOLDED_STANDARD[name.replace("_", "").lower()]}
     return out
 
 
-def _top_values(filtered: ir.Table, col: ir.Value, limit: int = 20) -> dict[str, int]:
-    df = (filtered.group_by(v=col).aggregate(rows=filtered.count())
-          .order_by([ibis.desc("rows"), "v"]).limit(limit).execute())
-    return {str(r["v"]): int(r["rows"]) for r in df.to_dict("records")}
+def _top_values(ds: Dataset, name: str, filtered: ir.Table, col: Callable[[], ir.Value],
+                limit: int = 20) -> dict[str, int]:
+    found = ds.fetch(name, lambda: filtered.group_by(v=col()).aggregate(rows=filtered.count())
+                     .order_by([ibis.desc("rows"), "v"]).limit(limit))
+    return {str(r["v"]): int(r["rows"]) for r in found}
 
 
-def _by_event_name(a: ir.Table) -> dict[str, dict[str, int]]:
-    df = (a.group_by("event_name")
-          .aggregate(rows=a.count(), **{r: a[r].sum() for r in ROW_RULES})
-          .order_by([ibis.desc("rows"), "event_name"]).limit(MAX_NAMES).execute())
+def _by_event_name(ds: Dataset, a: ir.Table) -> dict[str, dict[str, int]]:
+    found = ds.fetch("contract.by_event_name", lambda: a.group_by("event_name")
+                     .aggregate(rows=a.count(), **{r: a[r].sum() for r in ROW_RULES})
+                     .order_by([ibis.desc("rows"), "event_name"]).limit(MAX_NAMES))
     out: dict[str, dict[str, int]] = {}
-    for rec in df.to_dict("records"):
+    for rec in found:
         out[str(rec["event_name"])] = {"rows": int(rec["rows"]), **{r: _n(rec[r]) for r in ROW_RULES}}
     return out
 
@@ -296,17 +299,21 @@ _EXAMPLE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _row_examples(a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
+def _row_examples(ds: Dataset, a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``limit`` rows per rule, earliest first, fetched in one query (a rank per rule)."""
-    order = [a.event_time, a.file_index, a.line]
-    ranks = {f"_rank_{r}": ibis.ifelse(a[r], ibis.row_number().over(group_by=a[r], order_by=order),
-                                       ibis.null("int64")) for r in ROW_RULES}
-    ranked = a.mutate(**ranks)
-    keep = ranked.filter(ibis.or_(*[ranked[f"_rank_{r}"] < limit for r in ROW_RULES]))
     cols = ["source_file", "line", "event_name", "event_id", "event_time"]
     extra = sorted({c for r in ROW_RULES for c in _EXAMPLE_COLUMNS[r]})
-    fetched = records(keep.select(*cols, *extra, *ranks, *[f"{r}__detail" for r in ROW_RULES], *ROW_RULES,
-                                  "file_index").order_by(["event_time", "file_index", "line"]))
+    ranks = [f"_rank_{r}" for r in ROW_RULES]
+
+    def build() -> ir.Table:
+        order = [a.event_time, a.file_index, a.line, a.row_id]
+        ranked = a.mutate(**{f"_rank_{r}": ibis.ifelse(
+            a[r], ibis.row_number().over(group_by=a[r], order_by=order), ibis.null("int64")) for r in ROW_RULES})
+        keep = ranked.filter(ibis.or_(*[ranked[f"_rank_{r}"] < limit for r in ROW_RULES]))
+        return keep.select(*cols, *extra, *ranks, *[f"{r}__detail" for r in ROW_RULES], *ROW_RULES,
+                           "file_index", "row_id").order_by(["event_time", "file_index", "line", "row_id"])
+
+    fetched = ds.fetch("contract.row_examples", build)
     out: dict[str, list[dict[str, Any]]] = {}
     for r in ROW_RULES:
         rows = [rec for rec in fetched if rec[r] and _n(rec[f"_rank_{r}"]) < limit]
@@ -315,11 +322,11 @@ def _row_examples(a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _mismatch_examples(pairs: ir.Table, limit: int) -> list[dict[str, Any]]:
+def _mismatch_examples(ds: Dataset, pairs: ir.Table, limit: int) -> list[dict[str, Any]]:
     p = pairs.filter(pairs.mismatch)
     order = [c for c in ("s_event_time", "s_file_index", "s_line") if c in p.columns]
     eid = p.event_id if "event_id" in p.columns else p.s_event_id
-    return records(p.order_by(order or [eid]).select(
+    return ds.fetch("contract.mismatch_examples", lambda: p.order_by(order or [eid]).select(
         event_id=eid, browser_value=p.b_value, server_value=p.s_value,
         browser_cents=p.b_cents.cast("string"), server_cents=p.s_cents.cast("string"),
     ).limit(limit))
@@ -328,6 +335,7 @@ def _mismatch_examples(pairs: ir.Table, limit: int) -> list[dict[str, Any]]:
 def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     """One row per (server row, broken rule); ``value_mismatch`` names the earliest server row of the
     key. ``detail`` is the rule's field and the offending non-personal value (truncated)."""
+    ds = ds.using(config)
     a = annotate(ds)
     parts = []
     for rule in ROW_RULES:

@@ -49,24 +49,25 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag.config import Config, whole_numbers
+from capi_diag.config import Config
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, records
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS
+from capi_diag.measures import (
+    DEDUP_DEFAULTS,
+    ROW_ORDER,
+    dedup_options,
+    first_value,
+    has_event_id,
+    key_columns,
+    key_preds,
+    ranked_rows,
+)
 from capi_diag.pii import mask_row
 
 SECTION = "dedup"
 
-DEFAULTS: dict[str, Any] = {
-    "window_s": 172_800,
-    "probable_window_s": 60,
-    "examples": 20,
-}
-"""``window_s``: Meta's dedup window (48 h, facts §3); ``probable_window_s``: how far apart (inclusive)
-the earliest rows of a server-only and a browser-only key with the same name and ``fbp`` may be to
-call them the same action with two ids; ``examples``: example keys kept per category."""
-
-BLANK_RE = r"\A[\s\v\p{Z}]*\z"
-"""An empty or whitespace-only text (RE2, anchored; ``\\p{Z}`` covers the no-break space)."""
+DEFAULTS: dict[str, Any] = DEDUP_DEFAULTS
+"""See :data:`capi_diag.measures.DEDUP_DEFAULTS`."""
 
 CATEGORIES: tuple[str, ...] = ("paired", "outside_window", "browser_only", "server_only")
 SERVER_REASONS: tuple[str, ...] = ("name_case_mismatch", "different_ids_probable", "server_only_unexplained")
@@ -75,232 +76,26 @@ BROWSER_REASONS: tuple[str, ...] = (
 )
 NO_NAME = "(none)"
 
-_ORDER = ("event_time", "file_index", "line")
+_ORDER = ROW_ORDER
 
 
 # -- options -------------------------------------------------------------------------------------
 
 def options(config: Config | None) -> dict[str, Any]:
     """The ``[dedup]`` options merged over :data:`DEFAULTS`, validated (non-negative integers)."""
-    config = config or Config()
-    opts = whole_numbers(config, SECTION, DEFAULTS)
-    return opts
+    return dedup_options(config)
 
 
 # -- preparation ---------------------------------------------------------------------------------
 
-def key_columns(ds: Dataset) -> tuple[str, ...]:
-    """The columns of a key: ``pixel_id`` only when both logs carry it, then name and id."""
-    if ds.has("browser", "pixel_id") and ds.has("server", "pixel_id"):
-        return ("pixel_id", "event_name", "event_id")
-    return ("event_name", "event_id")
-
-
-def has_event_id(t: ir.Table) -> ir.BooleanValue:
-    """True for rows whose ``event_id`` is present and not whitespace-only."""
-    return t.event_id.notnull() & ~t.event_id.re_search(BLANK_RE).fill_null(True)
-
-
-def first_value(col: ir.ArrayValue) -> ir.StringValue:
-    """The first value of a list column, null when the list is null/empty or the value is blank."""
-    v = col[0]
-    return ibis.ifelse(v.re_search(BLANK_RE).fill_null(True), ibis.null("string"), v)
-
-
-def _key_preds(left: ir.Table, right: ir.Table, keys: Sequence[str], lp: str = "", rp: str = "") -> list:
-    """Join predicates on a key; ``pixel_id`` compares null-safely (a missing pixel is a value)."""
-    preds = []
-    for k in keys:
-        lc, rc = left[f"{lp}{k}"], right[f"{rp}{k}"]
-        preds.append(lc.identical_to(rc) if k == "pixel_id" else lc == rc)
-    return preds
-
-
-def _keyed_rows(ds: Dataset, role: str, keys: Sequence[str]) -> ir.Table:
-    t = ds.events(role)
-    t = t.filter(has_event_id(t))
-    sent_at = t.sent_at if role == "server" else ibis.null("int64")
-    return t.select(
-        *keys, "event_time", "file_index", "line", "source_file",
-        fbp=first_value(t.fbp), sent_at=sent_at.cast("int64"), role=ibis.literal(role),
-    )
-
-
-def ranked_rows(ds: Dataset, role: str, config: Config | None = None) -> ir.Table:
-    """The rows of ``role`` that carry an ``event_id``, with ``copy``: 0 for the earliest row of its
-    key in that log, 1, 2... for the later ones (the duplicates)."""
-    keys = key_columns(ds)
-    t = ds.events(role)
-    t = t.filter(has_event_id(t))
-    return t.mutate(copy=ibis.row_number().over(group_by=list(keys), order_by=list(_ORDER)))
-
-
-# -- the shared key table ------------------------------------------------------------------------
-
 def key_table(ds: Dataset, config: Config | None = None) -> ir.Table:
-    """One row per key over both logs, stored once per dataset, filters and options
-    (``Dataset.materialize``): dedup, timing, match_keys, contract and the dashboard all read it.
-    Columns and the pairing method: :func:`key_table_expr`."""
-    opts = options(config)
-    key = ("dedup.key_table", tuple(sorted((k, v) for k, v in opts.items() if k != "examples")))
-    return ds.materialize(key, lambda: key_table_expr(ds, config))
-
-
-def key_table_expr(ds: Dataset, config: Config | None = None) -> ir.Table:
-    """One row per key over both logs, as an expression.
-
-    Columns: the key columns (``pixel_id`` only when both logs carry it, ``event_name``,
-    ``event_id``); ``category`` (paired | outside_window | browser_only | server_only); ``reason``
-    (name_case_mismatch | different_ids_probable | server_only_unexplained |
-    browser_only_unexplained; null for paired and outside_window); ``partner_event_name`` /
-    ``partner_event_id`` (the key in the other log that explains the reason: the earliest one, by
-    its earliest row); ``browser_rows`` / ``server_rows`` (rows of the key in each log);
-    ``first_time`` (earliest ``event_time`` over both logs); the earliest browser row
-    (``browser_time``, ``browser_file_index``, ``browser_line``, ``browser_source_file``,
-    ``browser_fbp``) and ``browser_last_time``; the earliest server row (``server_time``,
-    ``server_file_index``, ``server_line``, ``server_source_file``, ``server_fbp``,
-    ``server_sent_at``) and ``server_last_time``; ``skew_s`` = ``server_time - browser_time`` for
-    paired keys (null otherwise).
-
-    Pairing is exact without a many-to-many join: rows of a key from both logs are sorted by time,
-    and a browser/server pair at most ``window_s`` apart exists iff two *adjacent* rows from
-    different logs are at most ``window_s`` apart (between any such pair the log changes at least
-    once, at a step no longer than the pair's distance).
-    """
-    opts = options(config)
-    window = int(opts["window_s"])
-    keys = list(key_columns(ds))
-    u = ibis.union(_keyed_rows(ds, "browser", keys), _keyed_rows(ds, "server", keys), distinct=False)
-    by_time = ibis.window(group_by=keys, order_by=["event_time", "role"])
-    near = ((u.role.lag().over(by_time) != u.role)
-            & ((u.event_time - u.event_time.lag().over(by_time)) <= window)).fill_null(False)
-    rn = ibis.row_number().over(group_by=[*keys, "role"], order_by=list(_ORDER))
-    u = u.mutate(_near=near, _rn=rn)
-    isb, iss = u.role == "browser", u.role == "server"
-    fb, fs = isb & (u._rn == 0), iss & (u._rn == 0)
-    agg = u.group_by(keys).aggregate(
-        browser_rows=u.role.count(where=isb),
-        server_rows=u.role.count(where=iss),
-        first_time=u.event_time.min(),
-        browser_time=u.event_time.max(where=fb),
-        browser_file_index=u.file_index.max(where=fb),
-        browser_line=u.line.max(where=fb),
-        browser_source_file=u.source_file.max(where=fb),
-        browser_fbp=u.fbp.max(where=fb),
-        browser_last_time=u.event_time.max(where=isb),
-        server_time=u.event_time.max(where=fs),
-        server_file_index=u.file_index.max(where=fs),
-        server_line=u.line.max(where=fs),
-        server_source_file=u.source_file.max(where=fs),
-        server_fbp=u.fbp.max(where=fs),
-        server_sent_at=u.sent_at.max(where=fs),
-        server_last_time=u.event_time.max(where=iss),
-        _pair=u._near.any(),
-    )
-    both = (agg.browser_rows > 0) & (agg.server_rows > 0)
-    category = ibis.cases(
-        (both & agg._pair, "paired"),
-        (both, "outside_window"),
-        (agg.browser_rows > 0, "browser_only"),
-        else_="server_only",
-    )
-    agg = agg.mutate(category=category)
-    agg = agg.mutate(skew_s=ibis.ifelse(agg.category == "paired", agg.server_time - agg.browser_time,
-                                        ibis.null("int64")))
-    res = _reasons(agg, keys, int(opts["probable_window_s"]))
-    r = res.rename({f"r_{k}": k for k in keys})
-    j = agg.left_join(r, _key_preds(agg, r, keys, "", "r_"))
-    default_reason = ibis.cases(
-        (j.category == "server_only", "server_only_unexplained"),
-        (j.category == "browser_only", "browser_only_unexplained"),
-        else_=ibis.null("string"),
-    )
-    return j.select(
-        *keys,
-        category=j.category,
-        reason=j.reason.fill_null(default_reason),
-        partner_event_name=j.partner_event_name,
-        partner_event_id=j.partner_event_id,
-        browser_rows=j.browser_rows,
-        server_rows=j.server_rows,
-        first_time=j.first_time,
-        browser_time=j.browser_time,
-        browser_file_index=j.browser_file_index,
-        browser_line=j.browser_line,
-        browser_source_file=j.browser_source_file,
-        browser_fbp=j.browser_fbp,
-        browser_last_time=j.browser_last_time,
-        server_time=j.server_time,
-        server_file_index=j.server_file_index,
-        server_line=j.server_line,
-        server_source_file=j.server_source_file,
-        server_fbp=j.server_fbp,
-        server_sent_at=j.server_sent_at,
-        server_last_time=j.server_last_time,
-        skew_s=j.skew_s,
-    )
-
-
-def _reasons(agg: ir.Table, keys: Sequence[str], probable_s: int) -> ir.Table:
-    """Keys with a partner-based reason: key columns, ``reason``, ``partner_event_name``,
-    ``partner_event_id``. Server keys: the first matching reason wins (name case before
-    probable); browser keys carry the reason of a server key that counted them as its partner."""
-
-    def side(category: str, p: str, role: str) -> ir.Table:
-        t = agg.filter(agg.category == category)
-        return t.select(**{f"{p}{k}": t[k] for k in keys},
-                        **{f"{p}time": t[f"{role}_time"], f"{p}file": t[f"{role}_file_index"],
-                           f"{p}line": t[f"{role}_line"], f"{p}fbp": t[f"{role}_fbp"]})
-
-    so, bo = side("server_only", "s_", "server"), side("browser_only", "b_", "browser")
-    pix = [so.s_pixel_id.identical_to(bo.b_pixel_id)] if "pixel_id" in keys else []
-    cols = [*(f"s_{k}" for k in keys), "s_time", "s_file", "s_line",
-            *(f"b_{k}" for k in keys), "b_time", "b_file", "b_line"]
-    case = so.join(bo, [so.s_event_id == bo.b_event_id,
-                        so.s_event_name.lower() == bo.b_event_name.lower(), *pix])
-    case = case.select(*cols, prio=ibis.literal(0))
-    prob = so.join(bo, [so.s_event_name == bo.b_event_name, so.s_fbp.notnull(), so.s_fbp == bo.b_fbp,
-                        (so.s_time - bo.b_time).abs() <= probable_s, *pix])
-    prob = prob.select(*cols, prio=ibis.literal(1))
-    m = ibis.union(case, prob, distinct=False)
-    s_keys = [f"s_{k}" for k in keys]
-    b_keys = [f"b_{k}" for k in keys]
-    m = m.mutate(
-        _srank=ibis.row_number().over(group_by=s_keys, order_by=["prio", "b_time", "b_file", "b_line"]),
-        _sprio=m.prio.min().over(group_by=s_keys),
-    )
-    reason = ibis.ifelse(m.prio == 0, "name_case_mismatch", "different_ids_probable")
-    server_res = m.filter(m._srank == 0).select(
-        **{k: m[f"s_{k}"] for k in keys}, reason=reason,
-        partner_event_name=m.b_event_name, partner_event_id=m.b_event_id,
-    )
-    counted = m.filter(m.prio == m._sprio)
-    counted = counted.mutate(
-        _brank=ibis.row_number().over(group_by=b_keys, order_by=["prio", "s_time", "s_file", "s_line"]),
-    )
-    breason = ibis.ifelse(counted.prio == 0, "name_case_mismatch", "different_ids_probable")
-    browser_res = counted.filter(counted._brank == 0).select(
-        **{k: counted[f"b_{k}"] for k in keys}, reason=breason,
-        partner_event_name=counted.s_event_name, partner_event_id=counted.s_event_id,
-    )
-    return ibis.union(server_res, browser_res, distinct=False)
+    """The shared key table (:func:`capi_diag.measures.key_table_expr`) as the engine materializes it."""
+    return ds.using(config).measure("key_table")
 
 
 def paired_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
-    """For each paired key: the key columns, then every canonical column of the key's earliest
-    browser row prefixed ``b_`` and of its earliest server row prefixed ``s_``."""
-    keys = list(key_columns(ds))
-    kt = key_table(ds, config)
-    kt = kt.filter(kt.category == "paired").select(*keys)
-
-    def earliest(role: str, prefix: str) -> ir.Table:
-        t = ranked_rows(ds, role, config)
-        t = t.filter(t.copy == 0).drop("copy")
-        return t.rename({f"{prefix}{c}": c for c in t.columns})
-
-    b, s = earliest("browser", "b_"), earliest("server", "s_")
-    j = kt.join(b, _key_preds(kt, b, keys, "", "b_")).join(s, _key_preds(kt, s, keys, "", "s_"))
-    return j.select(*keys, *b.columns, *s.columns)
+    """The earliest browser and server row of each paired key (:func:`capi_diag.measures.paired_rows_expr`)."""
+    return ds.using(config).measure("paired_rows")
 
 
 def pairing_by_hour(ds: Dataset, config: Config | None = None) -> ir.Table:
@@ -387,10 +182,11 @@ def analyze(ds: Dataset, config: Config | None = None,
             prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``dedup`` section (every definition is in the module docstring)."""
     config = config or Config()
+    ds = ds.using(config)
     opts = options(config)
     window = int(opts["window_s"])
     keys = key_columns(ds)
-    kt = key_table(ds, config)
+    kt = key_table(ds)
     return _analyze(ds, config, opts, keys, window, kt)
 
 
@@ -420,7 +216,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
         browser_keyed=kt.browser_rows.sum(),
         server_keyed=kt.server_rows.sum(),
     )
-    key_rows = records(key_counts)
+    key_rows = ds.fetch("dedup.key_counts", lambda: key_counts)
     add(key_rows, {c: c for c in _NAME_COUNTS[:11]})
     for r in key_rows:
         entry = per_name[_name(r["event_name"])]
@@ -430,7 +226,8 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
     for role in ("browser", "server"):
         t = ds.events(role)
         rows = t.group_by("event_name").aggregate(rows=t.count(), missing=t.count(where=~has_event_id(t)))
-        add(records(rows), {f"{role}_rows": "rows", f"{role}_missing_event_id": "missing"})
+        add(ds.fetch(f"dedup.rows.{role}", rows),
+            {f"{role}_rows": "rows", f"{role}_missing_event_id": "missing"})
 
     idcols = [k for k in keys if k != "event_name"]
     reused_total: dict[str, int] = {}
@@ -439,17 +236,20 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
     for role in ("browser", "server"):
         ids = reused_ids(kt, keys, role, window)
         t = kt.filter(kt[f"{role}_rows"] > 0)
-        per = t.semi_join(ids, _key_preds(t, ids, idcols))
-        add(records(per.group_by("event_name").aggregate(n=per.count())), {"reused_event_id": "n"})
-        reused_total[role] = int(ids.count().execute())
+        per = t.semi_join(ids, key_preds(t, ids, idcols))
+        add(ds.fetch(f"dedup.reused_rows.{role}", per.group_by("event_name").aggregate(n=per.count())),
+            {"reused_event_id": "n"})
+        reused_total[role] = int(ds.fetch(f"dedup.reused_ids.{role}",
+                                          ids.aggregate(n=ids.count()))[0]["n"])
         ex = ids.order_by(["first_time", *idcols]).limit(limit)
-        reused_examples += [{"role": role, **r} for r in records(ex)]
+        reused_examples += [{"role": role, **r} for r in ds.fetch(f"dedup.reused_examples.{role}", ex)]
 
     fb = _fallback_rows(ds, keys, window)
     for out_key, expr in (("fallback_by_fbp", fb["by_fbp"]),
                           ("fallback_by_external_id", fb["by_external_id"]),
                           ("fallback_mergeable_server_rows", fb["either"])):
-        add(records(expr.group_by("event_name").aggregate(n=expr.count())), {out_key: "n"})
+        add(ds.fetch(f"dedup.{out_key}", expr.group_by("event_name").aggregate(n=expr.count())),
+            {out_key: "n"})
 
     totals = dict.fromkeys(_NAME_COUNTS, 0)
     for entry in per_name.values():
@@ -465,7 +265,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
         entry = per_name[name]
         by_event_name[name] = {**entry, **_rates(entry)}
 
-    examples = _key_examples(kt, keys, limit)
+    examples = _key_examples(ds, kt, keys, limit)
     examples.update(_duplicate_examples(ds, config, keys, limit))
     reused_examples.sort(key=lambda r: (r["first_time"], r["role"]))
     examples["reused_event_id"] = [mask_row(r) for r in reused_examples[:limit]]
@@ -501,10 +301,10 @@ _EXAMPLE_COLUMNS = (
 )
 
 
-def _key_examples(kt: ir.Table, keys: Sequence[str], limit: int) -> dict[str, list[dict[str, Any]]]:
+def _key_examples(ds: Dataset, kt: ir.Table, keys: Sequence[str], limit: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``limit`` keys per category, earliest first (``first_time``, then the key)."""
     ranked = kt.mutate(_r=ibis.row_number().over(group_by="category", order_by=["first_time", *keys]))
-    rows = records(ranked.filter(ranked._r < limit).order_by(["category", "_r"])
+    rows = ds.fetch("dedup.key_examples", lambda: ranked.filter(ranked._r < limit).order_by(["category", "_r"])
                     .select(*keys, *_EXAMPLE_COLUMNS))
     out: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
     for r in rows:
@@ -516,10 +316,11 @@ def _duplicate_examples(ds: Dataset, config: Config, keys: Sequence[str],
                         limit: int) -> dict[str, list[dict[str, Any]]]:
     out = {}
     for role in ("browser", "server"):
-        t = ranked_rows(ds, role, config)
+        t = ranked_rows(ds, role)
         dup = t.filter(t.copy > 0).order_by([*_ORDER, "source_file"]).limit(limit)
         out[f"duplicate_{role}_rows"] = [
-            mask_row(r) for r in records(dup.select(*keys, "event_time", "source_file", "line", "copy"))
+            mask_row(r) for r in ds.fetch(f"dedup.duplicate_examples.{role}",
+                                          dup.select(*keys, "event_time", "source_file", "line", "copy"))
         ]
     return out
 
@@ -561,17 +362,18 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
     * ``<role>_missing_event_id``: rows without an ``event_id``.
     """
     config = config or Config()
+    ds = ds.using(config)
     opts = options(config)
     window = int(opts["window_s"])
     keys = key_columns(ds)
-    kt = key_table(ds, config)
+    kt = key_table(ds)
     parts: list[ir.Table] = []
     unpaired = kt.filter(kt.category != "paired")
     idcols = [k for k in keys if k != "event_name"]
     for role in ("browser", "server"):
-        rows = ranked_rows(ds, role, config)
+        rows = ranked_rows(ds, role)
         u = unpaired.rename({f"k_{k}": k for k in keys})
-        j = rows.join(u, _key_preds(rows, u, keys, "", "k_"))
+        j = rows.join(u, key_preds(rows, u, keys, "", "k_"))
         finding = j.reason.fill_null("outside_window")
         partner = ibis.ifelse(
             j.partner_event_id.notnull(),
@@ -589,7 +391,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
         parts.append(_finding_rows(dup, role, f"duplicate_{role}_rows",
                                    ibis.literal("copy ").concat(dup.copy.cast("string")), "warning"))
         ids = reused_ids(kt, keys, role, window)
-        reused = rows.semi_join(ids, _key_preds(rows, ids, idcols))
+        reused = rows.semi_join(ids, key_preds(rows, ids, idcols))
         parts.append(_finding_rows(reused, role, "reused_event_id", "id used for several names or >48 h",
                                    "error"))
         t = ds.events(role)

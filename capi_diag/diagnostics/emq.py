@@ -54,7 +54,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import rules
+from capi_diag import measures, rules
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, match_keys
@@ -171,12 +171,13 @@ def analyze(ds: Dataset, config: Config | None = None,
     """The ``emq`` section (the model and its reasoning are in the module docstring)."""
     opts = options(config)
     target = float(opts["target"])
+    ds = ds.using(config)
     rv, scope = scored_validity(ds)
-    return _analyze(rv, scope, target)
+    return _analyze(ds, rv, scope, target)
 
 
-def _analyze(rv: ir.Table, scope: str, target: float) -> dict[str, Any]:
-    counts = match_keys.field_counts(rv, tuple(WEIGHTS))
+def _analyze(ds: Dataset, rv: ir.Table, scope: str, target: float) -> dict[str, Any]:
+    counts = measures.field_counts(ds, rv, tuple(WEIGHTS), f"emq.field_counts.{scope}")
     rows = counts["rows"]
     base = {"scope": scope, "rows": rows, "target": target, "note": NOTE, "weights": dict(WEIGHTS),
             "bands": {label: lower for lower, label in BANDS}}
@@ -187,7 +188,7 @@ def _analyze(rv: ir.Table, scope: str, target: float) -> dict[str, Any]:
     coverage = {f: counts[f]["valid"] / rows for f in WEIGHTS}
     value = round(estimate(coverage), 1)
     by_name: dict[str, dict[str, Any]] = {}
-    for name, c in match_keys.valid_by_event_name(rv, tuple(WEIGHTS)).items():
+    for name, c in measures.valid_by_event_name(ds, rv, tuple(WEIGHTS), f"emq.valid_by_event_name.{scope}").items():
         e = round(estimate({f: c[f] / c["rows"] for f in WEIGHTS}), 1)
         by_name[name] = {"estimate": e, "band": band(e), "rows": c["rows"]}
     priorities = [{"field": f, "gain": round(g, 2), "fix": _fix(f, counts, rows)}
@@ -222,7 +223,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
     """Scored rows whose own estimate (the model applied to the row's valid keys) is below the
     target: finding ``below_emq_target``, severity ``warning``, detail ``estimate <x>``."""
     target = float(options(config)["target"])
-    rv, _ = scored_validity(ds)
+    rv, _ = scored_validity(ds.using(config))
     rv = rv.mutate(_est=row_estimate(rv).round(1))
     rv = rv.filter(rv._est < target)
     return rv.select(

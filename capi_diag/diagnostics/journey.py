@@ -67,8 +67,8 @@ def _fold_text(name: str) -> str:
 
 def _name_counts(ds: Dataset, role: str) -> dict[str, int]:
     t = ds.events(role)
-    df = t.group_by("event_name").aggregate(rows=t.count()).execute()
-    return {str(r["event_name"]): int(r["rows"]) for r in df.to_dict("records")}
+    rows = ds.fetch(f"journey.names.{role}", lambda: t.group_by("event_name").aggregate(rows=t.count()))
+    return {str(r["event_name"]): int(r["rows"]) for r in rows}
 
 
 def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -112,17 +112,18 @@ def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     """Rows whose name is a near name of a step missing from their log (``step_name_variant``,
     a warning: the step is there, spelled differently)."""
     step_list = steps(config)
+    folded = {_fold_text(s): s for s in step_list}
     parts = []
     for role in ROLES:
         t = ds.events(role)
-        counts = _name_counts(ds, role)
-        absent = [s for s in step_list if counts.get(s, 0) == 0]
-        variants = {_fold_text(s): s for s in absent}
-        f = t.filter(fold(t.event_name).isin(list(variants) or [""]) & ~t.event_name.isin(step_list))
-        if not variants:
-            f = f.filter(ibis.literal(False))
-        step = ibis.cases(*[(fold(f.event_name) == k, v) for k, v in variants.items()],
-                          else_=ibis.null("string")) if variants else ibis.null("string")
+        # A near name counts only while its step is absent from the same log (an anti-join, so the
+        # expression holds no data of the log and compiles once).
+        present = t.filter(t.event_name.isin(step_list)).select(_present=t.event_name).distinct()
+        f = t.filter(fold(t.event_name).isin(list(folded)) & ~t.event_name.isin(step_list))
+        f = f.mutate(_step=ibis.cases(*[(fold(f.event_name) == k, v) for k, v in folded.items()],
+                                      else_=ibis.null("string")))
+        f = f.anti_join(present, f._step == present._present)
+        step = f._step
         parts.append(f.select(
             section=ibis.literal(SECTION), finding=ibis.literal("step_name_variant"),
             severity=ibis.literal("warning"), role=ibis.literal(role), source_file=f.source_file,

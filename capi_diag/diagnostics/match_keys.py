@@ -44,7 +44,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import rules
+from capi_diag import measures, rules
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
@@ -166,32 +166,16 @@ def _name(v: Any) -> str:
     return NO_NAME if v is None else str(v)
 
 
-def field_counts(rv: ir.Table, fields: Sequence[str] = FIELDS) -> dict[str, Any]:
-    """Execute one aggregate over a :func:`capi_diag.rules.row_validity` table: ``rows`` and, per
-    field, ``present``, ``valid`` and ``defects`` (row counts)."""
-    aggs: dict[str, ir.Value] = {"rows": rv.count()}
-    for f in fields:
-        aggs[f"{f}_present"] = rv[f"{f}_present"].sum()
-        aggs[f"{f}_valid"] = rv[f"{f}_valid"].sum()
-        for d in rules.DEFECTS[f]:
-            aggs[f"{f}_{d}"] = rv[f"{f}_{d}"].sum()
-    row = rv.aggregate(**aggs).to_pyarrow().to_pylist()[0]
-    out: dict[str, Any] = {"rows": int(row["rows"] or 0)}
-    for f in fields:
-        out[f] = {"present": int(row[f"{f}_present"] or 0), "valid": int(row[f"{f}_valid"] or 0),
-                  "defects": {d: int(row[f"{f}_{d}"] or 0) for d in rules.DEFECTS[f]}}
-    return out
+def field_counts(ds: Dataset, rv: ir.Table, fields: Sequence[str] = FIELDS,
+                 name: str = "match_keys.field_counts") -> dict[str, Any]:
+    """:func:`capi_diag.measures.field_counts` (kept here for the analyses that read it)."""
+    return measures.field_counts(ds, rv, fields, name)
 
 
-def valid_by_event_name(rv: ir.Table, fields: Sequence[str] = FIELDS) -> dict[str, dict[str, int]]:
-    """``{event_name: {"rows": N, "<field>": valid rows, ...}}`` over a row-validity table."""
-    aggs: dict[str, ir.Value] = {"rows": rv.count()}
-    aggs.update({f"{f}_valid": rv[f"{f}_valid"].sum() for f in fields})
-    out: dict[str, dict[str, int]] = {}
-    for r in rv.group_by("event_name").aggregate(**aggs).order_by("event_name").to_pyarrow().to_pylist():
-        out[_name(r["event_name"])] = {"rows": int(r["rows"]),
-                                       **{f: int(r[f"{f}_valid"] or 0) for f in fields}}
-    return out
+def valid_by_event_name(ds: Dataset, rv: ir.Table, fields: Sequence[str] = FIELDS,
+                        name: str = "match_keys.valid_by_event_name") -> dict[str, dict[str, int]]:
+    """:func:`capi_diag.measures.valid_by_event_name`."""
+    return measures.valid_by_event_name(ds, rv, fields, name)
 
 
 def _paired_norm(field: str, v: ir.StringValue) -> ir.StringValue:
@@ -209,17 +193,15 @@ def _paired_norm(field: str, v: ir.StringValue) -> ir.StringValue:
 def paired_mismatch(ds: Dataset, config: Config) -> dict[str, Any]:
     """For keys paired by ``dedup``: per field, keys where both earliest rows carry a first value
     (``compared``) and keys where those values differ (``mismatched``)."""
-    from capi_diag.diagnostics import dedup
-
-    pr = dedup.paired_rows(ds, config)
+    pr = ds.using(config).measure("paired_rows")
     aggs: dict[str, ir.Value] = {"paired_keys": pr.count()}
     for f in PAIRED_FIELDS:
-        b = _paired_norm(f, dedup.first_value(pr[f"b_{f}"]))
-        s = _paired_norm(f, dedup.first_value(pr[f"s_{f}"]))
+        b = _paired_norm(f, measures.first_value(pr[f"b_{f}"]))
+        s = _paired_norm(f, measures.first_value(pr[f"s_{f}"]))
         both = b.notnull() & s.notnull()
         aggs[f"{f}_compared"] = pr.count(where=both)
         aggs[f"{f}_mismatched"] = pr.count(where=both & (b != s))
-    row = pr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    row = ds.fetch("match_keys.paired_mismatch", lambda: pr.aggregate(**aggs))[0]
     return {
         "paired_keys": int(row["paired_keys"]),
         "fields": {f: {"compared": int(row[f"{f}_compared"]), "mismatched": int(row[f"{f}_mismatched"]),
@@ -228,7 +210,7 @@ def paired_mismatch(ds: Dataset, config: Config) -> dict[str, Any]:
     }
 
 
-def repeated_values(server: ir.Table, rows: int, opts: Mapping[str, Any]) -> list[dict[str, Any]]:
+def repeated_values(ds: Dataset, rows: int, opts: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Values carried by at least ``max(min_rows, ceil(min_share * rows))`` rows (each row counts a
     value once), most frequent first, at most ``repeated_values_per_field`` per field."""
     fields = [f for f in FIELDS if f in opts["repeated_value_fields"]]
@@ -236,33 +218,40 @@ def repeated_values(server: ir.Table, rows: int, opts: Mapping[str, Any]) -> lis
         return []
     threshold = max(int(opts["repeated_value_min_rows"]),
                     math.ceil(float(opts["repeated_value_min_share"]) * rows), 1)
-    parts = []
-    for f in fields:
-        t = server.select(rid=ibis.row_number(), v=server[f]).unnest("v")
-        t = t.filter(rules.nonempty(t.v))
-        parts.append(t.group_by("v").aggregate(n=t.rid.nunique()).mutate(field=ibis.literal(f)))
-    u = ibis.union(*parts) if len(parts) > 1 else parts[0]
-    u = u.filter(u.n >= threshold)
-    u = u.mutate(rank=ibis.row_number().over(group_by=u.field, order_by=[ibis.desc(u.n), u.v]))
-    u = u.filter(u.rank < int(opts["repeated_values_per_field"]))
+    server = ds.events("server")
+
+    def build() -> ir.Table:
+        parts = []
+        for f in fields:
+            t = server.select(rid=server.row_id, v=server[f]).unnest("v")
+            t = t.filter(rules.nonempty(t.v))
+            parts.append(t.group_by("v").aggregate(n=t.rid.nunique()).mutate(field=ibis.literal(f)))
+        u = ibis.union(*parts) if len(parts) > 1 else parts[0]
+        u = u.filter(u.n >= threshold)
+        u = u.mutate(rank=ibis.row_number().over(group_by=u.field, order_by=[ibis.desc(u.n), u.v]))
+        return u.filter(u.rank < int(opts["repeated_values_per_field"]))
+
     order = {f: i for i, f in enumerate(FIELDS)}
-    found = sorted(u.to_pyarrow().to_pylist(), key=lambda r: (order[r["field"]], -r["n"], r["v"]))
+    found = sorted(ds.fetch(f"match_keys.repeated_values.{','.join(fields)}.{threshold}", build),
+                   key=lambda r: (order[r["field"]], -r["n"], r["v"]))
     return [{"field": r["field"], "value": mask_value(r["field"], r["v"]), "rows": int(r["n"]),
              "share": r["n"] / rows} for r in found]
 
 
-def defect_examples(rv: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
+def defect_examples(ds: Dataset, rv: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``limit`` rows per ``<field>.<defect>``, earliest in file order first, values masked.
     ``rv`` is a row-validity table that kept the field lists (``keep=FIELDS``)."""
     if limit <= 0:
         return {}
-    keep = (*rules.ROW_COLUMNS, *FIELDS)
-    ex = rules.explode_defects(rv, keep=keep)
-    ex = ex.mutate(rank=ibis.row_number().over(group_by=[ex.field, ex.defect],
-                                               order_by=[ex.file_index, ex.line, ex.event_name]))
-    ex = ex.filter(ex.rank < limit).order_by("field", "defect", "rank")
+    def build() -> ir.Table:
+        keep = (*rules.ROW_COLUMNS, *FIELDS)
+        ex = rules.explode_defects(rv, keep=keep)
+        ex = ex.mutate(rank=ibis.row_number().over(group_by=[ex.field, ex.defect],
+                                                   order_by=[ex.file_index, ex.line, ex.event_name]))
+        return ex.filter(ex.rank < limit).order_by("field", "defect", "rank")
+
     out: dict[str, list[dict[str, Any]]] = {}
-    for r in ex.to_pyarrow().to_pylist():
+    for r in ds.fetch("match_keys.defect_examples", build):
         values = mask_value(r["field"], [v for v in (r[r["field"]] or []) if v is not None])
         out.setdefault(f"{r['field']}.{r['defect']}", []).append({
             "source_file": r["source_file"], "line": r["line"], "event_name": r["event_name"],
@@ -278,17 +267,16 @@ def analyze(ds: Dataset, config: Config | None = None,
             prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``match_keys`` section (definitions in the module docstring)."""
     config = config or Config()
+    ds = ds.using(config)
     opts = options(config)
-    server = ds.events("server")
     rv = rules.server_validity(ds)  # shared with emq and contract: built once per dataset
-    return _analyze(ds, config, opts, server, rv)
+    return _analyze(ds, config, opts, rv)
 
 
-def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], server: ir.Table,
-             rv: ir.Table) -> dict[str, Any]:
-    counts = field_counts(rv)
+def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], rv: ir.Table) -> dict[str, Any]:
+    counts = field_counts(ds, rv)
     rows = counts["rows"]
-    by_name = valid_by_event_name(rv) if rows else {}
+    by_name = valid_by_event_name(ds, rv) if rows else {}
     result: dict[str, Any] = {"status": "evaluated" if rows else "not_evaluated", "rows": rows}
     if not rows:
         result["reason"] = "the server log has no rows"
@@ -301,14 +289,14 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], server: ir.Ta
             "defects": c["defects"],
             "by_event_name": {n: _ratio(v[f], v["rows"]) for n, v in by_name.items()},
         }
-    result["repeated_values"] = repeated_values(server, rows, opts)
+    result["repeated_values"] = repeated_values(ds, rows, opts)
     result["repeated_value_threshold"] = {"min_rows": opts["repeated_value_min_rows"],
                                           "min_share": opts["repeated_value_min_share"]}
     if rows and ds.rows("browser"):
         result["paired_mismatch"] = paired_mismatch(ds, config)
     else:
         result["paired_mismatch"] = None
-    result["examples"] = defect_examples(rv, int(opts["examples"])) if rows else {}
+    result["examples"] = defect_examples(ds, rv, int(opts["examples"])) if rows else {}
     return result
 
 
@@ -360,7 +348,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
     """One row per (server row, defect) with :data:`FAILING_ROW_COLUMNS`: ``finding`` is the defect,
     ``detail`` the field; ``error`` for unhashed PII in hashed fields, hashed context keys and a
     malformed fbc, ``warning`` for the rest."""
-    ex = rules.explode_defects(rules.server_validity(ds))
+    ex = rules.explode_defects(rules.server_validity(ds.using(config)))
     errors = [f"{f}|{d}" for f, d in sorted(rules.SEVERITY_ERROR)]
     code = ex.field.concat("|", ex.defect)
     out = ex.select(

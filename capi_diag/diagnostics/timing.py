@@ -44,9 +44,10 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from capi_diag import measures
 from capi_diag.config import Config, whole_numbers
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, bucket_counts, dedup, records
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS, bucket_counts
 from capi_diag.errors import ConfigError
 from capi_diag.pii import mask_row
 
@@ -131,8 +132,15 @@ def paired_skews(ds: Dataset, config: Config | None = None) -> ir.Table:
     """Paired keys of :func:`dedup.key_table` with ``skew_s``, ``abs_skew_s``, ``hour_offset``
     (whole hours of a time-zone-like skew, else null) and ``keeps`` (``browser``/``server``: the
     copy Meta is expected to keep)."""
-    opts = options(config)
-    kt = dedup.key_table(ds, config)
+    ds = ds.using(config)
+    return ds.measure("paired_skews")
+
+
+@measures.register("paired_skews")
+def paired_skews_expr(ds: Dataset) -> ir.Table:
+    """:func:`paired_skews` as an expression (the engine materializes it once per scope)."""
+    opts = options(ds.config)
+    kt = ds.measure("key_table")
     p = kt.filter(kt.category == "paired")
     n = (p.skew_s / 3600.0).round().cast("int64")
     resid = (p.skew_s - n * 3600).abs()
@@ -169,14 +177,14 @@ def _bucket_label(lo: int, hi: int | None, sign: int) -> tuple[str, int | None, 
     return f"-{hi}…-{lo} s", -hi, -lo
 
 
-def _histogram(p: ir.Table) -> list[dict[str, Any]]:
+def _histogram(ds: Dataset, p: ir.Table) -> list[dict[str, Any]]:
     bins: list[tuple[str, int | None, int | None]] = []
     for lo, hi in reversed(SKEW_BUCKETS[1:]):
         bins.append(_bucket_label(lo, hi, -1))
     bins.append(("0 s", 0, 0))
     for lo, hi in SKEW_BUCKETS[1:]:
         bins.append(_bucket_label(lo, hi, 1))
-    counts = bucket_counts(p, "skew_s", [(lo, hi) for _, lo, hi in bins])
+    counts = bucket_counts(ds, "timing.skew_histogram", p, "skew_s", [(lo, hi) for _, lo, hi in bins])
     return [{"label": label, "min_s": lo, "max_s": hi, "keys": int(counts.get(i, 0))}
             for i, (label, lo, hi) in enumerate(bins)]
 
@@ -195,14 +203,11 @@ def analyze(ds: Dataset, config: Config | None = None,
             prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``timing`` section (every definition is in the module docstring)."""
     config = config or Config()
+    ds = ds.using(config)
     opts = options(config)
     thr = int(opts["skew_threshold_s"])
     has_sent = ds.has("server", "sent_at")
-    p = paired_skews(ds, config).cache()
-    try:
-        return _analyze(ds, config, opts, thr, has_sent, p)
-    finally:
-        p.release()
+    return _analyze(ds, config, opts, thr, has_sent, paired_skews(ds))
 
 
 def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has_sent: bool,
@@ -210,7 +215,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
     per_name: dict[str, dict[str, Any]] = {}
 
     def entry(name: Any) -> dict[str, Any]:
-        return per_name.setdefault(dedup._name(name), {**dict.fromkeys(_NAME_COUNTS, 0),
+        return per_name.setdefault(_name(name), {**dict.fromkeys(_NAME_COUNTS, 0),
                                                         **dict.fromkeys(_QUANT_KEYS), "skew_max_abs_s": None})
 
     skew_counts = p.group_by("event_name").aggregate(
@@ -221,14 +226,15 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         meta_keeps_browser=p.count(where=p.keeps == "browser"),
         meta_keeps_server=p.count(where=p.keeps == "server"),
     )
-    for r in records(skew_counts):
+    for r in ds.fetch("timing.skew_counts", lambda: skew_counts):
         e = entry(r["event_name"])
         for k in _SKEW_COUNTS:
             e[k] = int(r[k])
         e["skew_max_abs_s"] = int(r["skew_max_abs_s"])
-    for r in records(exact_quantiles(p, "skew_s", {"q": 0.5}, ["event_name"])):
+    for r in ds.fetch("timing.skew_p50_by_name", lambda: exact_quantiles(p, "skew_s", {"q": 0.5}, ["event_name"])):
         entry(r["event_name"])["skew_p50_s"] = r["q"]
-    for r in records(exact_quantiles(p, "abs_skew_s", {"q": 0.95}, ["event_name"])):
+    for r in ds.fetch("timing.skew_p95_by_name",
+                      lambda: exact_quantiles(p, "abs_skew_s", {"q": 0.95}, ["event_name"])):
         entry(r["event_name"])["skew_p95_abs_s"] = r["q"]
 
     s = annotated_server_rows(ds, config)
@@ -243,14 +249,15 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         rows_with_sent_at=s.count(where=with_sent),
         delay_within_1h=s.count(where=with_sent & (s.delay_s <= DELAY_OK_S)),
     )
-    for r in records(row_counts):
+    for r in ds.fetch("timing.row_counts", lambda: row_counts):
         e = entry(r["event_name"])
         for k in ("server_rows", "event_time_in_ms", "event_time_in_us", "stale_over_7d", "future",
                   "sent_at_missing", "rows_with_sent_at", "delay_within_1h"):
             e[k] = int(r[k])
     delays = s.filter(with_sent)
     if has_sent:
-        for r in records(exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}, ["event_name"])):
+        for r in ds.fetch("timing.delay_by_name",
+                          lambda: exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}, ["event_name"])):
             e = entry(r["event_name"])
             e["delivery_delay_p50_s"], e["delivery_delay_p95_s"] = r["p50"], r["p95"]
 
@@ -259,7 +266,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         for k in _NAME_COUNTS:
             totals[k] += e[k]
     maxes = [e["skew_max_abs_s"] for e in per_name.values() if e["skew_max_abs_s"] is not None]
-    overall = _overall_quantiles(p, delays, has_sent)
+    overall = _overall_quantiles(ds, p, delays, has_sent)
 
     def sent_only(v: Any) -> Any:
         return v if has_sent else None
@@ -289,9 +296,9 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         "skew_p95_abs_s": overall["skew_p95_abs_s"],
         "skew_max_abs_s": max(maxes) if maxes else None,
         "skew_over_threshold": totals["skew_over_threshold"],
-        "skew_histogram": _histogram(p),
+        "skew_histogram": _histogram(ds, p),
         "skew_whole_hours": totals["skew_whole_hours"],
-        "skew_whole_hours_by_offset": _hour_offsets(p),
+        "skew_whole_hours_by_offset": _hour_offsets(ds, p),
         "meta_keeps_browser": totals["meta_keeps_browser"],
         "meta_keeps_server": totals["meta_keeps_server"],
         "server_rows": totals["server_rows"],
@@ -305,49 +312,56 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         "delivery_delay_within_1h_share": sent_only(_ratio(totals["delay_within_1h"],
                                                            totals["rows_with_sent_at"])),
         "by_event_name": by_event_name,
-        "examples": _examples(p, s, thr, has_sent, limit),
+        "examples": _examples(ds, p, s, thr, has_sent, limit),
     }
+
+
+def _name(v: Any) -> str:
+    return "(none)" if v is None else str(v)
 
 
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def _overall_quantiles(p: ir.Table, delays: ir.Table, has_sent: bool) -> dict[str, float | None]:
+def _overall_quantiles(ds: Dataset, p: ir.Table, delays: ir.Table, has_sent: bool) -> dict[str, float | None]:
     out: dict[str, float | None] = dict.fromkeys(_QUANT_KEYS)
     for col, q, key in (("skew_s", 0.5, "skew_p50_s"), ("abs_skew_s", 0.95, "skew_p95_abs_s")):
-        rows = records(exact_quantiles(p, col, {"q": q}))
+        rows = ds.fetch(f"timing.{key}", exact_quantiles(p, col, {"q": q}))
         out[key] = rows[0]["q"] if rows else None
     if has_sent:
-        rows = records(exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}))
+        rows = ds.fetch("timing.delay", lambda: exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}))
         if rows:
             out["delivery_delay_p50_s"], out["delivery_delay_p95_s"] = rows[0]["p50"], rows[0]["p95"]
     return out
 
 
-def _hour_offsets(p: ir.Table) -> list[dict[str, int]]:
+def _hour_offsets(ds: Dataset, p: ir.Table) -> list[dict[str, int]]:
     w = p.filter(p.hour_offset.notnull())
     g = w.group_by("hour_offset").aggregate(keys=w.count()).order_by([ibis.desc("keys"), "hour_offset"])
-    return [{"offset_s": int(r["hour_offset"]) * 3600, "keys": int(r["keys"])} for r in records(g)]
+    return [{"offset_s": int(r["hour_offset"]) * 3600, "keys": int(r["keys"])}
+            for r in ds.fetch("timing.hour_offsets", lambda: g)]
 
 
-def _examples(p: ir.Table, s: ir.Table, thr: int, has_sent: bool,
+def _examples(ds: Dataset, p: ir.Table, s: ir.Table, thr: int, has_sent: bool,
               limit: int) -> dict[str, list[dict[str, Any]]]:
     keys = [c for c in ("pixel_id", "event_name", "event_id") if c in p.columns]
     key_cols = [*keys, "browser_time", "server_time", "skew_s", "server_source_file", "server_line"]
     order = ["first_time", *keys]
     out: dict[str, list[dict[str, Any]]] = {}
-    out["skew_over_threshold"] = records(p.filter(p.abs_skew_s > thr).order_by(order).limit(limit)
-                                          .select(*key_cols))
-    out["skew_whole_hours"] = records(p.filter(p.hour_offset.notnull()).order_by(order).limit(limit)
-                                       .select(*key_cols, offset_h=p.hour_offset))
+    out["skew_over_threshold"] = ds.fetch("timing.ex.skew_over_threshold", lambda: p.filter(
+        p.abs_skew_s > thr).order_by(order).limit(limit).select(*key_cols))
+    out["skew_whole_hours"] = ds.fetch("timing.ex.skew_whole_hours", lambda: p.filter(
+        p.hour_offset.notnull()).order_by(order).limit(limit).select(*key_cols, offset_h=p.hour_offset))
     row_cols = ["source_file", "line", "event_name", "event_id", "event_time", "event_time_raw"]
     row_order = ["event_time", "file_index", "line"]
-    out["event_time_in_ms"] = records(s.filter(s.in_ms).order_by(row_order).limit(limit).select(*row_cols))
-    out["event_time_in_us"] = records(s.filter(s.in_us).order_by(row_order).limit(limit).select(*row_cols))
+    out["event_time_in_ms"] = ds.fetch("timing.ex.in_ms", lambda: s.filter(s.in_ms).order_by(row_order)
+                                       .limit(limit).select(*row_cols))
+    out["event_time_in_us"] = ds.fetch("timing.ex.in_us", lambda: s.filter(s.in_us).order_by(row_order)
+                                       .limit(limit).select(*row_cols))
     if has_sent:
         for name, flag in (("stale_over_7d", s.stale), ("future", s.future)):
-            out[name] = records(s.filter(flag).order_by(row_order).limit(limit)
+            out[name] = ds.fetch(f"timing.ex.{name}", s.filter(flag).order_by(row_order).limit(limit)
                                  .select(*row_cols, "sent_at", "delay_s"))
     return {k: [mask_row(r) for r in v] for k, v in out.items()}
 
@@ -360,6 +374,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
     earliest server row of each paired key with ``skew_over_threshold`` or ``skew_whole_hours``
     (``warning``)."""
     config = config or Config()
+    ds = ds.using(config)
     opts = options(config)
     thr = int(opts["skew_threshold_s"])
     s = annotated_server_rows(ds, config)
@@ -378,7 +393,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
     parts.append(rows(s.in_us, "event_time_in_us", "error", raw))
     parts.append(rows(s.stale, "stale_over_7d", "error", delay))
     parts.append(rows(s.future, "future", "warning", delay))
-    p = paired_skews(ds, config)
+    p = paired_skews(ds)
     for finding, flag in (("skew_over_threshold", p.abs_skew_s > thr),
                           ("skew_whole_hours", p.hour_offset.notnull())):
         t = p.filter(flag)

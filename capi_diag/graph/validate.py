@@ -170,10 +170,10 @@ def validate_events(events: Sequence[Mapping[str, Any]], *, config: Config | Non
 class _Runner:
     """One in-memory DuckDB per process holding the batch under validation.
 
-    Each batch replaces the canonical tables' contents and runs every section's ``failing_rows``
-    expression afresh. The compiled SQL is deliberately not reused across batches: the analyses'
-    expressions may cache intermediate tables of the batch they were built on (``rules.row_validity``
-    does), so SQL compiled for one batch can read another batch's rows. The lock keeps concurrent
+    Each batch replaces the canonical tables' contents (which drops every measure built from the
+    previous batch: :meth:`capi_diag.db.Database.tables_changed`) and runs each section's
+    ``failing_rows`` query. The query's SQL is compiled once and reused for every batch: it names
+    the tables and holds no rows, so a batch always reads its own rows. The lock keeps concurrent
     page sessions apart.
     """
 
@@ -185,14 +185,17 @@ class _Runner:
             sections: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         with self.lock:
-            ds = Dataset.from_records(server=records, db=self.db)
+            ds = Dataset.from_records(server=records, db=self.db).using(config)
             for section in sections:
                 mod = _analysis(section)
                 if mod is None or not hasattr(mod, "failing_rows"):
                     continue
-                table = mod.failing_rows(ds, config).select(*FAILING_ROW_COLUMNS)
-                df = table.filter(table.role == "server").to_pyarrow()
-                out[section] = df.to_pylist()
+
+                def build(mod: Any = mod) -> Any:
+                    table = mod.failing_rows(ds, config).select(*FAILING_ROW_COLUMNS)
+                    return table.filter(table.role == "server")
+
+                out[section] = ds.fetch(f"validate.{section}.failing_rows", build)
         return out
 
 
