@@ -130,7 +130,9 @@ class Dataset:
         """The canonical table of ``role`` with the dataset's filters applied (a named view)."""
         return _named(f"{engine.VIEW_PREFIX}{Role(role).value}{engine.SCOPE}", canonical_schema())
 
-    raw_events = events
+    def raw_events(self, role: Role | str) -> ir.Table:
+        """The canonical table of ``role`` without the filters (the sidebar's choices, the demo copy)."""
+        return _named(Role(role).table, canonical_schema())
 
     def measure(self, name: str) -> ir.Table:
         """The shared measurement ``name`` of :mod:`capi_diag.measures` as a table: materialized once

@@ -291,6 +291,11 @@ def _paired_rows(ds: Dataset) -> ir.Table:
     return paired_rows_expr(ds)
 
 
+@register("user_data_values")
+def _user_data_values(ds: Dataset) -> ir.Table:
+    return rules.server_values_expr(ds)
+
+
 @register("server_validity")
 def _server_validity(ds: Dataset) -> ir.Table:
     return rules.server_validity_expr(ds)

@@ -277,12 +277,12 @@ def placeholder(v: ir.StringValue) -> ir.BooleanValue:
     return v.re_search(PLACEHOLDER_RE)
 
 
+NON_BROWSER_RE = "(?:" + "|".join(re.escape(t) for t in NON_BROWSER_TOKENS) + ")"
+"""Any of :data:`NON_BROWSER_TOKENS` (one alternation: one pass over the text instead of one per token)."""
+
+
 def non_browser(v: ir.StringValue) -> ir.BooleanValue:
-    low = v.lower()
-    out: ir.BooleanValue = ibis.literal(False)
-    for token in NON_BROWSER_TOKENS:
-        out = out | low.contains(token)
-    return out
+    return v.lower().re_search(NON_BROWSER_RE)
 
 
 def url_fbclid(url: ir.StringValue) -> ir.StringValue:
@@ -464,19 +464,54 @@ def _field_defects(f: str, b: ir.Table) -> dict[str, ir.BooleanValue]:
     return {"hashed": sh, "non_browser": b._nb, "placeholder": plh}
 
 
+def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date | None = None) -> ir.Table:
+    """One row per non-empty ``user_data`` value of ``table``: ``_rid`` (the row's ``row_id``), ``_f``
+    (the field), ``_url`` (the row's URL fbclid, for ``fbc`` values) and one column per primitive a
+    rule needs, each computed once per value: ``_sh`` (hash-shaped), ``_emp`` / ``_phh`` (hash of the
+    empty string / of a placeholder), ``_upper`` (uppercase hex), ``_fmt`` (a well-formed fbp/fbc),
+    ``_plh`` (a placeholder text), ``_spc`` (a hash with surrounding whitespace), ``_ipk`` (the IP
+    kind), ``_nb`` (an HTTP client's user agent), ``_seg`` (the fbclid of an fbc) and ``_alw`` (the
+    hash of an allowed ge/country/db value). The engine materializes it (the ``user_data_values``
+    measure) so that the aggregation in :func:`row_validity` reads each primitive as a stored column
+    instead of re-evaluating its expression inside every defect."""
+    parts = []
+    for f in fields:
+        url = url_fbclid(table.event_source_url) if f == "fbc" else ibis.null("string")
+        parts.append(table.select(_rid=table.row_id, _f=ibis.literal(f), _v=table[f].unnest(), _url=url))
+    values = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+    values = values.filter(nonempty(values._v))
+    lookup = allowed_hash_table(today)
+    j = values.left_join(lookup, [values._f == lookup.field, values._v.substr(0, 64).lower() == lookup.h])
+    v, f_ = j._v, j._f
+    return j.select(
+        _rid=j._rid, _f=f_, _url=j._url,
+        _sh=hash_shaped(v),
+        _emp=hashed_empty(v),
+        _phh=hashed_placeholder(v),
+        _upper=v.substr(0, 64) != v.substr(0, 64).lower(),
+        _fmt=ibis.cases((f_ == "fbp", v.re_search(FBP_RE)), (f_ == "fbc", v.re_search(FBC_RE)), else_=False),
+        _plh=placeholder(v),
+        _spc=ibis.ifelse(f_.isin(list(HASHED_FIELDS)), v.re_search(SPACED_HASH_RE), False),
+        _ipk=ibis.ifelse(f_ == "client_ip_address", ip_kind(v), ibis.null("string")),
+        _nb=ibis.ifelse(f_ == "client_user_agent", non_browser(v), False),
+        _seg=ibis.ifelse(f_ == "fbc", fbc_fbclid(v), ""),
+        _alw=j.h.notnull(),
+    )
+
+
 def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
-                 today: dt.date | None = None, absent: Iterable[str] = ()) -> ir.Table:
+                 today: dt.date | None = None, absent: Iterable[str] = (),
+                 values: ir.Table | None = None) -> ir.Table:
     """One row per row of ``table`` with ``<field>_present``, ``<field>_valid`` and
     ``<field>_<defect>`` booleans (see the module docstring), plus ``row_id``, :data:`ROW_COLUMNS`
     and ``keep``.
 
-    One pass, set-based: every field's list is unnested once into one value table ``(row, field,
-    value)``; each primitive a rule needs (hash-shaped, the lowercased hex, the fbp/fbc format, the
-    placeholder test, the IP kind, the HTTP-client test, membership in the allowed hashes) is one
-    column computed once per value; one aggregation by row folds them into every field's defect
-    flags; one left join brings back the rows without any value. Fields listed in ``absent`` (the
-    log has no such column: :meth:`Dataset.has`) get constant false columns without being scanned.
-    ``table`` needs a unique ``row_id`` (every canonical table has one).
+    One pass, set-based: every field's list is unnested once into one value table (row, field,
+    value, primitives: :func:`value_primitives`, or ``values`` when the caller stored it); one
+    aggregation by row folds the primitives into every field's defect flags; one left join brings
+    back the rows without any value. Fields listed in ``absent`` (the log has no such column:
+    :meth:`Dataset.has`) get constant false columns without being scanned. ``table`` needs a unique
+    ``row_id`` (every canonical table has one).
     """
     fields = tuple(fields)
     for f in fields:
@@ -487,34 +522,9 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
     scanned = [f for f in fields if f not in skip]
     has_fbc = "fbc" in fields
 
-    parts = []
-    for f in scanned:
-        url = url_fbclid(table.event_source_url) if f == "fbc" else ibis.null("string")
-        parts.append(table.select(_rid=table.row_id, _f=ibis.literal(f), _v=table[f].unnest(), _url=url))
-    flags: dict[str, ir.Value] = {}
-    if parts:
-        values = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
-        values = values.filter(nonempty(values._v))
-        v, f_ = values._v, values._f
-        lookup = allowed_hash_table(today)
-        hexl = v.substr(0, 64).lower()
-        j = values.left_join(lookup, [f_ == lookup.field, hexl == lookup.h])
-        v, f_ = j._v, j._f
-        b = j.select(
-            _rid=j._rid, _f=f_, _url=j._url,
-            _sh=hash_shaped(v),
-            _emp=hashed_empty(v),
-            _phh=hashed_placeholder(v),
-            _upper=v.substr(0, 64) != v.substr(0, 64).lower(),
-            _fmt=ibis.cases((f_ == "fbp", v.re_search(FBP_RE)), (f_ == "fbc", v.re_search(FBC_RE)),
-                            else_=False),
-            _plh=placeholder(v),
-            _spc=ibis.ifelse(f_.isin(list(HASHED_FIELDS)), v.re_search(SPACED_HASH_RE), False),
-            _ipk=ibis.ifelse(f_ == "client_ip_address", ip_kind(v), ibis.null("string")),
-            _nb=ibis.ifelse(f_ == "client_user_agent", non_browser(v), False),
-            _seg=ibis.ifelse(f_ == "fbc", fbc_fbclid(v), ""),
-            _alw=j.h.notnull(),
-        )
+    if scanned:
+        b = values if values is not None else value_primitives(table, scanned, today=today)
+        flags: dict[str, ir.Value] = {}
         for f in scanned:
             is_f = b._f == f
             flags[f"_{f}_n"] = is_f.any()
@@ -534,7 +544,7 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
     if has_fbc:
         pre["_url_fbclid"] = url_fbclid(table.event_source_url)
     base = table.select(**pre)
-    g = base.left_join(per, base.row_id == per._rid2) if parts else base
+    g = base.left_join(per, base.row_id == per._rid2) if scanned else base
 
     out: dict[str, ir.Value] = {c: g[c] for c in keep_cols}
     false = ibis.literal(False)
@@ -565,11 +575,25 @@ SHARED_KEEP: tuple[str, ...] = (
 contract read)."""
 
 
+def server_fields(ds: Dataset) -> list[str]:
+    """The ``user_data`` keys the server log carried (the others are not scanned)."""
+    return [f for f in USER_DATA_KEYS if ds.has("server", f)]
+
+
+def server_values_expr(ds: Dataset) -> ir.Table:
+    """:func:`value_primitives` of the dataset's server rows (the ``user_data_values`` measure)."""
+    return value_primitives(ds.events("server"), server_fields(ds))
+
+
 def server_validity_expr(ds: Dataset) -> ir.Table:
     """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
-    :data:`SHARED_KEEP` (the ``server_validity`` measure of :mod:`capi_diag.measures`)."""
-    absent = [f for f in USER_DATA_KEYS if not ds.has("server", f)]
-    return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
+    :data:`SHARED_KEEP` (the ``server_validity`` measure of :mod:`capi_diag.measures`), aggregated
+    from the stored ``user_data_values`` measure."""
+    present = server_fields(ds)
+    absent = [f for f in USER_DATA_KEYS if f not in present]
+    values = ds.measure("user_data_values") if present else None
+    return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent,
+                        values=values)
 
 
 def server_validity(ds: Dataset) -> ir.Table:

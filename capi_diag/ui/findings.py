@@ -43,7 +43,9 @@ def finding_counts(ds: Dataset, config: Config) -> pd.DataFrame:
     cols = ["section", "finding", "severity", "rows"]
     if t is None:
         return pd.DataFrame(columns=cols)
-    df = t.group_by(["section", "finding", "severity"]).aggregate(rows=t.count()).execute()
+    ds = ds.using(config)
+    df = ds.fetch_arrow("ui.finding_counts",
+                        t.group_by(["section", "finding", "severity"]).aggregate(rows=t.count())).to_pandas()
     df["rows"] = df["rows"].astype(int)
     df["_sev"] = (df["severity"] != "error").astype(int)
     df = df.sort_values(["_sev", "rows", "section", "finding"], ascending=[True, False, True, True])
@@ -55,9 +57,12 @@ def finding_csv(ds: Dataset, config: Config, section: str | None, finding: str |
     t = all_failing_rows(ds, config)
     if t is None:
         return (",".join(FAILING_ROW_COLUMNS) + "\n").encode()
+    ds = ds.using(config)
     if finding is not None:
         t = t.filter((t.section == section) & (t.finding == finding))
-    table = t.order_by(["section", "finding", "role", "source_file", "line"]).to_pyarrow()
+        table = ds.query(t.order_by(["section", "finding", "role", "source_file", "line"]))
+    else:
+        table = ds.fetch_arrow("ui.failing_rows", t.order_by(["section", "finding", "role", "source_file", "line"]))
     buf = io.BytesIO()
     pacsv.write_csv(table, buf)
     return buf.getvalue()
@@ -91,7 +96,7 @@ def lookup(ds: Dataset, config: Config, value: str) -> Lookup:
         if ds.has(role, "order_id"):
             pred = pred | (t.order_id == value)
         found = t.filter(pred).order_by(["event_time", "file_index", "line"]).limit(LOOKUP_LIMIT)
-        rows[role] = found.to_pyarrow().to_pylist()
+        rows[role] = ds.query(found).to_pylist()
     if not (rows["browser"] or rows["server"]):
         return Lookup(value, [], [], pd.DataFrame(columns=list(FAILING_ROW_COLUMNS)))
     findings = _touching(ds, config, value, rows)
@@ -107,7 +112,8 @@ def _touching(ds: Dataset, config: Config, value: str,
     for role, found in rows.items():
         for r in found:
             pred = pred | ((t.role == role) & (t.source_file == r["source_file"]) & (t.line == r["line"]))
-    df = t.filter(pred).order_by(["section", "finding", "role", "source_file", "line"]).limit(500).execute()
+    df = ds.using(config).query(t.filter(pred).order_by(["section", "finding", "role", "source_file", "line"])
+                                .limit(500)).to_pandas()
     return df.astype(object).where(df.notna(), None)
 
 

@@ -19,7 +19,8 @@ def delay_bins(ds: Dataset, config: Config) -> pd.DataFrame:
         return pd.DataFrame(columns=["label", "rows"])
     s = timing.annotated_server_rows(ds, config)
     s = s.filter(s.delay_s.notnull())
-    counts = bucket_counts(s, "delay_s", [(lo, hi) for _, lo, hi in DELAY_BUCKETS])
+    counts = bucket_counts(ds.using(config), "ui.delay_bins", s, "delay_s",
+                           [(lo, hi) for _, lo, hi in DELAY_BUCKETS])
     if not counts:
         return pd.DataFrame(columns=["label", "rows"])
     return pd.DataFrame([{"label": label, "rows": counts.get(i, 0)} for i, (label, _, _) in enumerate(DELAY_BUCKETS)])

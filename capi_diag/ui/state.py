@@ -172,7 +172,7 @@ def _close_quietly(db: Database, dataset: Dataset | None = None) -> None:
     """Drop the dataset's materialized measurements, then close the database (their finalizers
     would otherwise run against a closed connection)."""
     if dataset is not None:
-        dataset.release_shared()
+        dataset.release()
     try:
         db.close()
     except Exception:  # noqa: BLE001 - closing an already-closed connection is fine
@@ -184,13 +184,16 @@ def filter_options(ds: Dataset) -> FilterOptions:
     parts = [ds.raw_events(role).select("event_time", "event_name") for role in ("browser", "server")]
     both = ibis.union(*parts)
     with ds.db.lock:
-        span = both.aggregate(lo=both.event_time.min(), hi=both.event_time.max()).execute().iloc[0]
-        names = both.select("event_name").distinct().order_by("event_name").limit(500).execute()
+        span = ds.fetch_arrow("ui.span", lambda: both.aggregate(lo=both.event_time.min(),
+                                                                   hi=both.event_time.max())).to_pandas().iloc[0]
+        names = ds.fetch_arrow("ui.names", lambda: both.select("event_name").distinct().order_by("event_name")
+                               .limit(500)).to_pandas()
         pixels: list[str] = []
         for role in ("browser", "server"):
             if ds.has(role, "pixel_id"):
                 t = ds.raw_events(role)
-                found = t.filter(t.pixel_id.notnull()).select("pixel_id").distinct().limit(200).execute()
+                found = ds.fetch_arrow(f"ui.pixels.{role}", t.filter(t.pixel_id.notnull()).select("pixel_id")
+                                       .distinct().limit(200)).to_pandas()
                 pixels += [p for p in found["pixel_id"].tolist() if p not in pixels]
     return FilterOptions(_day(span["lo"]), _day(span["hi"]), tuple(str(n) for n in names["event_name"].tolist()),
                          tuple(sorted(pixels)))
@@ -304,7 +307,8 @@ def _demo_snapshot(browser: str, server: str, mtimes: tuple[float, float]) -> De
     try:
         an = ws.analysis()
         with ws.db.lock:
-            tables = {role: ws.dataset.raw_events(role).to_pyarrow() for role in ("browser", "server")}
+            tables = {role: ws.dataset.fetch_arrow(f"ui.copy.{role}", ws.dataset.raw_events(role))
+                      for role in ("browser", "server")}
         return DemoSnapshot(tables, dict(ws.dataset.present), ws.dataset.inputs, an.report, an.rows,
                             ws.import_seconds, an.seconds, ws.options or filter_options(ws.dataset))
     finally:

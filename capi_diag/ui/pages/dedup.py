@@ -32,7 +32,8 @@ layout.examples(result, key="dedup_examples",
                 only=("outside_window", "browser_only", "server_only", "duplicate_server_rows",
                       "duplicate_browser_rows", "reused_event_id"))
 
-by_hour = an.keep("dedup_by_hour", lambda: dedup.pairing_by_hour(an.dataset, an.config).execute())
+by_hour = an.keep("dedup_by_hour", lambda: an.dataset.using(an.config).fetch_arrow(
+    "ui.pairing_by_hour", dedup.pairing_by_hour(an.dataset, an.config)).to_pandas())
 st.plotly_chart(charts.pairing_over_time(views.pairing_over_time(by_hour)), key="dedup_over_time")
 
 st.subheader("Every number, with its fix")
