@@ -135,9 +135,9 @@ def key_table_expr(ds: Dataset) -> ir.Table:
     its earliest row); ``browser_rows`` / ``server_rows`` (rows of the key in each log);
     ``first_time`` (earliest ``event_time`` over both logs); the earliest browser row
     (``browser_time``, ``browser_file_index``, ``browser_line``, ``browser_source_file``,
-    ``browser_fbp``) and ``browser_last_time``; the earliest server row (``server_time``,
-    ``server_file_index``, ``server_line``, ``server_source_file``, ``server_fbp``,
-    ``server_sent_at``) and ``server_last_time``; ``skew_s`` = ``server_time - browser_time`` for
+    ``browser_fbp``, ``browser_row_id``) and ``browser_last_time``; the earliest server row
+    (``server_time``, ``server_file_index``, ``server_line``, ``server_source_file``, ``server_fbp``,
+    ``server_sent_at``, ``server_row_id``) and ``server_last_time``; ``skew_s`` = ``server_time - browser_time`` for
     paired keys (null otherwise).
 
     Pairing is exact without a many-to-many join: rows of a key from both logs are sorted by time,
@@ -163,12 +163,14 @@ def key_table_expr(ds: Dataset) -> ir.Table:
         browser_time=u.event_time.max(where=fb),
         browser_file_index=u.file_index.max(where=fb),
         browser_line=u.line.max(where=fb),
+        browser_row_id=u.row_id.max(where=fb),
         browser_source_file=u.source_file.max(where=fb),
         browser_fbp=u.fbp.max(where=fb),
         browser_last_time=u.event_time.max(where=isb),
         server_time=u.event_time.max(where=fs),
         server_file_index=u.file_index.max(where=fs),
         server_line=u.line.max(where=fs),
+        server_row_id=u.row_id.max(where=fs),
         server_source_file=u.source_file.max(where=fs),
         server_fbp=u.fbp.max(where=fs),
         server_sent_at=u.sent_at.max(where=fs),
@@ -205,12 +207,14 @@ def key_table_expr(ds: Dataset) -> ir.Table:
         browser_time=j.browser_time,
         browser_file_index=j.browser_file_index,
         browser_line=j.browser_line,
+        browser_row_id=j.browser_row_id,
         browser_source_file=j.browser_source_file,
         browser_fbp=j.browser_fbp,
         browser_last_time=j.browser_last_time,
         server_time=j.server_time,
         server_file_index=j.server_file_index,
         server_line=j.server_line,
+        server_row_id=j.server_row_id,
         server_source_file=j.server_source_file,
         server_fbp=j.server_fbp,
         server_sent_at=j.server_sent_at,
@@ -266,18 +270,18 @@ def _reasons(agg: ir.Table, keys: Sequence[str], probable_s: int) -> ir.Table:
 
 def paired_rows_expr(ds: Dataset) -> ir.Table:
     """For each paired key: the key columns, then every canonical column of the key's earliest
-    browser row prefixed ``b_`` and of its earliest server row prefixed ``s_``."""
+    browser row prefixed ``b_`` and of its earliest server row prefixed ``s_`` (joined by the row ids
+    the key table kept: no second ranking of the rows)."""
     keys = list(key_columns(ds))
     kt = ds.measure("key_table")
-    kt = kt.filter(kt.category == "paired").select(*keys)
+    kt = kt.filter(kt.category == "paired").select(*keys, "browser_row_id", "server_row_id")
 
-    def earliest(role: str, prefix: str) -> ir.Table:
-        t = ranked_rows(ds, role)
-        t = t.filter(t.copy == 0).drop("copy")
+    def prefixed(role: str, prefix: str) -> ir.Table:
+        t = ds.events(role)
         return t.rename({f"{prefix}{c}": c for c in t.columns})
 
-    b, s = earliest("browser", "b_"), earliest("server", "s_")
-    j = kt.join(b, key_preds(kt, b, keys, "", "b_")).join(s, key_preds(kt, s, keys, "", "s_"))
+    b, s = prefixed("browser", "b_"), prefixed("server", "s_")
+    j = kt.join(b, kt.browser_row_id == b.b_row_id).join(s, kt.server_row_id == s.s_row_id)
     return j.select(*keys, *b.columns, *s.columns)
 
 

@@ -300,25 +300,26 @@ _EXAMPLE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def _row_examples(ds: Dataset, a: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
-    """Up to ``limit`` rows per rule, earliest first, fetched in one query (a rank per rule)."""
+    """Up to ``limit`` rows per rule, earliest first, fetched in one query (the first rows of each
+    rule, unioned: a top-N per rule instead of a ranking of every row)."""
     cols = ["source_file", "line", "event_name", "event_id", "event_time"]
     extra = sorted({c for r in ROW_RULES for c in _EXAMPLE_COLUMNS[r]})
-    ranks = [f"_rank_{r}" for r in ROW_RULES]
+    order = ["event_time", "file_index", "line", "row_id"]
 
     def build() -> ir.Table:
-        order = [a.event_time, a.file_index, a.line, a.row_id]
-        ranked = a.mutate(**{f"_rank_{r}": ibis.ifelse(
-            a[r], ibis.row_number().over(group_by=a[r], order_by=order), ibis.null("int64")) for r in ROW_RULES})
-        keep = ranked.filter(ibis.or_(*[ranked[f"_rank_{r}"] < limit for r in ROW_RULES]))
-        return keep.select(*cols, *extra, *ranks, *[f"{r}__detail" for r in ROW_RULES], *ROW_RULES,
-                           "file_index", "row_id").order_by(["event_time", "file_index", "line", "row_id"])
+        parts = []
+        for r in ROW_RULES:
+            f = a.filter(a[r]).order_by(order).limit(limit)
+            parts.append(f.select(*cols, *extra, "file_index", "row_id", detail=f[f"{r}__detail"],
+                                  rule=ibis.literal(r)))
+        return ibis.union(*parts, distinct=False)
 
-    fetched = ds.fetch("contract.row_examples", build)
+    fetched = ds.fetch("contract.row_examples", build) if limit > 0 else []
+    fetched.sort(key=lambda rec: tuple(rec[c] for c in order))
     out: dict[str, list[dict[str, Any]]] = {}
     for r in ROW_RULES:
-        rows = [rec for rec in fetched if rec[r] and _n(rec[f"_rank_{r}"]) < limit]
-        out[r] = [mask_row({**{c: rec[c] for c in (*cols, *_EXAMPLE_COLUMNS[r])}, "detail": rec[f"{r}__detail"]})
-                  for rec in rows]
+        out[r] = [mask_row({**{c: rec[c] for c in (*cols, *_EXAMPLE_COLUMNS[r])}, "detail": rec["detail"]})
+                  for rec in fetched if rec["rule"] == r]
     return out
 
 
