@@ -464,6 +464,11 @@ def _field_defects(f: str, b: ir.Table) -> dict[str, ir.BooleanValue]:
     return {"hashed": sh, "non_browser": b._nb, "placeholder": plh}
 
 
+_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
+    [d for ds_ in DEFECTS.values() for d in ds_] + ["_invalid"]))}
+"""One bit per defect name (and one for "invalid"), for the per-value masks of :func:`row_validity`."""
+
+
 def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date | None = None) -> ir.Table:
     """One row per non-empty ``user_data`` value of ``table``: ``_rid`` (the row's ``row_id``), ``_f``
     (the field), ``_url`` (the row's URL fbclid, for ``fbc`` values) and one column per primitive a
@@ -524,21 +529,29 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
 
     if scanned:
         b = values if values is not None else value_primitives(table, scanned, today=today)
-        flags: dict[str, ir.Value] = {}
+        # Each value's defects become bits of one integer (its field decides which rules apply);
+        # one BIT_OR per (row, field) and one pivot per row fold them, instead of one BOOL_OR per
+        # (field, defect) over every value.
+        masks = []
         for f in scanned:
-            is_f = b._f == f
-            flags[f"_{f}_n"] = is_f.any()
             if f not in DEFECTS:
                 continue
             defects = _field_defects(f, b)
-            for name, expr in defects.items():
-                flags[f"{f}_{name}"] = (is_f & expr).any()
-            flags[f"_{f}_invalid"] = (is_f & _invalid(f, defects)).any()
             if f == "fbc":
                 seg, url_id = b._seg, b._url
-                flags["fbc_modified_fbclid"] = (is_f & (url_id != "") & (seg != "") & (seg != url_id)
-                                                & (seg.lower() == url_id.lower())).any()
-        per = b.group_by(_rid2=b._rid).aggregate(**flags)
+                defects = {**defects, "modified_fbclid": (url_id != "") & (seg != "") & (seg != url_id)
+                           & (seg.lower() == url_id.lower())}
+            bits = [ibis.ifelse(expr, _BIT[name], 0) for name, expr in defects.items()]
+            bits.append(ibis.ifelse(_invalid(f, defects), _BIT["_invalid"], 0))
+            mask = bits[0]
+            for bit in bits[1:]:
+                mask = mask + bit
+            masks.append((b._f == f, mask))
+        m = b.mutate(_m=ibis.cases(*masks, else_=0) if masks else ibis.literal(0))
+        per_field = m.group_by(["_rid", "_f"]).aggregate(_m=m._m.bit_or())
+        per = per_field.group_by(_rid2=per_field._rid).aggregate(
+            **{f"_{f}_m": ibis.ifelse(per_field._f == f, per_field._m, ibis.null("int64")).max()
+               for f in scanned})
 
     pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
     if has_fbc:
@@ -554,17 +567,18 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
             for name in DEFECTS.get(f, ()):
                 out[f"{f}_{name}"] = (g._url_fbclid != "") if name == "missing_with_fbclid" else false
             continue
-        present = g[f"_{f}_n"].fill_null(False)
+        mask = g[f"_{f}_m"]
+        present = mask.notnull()
         out[f"{f}_present"] = present
         if f not in DEFECTS:
             out[f"{f}_valid"] = present
             continue
-        out[f"{f}_valid"] = present & ~g[f"_{f}_invalid"].fill_null(False)
+        out[f"{f}_valid"] = present & ((mask.fill_null(0) & _BIT["_invalid"]) == 0)
         for name in DEFECTS[f]:
             if f == "fbc" and name == "missing_with_fbclid":
                 out[f"{f}_{name}"] = (g._url_fbclid != "") & ~present
             else:
-                out[f"{f}_{name}"] = g[f"{f}_{name}"].fill_null(False)
+                out[f"{f}_{name}"] = (mask.fill_null(0) & _BIT[name]) != 0
     return g.select(**out)
 
 
