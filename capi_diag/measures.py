@@ -116,10 +116,17 @@ def keyed_rows(ds: Dataset, role: str, keys: Sequence[str]) -> ir.Table:
 def ranked_rows(ds: Dataset, role: str) -> ir.Table:
     """The rows of ``role`` that carry an ``event_id``, with ``copy``: 0 for the earliest row of its
     key in that log, 1, 2... for the later ones (the duplicates)."""
-    keys = key_columns(ds)
+    keys = list(key_columns(ds))
     t = ds.events(role)
     t = t.filter(has_event_id(t))
-    return t.mutate(copy=ibis.row_number().over(group_by=list(keys), order_by=list(ROW_ORDER)))
+    # Only keys the log sent more than once need a ranking (the key table counts rows per key):
+    # every other row is its key's only row, copy 0.
+    kt = ds.measure("key_table")
+    multi = kt.filter(kt[f"{role}_rows"] > 1).select(*keys)
+    single = t.anti_join(multi, key_preds(t, multi, keys)).mutate(copy=ibis.literal(0, "int64"))
+    many = t.semi_join(multi, key_preds(t, multi, keys))
+    many = many.mutate(copy=ibis.row_number().over(group_by=keys, order_by=list(ROW_ORDER)))
+    return ibis.union(single, many, distinct=False)
 
 
 # -- the shared key table ------------------------------------------------------------------------

@@ -182,7 +182,9 @@ def annotate_expr(ds: Dataset) -> ir.Table:
     for rule, (flag, detail) in flags.items():
         cols[rule] = flag.fill_null(False)
         cols[f"{rule}__detail"] = detail
-    return v.mutate(**cols)
+    kept = ("row_id", "source_file", "file_index", "line", "event_name", "event_id", "event_time", "value",
+            "currency", "action_source", "event_source_url", "test_event_code")
+    return v.select(*kept, **cols)
 
 
 # -- value_mismatch (paired keys) ------------------------------------------------------------------

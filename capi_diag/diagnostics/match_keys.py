@@ -225,6 +225,11 @@ def repeated_values(ds: Dataset, rows: int, opts: Mapping[str, Any]) -> list[dic
         for f in fields:
             t = server.select(rid=server.row_id, v=server[f]).unnest("v")
             t = t.filter(rules.nonempty(t.v))
+            # A value carried by fewer than ``threshold`` list entries cannot be on ``threshold``
+            # rows: count rows exactly only for the few candidates.
+            cand = t.group_by("v").aggregate(_k=t.count())
+            cand = cand.filter(cand._k >= threshold).select(cv="v")
+            t = t.semi_join(cand, t.v == cand.cv)
             parts.append(t.group_by("v").aggregate(n=t.rid.nunique()).mutate(field=ibis.literal(f)))
         u = ibis.union(*parts) if len(parts) > 1 else parts[0]
         u = u.filter(u.n >= threshold)
