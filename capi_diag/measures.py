@@ -275,8 +275,16 @@ def _reasons(agg: ir.Table, keys: Sequence[str], probable_s: int) -> ir.Table:
     return ibis.union(server_res, browser_res, distinct=False)
 
 
+PAIRED_COLUMNS: tuple[str, ...] = (
+    "row_id", "source_file", "file_index", "line", "pixel_id", "event_name", "event_id", "event_time", "sent_at",
+    "fbp", "fbc", "external_id", "client_ip_address", "client_user_agent", "em", "ph", "value", "currency",
+    "order_id",
+)
+"""The columns of each side kept in ``paired_rows`` (what the browser/server comparisons read)."""
+
+
 def paired_rows_expr(ds: Dataset) -> ir.Table:
-    """For each paired key: the key columns, then every canonical column of the key's earliest
+    """For each paired key: the key columns, then the :data:`PAIRED_COLUMNS` of the key's earliest
     browser row prefixed ``b_`` and of its earliest server row prefixed ``s_`` (joined by the row ids
     the key table kept: no second ranking of the rows)."""
     keys = list(key_columns(ds))
@@ -284,7 +292,7 @@ def paired_rows_expr(ds: Dataset) -> ir.Table:
     kt = kt.filter(kt.category == "paired").select(*keys, "browser_row_id", "server_row_id")
 
     def prefixed(role: str, prefix: str) -> ir.Table:
-        t = ds.events(role)
+        t = ds.events(role).select(*PAIRED_COLUMNS)
         return t.rename({f"{prefix}{c}": c for c in t.columns})
 
     b, s = prefixed("browser", "b_"), prefixed("server", "s_")

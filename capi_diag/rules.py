@@ -471,7 +471,7 @@ _BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
 
 def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date | None = None) -> ir.Table:
     """One row per non-empty ``user_data`` value of ``table``: ``_rid`` (the row's ``row_id``), ``_f``
-    (the field), ``_url`` (the row's URL fbclid, for ``fbc`` values) and one column per primitive a
+    (the field), ``_v`` (the value), ``_url`` (the row's URL fbclid, for ``fbc`` values) and one column per primitive a
     rule needs, each computed once per value: ``_sh`` (hash-shaped), ``_emp`` / ``_phh`` (hash of the
     empty string / of a placeholder), ``_upper`` (uppercase hex), ``_fmt`` (a well-formed fbp/fbc),
     ``_plh`` (a placeholder text), ``_spc`` (a hash with surrounding whitespace), ``_ipk`` (the IP
@@ -489,7 +489,7 @@ def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date |
     j = values.left_join(lookup, [values._f == lookup.field, values._v.substr(0, 64).lower() == lookup.h])
     v, f_ = j._v, j._f
     return j.select(
-        _rid=j._rid, _f=f_, _url=j._url,
+        _rid=j._rid, _f=f_, _v=v, _url=j._url,
         _sh=hash_shaped(v),
         _emp=hashed_empty(v),
         _phh=hashed_placeholder(v),
@@ -583,10 +583,10 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
 
 
 SHARED_KEEP: tuple[str, ...] = (
-    *MATCH_KEY_FIELDS, "event_time", "value", "currency", "action_source", "event_source_url", "test_event_code",
+    "event_time", "value", "currency", "action_source", "event_source_url", "test_event_code",
 )
 """Server columns kept beside the flags in the ``server_validity`` measure (what match_keys, emq and
-contract read)."""
+contract read; the value lists stay in the events table, joined by ``row_id`` where shown)."""
 
 
 def server_fields(ds: Dataset) -> list[str]:

@@ -49,6 +49,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from capi_diag import measures
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
@@ -107,6 +108,16 @@ def pairing_by_hour(ds: Dataset, config: Config | None = None) -> ir.Table:
     return (kt.group_by("hour")
             .aggregate(keys=kt.count(), **{c: kt.count(where=kt.category == c) for c in CATEGORIES})
             .order_by("hour"))
+
+
+def _reused_measure(role: str) -> None:
+    @measures.register(f"reused_ids_{role}")
+    def build(ds: Dataset) -> ir.Table:
+        return reused_ids(ds.measure("key_table"), key_columns(ds), role, int(options(ds.config)["window_s"]))
+
+
+for _role in ("browser", "server"):
+    _reused_measure(_role)
 
 
 def reused_ids(kt: ir.Table, keys: Sequence[str], role: str, window_s: int) -> ir.Table:
@@ -234,7 +245,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
     reused_examples: list[dict[str, Any]] = []
     limit = int(opts["examples"])
     for role in ("browser", "server"):
-        ids = reused_ids(kt, keys, role, window)
+        ids = ds.measure(f"reused_ids_{role}")
         t = kt.filter(kt[f"{role}_rows"] > 0)
         per = t.semi_join(ids, key_preds(t, ids, idcols))
         add(ds.fetch(f"dedup.reused_rows.{role}", per.group_by("event_name").aggregate(n=per.count())),
@@ -302,10 +313,16 @@ _EXAMPLE_COLUMNS = (
 
 
 def _key_examples(ds: Dataset, kt: ir.Table, keys: Sequence[str], limit: int) -> dict[str, list[dict[str, Any]]]:
-    """Up to ``limit`` keys per category, earliest first (``first_time``, then the key)."""
-    ranked = kt.mutate(_r=ibis.row_number().over(group_by="category", order_by=["first_time", *keys]))
-    rows = ds.fetch("dedup.key_examples", lambda: ranked.filter(ranked._r < limit).order_by(["category", "_r"])
-                    .select(*keys, *_EXAMPLE_COLUMNS))
+    """Up to ``limit`` keys per category, earliest first (``first_time``, then the key): a top-N per
+    category, unioned."""
+    def build() -> ir.Table:
+        parts = [kt.filter(kt.category == c).order_by(["first_time", *keys]).limit(limit)
+                 .select(*keys, *_EXAMPLE_COLUMNS, _c=ibis.literal(i)) for i, c in enumerate(CATEGORIES)]
+        return ibis.union(*parts, distinct=False).order_by(["_c", "first_time", *keys])
+
+    rows = ds.fetch("dedup.key_examples", build) if limit > 0 else []
+    for r in rows:
+        r.pop("_c")
     out: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}
     for r in rows:
         out[r["category"]].append(mask_row(r))
@@ -390,7 +407,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
         dup = rows.filter(rows.copy > 0)
         parts.append(_finding_rows(dup, role, f"duplicate_{role}_rows",
                                    ibis.literal("copy ").concat(dup.copy.cast("string")), "warning"))
-        ids = reused_ids(kt, keys, role, window)
+        ids = ds.measure(f"reused_ids_{role}")
         reused = rows.semi_join(ids, key_preds(rows, ids, idcols))
         parts.append(_finding_rows(reused, role, "reused_event_id", "id used for several names or >48 h",
                                    "error"))

@@ -218,20 +218,19 @@ def repeated_values(ds: Dataset, rows: int, opts: Mapping[str, Any]) -> list[dic
         return []
     threshold = max(int(opts["repeated_value_min_rows"]),
                     math.ceil(float(opts["repeated_value_min_share"]) * rows), 1)
-    server = ds.events("server")
+    if not any(ds.has("server", f) for f in fields):
+        return []
 
     def build() -> ir.Table:
-        parts = []
-        for f in fields:
-            t = server.select(rid=server.row_id, v=server[f]).unnest("v")
-            t = t.filter(rules.nonempty(t.v))
-            # A value carried by fewer than ``threshold`` list entries cannot be on ``threshold``
-            # rows: count rows exactly only for the few candidates.
-            cand = t.group_by("v").aggregate(_k=t.count())
-            cand = cand.filter(cand._k >= threshold).select(cv="v")
-            t = t.semi_join(cand, t.v == cand.cv)
-            parts.append(t.group_by("v").aggregate(n=t.rid.nunique()).mutate(field=ibis.literal(f)))
-        u = ibis.union(*parts) if len(parts) > 1 else parts[0]
+        # The non-empty values are stored once (the ``user_data_values`` measure). A value carried by
+        # fewer than ``threshold`` list entries cannot be on ``threshold`` rows: rows are counted
+        # exactly only for the few candidates.
+        vals = ds.measure("user_data_values")
+        t = vals.filter(vals._f.isin(fields))
+        cand = t.group_by(["_f", "_v"]).aggregate(_k=t.count())
+        cand = cand.filter(cand._k >= threshold).select(cf="_f", cv="_v")
+        t = t.semi_join(cand, [t._f == cand.cf, t._v == cand.cv])
+        u = t.group_by(field=t._f, v=t._v).aggregate(n=t._rid.nunique())
         u = u.filter(u.n >= threshold)
         u = u.mutate(rank=ibis.row_number().over(group_by=u.field, order_by=[ibis.desc(u.n), u.v]))
         return u.filter(u.rank < int(opts["repeated_values_per_field"]))
@@ -249,11 +248,23 @@ def defect_examples(ds: Dataset, rv: ir.Table, limit: int) -> dict[str, list[dic
     if limit <= 0:
         return {}
     def build() -> ir.Table:
-        keep = (*rules.ROW_COLUMNS, *FIELDS)
-        ex = rules.explode_defects(rv, keep=keep)
-        ex = ex.mutate(rank=ibis.row_number().over(group_by=[ex.field, ex.defect],
-                                                   order_by=[ex.file_index, ex.line, ex.event_name]))
-        return ex.filter(ex.rank < limit).order_by("field", "defect", "rank")
+        # The first rows of each (field, defect), unioned (a top-N per defect column), then their
+        # values from the rows themselves (the validity table keeps flags, not the lists).
+        order = ["file_index", "line", "event_name", "row_id"]
+        parts = []
+        for i, (f, d, col) in enumerate(rules.defect_columns()):
+            if not ds.has("server", f) and d != "missing_with_fbclid":
+                continue
+            top = rv.filter(rv[col]).order_by(order).limit(limit)
+            parts.append(top.select("row_id", *rules.ROW_COLUMNS, field=ibis.literal(f), defect=ibis.literal(d),
+                                    rank=ibis.literal(i)))
+        if not parts:
+            parts.append(rv.filter(ibis.literal(False)).select(
+                "row_id", *rules.ROW_COLUMNS, field=ibis.literal(""), defect=ibis.literal(""), rank=ibis.literal(0)))
+        ex = ibis.union(*parts, distinct=False)
+        s = ds.events("server").select("row_id", *FIELDS).rename({f"_s_{c}": c for c in ("row_id", *FIELDS)})
+        j = ex.left_join(s, ex.row_id == s._s_row_id)
+        return j.select(*ex.columns, **{f: j[f"_s_{f}"] for f in FIELDS}).order_by(["rank", *order])
 
     out: dict[str, list[dict[str, Any]]] = {}
     for r in ds.fetch("match_keys.defect_examples", build):
