@@ -336,7 +336,7 @@ def _missing_required_error(label: str, headers: Sequence[str], mapping: _Mappin
 # -- the canonical SELECT ----------------------------------------------------------------------------
 
 def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str, body_code: bool,
-                      row_offset: int = 0) -> str:
+                      row_offset: int = 0, order: str = "rowid") -> str:
     """SQL over ``_capi_stage`` (one VARCHAR column per source header, whatever the format)
     producing the canonical columns plus ``_reject``."""
     text = _quote_ident
@@ -369,7 +369,7 @@ def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str,
 
     cols = canonical_columns()
     select = {
-        "row_id": f"CAST(rowid + {int(row_offset)} AS BIGINT)",
+        "row_id": f"CAST({order} + {int(row_offset)} AS BIGINT)",
         "source_file": _quote_str(name),
         "file_index": str(file_index),
         "line": "_line",
@@ -427,19 +427,19 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
     headers = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
     headers = [h.lstrip("\ufeff") for h in headers]
     malformed = db.fetchall("SELECT DISTINCT line FROM _capi_rej ORDER BY line")
-    db.execute("""CREATE OR REPLACE TEMP TABLE _capi_stage AS
-                  SELECT *, CAST(rowid + 2 AS BIGINT) AS _line, false AS _malformed FROM _capi_raw""")
-    if malformed:
-        # Malformed lines become stage rows that only carry their line number and reason.
-        cols = ", ".join(f"NULL AS {_quote_ident(h)}" for h in
-                         [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")])
-        db.execute(f"""INSERT INTO _capi_stage SELECT {cols}, CAST(line AS BIGINT), true
-                       FROM (SELECT DISTINCT line FROM _capi_rej)""")
-    db.execute("DROP TABLE IF EXISTS _capi_raw")
-    renamed = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_stage)")]
-    for old in renamed:
+    raw_cols = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
+    for old in raw_cols:
         if old.startswith("\ufeff"):
-            db.execute(f"ALTER TABLE _capi_stage RENAME {_quote_ident(old)} TO {_quote_ident(old.lstrip(chr(0xFEFF)))}")
+            db.execute(f"ALTER TABLE _capi_raw RENAME {_quote_ident(old)} TO {_quote_ident(old.lstrip(chr(0xFEFF)))}")
+    # The stage is a view over the rows DuckDB read (no copy): ``_ord`` is the read order (the row id),
+    # ``_line`` the data record's line under the header. Malformed lines become stage rows that only
+    # carry their line number and reason.
+    stage = "SELECT *, CAST(rowid + 2 AS BIGINT) AS _line, false AS _malformed, rowid AS _ord FROM _capi_raw"
+    if malformed:
+        cols = ", ".join(f"NULL AS {_quote_ident(h.lstrip(chr(0xFEFF)))}" for h in raw_cols)
+        stage += (f" UNION ALL SELECT {cols}, CAST(line AS BIGINT), true, NULL "
+                  "FROM (SELECT DISTINCT line FROM _capi_rej)")
+    db.execute(f"CREATE OR REPLACE TEMP VIEW _capi_stage AS {stage}")
     return headers, len(malformed)
 
 
@@ -624,7 +624,7 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
         tz_sql = _quote_str(tz)
         db.execute("CREATE OR REPLACE TEMP TABLE _capi_canon AS " + _canonical_select(
             mapping, name=src.name, file_index=file_index, tz=tz_sql,
-            body_code=body_code, row_offset=row_offset))
+            body_code=body_code, row_offset=row_offset, order="_ord" if report.format == "csv" else "rowid"))
         _summarize(db, report, mapping)
         if report.rows_loaded == 0:
             reasons = ", ".join(f"{k}: {v}" for k, v in report.rejected_reasons.items())
@@ -637,14 +637,22 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
         db.execute(f"INSERT INTO {role.table} SELECT {cols} FROM _capi_canon WHERE _reject IS NULL")
         return report
     finally:
-        for t in ("_capi_stage", "_capi_canon", "_capi_raw", "_capi_lines", "_capi_docs"):
-            db.execute(f"DROP TABLE IF EXISTS {t}")
+        _drop_staging(db)
         inp.close()
+
+
+def _drop_staging(db: Database) -> None:
+    """Drop the staging objects of one file (the CSV stage is a view over ``_capi_raw``)."""
+    kinds = dict(db.fetchall("SELECT table_name, table_type FROM information_schema.tables "
+                             "WHERE table_name LIKE '\\_capi\\_%' ESCAPE '\\'"))
+    for t in ("_capi_stage", "_capi_canon", "_capi_raw", "_capi_lines", "_capi_docs"):
+        if t in kinds:
+            db.execute(f"DROP {'VIEW' if kinds[t] == 'VIEW' else 'TABLE'} IF EXISTS {t}")
 
 
 def _csv_headers(db: Database) -> list[str]:
     return [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_stage)")
-            if r[0] not in ("_line", "_malformed")]
+            if r[0] not in ("_line", "_malformed", "_ord")]
 
 
 def _stage_text(db: Database, inp: _Input, report: FileReport) -> None:
