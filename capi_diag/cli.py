@@ -34,7 +34,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from capi_diag.report import STATUS_ORDER, build_report, render, section_errors
 
     config = Config.load(args.config)
-    db = Database(args.db)
+    db = Database.for_inputs([*args.browser, *args.server], args.db)
     try:
         ds = import_logs(db, browser=args.browser, server=args.server, assume_tz=args.assume_tz)
         report = build_report(ds, config)

@@ -12,7 +12,10 @@ Large inputs: ``memory_limit`` (or ``CAPI_DIAG_MEMORY_LIMIT``) caps DuckDB's mem
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ import duckdb
 
 from capi_diag.engine import Runner
 
+LARGE_INPUT_BYTES = 1 << 30
+LARGE_MEMORY_LIMIT = "2GB"
 _SETTINGS = (
     "SET autoinstall_known_extensions = false",
     "SET autoload_known_extensions = false",
@@ -50,6 +55,7 @@ class Database:
         # One connection serves one session; Streamlit reruns may overlap, so serialize use.
         self.lock = threading.RLock()
         self.runner = Runner(self)
+        self._owned_dir: Path | None = None
 
     @property
     def ibis(self):
@@ -87,6 +93,33 @@ class Database:
         with self.lock:
             self.runner.close()
             self.con.close()
+            if self._owned_dir is not None:
+                shutil.rmtree(self._owned_dir, ignore_errors=True)
+                self._owned_dir = None
+
+    @classmethod
+    def for_inputs(cls, inputs: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str] | None = None,
+                   *, large_bytes: int | None = None) -> Database:
+        """A database sized for ``inputs``: in memory for ordinary logs; for logs over ``large_bytes``
+        (``CAPI_DIAG_LARGE_INPUT_BYTES``, default 1 GiB) a database file in a private temporary folder
+        (removed on close), DuckDB's ``memory_limit`` (``CAPI_DIAG_MEMORY_LIMIT``, default 2GB) and
+        that folder for spilling, so that logs larger than memory spill instead of failing."""
+        limit = large_bytes if large_bytes is not None else int(os.environ.get(
+            "CAPI_DIAG_LARGE_INPUT_BYTES", LARGE_INPUT_BYTES))
+        total = 0
+        for p in inputs:
+            try:
+                total += os.path.getsize(p)
+            except (OSError, TypeError):
+                pass
+        if total <= limit:
+            return cls(path)
+        work = Path(tempfile.mkdtemp(prefix="capi-diag-"))
+        db = cls(path if path is not None else work / "capi.duckdb",
+                 memory_limit=os.environ.get("CAPI_DIAG_MEMORY_LIMIT", LARGE_MEMORY_LIMIT),
+                 temp_dir=work / "spill")
+        db._owned_dir = work
+        return db
 
     def __enter__(self) -> Database:
         return self

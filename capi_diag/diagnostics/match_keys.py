@@ -247,27 +247,25 @@ def defect_examples(ds: Dataset, rv: ir.Table, limit: int) -> dict[str, list[dic
     ``rv`` is a row-validity table that kept the field lists (``keep=FIELDS``)."""
     if limit <= 0:
         return {}
+    columns = [(f, d, col) for f, d, col in rules.defect_columns()
+               if ds.has("server", f) or d == "missing_with_fbclid"]
+    if not columns:
+        return {}
+
     def build() -> ir.Table:
-        # The first rows of each (field, defect), unioned (a top-N per defect column), then their
-        # values from the rows themselves (the validity table keeps flags, not the lists).
+        # The first rows of each (field, defect): a top-N per defect column, unioned (row ids only),
+        # then the rows' columns and values joined once.
         order = ["file_index", "line", "event_name", "row_id"]
-        parts = []
-        for i, (f, d, col) in enumerate(rules.defect_columns()):
-            if not ds.has("server", f) and d != "missing_with_fbclid":
-                continue
-            top = rv.filter(rv[col]).order_by(order).limit(limit)
-            parts.append(top.select("row_id", *rules.ROW_COLUMNS, field=ibis.literal(f), defect=ibis.literal(d),
-                                    rank=ibis.literal(i)))
-        if not parts:
-            parts.append(rv.filter(ibis.literal(False)).select(
-                "row_id", *rules.ROW_COLUMNS, field=ibis.literal(""), defect=ibis.literal(""), rank=ibis.literal(0)))
+        parts = [rv.filter(rv[col]).order_by(order).limit(limit).select("row_id", _k=ibis.literal(i))
+                 for i, (_, _, col) in enumerate(columns)]
         ex = ibis.union(*parts, distinct=False)
-        s = ds.events("server").select("row_id", *FIELDS).rename({f"_s_{c}": c for c in ("row_id", *FIELDS)})
-        j = ex.left_join(s, ex.row_id == s._s_row_id)
-        return j.select(*ex.columns, **{f: j[f"_s_{f}"] for f in FIELDS}).order_by(["rank", *order])
+        s = ds.events("server").select("row_id", *rules.ROW_COLUMNS, *FIELDS)
+        j = ex.join(s, ex.row_id == s.row_id)
+        return j.select("_k", *s.columns).order_by(["_k", *order])
 
     out: dict[str, list[dict[str, Any]]] = {}
     for r in ds.fetch("match_keys.defect_examples", build):
+        r["field"], r["defect"], _ = columns[r["_k"]]
         values = mask_value(r["field"], [v for v in (r[r["field"]] or []) if v is not None])
         out.setdefault(f"{r['field']}.{r['defect']}", []).append({
             "source_file": r["source_file"], "line": r["line"], "event_name": r["event_name"],
