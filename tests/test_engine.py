@@ -1,0 +1,154 @@
+"""The engine: pure measures compiled once, one fetch path, owned temporary tables, contained failures."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import duckdb
+import pytest
+
+from capi_diag import diagnostics, engine, measures
+from capi_diag.cli import main
+from capi_diag.config import Config
+from capi_diag.dataset import Dataset, Filters
+from capi_diag.db import Database
+from capi_diag.diagnostics import timing
+from capi_diag.graph import validate
+from capi_diag.ingest import import_logs
+from capi_diag.report import build_report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = {"browser": [os.path.join(ROOT, "data", "browser_events.csv")],
+        "server": [os.path.join(ROOT, "data", "server_events.csv")]}
+T = 1_790_000_000
+EM = "a" * 64
+
+
+def small() -> Dataset:
+    browser = [{"event_name": "Purchase", "event_id": "p1", "event_time": T, "fbp": ["fb.1.1790000000000.1"],
+                "value": "10.00", "currency": "EUR"},
+               {"event_name": "Lead", "event_id": "l1", "event_time": T + 5}]
+    server = [{"event_name": "Purchase", "event_id": "p1", "event_time": T + 3, "em": [EM], "value": "10",
+               "currency": "EUR", "action_source": "website", "fbp": ["fb.1.1790000000000.1"],
+               "consent_ad_storage": "denied"},
+              {"event_name": "lead", "event_id": "l1", "event_time": T + 8, "em": ["Jane@Example.com"]}]
+    return Dataset.from_records(browser=browser, server=server)
+
+
+def temp_objects(db: Database) -> set[str]:
+    rows = db.fetchall("SELECT table_name FROM duckdb_tables() WHERE temporary "
+                       "UNION ALL SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal")
+    return {r[0] for r in rows}
+
+
+def test_engine_building_every_expression_runs_no_query(monkeypatch):
+    ds = small()
+    calls = []
+    monkeypatch.setattr(engine.Runner, "run", lambda *a, **k: calls.append(a) or pytest.fail("a query ran"))
+    monkeypatch.setattr(engine.Runner, "_exec", lambda *a, **k: calls.append(a) or pytest.fail("a query ran"))
+    for name in measures.MEASURES:
+        measures.build(ds, name)
+    for mod in diagnostics.modules():
+        mod.failing_rows(ds, Config())
+    assert calls == []
+
+
+def test_engine_report_compiles_once_then_reuses_the_sql(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPI_DIAG_CACHE_DIR", str(tmp_path / "cache"))
+    engine.CACHE.clear_memory()
+    engine.STATS.reset()
+    first = build_report(small())
+    compiled = engine.STATS.compiled
+    assert compiled > 0 and list((tmp_path / "cache").glob("sql-*.json"))
+    engine.CACHE.clear_memory()  # as a new process would: the SQL comes from disk
+    engine.STATS.reset()
+    second = build_report(small())
+    assert engine.STATS.compiled == 0 and engine.STATS.cache_hits > 0
+    first.pop("generated_at"), second.pop("generated_at")
+    assert first == second
+
+
+def test_engine_cached_sql_equals_what_the_builders_compile_now(tmp_path, monkeypatch):
+    """Every query name identifies its SQL: recompiling on each cache hit finds no difference, on the
+    demo data (all columns), on a tiny log and under a non-default configuration."""
+    monkeypatch.setenv("CAPI_DIAG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CAPI_DIAG_SQL_CHECK", "1")
+    engine.CACHE.clear_memory()
+    db = Database()
+    demo = import_logs(db, **DEMO)
+    cfg = Config.from_text("[dedup]\nwindow_s = 3600\n[timing]\nskew_threshold_s = 30\n")
+    for ds, config in ((demo, Config()), (demo, Config()), (small(), Config()), (small(), cfg), (small(), cfg)):
+        report = build_report(ds, config)
+        assert not [s for s in diagnostics.ORDER if report[s].get("status") == "error"]
+
+
+def test_engine_no_temporary_table_outlives_its_owner():
+    db = Database()
+    ds = import_logs(db, **DEMO)
+    base = temp_objects(db)
+    names = ["PageView", "ViewContent", "AddToCart", "InitiateCheckout", "Purchase"]
+    for i in range(20):
+        f = ds.with_filters(Filters(start=T - 10**8 + i, event_names=(names[i % len(names)],)))
+        timing.analyze(f, Config(), {})
+    kept = temp_objects(db) - base
+    # At most the runner's scopes (4) with their views and measures, never one per filter.
+    assert len(kept) <= db.runner.max_scopes * (2 + len(measures.MEASURES)) + 1
+    assert kept <= set(db.runner.temp_objects())
+    db.tables_changed()
+    assert temp_objects(db) - base <= {n for n in db.runner.temp_objects()}
+    db.runner.close()
+    assert temp_objects(db) - base == set()
+
+    for i in range(20):  # Test Events batches: each replaces the batch, and its measures with it
+        validate.validate_events([{"event_name": "Lead", "event_time": T + i, "event_id": f"b{i}",
+                                   "action_source": "website", "user_data": {"em": EM}}])
+    vdb = validate._runner().db
+    assert len(temp_objects(vdb)) <= 2 + len(measures.MEASURES) + 1
+
+
+def test_engine_two_batches_each_get_their_own_findings():
+    first = validate.validate_events([{"event_name": "Lead", "event_time": T, "event_id": "a",
+                                       "action_source": "website", "user_data": {"em": "raw@example.com"}}])
+    second = validate.validate_events([{"event_name": "Lead", "event_time": T, "event_id": "b",
+                                        "action_source": "website", "user_data": {"em": EM}}])
+    assert ("match_keys", "unhashed") in {(f.section, f.finding) for f in first.findings}
+    assert ("match_keys", "unhashed") not in {(f.section, f.finding) for f in second.findings}
+    assert {f.event_id for f in second.findings} <= {"b"}
+
+
+def test_engine_failing_section_is_error_and_the_rest_still_reports(monkeypatch, tmp_path, capsys):
+    def broken(ds, config=None, prior=None):
+        raise duckdb.BinderException("Binder Error: column boom not found")
+
+    monkeypatch.setattr(timing, "analyze", broken)
+    report = build_report(small())
+    assert report["timing"] == {"status": "error",
+                                "reason": "BinderException: Binder Error: column boom not found"}
+    assert report["dedup"]["status"] == "evaluated" and report["dedup"]["paired"] == 1
+    skew = next(i for i in report["checklist"] if i["id"] == "timing_skew")
+    assert skew["status"] == "error" and "timing analysis failed" in skew["explanation"]
+
+    out = tmp_path / "r.json"
+    rc = main(["report", "--browser", DEMO["browser"][0], "--server", DEMO["server"][0], "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 3 and err.count("\n") == 1 and "timing analysis failed" in err
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written["timing"]["status"] == "error" and written["dedup"]["status"] == "evaluated"
+
+
+def test_engine_large_inputs_get_a_file_database_that_spills(tmp_path):
+    db = Database.for_inputs(DEMO["server"], large_bytes=1000)
+    try:
+        assert db.path.endswith("capi.duckdb") and os.path.exists(db.path)
+        limit = db.fetchone("SELECT current_setting('memory_limit')")[0]
+        spill = db.fetchone("SELECT current_setting('temp_directory')")[0]
+        assert limit.replace(" ", "").upper().startswith(("2.0GB", "1.8GIB", "1.8GB", "2GB", "1.9GIB"))
+        assert spill.endswith("spill")
+        folder = os.path.dirname(db.path)
+    finally:
+        db.close()
+    assert not os.path.exists(folder)
+    small_db = Database.for_inputs(DEMO["server"])
+    assert small_db.path == ":memory:"
+    small_db.close()
