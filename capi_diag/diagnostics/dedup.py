@@ -128,6 +128,11 @@ def reused_ids(kt: ir.Table, keys: Sequence[str], role: str, window_s: int) -> i
     idcols = [k for k in keys if k != "event_name"]
     t = kt.filter(kt[f"{role}_rows"] > 0)
     spread = t[f"{role}_last_time"] - t[f"{role}_time"]
+    # Cheap counts first; names are collected only for the few ids that qualify.
+    c = t.group_by(idcols).aggregate(_keys=t.count(), _spread=spread.max())
+    c = c.filter((c._keys > 1) | (c._spread > window_s)).select(**{f"_c_{k}": c[k] for k in idcols})
+    t = t.semi_join(c, key_preds(t, c, idcols, "", "_c_"))
+    spread = t[f"{role}_last_time"] - t[f"{role}_time"]
     g = t.group_by(idcols).aggregate(
         event_names=t.event_name.collect(order_by=t.event_name, distinct=True),
         keys=t.count(),
