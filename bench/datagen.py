@@ -213,6 +213,9 @@ def _shared_ids_across_chunks(chunk_dirs: list[Path]) -> int:
 
     con = duckdb.connect()
     try:
+        # ten million ids fit in far less, and spill to disk beyond: stay within the generator's budget
+        con.execute("SET memory_limit = '3GB'")
+        con.execute("SET temp_directory = ?", [str(chunk_dirs[0].parent / "duckdb_tmp")])
         parts = []
         for role, col in (("browser", "eventID"), ("server", "event_id")):
             files = ", ".join("'" + str(d / f"{role}_events.csv").replace("'", "''") + "'" for d in chunk_dirs)

@@ -405,8 +405,8 @@ def build_table(results: dict[str, Any]) -> list[dict[str, str]]:
     for small_label, big_label in zip(STANDARD_SIZES, STANDARD_SIZES[1:], strict=False):
         g = growth(sizes.get(small_label), sizes.get(big_label))
         if g is None:
-            row(f"growth {small_label} → {big_label}: `report` time", "not measured", f"≤ {GROWTH_MAX:.0f}× per 10×",
-                False)
+            row(f"growth {small_label} → {big_label}: `report` time", "not measured",
+                f"≤ {GROWTH_MAX:.0f}× per 10× events", False)
         else:
             row(f"growth {small_label} → {big_label}: `report` time", f"{_x(g['time_ratio'])} for "
                 f"{_x(g['event_ratio'])} the events", f"≤ {GROWTH_MAX:.0f}× per 10× events", g["met"])
@@ -496,7 +496,13 @@ def header(results: dict[str, Any]) -> str:
     return (f"{results['date']}, commit {g['commit'][:10]} ({g['branch']}), {m['nproc']} cores, {mem}, "
             f"{m.get('cpu_model', '?')}; Python {v.get('python')}, DuckDB {v.get('duckdb')}, "
             f"Ibis {v.get('ibis-framework')}, pandas {v.get('pandas')}; median of {results['options']['runs']} "
-            f"runs, seed {results['options']['seed']}. Shared machine: timings are indicative.")
+            f"runs, seed {results['options']['seed']}. Shared machine, load average {_load(results)}: "
+            "timings are indicative.")
+
+
+def _load(results: dict[str, Any]) -> str:
+    start, end = results.get("load_average_start"), results.get("load_average_end")
+    return f"{start[0]:.1f} at the start, {end[0]:.1f} at the end" if start and end else "not recorded"
 
 
 # -- main ------------------------------------------------------------------------------------------
