@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+BENCH_ARGS ?=
 
 .PHONY: run test lint sample bench clean
 
@@ -30,8 +31,9 @@ lint: $(VENV)/.dev-stamp
 sample: $(VENV)/.req-stamp
 	$(BIN)/python -m capi_diag sample --out data --sessions 1500 --seed 7
 
+# issue 9's benchmark (not part of `make test`): make bench BENCH_ARGS="--sizes 100k,1M --runs 3"
 bench: $(VENV)/.req-stamp
-	$(BIN)/python bench/bench_import.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
