@@ -70,7 +70,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.output}: cannot write the report ({e.strerror}); "
                              "choose a writable --output path.") from None
     else:
-        sys.stdout.write(text)
+        _write_stdout(text)
     bar = STATUS_ORDER[args.fail_on]
     bad = [i for i in report.get("checklist", [])
            if i["status"] in ("fail", "warn") and STATUS_ORDER[i["status"]] <= bar]
@@ -101,8 +101,21 @@ def _report_inputs(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
 def _cmd_schema(args: argparse.Namespace) -> int:
     from capi_diag import resources
 
-    sys.stdout.write(resources.path(resources.REPORT_SCHEMA).read_text(encoding="utf-8"))
+    _write_stdout(resources.path(resources.REPORT_SCHEMA).read_text(encoding="utf-8"))
     return EXIT_OK
+
+
+def _write_stdout(text: str) -> None:
+    """Write to stdout; a reader that stops early (``| head``) is not an error: the rest goes nowhere."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -179,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("capi-diag: interrupted", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # stdout's reader left (``| head``) during a command's progress output
+        _stdout_to_devnull()
+        return EXIT_OK
     except Exception as e:  # a bug in capi-diag, not in the user's input: say so, in one line
         if os.environ.get("CAPI_DIAG_DEBUG") == "1":
             raise

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +29,7 @@ from packaging.utils import canonicalize_name
 
 import capi_diag
 from capi_diag import resources, serve
-from capi_diag.cli import main
+from capi_diag.cli import build_parser, main
 from capi_diag.ui import navigation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,6 +213,17 @@ def test_cli_python_m_and_installed_names_in_usage_errors(tmp_path: Path) -> Non
     assert r.stderr.startswith("capi-diag: Usage error: python -m capi_diag report: --demo replaces")
 
 
+def test_cli_report_reader_closes_stdout_early_exit_code_kept_no_error() -> None:
+    """``capi-diag report ... | head``: the report's own exit code, and no "internal error" line."""
+    proc = subprocess.Popen([sys.executable, "-m", "capi_diag", "report", "--demo", "--format", "markdown"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()  # the reader is gone before the report is written
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 1
+    assert err == b""
+
+
 # -- serve ---------------------------------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -301,3 +315,56 @@ def test_state_demo_workspace_names_files_by_name_only() -> None:
             assert [f["name"] for f in ws.dataset.inputs[role]["file_reports"]] == [name]
     finally:
         ws.close()
+
+
+# -- the README's commands -----------------------------------------------------------------------------
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _readme_section(heading: str) -> str:
+    start = README.index(f"\n{heading}\n")
+    end = README.find("\n## ", start + 1)
+    nxt = README.find("\n### ", start + 1)
+    return README[start:min(x for x in (end, nxt) if x != -1)]
+
+
+def test_readme_capi_diag_commands_parse() -> None:
+    """Every concrete ``capi-diag ...`` line of the README (not the synopses) is a valid command line."""
+    code = "\n".join(re.findall(r"^```(?:sh|yaml)\n(.*?)^```", README, re.M | re.S))
+    lines = re.findall(r"^\s*(?:run: )?capi-diag (.+)$", code, re.M)
+    checked = 0
+    for rest in lines:
+        if any(mark in rest for mark in ("[", "|", "...")):
+            continue  # a synopsis, not a command
+        argv = shlex.split(rest.split("  #")[0].split(" > ")[0].split(" >> ")[0])
+        if argv[0] in ("--version", "--help") or argv[-1] == "--help":
+            continue
+        args = build_parser().parse_args(argv)
+        assert args.command in ("report", "sample", "schema", "serve", "send-test", "watch", "fake-graph"), rest
+        checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed (apt-get install jq)")
+def test_readme_jq_examples_run_on_a_real_report(tmp_path: Path) -> None:
+    block = re.search(r"```sh\n(.*?)```", _readme_section("### Reading the JSON report with jq"), re.S)
+    assert block
+    commands = [line.split("   #")[0].strip() for line in block[1].splitlines() if line.startswith("jq ")]
+    assert len(commands) >= 8
+    assert main(["report", "--demo", "--output", str(tmp_path / "report.json")]) == 1
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    outputs = {}
+    for command in commands:
+        r = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert r.stderr == "", f"{command}: {r.stderr}"
+        assert r.returncode == (1 if command.startswith("jq -e") else 0), command
+        assert r.stdout.strip() not in ("", "null"), f"{command} printed nothing"
+        outputs[command] = r.stdout
+    fails = [i["id"] for i in report["checklist"] if i["status"] == "fail"]
+    assert outputs[commands[0]].split() == fails
+    counts = json.loads(outputs[commands[1]])
+    assert counts == {s: [i["status"] for i in report["checklist"]].count(s) for s in counts}
+    assert sum(counts.values()) == len(report["checklist"])
+    assert json.loads(outputs[commands[3]])["pairing_rate"] == report["dedup"]["pairing_rate"]
+    assert "null" not in outputs[commands[3]] + outputs[commands[6]], "a key in the README's jq does not exist"
