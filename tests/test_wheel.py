@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -286,7 +287,11 @@ def test_wheel_serve_checklist_renders_in_chromium(server: Server, installed: In
             main_text = page.locator("[data-testid='stMain']").inner_text()
             assert "browser_events.csv" in main_text and "server_events.csv" in main_text
             assert "site-packages" not in main_text and str(installed.venv) not in main_text
-            assert "1GB per file" in main_text, "the bundled .streamlit/config.toml (maxUploadSize) is not in effect"
+            limit = page.locator("[data-testid='stFileUploaderDropzoneInstructions']",
+                                 has_text=re.compile(r"\S+ per file")).first
+            limit.wait_for(timeout=WAIT_MS)
+            assert limit.inner_text().startswith("1GB per file"), \
+                "the bundled .streamlit/config.toml (server.maxUploadSize = 1024) is not in effect"
             page.close()
         finally:
             browser.close()
