@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,7 +65,7 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     base = tmp_path_factory.mktemp("wheel")
     assert not base.resolve().is_relative_to(ROOT)
     dist = base / "dist"
@@ -83,7 +84,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     env.update(XDG_CACHE_HOME=str(base / "cache"), HOME=str(base / "home"),
                PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     (base / "home").mkdir()
-    return Installed(wheels[0], venv, elsewhere, env)
+    yield Installed(wheels[0], venv, elsewhere, env)
+    shutil.rmtree(venv, ignore_errors=True)  # ~700 MB; pytest keeps its last temp folders
 
 
 def _site_packages(inst: Installed) -> Path:
