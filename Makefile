@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 BENCH_ARGS ?=
 
-.PHONY: run test lint sample bench clean
+.PHONY: run test test-wheel dist lint sample bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +25,15 @@ run: $(VENV)/.req-stamp
 test: $(VENV)/.dev-stamp
 	$(BIN)/python -m pytest
 
+# Builds the sdist and wheel, installs the wheel into a fresh venv under the temp folder and runs the
+# installed capi-diag from another folder (tests/test_wheel.py; `make test` leaves these out).
+test-wheel: $(VENV)/.dev-stamp
+	$(BIN)/python -m pytest -m wheel tests/test_wheel.py
+
+# dist/capi_diag-<version>-py3-none-any.whl (and the sdist): for `pipx install dist/capi_diag-*.whl`.
+dist: $(VENV)/.dev-stamp
+	$(BIN)/python -m build --outdir dist
+
 lint: $(VENV)/.dev-stamp
 	$(BIN)/ruff check .
 
@@ -36,4 +45,4 @@ bench: $(VENV)/.req-stamp
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache dist

@@ -1,4 +1,4 @@
-"""The command-line front end: ``python -m capi_diag <command>``.
+"""The command-line front end: ``capi-diag <command>`` (installed), or ``python -m capi_diag <command>``.
 
 Exit codes, the same for every command: 0 = the job ran and found nothing at or above the bar;
 1 = the job ran and the result is bad (checklist failures, Meta rejected a payload, a promotion
@@ -14,10 +14,28 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from capi_diag import __version__
 from capi_diag.errors import CapiDiagError, UsageError
 
 EXIT_OK, EXIT_BAD_RESULT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+REPORT_EXAMPLES = """\
+examples:
+  # try it on the bundled demo logs (exit 1: the demo has checklist failures)
+  %(prog)s --demo --format markdown
+
+  # gate a CI job: exit 1 when any checklist item fails, 0 otherwise
+  %(prog)s --browser pixel.csv --server capi.jsonl --fail-on fail --format markdown --output report.md
+
+  # several files per side, a config with thresholds and the consent policy, JSON for jq
+  %(prog)s --browser day1.csv --browser day2.csv --server capi.parquet --config capi-diag.toml > report.json
+  jq -r '.checklist[] | select(.status == "fail") | .id' report.json
+
+exit codes: 0 nothing at or above --fail-on; 1 checklist items at or above --fail-on;
+            2 unusable input or options (one line on stderr); 3 a bug in capi-diag
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,10 +51,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from capi_diag.ingest import import_logs
     from capi_diag.report import STATUS_ORDER, build_report, render, section_errors
 
+    browser, server = _report_inputs(args)
     config = Config.load(args.config)
-    db = Database.for_inputs([*args.browser, *args.server], args.db)
+    db = Database.for_inputs([getattr(x, "path", x) for x in (*browser, *server)], args.db)
     try:
-        ds = import_logs(db, browser=args.browser, server=args.server, assume_tz=args.assume_tz)
+        ds = import_logs(db, browser=browser, server=server, assume_tz=args.assume_tz)
         report = build_report(ds, config)
     finally:
         db.close()
@@ -48,7 +67,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.output}: cannot write the report ({e.strerror}); "
                              "choose a writable --output path.") from None
     else:
-        sys.stdout.write(text)
+        _write_stdout(text)
     failed = section_errors(report)
     if failed:
         print(f"capi-diag: internal error: the {', '.join(failed)} analysis failed "
@@ -61,6 +80,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_BAD_RESULT if bad else EXIT_OK
 
 
+def _report_inputs(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
+    """The logs to import: ``--browser``/``--server``, or the bundled demo pair (named by file name only)."""
+    from capi_diag import resources
+    from capi_diag.ingest import Source
+
+    if not args.demo:
+        missing = [f"--{r}" for r in ("browser", "server") if not getattr(args, r)]
+        if missing:
+            raise UsageError(f"{args.prog}: the following arguments are required: {', '.join(missing)} "
+                             f"(or --demo for the bundled demo logs; see '{args.prog} --help')")
+        return args.browser, args.server
+    if args.browser or args.server:
+        raise UsageError(f"{args.prog}: --demo replaces --browser and --server; give one or the other.")
+    paths = resources.demo_paths()
+    if paths is None:
+        raise UsageError(f"the demo logs ({', '.join(resources.DEMO_FILES.values())}) are not in "
+                         f"{resources.demo_dir().name}/; reinstall capi-diag, or unset CAPI_DEMO_DIR.")
+    return ([Source(paths["browser"].name, path=str(paths["browser"]))],
+            [Source(paths["server"].name, path=str(paths["server"]))])
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from capi_diag import resources
+
+    _write_stdout(resources.path(resources.REPORT_SCHEMA).read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+def _write_stdout(text: str) -> None:
+    """Write to stdout; a reader that stops early (``| head``) is not an error: the rest goes nowhere."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from capi_diag.sample import write_sample
 
@@ -70,19 +130,30 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-CORE_COMMANDS = ("report", "sample")
-"""Commands whose parsing needs none of the Graph API code (not imported for them: it costs time)."""
+CORE_COMMANDS = ("report", "sample", "schema")
+"""Commands whose parsing needs none of the Graph API or server code (not imported for them: it costs
+time on every report)."""
+
+
+def _prog() -> str:
+    """``python -m capi_diag`` when run that way, else the installed command's name."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return "python -m capi_diag" if spec is not None and spec.name == "capi_diag.__main__" else "capi-diag"
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="capi_diag", description="Diagnostics for Meta Conversions API setups.")
+    parser = _Parser(prog=_prog(), description="Diagnostics for Meta Conversions API setups.")
+    parser.add_argument("--version", action="version", version=f"capi-diag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    rep = sub.add_parser("report", help="import browser and server logs and print the diagnostics report")
-    rep.add_argument("--browser", action="append", required=True, metavar="PATH",
+    rep = sub.add_parser("report", help="import browser and server logs and print the diagnostics report",
+                         epilog=REPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("--browser", action="append", metavar="PATH",
                      help="browser (Pixel) log: CSV, JSON Lines or Parquet; repeat for several files")
-    rep.add_argument("--server", action="append", required=True, metavar="PATH",
+    rep.add_argument("--server", action="append", metavar="PATH",
                      help="server (CAPI) log; repeat for several files")
+    rep.add_argument("--demo", action="store_true",
+                     help="use the bundled demo logs instead of --browser and --server")
     rep.add_argument("--format", choices=("json", "markdown", "html"), default="json")
     rep.add_argument("--output", metavar="PATH", help="write the report here instead of stdout")
     rep.add_argument("--config", metavar="PATH", help="TOML file with thresholds and the consent policy")
@@ -91,7 +162,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     rep.add_argument("--db", metavar="PATH", help="keep the imported data in this DuckDB file")
     rep.add_argument("--assume-tz", default="UTC", metavar="TZ",
                      help="time zone for ISO-8601 times without an offset (default: UTC)")
-    rep.set_defaults(func=_cmd_report)
+    rep.set_defaults(func=_cmd_report, prog=rep.prog)
 
     smp = sub.add_parser("sample", help="write a realistic demo pair of logs with known defects")
     smp.add_argument("--out", required=True, metavar="DIR")
@@ -100,7 +171,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     smp.add_argument("--format", choices=("csv", "jsonl", "parquet"), default="csv")
     smp.set_defaults(func=_cmd_sample)
 
+    sch = sub.add_parser("schema", help="print the JSON Schema of the JSON report (docs/report.schema.json)")
+    sch.set_defaults(func=_cmd_schema)
+
     if not (argv and argv[0] in CORE_COMMANDS):
+        from capi_diag import serve
+
+        serve.add_parser(sub)
         _add_graph_commands(sub)
     return parser
 
@@ -125,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("capi-diag: interrupted", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # stdout's reader left (``| head``) during a command's progress output
+        _stdout_to_devnull()
+        return EXIT_OK
     except Exception as e:  # a bug in capi-diag, not in the user's input: say so, in one line
         if os.environ.get("CAPI_DIAG_DEBUG") == "1":
             raise

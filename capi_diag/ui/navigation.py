@@ -6,16 +6,19 @@ one page: a filter set on the Dedup page still holds on the Timing page.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
+from capi_diag import resources
 from capi_diag.errors import CapiDiagError
 from capi_diag.ui import state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
-APP_ROOT = Path(__file__).resolve().parents[2]
+APP_ROOT = resources.path(resources.APP).parent
+"""The folder of the ``app.py`` Streamlit runs: the checkout, or the installed bundle (``capi_diag/_bundle``)."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,11 @@ class PageSpec:
 
     @property
     def path(self) -> str:
-        """The page script relative to ``app.py`` (what ``st.page_link`` and AppTest accept)."""
-        return str((PAGES_DIR / self.file).relative_to(APP_ROOT))
+        """The page script relative to ``app.py`` (what ``st.page_link`` and AppTest accept).
+
+        ``capi_diag/ui/pages/x.py`` in a checkout; ``../ui/pages/x.py`` from the installed bundle.
+        """
+        return Path(os.path.relpath(PAGES_DIR / self.file, APP_ROOT)).as_posix()
 
 
 PAGES: tuple[PageSpec, ...] = (

@@ -12,16 +12,16 @@ filters they were computed for. So:
 * uploads are passed to DuckDB as bytes: no temporary files;
 * replacing the data (a new import, the demo, "Delete my data") closes the old database.
 
-With no upload yet, a session opens on the bundled demo logs (``data/``; ``CAPI_DEMO_DIR``
-overrides the folder), labelled "Demo data". After "Delete my data" the session stays empty until
-the analyst imports files or reloads the demo.
+With no upload yet, a session opens on the bundled demo logs (``data/`` of the checkout or of the
+installed package, see :mod:`capi_diag.resources`; ``CAPI_DEMO_DIR`` overrides the folder),
+labelled "Demo data". After "Delete my data" the session stays empty until the analyst imports
+files or reloads the demo.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import os
 import time
 import weakref
 from collections import OrderedDict
@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
+from capi_diag import resources
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset, Filters
 from capi_diag.db import Database
@@ -42,8 +43,7 @@ from capi_diag.ingest import Source, import_logs
 from capi_diag.report import build_report
 from capi_diag.schema import Role
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO_FILES = {"browser": "browser_events.csv", "server": "server_events.csv"}
+DEMO_FILES = resources.DEMO_FILES
 KEEP_ANALYSES = 8
 
 WORKSPACE_KEY = "capi_workspace"
@@ -65,13 +65,12 @@ class Upload(Protocol):
 
 
 def demo_dir() -> Path:
-    return Path(os.environ.get("CAPI_DEMO_DIR") or ROOT / "data")
+    return resources.demo_dir()
 
 
 def demo_paths() -> dict[str, Path] | None:
-    """The demo logs, or ``None`` when they are not there."""
-    paths = {role: demo_dir() / name for role, name in DEMO_FILES.items()}
-    return paths if all(p.is_file() for p in paths.values()) else None
+    """The demo logs (the checkout's ``data/`` or the installed bundle's), or ``None`` when they are not there."""
+    return resources.demo_paths()
 
 
 @dataclass(frozen=True)
@@ -303,7 +302,9 @@ def _demo_snapshot(browser: str, server: str, mtimes: tuple[float, float]) -> De
     Only the public demo files are cached here, never anything a session uploaded; each session
     still gets its own database, filled from this snapshot.
     """
-    ws = import_workspace([browser], [server], source="demo")
+    # Named by file name: the import report and the pages never show where capi-diag is installed.
+    ws = import_workspace([Source(Path(browser).name, path=browser)], [Source(Path(server).name, path=server)],
+                          source="demo")
     try:
         an = ws.analysis()
         with ws.db.lock:
