@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from capi_diag.engine import Runner
+from capi_diag.engine import STATS, Runner
 
 LARGE_INPUT_BYTES = 1 << 30
 LARGE_MEMORY_LIMIT = "2GB"
@@ -113,12 +113,14 @@ class Database:
             except (OSError, TypeError):
                 pass
         if total <= limit:
+            STATS.database = "memory" if path is None else "file"
             return cls(path)
         work = Path(tempfile.mkdtemp(prefix="capi-diag-"))
         db = cls(path if path is not None else work / "capi.duckdb",
                  memory_limit=os.environ.get("CAPI_DIAG_MEMORY_LIMIT", LARGE_MEMORY_LIMIT),
                  temp_dir=work / "spill")
         db._owned_dir = work
+        STATS.database = "file"
         return db
 
     def __enter__(self) -> Database:

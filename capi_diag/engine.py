@@ -68,6 +68,8 @@ class Stats:
     materialized: int = 0
     compile_s: float = 0.0
     execute_s: float = 0.0
+    database: str = "memory"
+    """``memory`` or ``file`` (a file-backed database for large inputs: :meth:`Database.for_inputs`)."""
 
     def reset(self) -> None:
         for k, v in asdict(Stats()).items():
