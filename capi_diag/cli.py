@@ -43,7 +43,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if ds is not None:
             ds.release_shared()
         db.close()
-    text = render(report, args.format)
+    text = render(report, args.format, config)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

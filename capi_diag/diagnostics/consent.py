@@ -329,7 +329,7 @@ def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     return out.select(*FAILING_ROW_COLUMNS)
 
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One sentence with its fix per number of the section."""
     if result.get("status") == "not_evaluated":
         return [{"label": "Consent", "value": None,

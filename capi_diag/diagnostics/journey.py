@@ -132,7 +132,7 @@ def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     return parts[0].union(parts[1]).select(*FAILING_ROW_COLUMNS)
 
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One sentence per log with its missing steps and the fix."""
     out = []
     for role in ROLES:
