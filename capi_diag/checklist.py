@@ -225,7 +225,7 @@ def _event_name_casing(ctx: Context, th: Thresholds) -> Verdict:
     text = f"{int(n):,} server rows use a non-standard spelling of a standard event"
     text += f": {names}" if names else ""
     if keys:
-        text += f"; {int(keys):,} server keys differ from their browser twin only in case"
+        text += f"; {int(keys):,} server dedup keys differ from their browser twin only in case"
     details = {"nonstandard_event_name": int(n),
                "name_case_mismatch_keys": None if keys is None else int(keys)}
     return Verdict(status, int(n), text + ".", details)
@@ -434,7 +434,7 @@ def _purchase(ctx: Context, th: Thresholds) -> Verdict:
         return _ne("the payload contract analysis did not run.")
     counts = {k: int(contract.get(k) or 0) for k in _PURCHASE_KEYS}
     n = sum(counts.values())
-    listed = ", ".join(f"{labels.label(k).lower()}: {v:,}" for k, v in counts.items() if v)
+    listed = ", ".join(f"{labels.label(k)}: {v:,}" for k, v in counts.items() if v)
     text = (f"{n:,} findings on value and currency ({listed})." if n else
             f"Every value is numeric and every currency ISO 4217 ({contract.get('purchase_rows', 0):,} "
             "Purchase rows).")

@@ -181,6 +181,8 @@ COLUMNS: dict[str, str] = {
     "browser_source_file": "Browser file", "browser_line": "Browser line",
     "server_source_file": "Server file", "server_line": "Server line",
     "event_time_raw": "event_time as sent", "region": "Region", "pixel_id": "Pixel ID",
+    "event_time_raw_unit": "event_time format", "event_time_tz_missing": "ISO time without a time zone",
+    "sent_at_raw": "sent_at as sent", "extra": "Other columns", "custom_data_extra": "Other custom_data",
     "rows": "Rows", "value": "Value",
 }
 """Column names of example rows, failing rows and lookups."""
