@@ -76,10 +76,12 @@ def describe_filters(filters: Filters | None) -> str:
     if filters is None or not filters.active:
         return "none"
     parts = []
-    if filters.start is not None or filters.end is not None:
-        lo = fmt.date(filters.start) if filters.start is not None else "the first day"
-        hi = fmt.date(filters.end - 1) if filters.end is not None else "the last day"
-        parts.append(f"event dates {lo} to {hi} (UTC)")
+    if filters.start is not None and filters.end is not None:
+        parts.append(f"event dates {fmt.date(filters.start)} to {fmt.date(filters.end - 1)} (UTC)")
+    elif filters.start is not None:
+        parts.append(f"event dates from {fmt.date(filters.start)} (UTC)")
+    elif filters.end is not None:
+        parts.append(f"event dates up to {fmt.date(filters.end - 1)} (UTC)")
     if filters.event_names:
         parts.append("event names " + ", ".join(filters.event_names))
     if filters.pixel_ids:

@@ -119,8 +119,12 @@ def threshold_position(bins: pd.DataFrame, value: float) -> float | None:
         lo_v = -math.inf if lo is None or pd.isna(lo) else float(lo) - 0.5
         hi_v = math.inf if hi is None or pd.isna(hi) else float(hi) + 0.5
         if lo_v <= edge <= hi_v:
+            if edge == hi_v:
+                return i + 0.5
+            if edge == lo_v:
+                return i - 0.5
             if math.isinf(lo_v) or math.isinf(hi_v):
-                return float(i)
+                return float(i)  # inside an open-ended bin: its middle
             return i - 0.5 + (edge - lo_v) / (hi_v - lo_v)
     return None
 

@@ -406,19 +406,27 @@ def pop_notice() -> str | None:
     return st.session_state.pop(NOTICE_KEY, None)
 
 
-def filter_epoch() -> int:
-    return int(st.session_state.get(EPOCH_KEY, 0))
+def _get(session: Any, key: str, default: Any = None) -> Any:
+    try:
+        return session[key] if key in session else default
+    except KeyError:
+        return default
 
 
-def current_filters(ws: Workspace | None) -> Filters:
-    """The filters the sidebar widgets hold now (none when the session has no data)."""
+def filter_epoch(session: Any = None) -> int:
+    return int(_get(st.session_state if session is None else session, EPOCH_KEY, 0))
+
+
+def current_filters(ws: Workspace | None, session: Any = None) -> Filters:
+    """The filters the sidebar widgets hold now (none when the session has no data). ``session``:
+    another session state to read (a test's), by default this run's."""
     if ws is None:
         return Filters()
-    s: Mapping[str, Any] = st.session_state
-    epoch = filter_epoch()
-    return filters_from(ws.options, s.get(filter_key(ws, "dates", epoch)),
-                        s.get(filter_key(ws, "event_names", epoch)) or (),
-                        s.get(filter_key(ws, "pixel_ids", epoch)) or ())
+    s = st.session_state if session is None else session
+    epoch = filter_epoch(s)
+    return filters_from(ws.options, _get(s, filter_key(ws, "dates", epoch)),
+                        _get(s, filter_key(ws, "event_names", epoch)) or (),
+                        _get(s, filter_key(ws, "pixel_ids", epoch)) or ())
 
 
 # -- the import, in the background -----------------------------------------------------------------

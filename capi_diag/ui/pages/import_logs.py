@@ -28,7 +28,8 @@ with st.expander("Options: thresholds, consent policy, time zone"):
 
 if st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
              disabled=not (browser_files or server_files) or state.import_running()):
-    importer.run_import(browser_files or [], server_files or [], config_file, assume_tz)
+    if importer.run_import(browser_files or [], server_files or [], config_file, assume_tz) is not None:
+        st.rerun()  # draw every page element (buttons, sidebar) as "import running"
 
 job = state.import_job()
 ws = st.session_state.get(state.WORKSPACE_KEY)

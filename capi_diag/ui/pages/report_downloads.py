@@ -47,6 +47,6 @@ def _csv() -> bytes:
 
 st.download_button("CSV of failing rows", _csv, file_name=findings.csv_name(choice, filters), mime="text/csv",
                    key="download_failing_csv", icon=":material/table:",
-                   help="One row per failing event row and finding: section, finding, finding_label, severity, "
-                        "role, source_file, line, event_name, event_id, detail (never a raw personal value) and "
-                        "the filters in force.")
+                   help="One row per failing event row and finding: the analysis, the finding (its id for "
+                        "scripts and its name in words), severity, log, file and line, event_name and event_id, "
+                        "a detail (never a raw personal value) and the filters in force.")
