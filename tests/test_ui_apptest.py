@@ -503,7 +503,7 @@ def _assert_unfiltered_figures(at: AppTest, report: dict) -> None:
         elif page.url_path == "timing":
             t = report["timing"]
             assert _metric(at, "Median skew") == fmt.duration(t["skew_p50_s"])
-            assert _metric(at, "Delivery delay, 95th pct.") == fmt.duration(t["delivery_delay_p95_s"])
+            assert _metric(at, "Delivery delay, 95th percentile") == fmt.duration(t["delivery_delay_p95_s"])
             counts = _frame(at, lambda df: list(df.columns) == ["Finding", "Count", "Counted in", "Meaning"])
             assert dict(zip(counts["Finding"], counts["Count"], strict=True))["Sent more than 7 days late"] == \
                 t["stale_over_7d"]

@@ -351,7 +351,7 @@ def timing_figures(result: Mapping[str, Any], within_s: int = 3_600) -> list[tup
         ("Largest skew", fmt.duration(result.get("skew_max_abs_s")), "Largest absolute skew of a paired dedup key."),
         ("Median delivery delay", fmt.duration(result.get("delivery_delay_p50_s")),
          "Median of sent_at minus event_time over server rows."),
-        ("Delivery delay, 95th pct.", fmt.duration(result.get("delivery_delay_p95_s")),
+        ("Delivery delay, 95th percentile", fmt.duration(result.get("delivery_delay_p95_s")),
          "95th percentile of sent_at minus event_time over server rows."),
         (f"Sent within {fmt.duration(within_s)}", fmt.share(result.get("delivery_delay_within_1h_share")),
          f"Share of server rows sent at most {fmt.duration(within_s)} after the event (Meta: within an hour)."),

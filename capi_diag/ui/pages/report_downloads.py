@@ -18,12 +18,12 @@ if an.filters.active:
                "Markdown and HTML, a column of the CSV).")
 suffix = "-filtered" if an.filters.active else ""
 c1, c2, c3 = st.columns(3)
-c1.download_button("JSON", render(an.report, "json", an.config), file_name=f"capi-diag-report{suffix}.json",
-                   mime="application/json", key="download_json", icon=":material/data_object:")
-c2.download_button("Markdown", render(an.report, "markdown", an.config), file_name=f"capi-diag-report{suffix}.md",
-                   mime="text/markdown", key="download_markdown", icon=":material/description:")
-c3.download_button("HTML", render(an.report, "html", an.config), file_name=f"capi-diag-report{suffix}.html",
-                   mime="text/html", key="download_html", icon=":material/html:")
+for col, kind, label, ext, mime, icon in ((c1, "json", "JSON", "json", "application/json", ":material/data_object:"),
+                                          (c2, "markdown", "Markdown", "md", "text/markdown", ":material/description:"),
+                                          (c3, "html", "HTML", "html", "text/html", ":material/html:")):
+    text = an.keep(f"render:{kind}", lambda kind=kind: render(an.report, kind, an.config))
+    col.download_button(label, text, file_name=f"capi-diag-report{suffix}.{ext}", mime=mime, key=f"download_{kind}",
+                        icon=icon, on_click="ignore")
 
 st.subheader("Failing rows per finding")
 with st.spinner("Collecting the failing rows of every finding..."):
@@ -46,7 +46,7 @@ def _csv() -> bytes:
 
 
 st.download_button("CSV of failing rows", _csv, file_name=findings.csv_name(choice, filters), mime="text/csv",
-                   key="download_failing_csv", icon=":material/table:",
+                   key="download_failing_csv", icon=":material/table:", on_click="ignore",
                    help="One row per failing event row and finding: the analysis, the finding (its id for "
                         "scripts and its name in words), severity, log, file and line, event_name and event_id, "
                         "a detail (never a raw personal value) and the filters in force.")

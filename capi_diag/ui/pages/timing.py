@@ -20,9 +20,9 @@ words = {"stale": fmt.duration(opts["stale_s"]), "future": fmt.duration(opts["fu
          "skew": fmt.duration(result.get("skew_threshold_s", opts["skew_threshold_s"]))}
 
 figures = views.timing_figures(result, timing.DELAY_OK_S)
-cols = st.columns(len(figures))
-for col, (name, value, help_text) in zip(cols, figures, strict=True):
-    col.metric(name, value, help=help_text)
+for row in (figures[:3], figures[3:]):  # skew, then delivery: full labels, never cut off
+    for col, (name, value, help_text) in zip(st.columns(len(row)), row, strict=True):
+        col.metric(name, value, help=help_text)
 
 st.plotly_chart(charts.skew_histogram(views.skew_bins(result), result.get("skew_threshold_s")), key="timing_skew")
 with st.spinner("Measuring delivery delays..."):
