@@ -19,7 +19,7 @@ from capi_diag.report import describe_filters
 from capi_diag.ui import state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
-IMPORT_POLL_S = 1.0
+IMPORT_POLL_S = 0.5
 """How often a page refreshes the progress of a running import."""
 APP_ROOT = Path(__file__).resolve().parents[2]
 

@@ -477,9 +477,10 @@ class ImportJob:
         rejected = sum(int(info.get(r, {}).get("rejected_rows") or 0) for r in ("browser", "server"))
         msg = (f"Imported {rows['browser']:,} browser and {rows['server']:,} server events in "
                f"{fmt.duration(ws.import_seconds)} and analysed them in {fmt.duration(ws.analysis_seconds)} "
-               f"({fmt.duration(self.elapsed)} from the click to the checklist).")
+               f"({fmt.duration(self.elapsed)} in all).")
         if rejected:
-            msg += f" {rejected:,} rows were rejected: see the Import page for the reasons."
+            msg += (f" {fmt.counted(rejected, 'row')} {'was' if rejected == 1 else 'were'} rejected: see the "
+                    "Import page for the reasons.")
         if not self.files.get("server"):
             msg += (" No server (CAPI) log was imported, so the checks of server events are not evaluated: "
                     "add it on the Import page.")
