@@ -95,12 +95,14 @@ def seconds(value: Any) -> str:
     return f"{_trim(float(value))} s"
 
 
-def score(value: Any) -> str:
+def score(value: Any, *, scale: bool = True) -> str:
     """An EMQ estimate out of 10, rounded *down* to one decimal so that a score under a target
-    never reads as the target itself (5.96 is ``5.9 / 10``, below a 6.0 target)."""
+    never reads as the target itself (5.96 is ``5.9 / 10``, below a 6.0 target); without the
+    ``/ 10`` when ``scale`` is false (on a chart whose axis says it)."""
     if _missing(value):
         return NA
-    return f"{math.floor(round(float(value), 6) * 10) / 10:.1f} / 10"
+    text = f"{math.floor(round(float(value), 6) * 10) / 10:.1f}"
+    return f"{text} / 10" if scale else text
 
 
 def timestamp(value: Any) -> str:

@@ -180,9 +180,10 @@ def emq_by_event(df: pd.DataFrame, target: float = 6.0) -> go.Figure:
         return empty(title, "No website server events to score.")
     colors = [OKABE_ITO["green"] if v >= target else OKABE_ITO["orange"] for v in df["estimate"]]
     fig = go.Figure(go.Bar(x=df["event_name"], y=df["estimate"], marker_color=colors,
-                           text=df["estimate"].map(fmt.score), textposition="outside", cliponaxis=False))
+                           text=df["estimate"].map(lambda v: fmt.score(v, scale=False)), textposition="inside",
+                           insidetextanchor="end", cliponaxis=False))
     fig.add_hline(y=target, line_dash="dash", line_color=OKABE_ITO["black"],
-                  annotation_text=f"Target {target:.1f}", annotation_position="top left")
+                  annotation_text=f"Target {target:.1f}", annotation_position="top right")
     fig.update_yaxes(range=[0, 10.5])
     return _layout(fig, title, "Event name", "EMQ estimate (0-10)")
 

@@ -36,16 +36,6 @@ def diagnostic_module(section: str) -> ModuleType | None:
         return None
 
 
-def label(name: str) -> str:
-    """The analyst's label of an id (see :func:`capi_diag.labels.label`)."""
-    return labels.label(name)
-
-
-pct = fmt.share
-seconds = fmt.duration
-score = fmt.score
-
-
 def cell(value: Any) -> Any:
     """A value as a table cell: lists joined, everything else as it is."""
     if isinstance(value, (list, tuple)):
