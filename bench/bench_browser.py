@@ -7,7 +7,11 @@ Usage (from the repository folder, Debian's chromium on PATH):
 It starts ``streamlit run app.py`` on a free port (without the demo data), uploads the two files
 through the Import page's real file inputs, waits until the server has acknowledged both uploads
 (a click on "Import and analyse" before that imports without the files still in flight), clicks
-"Import and analyse" and prints the seconds until the checklist and its metrics are shown.
+"Import and analyse" and prints the seconds until the checklist and its metrics are shown. Then it
+times what an analyst does next (:func:`time_navigation`): opening every page once (the analyses
+are kept, so a page switch only redraws), choosing one event name in the sidebar filter (the
+analyses run once for the filtered rows) and clearing it again with the banner's "Clear filters"
+(the unfiltered analysis is kept).
 """
 
 from __future__ import annotations
@@ -44,10 +48,42 @@ def _wait_healthy(port: int) -> None:
     raise SystemExit("streamlit did not start")
 
 
+def _settled(page) -> None:
+    page.wait_for_timeout(200)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                           timeout=600_000)
+
+
+def time_navigation(page) -> None:
+    """Print the seconds of each page switch and of a filter change and its clearing."""
+    titles = [t.strip().splitlines()[-1] for t in
+              page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+    for title in [*titles[1:], titles[0]]:
+        started = time.time()
+        page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+        page.wait_for_selector("[data-testid='stMain'] h1", timeout=600_000)
+        _settled(page)
+        print(f"page switch -> {title}: {time.time() - started:.1f} s", flush=True)
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').filter(has_text="Event name")
+    started = time.time()
+    box.locator("input").click()
+    box.locator("input").fill("Purchase")
+    page.locator('[role="option"]', has_text="Purchase").first.click()
+    page.wait_for_selector(".st-key-filter_banner", timeout=600_000)
+    _settled(page)
+    print(f"filter change (event name Purchase, analyses re-run): {time.time() - started:.1f} s", flush=True)
+    page.keyboard.press("Escape")
+    started = time.time()
+    page.locator(".st-key-clear_filters button").click()
+    page.wait_for_selector(".st-key-filter_banner", state="detached", timeout=600_000)
+    _settled(page)
+    print(f"clear filters (kept unfiltered analysis): {time.time() - started:.1f} s", flush=True)
+
+
 def main(browser_log: str, server_log: str) -> None:
     port = _free_port()
     env = dict(os.environ, CAPI_DEMO_DIR="/nonexistent")
-    cmd = [str(ROOT / ".venv/bin/streamlit"), "run", "app.py", "--server.port", str(port),
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.headless", "true", "--server.fileWatcherType", "none"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     acknowledged: list[int] = []
@@ -77,6 +113,7 @@ def main(browser_log: str, server_log: str) -> None:
             print(f"click 'Import and analyse' -> checklist shown: {time.time() - clicked:.1f} s", flush=True)
             print(page.locator('[data-testid="stAlert"]').first.inner_text().strip()[:300])
             print([m.inner_text().replace("\n", " ") for m in page.locator('[data-testid="stMetric"]').all()])
+            time_navigation(page)
             browser.close()
     finally:
         proc.terminate()

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from capi_diag import fmt, labels
 from capi_diag.config import Config
 from capi_diag.errors import ConfigError
 
@@ -80,11 +81,13 @@ class Item:
 
 @dataclass(frozen=True)
 class Context:
-    """The sections an item reads, plus the row counts of both logs (``None`` when unknown)."""
+    """The sections an item reads, the row counts of both logs (``None`` when unknown), and the
+    configured limits in words (:func:`limits`) for texts that quote them."""
 
     sections: Sections
     browser_rows: int | None
     server_rows: int | None
+    words: Mapping[str, str] = field(default_factory=dict)
 
     def section(self, name: str) -> Mapping[str, Any] | None:
         value = self.sections.get(name)
@@ -114,15 +117,23 @@ def _rows(sections: Sections, role: str) -> int | None:
 # -- formatting ----------------------------------------------------------------------------------
 
 def _fmt(value: Any, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if unit == "share":
-        return f"{value:.1%}"
-    if unit == "seconds":
-        return f"{value:,.0f} s" if float(value).is_integer() else f"{value:,.1f} s"
-    if unit == "score":
-        return f"{value:.1f}/10"
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+    return fmt.value(value, unit)
+
+
+def limits(config: Config | None, sections: Sections | None = None) -> dict[str, str]:
+    """The configured limits that item titles and texts quote, in words (``stale``: ``7 days``,
+    ``future``: ``60 s``, ``window``: ``48 h``): a text never states a default the config changed."""
+    from capi_diag.diagnostics import dedup, timing
+
+    t = timing.options(config)
+    window = None
+    sec = (sections or {}).get("dedup")
+    if isinstance(sec, Mapping) and isinstance(sec.get("window_s"), (int, float)):
+        window = sec["window_s"]
+    if window is None:
+        window = dedup.options(config)["window_s"]
+    return {"stale": fmt.duration(t["stale_s"]), "future": fmt.duration(t["future_s"]),
+            "window": fmt.duration(window)}
 
 
 def _describe_generic(unit: str) -> Callable[[Thresholds], str]:
@@ -185,9 +196,10 @@ def _count_item(section: str, key: str, what: str, missing_why: str | None = Non
         sec = ctx.section(section)
         n = _num(sec, key)
         if n is None:
-            return _ne(missing_why or f"the {section} analysis gave no {key}.")
+            return _ne(missing_why or f"the {labels.SECTIONS.get(section, section)} analysis gave no "
+                       f"figure for \"{labels.label(key)}\".")
         status = _grade(n, th)
-        return Verdict(status, int(n), f"{int(n):,} {what}.")
+        return Verdict(status, int(n), f"{int(n):,} {what.format(**ctx.words)}.")
     return judge
 
 
@@ -213,7 +225,7 @@ def _event_name_casing(ctx: Context, th: Thresholds) -> Verdict:
     contract = ctx.section("contract")
     n = _num(contract, "nonstandard_event_name")
     if n is None:
-        return _ne("the contract analysis did not run.")
+        return _ne("the payload contract analysis did not run.")
     keys = _num(ctx.section("dedup"), "name_case_mismatch")
     status = _grade(n, th)
     if keys is not None and _grade(keys, th) == FAIL:
@@ -223,7 +235,7 @@ def _event_name_casing(ctx: Context, th: Thresholds) -> Verdict:
     text = f"{int(n):,} server rows use a non-standard spelling of a standard event"
     text += f": {names}" if names else ""
     if keys:
-        text += f"; {int(keys):,} server keys differ from their browser twin only in case"
+        text += f"; {int(keys):,} server dedup keys differ from their browser twin only in case"
     details = {"nonstandard_event_name": int(n),
                "name_case_mismatch_keys": None if keys is None else int(keys)}
     return Verdict(status, int(n), text + ".", details)
@@ -241,7 +253,7 @@ def _event_ids(ctx: Context, th: Thresholds) -> Verdict:
     share = (b + s) / total
     return Verdict(_grade(share, th), share,
                    f"{int(b):,} browser and {int(s):,} server rows have no event_id "
-                   f"({share:.1%} of all rows).",
+                   f"({fmt.share(share)} of all rows).",
                    {"browser_missing_event_id": int(b), "server_missing_event_id": int(s)})
 
 
@@ -254,8 +266,8 @@ def _duplicates(ctx: Context, th: Thresholds) -> Verdict:
         return _ne("the dedup analysis did not run.")
     share = n / ctx.server_rows  # type: ignore[operator]
     return Verdict(_grade(share, th), share,
-                   f"{int(n):,} server rows repeat a key already sent by the server "
-                   f"({share:.1%} of server rows).",
+                   f"{int(n):,} server rows repeat a dedup key already sent by the server "
+                   f"({fmt.share(share)} of server rows).",
                    {"duplicate_server_rows": int(n)})
 
 
@@ -269,10 +281,12 @@ def _pairing(ctx: Context, th: Thresholds) -> Verdict:
         return _ne("no event keys to pair (no rows carry an event_id)." if dedup else
                    "the dedup analysis did not run.")
     details = {k: dedup.get(k) for k in ("paired", "outside_window", "browser_only", "server_only")}
+    window = ctx.words.get("window", "48 h")
     return Verdict(_grade(rate, th), rate,
-                   f"{rate:.1%} of event keys pair between the logs ({details['paired']} paired, "
-                   f"{details['browser_only']} browser only, {details['server_only']} server only, "
-                   f"{details['outside_window']} outside the 48 h window).", details)
+                   f"{fmt.share(rate)} of dedup keys pair between the logs ({fmt.count(details['paired'])} "
+                   f"paired, {fmt.count(details['browser_only'])} browser only, "
+                   f"{fmt.count(details['server_only'])} server only, {fmt.count(details['outside_window'])} "
+                   f"more than {window} apart).", details)
 
 
 def _timing_value(key: str, what: str, unit: str, no_sent_at: bool = False,
@@ -289,7 +303,8 @@ def _timing_value(key: str, what: str, unit: str, no_sent_at: bool = False,
             return _ne("the server log has no sent_at column." if no_sent_at
                        else f"no {what} could be measured.")
         observed = int(v) if unit == "count" else v
-        return Verdict(_grade(v, th), observed, f"{what.capitalize()}: {_fmt(observed, unit)}.")
+        text = what.format(**{"stale": "7 days", "future": "60 s", **ctx.words})
+        return Verdict(_grade(v, th), observed, f"{text[:1].upper()}{text[1:]}: {_fmt(observed, unit)}.")
     return judge
 
 
@@ -356,7 +371,7 @@ def _defect_item(fail: Mapping[str, tuple[str, ...]], warn: Mapping[str, tuple[s
             return gap
         mk = _match_keys(ctx)
         if mk is None:
-            return _ne("the match_keys analysis did not run.")
+            return _ne("the match keys analysis did not run.")
         bad, weak = _defect_sum(mk, fail), _defect_sum(mk, warn)
         n_fail, n_warn = sum(bad.values()), sum(weak.values())
         status = PASS
@@ -365,7 +380,8 @@ def _defect_item(fail: Mapping[str, tuple[str, ...]], warn: Mapping[str, tuple[s
         if bad and n_fail > th.get("fail_above", 0):
             status = FAIL
         found = {**bad, **weak}
-        listed = ", ".join(f"{k} {v:,}" for k, v in sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:6])
+        listed = ", ".join(f"{labels.label(k)}: {v:,}"
+                           for k, v in sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:6])
         text = f"{n_fail + n_warn:,} field values {what}" + (f" ({listed})" if listed else "") + "."
         return Verdict(status, n_fail + n_warn, text, {"fail": bad, "warn": weak})
     return judge
@@ -379,15 +395,15 @@ def _coverage(fld: str) -> Callable[[Context, Thresholds], Verdict]:
         mk = _match_keys(ctx)
         entry = mk.get(fld) if mk is not None else None
         if not isinstance(entry, Mapping):
-            return _ne("the match_keys analysis did not run.")
+            return _ne("the match keys analysis did not run.")
         cov = _num(entry, "valid_coverage")
         if cov is None:
-            return _ne(f"no valid coverage was measured for {fld}.")
+            return _ne(f"no valid coverage was measured for {labels.field_with_code(fld)}.")
         status = _grade(cov, {k: v for k, v in th.items() if k in ("warn_below", "fail_below")})
-        text = f"{cov:.1%} of server rows carry a valid {fld}"
+        text = f"{fmt.share(cov)} of server rows carry a valid {labels.field_with_code(fld)}"
         present = _num(entry, "coverage")
         if present is not None and present > cov:
-            text += f" ({present:.1%} carry one at all)"
+            text += f" ({fmt.share(present)} carry one at all)"
         details = {"coverage": present, "valid_coverage": cov}
         if "fbclid_warn_above" in th:
             lost = _num(entry.get("defects") or {}, "missing_with_fbclid") or 0
@@ -407,10 +423,10 @@ def _emq(ctx: Context, th: Thresholds) -> Verdict:
     emq = ctx.section("emq")
     score = _num(emq, "estimate")
     if score is None:
-        return _ne("the emq analysis did not run." if emq is None else "no website events to score.")
+        return _ne("the EMQ analysis did not run." if emq is None else "no website events to score.")
     top = [p.get("field") for p in (emq.get("priorities") or [])[:3] if isinstance(p, Mapping)]
-    text = f"Estimated match quality {score:.1f}/10 (an estimate: Meta publishes no formula)"
-    text += f"; biggest gains from {', '.join(str(t) for t in top)}" if top else ""
+    text = f"Estimated match quality {fmt.score(score)} (an estimate: Meta publishes no formula)"
+    text += f"; biggest gains from {', '.join(labels.field(str(t)) for t in top)}" if top else ""
     return Verdict(_grade(score, th), score, text + ".", {"band": emq.get("band"), "priorities": top})
 
 
@@ -425,10 +441,10 @@ def _purchase(ctx: Context, th: Thresholds) -> Verdict:
         return gap
     contract = ctx.section("contract")
     if contract is None:
-        return _ne("the contract analysis did not run.")
+        return _ne("the payload contract analysis did not run.")
     counts = {k: int(contract.get(k) or 0) for k in _PURCHASE_KEYS}
     n = sum(counts.values())
-    listed = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in counts.items() if v)
+    listed = ", ".join(f"{labels.label(k)}: {v:,}" for k, v in counts.items() if v)
     text = (f"{n:,} findings on value and currency ({listed})." if n else
             f"Every value is numeric and every currency ISO 4217 ({contract.get('purchase_rows', 0):,} "
             "Purchase rows).")
@@ -442,7 +458,7 @@ def _value_match(ctx: Context, th: Thresholds) -> Verdict:
     contract = ctx.section("contract")
     n, compared = _num(contract, "value_mismatch"), _num(contract, "value_pairs_compared")
     if contract is None:
-        return _ne("the contract analysis did not run.")
+        return _ne("the payload contract analysis did not run.")
     if n is None or not compared:
         return _ne("no paired Purchase with a numeric value on both sides.")
     share = n / compared
@@ -478,17 +494,17 @@ ITEMS: tuple[Item, ...] = (
          "Send event_time as Unix seconds (divide milliseconds by 1000).",
          _time_unit,
          {"fail_above": 0}, "Meta server-event parameters: event_time is Unix seconds."),
-    Item("freshness_stale", "No event older than 7 days when sent", "timing", "count",
-         "Send events as they happen; never replay events older than 7 days.",
-         _timing_value("stale_over_7d", "server rows sent more than 7 days after event_time", "count",
+    Item("freshness_stale", "No event sent more than {stale} late", "timing", "count",
+         "Send events as they happen; never replay events older than {stale}.",
+         _timing_value("stale_over_7d", "server rows sent more than {stale} after event_time", "count",
                        no_sent_at=True),
          {"fail_above": 0}, "Meta: one event older than 7 days rejects the whole request (subcode 2804003)."),
     Item("freshness_future", "No event_time in the future", "timing", "count",
          "Take event_time from the action's own clock in UTC; check the server clock and time zone.",
-         _timing_value("future", "server rows with event_time more than 60 s after sent_at", "count",
+         _timing_value("future", "server rows with event_time more than {future} after sent_at", "count",
                        no_sent_at=True),
          {"warn_above": 0}, "UNCONFIRMED by Meta; RudderStack rejects events more than 1 minute ahead."),
-    Item("delivery_delay", "Events delivered within the hour", "timing", "seconds",
+    Item("delivery_delay", "Events delivered promptly", "timing", "seconds",
          "Send each event when it happens instead of in delayed batches.",
          _timing_value("delivery_delay_p95_s", "95th percentile delivery delay (sent_at - event_time)",
                        "seconds", no_sent_at=True),
@@ -499,7 +515,8 @@ ITEMS: tuple[Item, ...] = (
          "Meta best practices ask for event_id on all events; fail above 10 % is capi-diag's choice."),
     Item("event_id_reuse", "No event_id reused for different actions", "dedup", "count",
          "Make every event_id unique per action (never a constant or a recycled order number).",
-         _count_item("dedup", "reused_event_id", "event ids are reused for several names or >48 h apart"),
+         _count_item("dedup", "reused_event_id",
+                     "event ids are reused for several names or for rows more than {window} apart"),
          {"fail_above": 0}, "Meta discards later events with the same event_id and name within 48 h."),
     Item("duplicate_server_sends", "Each server event sent once", "dedup", "share",
          "Fire the server tag once per action (look for two containers or a retry without idempotency).",
@@ -556,15 +573,15 @@ ITEMS: tuple[Item, ...] = (
          "Send the hashed phone number with its country code when you have it.",
          _coverage("ph"), {"warn_below": 0.3, "fail_below": 0.0},
          "Meta names phone a high-quality key; 30 % is capi-diag's choice."),
-    Item("coverage_external_id", "external_id coverage", "match_keys", "share",
+    Item("coverage_external_id", "External ID coverage", "match_keys", "share",
          "Send your own user or visitor id as external_id on every event, identical on both sides.",
          _coverage("external_id"), {"warn_below": 0.8, "fail_below": 0.0},
          "Meta best practices ask for external_id on all events; 80 % is capi-diag's choice."),
-    Item("coverage_fbp", "fbp coverage", "match_keys", "share",
+    Item("coverage_fbp", "Browser ID (fbp) coverage", "match_keys", "share",
          "Read the _fbp cookie on the server (or pass it from the page) and send it as fbp.",
          _coverage("fbp"), {"warn_below": 0.8, "fail_below": 0.0},
          "The Pixel sets _fbp for nearly every web visitor; 80 % is capi-diag's choice."),
-    Item("coverage_fbc", "fbc coverage (ad clicks)", "match_keys", "share",
+    Item("coverage_fbc", "Click ID (fbc) coverage (ad clicks)", "match_keys", "share",
          "Read the _fbc cookie, or build fbc from the fbclid parameter of the landing URL.",
          _coverage("fbc"), {"warn_below": 0.0, "fail_below": 0.0, "fbclid_warn_above": 0},
          "fbc exists only after an ad click, so its coverage is informational; an fbclid without fbc warns."),
@@ -600,8 +617,8 @@ _DESCRIBE: dict[str, Callable[[Thresholds], str]] = {
     "consent": lambda th: (f"fail if > {th['forwarded_fail_above']:g} forwarded without consent, "
                            f"warn if > {th['unknown_warn_above']:g} with unknown consent"),
     "coverage_fbc": lambda th: "informational; warn if an fbclid arrives without fbc"
-    + (f", warn if < {th['warn_below']:.1%}" if th["warn_below"] > 0 else "")
-    + (f", fail if < {th['fail_below']:.1%}" if th["fail_below"] > 0 else ""),
+    + (f", warn if < {fmt.share(th['warn_below'])}" if th["warn_below"] > 0 else "")
+    + (f", fail if < {fmt.share(th['fail_below'])}" if th["fail_below"] > 0 else ""),
     "unhashed_pii": lambda th: f"fail if > {th['fail_above']:g} hashed-field values unhashed, "
                                f"warn if > {th['warn_above']:g} raw external_id",
     "context_key_format": lambda th: f"fail if > {th['fail_above']:g} malformed fbc, "
@@ -648,7 +665,8 @@ def build(sections: Sections, config: Config | None = None) -> list[dict[str, An
     input makes that item ``not_evaluated`` and nothing else.
     """
     th_all = thresholds(config)
-    ctx = Context(sections, _rows(sections, "browser"), _rows(sections, "server"))
+    words = limits(config, sections)
+    ctx = Context(sections, _rows(sections, "browser"), _rows(sections, "server"), words)
     out = []
     for item in ITEMS:
         th = th_all[item.id]
@@ -658,11 +676,11 @@ def build(sections: Sections, config: Config | None = None) -> list[dict[str, An
             verdict = Verdict(ERROR, None, f"Not judged: the {e.section} analysis failed ({e.reason}).")
         out.append({
             "id": item.id,
-            "title": item.title,
+            "title": item.title.format(**words),
             "status": verdict.status,
             "observed": verdict.observed,
             "threshold": describe(item, th),
-            "fix": item.fix,
+            "fix": item.fix.format(**words),
             "explanation": verdict.explanation,
             "page": item.page,
             "unit": item.unit,
@@ -677,3 +695,46 @@ def summary(items: list[Mapping[str, Any]]) -> dict[str, int]:
     for i in items:
         counts[i["status"]] += 1
     return counts
+
+
+GROUP_ORDER: tuple[str, ...] = (FAIL, WARN, NOT_EVALUATED, PASS)
+"""How the checklist is read: blockers first, then warnings, what could not be judged, what passes."""
+
+
+def grouped(items: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The items by :data:`GROUP_ORDER`, each group in go-live order."""
+    rank = {s: i for i, s in enumerate(GROUP_ORDER)}
+    return sorted(items, key=lambda i: rank.get(i["status"], len(rank)))
+
+
+def verdict(items: list[Mapping[str, Any]]) -> tuple[str, str]:
+    """``(status, sentence)``: the one line the checklist opens with.
+
+    ``Not ready to go live: N blockers`` while any item fails; else ``Ready with N warnings`` while
+    any warns; else ``Ready`` when at least one item passed (the items not evaluated are named in
+    :func:`verdict_note`); ``not_evaluated`` when nothing could be judged at all.
+    """
+    counts = summary(list(items))
+    if counts[FAIL]:
+        n = counts[FAIL]
+        return FAIL, f"Not ready to go live: {n} blocker{'s' if n != 1 else ''}"
+    if counts[WARN]:
+        n = counts[WARN]
+        return WARN, f"Ready with {n} warning{'s' if n != 1 else ''}"
+    if counts[PASS]:
+        return PASS, "Ready"
+    return NOT_EVALUATED, "Not evaluated: no checklist item could be judged on these logs"
+
+
+def verdict_note(items: list[Mapping[str, Any]]) -> str:
+    """What the verdict line leaves out: warnings beside blockers, items not evaluated."""
+    counts = summary(list(items))
+    parts = []
+    if counts[FAIL] and counts[WARN]:
+        parts.append(f"{counts[WARN]} warning{'s' if counts[WARN] != 1 else ''} as well")
+    if counts[NOT_EVALUATED] and (counts[FAIL] or counts[WARN] or counts[PASS]):
+        n = counts[NOT_EVALUATED]
+        parts.append(f"{n} item{'s' if n != 1 else ''} could not be evaluated on these logs")
+    if counts[PASS]:
+        parts.append(f"{counts[PASS]} passed")
+    return "; ".join(parts)

@@ -59,7 +59,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         report = build_report(ds, config)
     finally:
         db.close()
-    text = render(report, args.format)
+    text = render(report, args.format, config)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

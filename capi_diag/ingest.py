@@ -80,7 +80,7 @@ class Source:
     def of(cls, item: str | os.PathLike[str] | Source) -> Source:
         if isinstance(item, Source):
             return item
-        return cls(name=str(item), path=str(item))
+        return cls(name=os.path.basename(str(item)), path=str(item))  # reports name files, never paths
 
 
 @dataclass

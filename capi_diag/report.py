@@ -3,7 +3,10 @@
 :func:`build_report` runs every analysis of :mod:`capi_diag.diagnostics` over a dataset and the
 checklist over their results. The dict it returns is the single source for the JSON report, the
 Markdown and HTML reports and the dashboard, so they always agree. Markdown and HTML open with the
-checklist and explain each number in a sentence with its fix (each analysis's ``explain``).
+checklist's verdict and explain each number in a sentence with its fix (each analysis's
+``explain``), in the analyst's words (:mod:`capi_diag.labels`) and one number format
+(:mod:`capi_diag.fmt`); the JSON keeps the ids. ``filters`` records what the report was cut to (the
+dashboard's sidebar filters; the CLI's reports are never filtered).
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import html
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from capi_diag import diagnostics, engine
+from capi_diag import diagnostics, engine, fmt, labels
 from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.dataset import Dataset, Filters
 from capi_diag.errors import CapiDiagError
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ def build_report(ds: Dataset, config: Config | None = None, *,
         "schema_version": SCHEMA_VERSION,
         "generated_at": now.isoformat(timespec="seconds"),
         "inputs": ds.inputs,
+        "filters": filters_record(getattr(ds, "filters", None)),
     }
     sections: dict[str, Any] = {}
     mods = diagnostics.modules()
@@ -89,16 +94,55 @@ def worst_status(report: Mapping[str, Any]) -> str | None:
     return min(statuses, key=STATUS_ORDER.__getitem__) if statuses else None
 
 
+# -- filters ----------------------------------------------------------------------------------------
+
+def describe_filters(filters: Filters | None) -> str:
+    """The filters in words: ``event dates 2026-11-17 to 2026-11-18 (UTC); event names Purchase``,
+    or ``none`` when nothing is filtered."""
+    if filters is None or not filters.active:
+        return "none"
+    parts = []
+    if filters.start is not None and filters.end is not None:
+        parts.append(f"event dates {fmt.date(filters.start)} to {fmt.date(filters.end - 1)} (UTC)")
+    elif filters.start is not None:
+        parts.append(f"event dates from {fmt.date(filters.start)} (UTC)")
+    elif filters.end is not None:
+        parts.append(f"event dates up to {fmt.date(filters.end - 1)} (UTC)")
+    if filters.event_names:
+        parts.append("event names " + ", ".join(filters.event_names))
+    if filters.pixel_ids:
+        parts.append("Pixels " + ", ".join(filters.pixel_ids))
+    return "; ".join(parts)
+
+
+def filters_record(filters: Filters | None) -> dict[str, Any]:
+    """The report's ``filters`` object: ``active``, a ``description``, the UTC ``start`` (inclusive)
+    and ``end`` (exclusive) in Unix seconds, and the ``event_names`` and ``pixel_ids`` kept (empty:
+    all). An unfiltered report (every CLI report) has ``active: false`` and no bounds."""
+    f = filters or Filters()
+    return {"active": f.active, "description": describe_filters(f), "start": f.start, "end": f.end,
+            "event_names": list(f.event_names), "pixel_ids": list(f.pixel_ids)}
+
+
+def _filters_sentence(report: Mapping[str, Any]) -> str:
+    f = report.get("filters") or {}
+    if not f.get("active"):
+        return "Filters: none (every event of both logs)."
+    return f"Filtered to {f.get('description')}: the figures cover only these events."
+
+
 # -- rendering -----------------------------------------------------------------------------------
 
-def render(report: Mapping[str, Any], fmt: str) -> str:
-    if fmt == "json":
+def render(report: Mapping[str, Any], kind: str, config: Config | None = None) -> str:
+    """The report as ``json``, ``markdown`` or ``html``. ``config`` (the one the report was built
+    with) lets the explanations quote the thresholds in force."""
+    if kind == "json":
         return to_json(report)
-    if fmt == "markdown":
-        return to_markdown(report)
-    if fmt == "html":
-        return to_html(report)
-    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if kind == "markdown":
+        return to_markdown(report, config)
+    if kind == "html":
+        return to_html(report, config)
+    raise ValueError(f"unknown format {kind!r}; use one of {', '.join(FORMATS)}")
 
 
 def _clean(obj: Any) -> Any:
@@ -116,10 +160,12 @@ def to_json(report: Mapping[str, Any]) -> str:
 
 
 _SHARE_WORDS = ("rate", "coverage", "share")
+MEASURE_UNITS = ("share", "seconds", "score", "count")
 
 
 def unit_for(label: str) -> str | None:
-    """The unit an explanation's value is in, from its label (``pairing rate`` is a share)."""
+    """The unit an explanation's value is in, from its label (``pairing rate`` is a share), for
+    entries that do not say (``unit``)."""
     low = label.lower()
     if any(w in low for w in _SHARE_WORDS):
         return "share"
@@ -129,36 +175,44 @@ def unit_for(label: str) -> str | None:
 
 
 def fmt_value(value: Any, unit: str | None = None) -> str:
-    """A number for people: shares as percentages, seconds with ``s``, counts with separators."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        if unit == "share":
-            return f"{value:.1%}"
-        if unit == "seconds":
-            return f"{value:,.1f} s" if isinstance(value, float) and not value.is_integer() else f"{value:,.0f} s"
-        if unit == "score":
-            return f"{value:.1f}"
-        if isinstance(value, int):
-            return f"{value:,}"
-        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
-    return str(value)
+    """A number for people (:func:`capi_diag.fmt.value`): shares as ``71.5 %``, durations with
+    their unit, scores out of 10, counts with separators."""
+    return fmt.value(value, unit)
 
 
-def _explanations(report: Mapping[str, Any]) -> Iterable[tuple[str, str, list[dict[str, Any]]]]:
+def entry_value(entry: Mapping[str, Any]) -> str:
+    """An explanation entry's value in its unit; a count says what it counts (``12 dedup keys``)."""
+    unit = entry.get("unit") or unit_for(str(entry.get("label", "")))
+    value = entry.get("value")
+    if unit and unit not in MEASURE_UNITS and isinstance(value, int) and not isinstance(value, bool):
+        return fmt.counted(value, unit)
+    return fmt.value(value, unit if unit in MEASURE_UNITS else None)
+
+
+def section_title(section: str, module: Any = None) -> str:
+    """A section's heading: the first line of its module's docstring, else its label."""
+    doc = (getattr(module, "__doc__", None) or "").strip()
+    return doc.splitlines()[0].rstrip(".") if doc else labels.SECTIONS.get(section, labels.humanize(section))
+
+
+def explain_entries(module: Any, result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
+    """``module.explain(result, config)`` (the thresholds in force quoted in the texts)."""
+    return module.explain(result, config)
+
+
+def _explanations(report: Mapping[str, Any],
+                  config: Config | None = None) -> Iterable[tuple[str, str, list[dict[str, Any]]]]:
     for mod in diagnostics.modules():
         result = report.get(mod.SECTION)
         if result is None:
             continue
-        title = (mod.__doc__ or mod.SECTION).strip().splitlines()[0].rstrip(".")
         if isinstance(result, Mapping) and result.get("status") == "error":
-            yield mod.SECTION, title, [{"label": "Analysis failed", "value": None,
-                                        "text": f"This section could not be computed: {result.get('reason')}.",
-                                        "fix": "Please report it to capi-diag's maintainers (a bug, not your data)."}]
+            yield mod.SECTION, section_title(mod.SECTION, mod), [{
+                "label": "Analysis failed", "value": None,
+                "text": f"This section could not be computed: {result.get('reason')}.",
+                "fix": "Please report it to capi-diag's maintainers (a bug, not your data)."}]
             continue
-        yield mod.SECTION, title, mod.explain(result)
+        yield mod.SECTION, section_title(mod.SECTION, mod), explain_entries(mod, result, config)
 
 
 def _examples(result: Any) -> Mapping[str, list[Mapping[str, Any]]]:
@@ -167,23 +221,92 @@ def _examples(result: Any) -> Mapping[str, list[Mapping[str, Any]]]:
     return {}
 
 
+def example_header(column: str) -> str:
+    """An example-row column in words; time columns say they are UTC."""
+    name = labels.column(column)
+    return f"{name} (UTC)" if column in labels.TIME_COLUMNS else name
+
+
+def example_cell(column: str, value: Any) -> str:
+    """One example cell for people: Unix times as UTC dates, durations with units, ids as labels,
+    counts with separators, line numbers and raw values as they are, empty for none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join("" if v is None else str(v) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    if column in labels.TIME_COLUMNS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return fmt.timestamp(value)
+    if column in labels.DURATION_COLUMNS and isinstance(value, (int, float)):
+        return fmt.duration(value)
+    if column in labels.ID_VALUE_COLUMNS:
+        return labels.label(str(value))
+    if column in labels.ID_COLUMNS or column.endswith("_source_file") or column == "source_file":
+        return os.path.basename(str(value)) if "source_file" in column else str(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return fmt.number(value)
+    return str(value)
+
+
+def example_table(rows: list[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Example rows as ``(headers, cells)`` in words (:func:`example_header`, :func:`example_cell`)."""
+    columns = list(rows[0].keys()) if rows else []
+    return ([example_header(c) for c in columns],
+            [[example_cell(c, r.get(c)) for c in columns] for r in rows])
+
+
+def example_title(name: str, n: int) -> str:
+    return f"Examples: {labels.label(name)} ({fmt.counted(n, 'row')} shown)"
+
+
 def _inputs_rows(report: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for role, info in report.get("inputs", {}).items():
-        reasons = ", ".join(f"{k}: {v}" for k, v in info.get("rejected_reasons", {}).items()) or "none"
-        rows.append([role, ", ".join(info.get("files", [])), fmt_value(info.get("rows_read")),
-                     fmt_value(info.get("rows")), fmt_value(info.get("rejected_rows")), reasons,
+        reasons = ", ".join(f"{labels.label(k)}: {fmt.count(v)}"
+                            for k, v in info.get("rejected_reasons", {}).items()) or "none"
+        rows.append([labels.ROLES.get(role, role), ", ".join(os.path.basename(f) for f in info.get("files", [])),
+                     fmt_value(info.get("rows_read")), fmt_value(info.get("rows")),
+                     fmt_value(info.get("rejected_rows")), reasons,
                      ", ".join(info.get("unknown_columns", [])) or "none"])
     return rows
 
 
-_INPUT_HEADERS = ["log", "files", "rows read", "rows loaded", "rejected", "rejected reasons", "unknown columns"]
-_CHECK_HEADERS = ["status", "item", "observed", "threshold", "fix"]
+_INPUT_HEADERS = ["Log", "Files", "Rows read", "Rows loaded", "Rows rejected", "Why rejected", "Unknown columns"]
+_CHECK_HEADERS = ["Status", "Item", "Observed", "Threshold", "Fix"]
+
+
+def _checklist() -> Any:
+    from capi_diag import checklist
+
+    return checklist
+
+
+def _check_items(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return _checklist().grouped(list(report.get("checklist") or []))
 
 
 def _check_rows(report: Mapping[str, Any]) -> list[list[str]]:
-    return [[i["status"].upper(), i["title"], fmt_value(i.get("observed"), i.get("unit")),
-             fmt_value(i.get("threshold"), i.get("unit")), i.get("fix") or ""] for i in report.get("checklist", [])]
+    return [[labels.STATUSES.get(i["status"], i["status"]), i["title"], fmt_value(i.get("observed"), i.get("unit")),
+             i.get("threshold") or "", i.get("fix") or ""] for i in _check_items(report)]
+
+
+def verdict_lines(report: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``(status, verdict, note)`` of the report's checklist (see :func:`capi_diag.checklist.verdict`)."""
+    items = list(report.get("checklist") or [])
+    status, text = _checklist().verdict(items)
+    return status, text, _checklist().verdict_note(items)
+
+
+def _generated(report: Mapping[str, Any]) -> str:
+    raw = report.get("generated_at")
+    try:
+        when = dt.datetime.fromisoformat(str(raw))
+    except ValueError:
+        return str(raw)
+    return fmt.timestamp(when.timestamp())
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -194,26 +317,31 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
-def to_markdown(report: Mapping[str, Any]) -> str:
-    parts = ["# capi-diag report", "", f"Generated {report.get('generated_at')}.", ""]
+def _failing(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [i for i in _check_items(report) if i["status"] in ("fail", "warn")]
+
+
+def to_markdown(report: Mapping[str, Any], config: Config | None = None) -> str:
+    parts = ["# capi-diag report", "", f"Generated {_generated(report)}. {_filters_sentence(report)}", ""]
     if report.get("checklist"):
-        parts += ["## Pre-launch checklist", "", _md_table(_CHECK_HEADERS, _check_rows(report)), ""]
-        failing = [i for i in report["checklist"] if i["status"] in ("fail", "warn")]
-        for item in failing:
-            parts.append(f"- **{item['title']}** ({item['status']}): {item.get('explanation') or ''} "
-                         f"Fix: {item.get('fix') or ''}".replace("  ", " "))
+        _, text, note = verdict_lines(report)
+        parts += ["## Pre-launch checklist", "", f"**{text}.**" + (f" {note[:1].upper()}{note[1:]}." if note else ""),
+                  "", _md_table(_CHECK_HEADERS, _check_rows(report)), ""]
+        for item in _failing(report):
+            parts.append(f"- **{item['title']}** ({labels.STATUSES[item['status']].lower()}): "
+                         f"{item.get('explanation') or ''} Fix: {item.get('fix') or ''}".replace("  ", " "))
         parts.append("")
     parts += ["## Inputs", "", _md_table(_INPUT_HEADERS, _inputs_rows(report)), ""]
-    for section, title, entries in _explanations(report):
+    for section, title, entries in _explanations(report, config):
         parts += [f"## {title}", ""]
         for e in entries:
             fix = f" Fix: {e['fix']}" if e.get("fix") else ""
-            parts.append(f"- **{e['label']}: {fmt_value(e.get('value'), unit_for(e['label']))}**. {e['text']}{fix}")
+            parts.append(f"- **{e['label']}: {entry_value(e)}**. {e['text']}{fix}")
         for name, rows in _examples(report[section]).items():
-            headers = list(rows[0].keys())
-            parts += ["", f"Examples: {name}", "", _md_table(headers, [[fmt_value(r.get(h)) for h in headers]
-                                                                     for r in rows])]
+            headers, cells = example_table(rows)
+            parts += ["", example_title(name, len(rows)), "", _md_table(headers, cells)]
         parts.append("")
+    parts += [f"Field codes: {labels.field_legend()}.", ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -223,44 +351,52 @@ color:#1f2933;padding:0 1rem}table{border-collapse:collapse;margin:.5rem 0 1rem}
 td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
 th{background:#f2f5f9}.fail{color:#fff;background:#D55E00}.warn{background:#E69F00}
 .pass{color:#fff;background:#009E73}.not_evaluated{background:#ddd}
+.verdict{font-size:1.3rem;font-weight:700;padding:.6rem .9rem;border-radius:.4rem;display:inline-block}
 """
 
 
-def _html_table(headers: list[str], rows: list[list[Any]], status_col: int | None = None) -> str:
+def _html_table(headers: list[str], rows: list[list[Any]], status_col: int | None = None,
+                classes: list[str] | None = None) -> str:
     h = "".join(f"<th>{html.escape(x)}</th>" for x in headers)
     body = []
-    for r in rows:
+    for n, r in enumerate(rows):
         cells = []
         for i, v in enumerate(r):
-            cls = f' class="{html.escape(str(v).lower())}"' if i == status_col else ""
+            cls = f' class="{html.escape(classes[n])}"' if i == status_col and classes else ""
             cells.append(f"<td{cls}>{html.escape(str(v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def to_html(report: Mapping[str, Any]) -> str:
+def to_html(report: Mapping[str, Any], config: Config | None = None) -> str:
     e = html.escape
     parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
              f"<title>capi-diag report</title><style>{_CSS}</style></head><body>",
-             "<h1>capi-diag report</h1>", f"<p>Generated {e(str(report.get('generated_at')))}.</p>"]
+             "<h1>capi-diag report</h1>",
+             f"<p>Generated {e(_generated(report))}. {e(_filters_sentence(report))}</p>"]
     if report.get("checklist"):
-        parts += ["<h2>Pre-launch checklist</h2>", _html_table(_CHECK_HEADERS, _check_rows(report), 0)]
-        failing = [i for i in report["checklist"] if i["status"] in ("fail", "warn")]
+        status, text, note = verdict_lines(report)
+        parts += ["<h2>Pre-launch checklist</h2>",
+                  f"<p><span class='verdict {e(status)}'>{e(text)}</span></p>"]
+        if note:
+            parts.append(f"<p>{e(note[:1].upper() + note[1:])}.</p>")
+        parts.append(_html_table(_CHECK_HEADERS, _check_rows(report), 0,
+                                 [i["status"] for i in _check_items(report)]))
+        failing = _failing(report)
         if failing:
             parts.append("<ul>" + "".join(
-                f"<li><strong>{e(i['title'])}</strong> ({e(i['status'])}): {e(i.get('explanation') or '')} "
-                f"Fix: {e(i.get('fix') or '')}</li>" for i in failing) + "</ul>")
+                f"<li><strong>{e(i['title'])}</strong> ({e(labels.STATUSES[i['status']].lower())}): "
+                f"{e(i.get('explanation') or '')} Fix: {e(i.get('fix') or '')}</li>" for i in failing) + "</ul>")
     parts += ["<h2>Inputs</h2>", _html_table(_INPUT_HEADERS, _inputs_rows(report))]
-    for section, title, entries in _explanations(report):
+    for section, title, entries in _explanations(report, config):
         parts.append(f"<h2>{e(title)}</h2><ul>")
         for x in entries:
             fix = f" <em>Fix:</em> {e(x['fix'])}" if x.get("fix") else ""
-            parts.append(f"<li><strong>{e(x['label'])}: {e(fmt_value(x.get('value'), unit_for(x['label'])))}</strong>. "
-                         f"{e(x['text'])}{fix}</li>")
+            parts.append(f"<li><strong>{e(x['label'])}: {e(entry_value(x))}</strong>. {e(x['text'])}{fix}</li>")
         parts.append("</ul>")
         for name, rows in _examples(report[section]).items():
-            headers = list(rows[0].keys())
-            parts += [f"<h3>Examples: {e(name)}</h3>",
-                      _html_table(headers, [[fmt_value(r.get(h)) for h in headers] for r in rows])]
+            headers, cells = example_table(rows)
+            parts += [f"<h3>{e(example_title(name, len(rows)))}</h3>", _html_table(headers, cells)]
+    parts.append(f"<p>Field codes: {e(labels.field_legend())}.</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -7,8 +7,8 @@ name here, the analyses read only canonical names, and the README's input table 
 
 Canonical tables (``browser_events`` and ``server_events``) have flat column names, no dots:
 
-* bookkeeping: ``source_file`` (path as given), ``file_index`` (0-based order of the file in the
-  import), ``line`` (1-based line of the row in its file; for CSV the header is line 1),
+* bookkeeping: ``source_file`` (the file name, never its folder), ``file_index`` (0-based order of
+  the file in the import), ``line`` (1-based line of the row in its file; for CSV the header is line 1),
 * ``event_time`` as integer UTC seconds, ``event_time_raw`` (the text as found) and
   ``event_time_raw_unit`` (``s``, ``ms``, ``us`` or ``iso``), ``sent_at`` likewise,
 * every ``user_data`` key as a list of strings (a cell may hold one value or a JSON array),

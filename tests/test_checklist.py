@@ -247,7 +247,7 @@ def test_checklist_thresholds_overridden_per_item_key_by_key():
     s["match_keys"]["em"]["valid_coverage"] = 0.39
     items = {i["id"]: i for i in checklist.build(s, config)}
     assert items["pairing_rate"]["status"] == "warn"
-    assert items["pairing_rate"]["threshold"] == "warn if < 90.0%, fail if < 50.0%"
+    assert items["pairing_rate"]["threshold"] == "warn if < 90.0 %, fail if < 50.0 %"
     assert items["coverage_em"]["status"] == "fail"
     assert checklist.thresholds(config)["coverage_em"] == {"warn_below": 0.5, "fail_below": 0.4}
 
@@ -255,10 +255,10 @@ def test_checklist_thresholds_overridden_per_item_key_by_key():
 def test_checklist_threshold_text_for_defaults():
     items = {i["id"]: i for i in checklist.build(healthy(), Config())}
     assert items["test_event_code"]["threshold"] == "fail if > 0"
-    assert items["event_ids_present"]["threshold"] == "warn if > 0.0%, fail if > 10.0%"
-    assert items["timing_skew"]["threshold"] == "warn if > 300 s, fail if > 3,600 s"
-    assert items["emq_estimate"]["threshold"] == "warn if < 6.0/10"
-    assert items["coverage_em"]["threshold"] == "warn if < 50.0%"
+    assert items["event_ids_present"]["threshold"] == "warn if > 0.0 %, fail if > 10.0 %"
+    assert items["timing_skew"]["threshold"] == "warn if > 5 min, fail if > 1 h"
+    assert items["emq_estimate"]["threshold"] == "warn if < 6.0 / 10"
+    assert items["coverage_em"]["threshold"] == "warn if < 50.0 %"
 
 
 @pytest.mark.parametrize("text, fragment", [

@@ -534,5 +534,5 @@ def test_explain_one_entry_per_number_with_fix(shared):
     entries = dedup.explain(shared["r"])
     labels = {e["label"]: e for e in entries}
     assert labels["Pairing rate"]["value"] == shared["r"]["pairing_rate"]
-    assert all(set(e) == {"label", "value", "text", "fix"} and e["text"] and e["fix"] for e in entries)
+    assert all(set(e) == {"label", "value", "text", "fix", "unit"} and e["text"] and e["fix"] for e in entries)
     assert len(entries) == 17

@@ -92,7 +92,7 @@ def test_emq_invalid_values_score_as_absent():
     assert a["estimate"] == b["estimate"] == round(emq.estimate({"client_ip_address": 1, "client_user_agent": 1}), 1)
     assert b["valid_coverage"]["em"] == 0.0
     assert b["priorities"][0]["field"] == "em"
-    assert "unhashed 1" in b["priorities"][0]["fix"]
+    assert "sent unhashed: 1" in b["priorities"][0]["fix"]
 
 
 def test_emq_scope_website_rows_and_per_event_name():

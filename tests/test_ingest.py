@@ -241,7 +241,7 @@ def test_import_several_files_per_role_keep_file_order(tmp_path):
     ds = import_logs(db, browser=[b1, b2], server=[s])
     assert _rows(db, "SELECT file_index, line, event_name FROM browser_events ORDER BY file_index, line") == [
         (0, 2, "A"), (1, 2, "B"), (1, 3, "C")]
-    assert ds.inputs["browser"]["files"] == [b1, b2]
+    assert ds.inputs["browser"]["files"] == ["b1.csv", "b2.csv"]  # names only, never the server's folders
     assert ds.inputs["browser"]["rows"] == 3
 
 

@@ -189,10 +189,10 @@ def test_match_keys_failing_rows_severity(ds):
 def test_match_keys_explain_names_defects_with_fixes(result):
     entries = match_keys.explain(result)
     labels = {e["label"]: e for e in entries}
-    assert labels["em valid coverage"]["value"] == 2 / 5
-    assert "(error)" in labels["ph unhashed"]["text"] and labels["ph unhashed"]["fix"]
-    assert labels["client_ip_address browser/server mismatch"]["value"] == 1
-    assert labels["fbp browser/server mismatch"]["value"] == 1
+    assert labels["Email (em): valid coverage"]["value"] == 2 / 5
+    assert "(error)" in labels["Phone sent unhashed"]["text"] and labels["Phone sent unhashed"]["fix"]
+    assert labels["IP address differs between browser and server"]["value"] == 1
+    assert labels["Browser ID (fbp) differs between browser and server"]["value"] == 1
     assert all({"label", "value", "text", "fix"} <= set(e) for e in entries)
 
 

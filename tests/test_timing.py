@@ -333,8 +333,8 @@ def test_options_hour_tolerance_must_stay_below_half_hour():
 
 def test_explain_entries_have_text_and_fix(shared):
     entries = timing.explain(shared["r"])
-    assert all(set(e) == {"label", "value", "text", "fix"} and e["text"] and e["fix"] for e in entries)
-    assert {e["label"]: e["value"] for e in entries}["Skew over threshold"] == shared["r"][
+    assert all(set(e) == {"label", "value", "text", "fix", "unit"} and e["text"] and e["fix"] for e in entries)
+    assert {e["label"]: e["value"] for e in entries}["Browser and server times too far apart"] == shared["r"][
         "skew_over_threshold"
     ]
 
@@ -349,6 +349,6 @@ def test_report_markdown_and_html_explain_dedup_and_timing(shared):
     }
     md = report.to_markdown(rep)
     assert "**Pairing rate:" in md and "Fix:" in md
-    assert f"**Skew over threshold: {shared['r']['skew_over_threshold']}**" in md
+    assert f"**Browser and server times too far apart: {shared['r']['skew_over_threshold']} dedup keys**" in md
     html = report.to_html(rep)
-    assert "Older than 7 days at send" in html
+    assert "Sent more than 7 days late" in html

@@ -1,22 +1,26 @@
 """The dashboard under Streamlit's AppTest: every page on the demo data, on no data and on an empty
-dataset; the checklist equals the report JSON; uploads, errors, filters, isolation of work per
-session; plus the pure helpers of capi_diag.ui (views, findings, filters)."""
+dataset; the checklist equals the report JSON; uploads (imported in the background), errors,
+filters (reset with every new dataset, the banner, "Clear filters"), isolation of work per session;
+plus the pure helpers of capi_diag.ui (views, findings, filters)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from capi_diag import checklist, fmt
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset, Filters
 from capi_diag.db import Database
 from capi_diag.ingest import Source, import_logs
-from capi_diag.report import build_report
+from capi_diag.report import build_report, render
 from capi_diag.ui import findings, state, views
 from capi_diag.ui.navigation import PAGES
 
@@ -87,6 +91,12 @@ def _blocks(node):
             yield from _blocks(child)
 
 
+def _expected_checklist(report: dict) -> list[tuple[str, str]]:
+    """The items as the page orders them: blockers, warnings, not evaluated, passing (go-live order
+    within each)."""
+    return [(i["id"], i["status"]) for i in checklist.grouped(report["checklist"])]
+
+
 def _checklist_shown(at: AppTest) -> list[tuple[str, str]]:
     """``(item id, status)`` in page order, read from the item containers' chips."""
     out = []
@@ -110,13 +120,36 @@ def _path(url_path: str) -> str:
     return next(p.path for p in PAGES if p.url_path == url_path)
 
 
-def _upload(at: AppTest, browser: bytes = BROWSER_CSV, server: bytes = SERVER_CSV) -> AppTest:
+def _wait_import(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
+    """Wait for the session's background import to finish, then run the page once more (as the
+    page's own progress fragment does), which hands the result to the session."""
+    job = at.session_state[state.JOB_KEY] if state.JOB_KEY in at.session_state else None
+    assert job is not None, "no import was started"
+    deadline = time.monotonic() + timeout
+    while not job.done:
+        assert time.monotonic() < deadline, "the import did not finish"
+        time.sleep(0.05)
+    return at.run()
+
+
+def _upload(at: AppTest, browser: bytes = BROWSER_CSV, server: bytes = SERVER_CSV,
+            names: tuple[str, str] = ("browser.csv", "server.csv")) -> AppTest:
     at.switch_page(_path("import")).run()
-    at.file_uploader(key="upload_browser").set_value([("browser.csv", browser, "text/csv")])
-    at.file_uploader(key="upload_server").set_value([("server.csv", server, "text/csv")])
+    at.file_uploader(key="upload_browser").set_value([(names[0], browser, "text/csv")])
+    at.file_uploader(key="upload_server").set_value([(names[1], server, "text/csv")])
     at.run()
     at.button(key="run_import").click().run()
-    return at
+    return _wait_import(at)
+
+
+def _sidebar_widget(at: AppTest, kind: str, label: str):
+    found = [w for w in getattr(at.sidebar, kind) if w.label == label]
+    assert found, f"no {kind} {label!r} in the sidebar"
+    return found[0]
+
+
+def _banner(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning if w.value.startswith("**Filtered view")]
 
 
 def _small_report() -> dict:
@@ -166,11 +199,34 @@ def test_checklist_demo_data_statuses_equal_report_json(demo_dir: Path, demo_rep
     monkeypatch.setenv("CAPI_DEMO_DIR", str(demo_dir))
     at = _app().run()
     _assert_clean(at, "checklist")
-    expected = [(i["id"], i["status"]) for i in demo_report["checklist"]]
+    expected = _expected_checklist(demo_report)
     assert expected, "the report has no checklist"
     assert _checklist_shown(at) == expected
-    assert _metric(at, "Pairing rate") == views.pct(demo_report["dedup"]["pairing_rate"])
+    assert [s for _, s in expected][:1] == ["fail"], "blockers come first"
+    _, verdict = checklist.verdict(demo_report["checklist"])
+    n_fail = sum(1 for i in demo_report["checklist"] if i["status"] == "fail")
+    assert verdict == f"Not ready to go live: {n_fail} blockers"
+    blocks = [m.value for m in at.markdown if "capi-verdict" in m.value]
+    assert len(blocks) == 1 and verdict in blocks[0]
+    assert at.main.markdown.values.index(blocks[0]) < min(
+        i for i, v in enumerate(at.main.markdown.values) if "capi-status-" in v), "the verdict comes first"
+    assert _metric(at, "Pairing rate") == fmt.share(demo_report["dedup"]["pairing_rate"])
+    assert re.fullmatch(r"\d+\.\d %", _metric(at, "Pairing rate"))
     assert _metric(at, "Server events") == f"{demo_report['inputs']['server']['rows']:,}"
+    passing = [e for e in at.main.expander if e.label.startswith("Passing")]
+    assert len(passing) == 1 and passing[0].label == f"Passing ({sum(s == 'pass' for _, s in expected)})"
+
+
+def test_checklist_emq_card_never_contradicts_its_item(demo_report: dict) -> None:
+    report = dict(demo_report)
+    item = next(i for i in report["checklist"] if i["id"] == "emq_estimate")
+    caption, status = views.emq_card(report)
+    assert status == item["status"]
+    assert ("Below the target" in caption) == (item["status"] in ("warn", "fail"))
+    raised = [{**i, "status": "warn"} if i["id"] == "emq_estimate" else i for i in report["checklist"]]
+    good = {**report, "emq": {**report["emq"], "band": "Good", "estimate": 6.5, "target": 7.0}, "checklist": raised}
+    caption, status = views.emq_card(good)
+    assert status == "warn" and caption == "Below the target of 7.0" and "Good" not in caption
 
 
 # -- import, then every page over the uploaded files (one import for the tests below, in order) --
@@ -196,10 +252,13 @@ def test_import_two_uploads_checklist_shows_their_pairing_rate(uploaded: AppTest
     _assert_clean(at, "import")
     report = _small_report()
     assert at.title[0].value == "Pre-launch checklist"
-    assert _metric(at, "Pairing rate") == views.pct(report["dedup"]["pairing_rate"])
+    assert _metric(at, "Pairing rate") == fmt.share(report["dedup"]["pairing_rate"])
     assert _metric(at, "Browser events") == "4"
     assert any("Imported 4 browser and 4 server events" in s.value for s in at.success)
-    assert _checklist_shown(at) == [(i["id"], i["status"]) for i in report["checklist"]]
+    notice = next(s.value for s in at.success if "Imported 4 browser" in s.value)
+    ws = _ws(at)
+    assert f"in {fmt.duration(ws.import_seconds)} and analysed them in {fmt.duration(ws.analysis_seconds)}" in notice
+    assert _checklist_shown(at) == _expected_checklist(report)
     ws = _ws(at)
     assert ws.source == "upload" and ws.files == {"browser": ["browser.csv"], "server": ["server.csv"]}
 
@@ -224,8 +283,8 @@ def test_event_lookup_ids_show_both_logs_masked_and_findings(uploaded: AppTest) 
     server = _frame(at, lambda df: any(str(c).startswith("server.csv:") for c in df.columns))
     assert server.loc["event_id"].tolist() == ["ord-1"]
     at.text_input(key="lookup_value").set_value("ord-2").run()
-    found = _frame(at, lambda df: "finding" in df.columns and "detail" in df.columns)
-    assert "name_case_mismatch" in set(found["finding"])
+    found = _frame(at, lambda df: "Finding" in df.columns and "Detail" in df.columns)
+    assert "Event name differs only in case" in set(found["Finding"])
     at.text_input(key="lookup_value").set_value("no-such-id").run()
     assert any("no-such-id" in w.value for w in at.warning)
 
@@ -235,8 +294,8 @@ def test_report_page_offers_three_formats_and_failing_rows_csv(uploaded: AppTest
     _assert_clean(at, "report")
     keys = {b.key for b in at.get("download_button")}
     assert {"download_json", "download_markdown", "download_html", "download_failing_csv"} <= keys
-    counts = _frame(at, lambda df: list(df.columns) == ["section", "finding", "severity", "rows"])
-    assert int(counts.loc[counts["finding"] == "name_case_mismatch", "rows"].sum()) == 2  # server + partner
+    counts = _frame(at, lambda df: list(df.columns) == ["Analysis", "Finding", "Severity", "Rows"])
+    assert int(counts.loc[counts["Finding"] == "Event name differs only in case", "Rows"].sum()) == 2  # + partner
 
 
 def test_session_switching_pages_does_not_rerun_analysis_filter_does(uploaded: AppTest) -> None:
@@ -256,12 +315,12 @@ def test_session_switching_pages_does_not_rerun_analysis_filter_does(uploaded: A
             _assert_clean(at, page.title)
         assert calls == [], "switching pages must not re-run the analyses"
         at.switch_page(PAGES[0].path).run()
-        at.multiselect(key="filter_event_names").set_value(["Purchase"]).run()
+        _sidebar_widget(at, "multiselect", "Event name").set_value(["Purchase"]).run()
         _assert_clean(at, "filtered")
         assert calls == [Filters(event_names=("Purchase",))]
         assert _ws(at) is ws, "a filter change must not re-import"
         assert _metric(at, "Server events") == "1"
-        at.multiselect(key="filter_event_names").set_value([]).run()
+        _sidebar_widget(at, "multiselect", "Event name").set_value([]).run()
         assert len(calls) == 1, "the unfiltered analysis is kept"
         assert _metric(at, "Server events") == "4"
 
@@ -292,6 +351,18 @@ def test_import_unusable_file_shows_error_not_exception(no_demo: None) -> None:
     assert _ws(at) is None
 
 
+def test_import_failed_after_upload_hides_previous_import_report(no_demo: None) -> None:
+    at = _upload(_app().run())
+    assert any(sub.value.startswith("Import report") for sub in at.switch_page(_path("import")).run().subheader)
+    at = _upload(at, browser=BROWSER_CSV, server=b"\x00\x01\x02\xff\xfe binary junk \x00" * 50,
+                 names=("b2.csv", "broken.csv"))
+    assert at.error and "broken.csv" in at.error[0].value
+    assert not any(sub.value.startswith("Import report") for sub in at.subheader), "the old report is hidden"
+    assert not [d for d in at.dataframe if "Your header" in d.value.columns]
+    assert _ws(at).files == {"browser": ["browser.csv"], "server": ["server.csv"]}, "the old data stays"
+    assert any("Nothing was replaced" in c.value and "server.csv" in c.value for c in at.caption)
+
+
 # -- pure helpers ----------------------------------------------------------------------------------
 
 OPTIONS = state.FilterOptions(dt.date(2023, 11, 14), dt.date(2023, 11, 16), ("PageView",), ())
@@ -319,16 +390,30 @@ def test_side_by_side_masks_pii_and_drops_empty_fields() -> None:
     assert "ph" not in df.index and "line" not in df.index
 
 
-def test_finding_csv_one_finding_has_header_and_its_rows() -> None:
+def test_finding_csv_one_finding_has_header_its_rows_label_and_filters() -> None:
     with Database() as db:
         ds = import_logs(db, browser=[Source("b.csv", data=BROWSER_CSV)], server=[Source("s.csv", data=SERVER_CSV)])
         counts = findings.finding_counts(ds, Config())
         row = counts[counts["finding"] == "name_case_mismatch"].iloc[0]
-        text = findings.finding_csv(ds, Config(), row["section"], row["finding"]).decode()
+        text = findings.finding_csv(ds, Config(), row["choice"]).decode()
+        filtered = findings.finding_csv(ds.with_filters(Filters(event_names=("Purchase",))), Config(), None,
+                                        filters=Filters(event_names=("Purchase",))).decode()
     lines = text.strip().splitlines()
-    assert lines[0].replace('"', "") == ",".join(findings.FAILING_ROW_COLUMNS)
+    assert lines[0].replace('"', "") == ",".join([*findings.FAILING_ROW_COLUMNS, "finding_label", "filters"])
     assert len(lines) - 1 == int(row["rows"])
-    assert all("name_case_mismatch" in line for line in lines[1:])
+    assert all("name_case_mismatch" in line and "Event name differs only in case" in line and line.endswith('"none"')
+               for line in lines[1:])
+    assert all(line.endswith('"event names Purchase"') for line in filtered.strip().splitlines()[1:])
+    assert findings.csv_name(row["choice"]) == "capi-diag-dedup-name_case_mismatch.csv"
+
+
+def test_finding_counts_match_key_defects_per_field() -> None:
+    with Database() as db:
+        ds = import_logs(db, browser=[Source("b.csv", data=BROWSER_CSV)], server=[Source("s.csv", data=SERVER_CSV)])
+        counts = findings.finding_counts(ds, Config())
+    unhashed = counts[(counts["section"] == "match_keys") & (counts["finding"] == "unhashed")]
+    assert unhashed["field"].tolist() == ["em"] and unhashed["rows"].tolist() == [1]
+    assert findings.choice_label(unhashed["choice"].iloc[0]) == "Match keys: Email sent unhashed"
 
 
 def test_checklist_items_observed_in_unit() -> None:
@@ -340,7 +425,8 @@ def test_checklist_items_observed_in_unit() -> None:
         {"id": "d", "title": "D", "status": "not_evaluated", "observed": None, "unit": "count", "threshold": "t"},
     ]}
     items = views.checklist_items(report)
-    assert [i["observed_text"] for i in items] == ["75.0%", "12.5 s", "5.4 / 10", "n/a"]
+    assert [i["id"] for i in items] == ["b", "c", "d", "a"], "blockers, warnings, not evaluated, passing"
+    assert [i["observed_text"] for i in items] == ["12.5 s", "5.4 / 10", "n/a", "75.0 %"]
     assert views.status_counts(report) == {"fail": 1, "warn": 1, "not_evaluated": 1, "pass": 1}
 
 
@@ -359,6 +445,188 @@ def test_import_without_server_file_says_what_is_not_evaluated(monkeypatch: pyte
     at.file_uploader(key="upload_browser").set_value([("browser.csv", BROWSER_CSV, "text/csv")])
     at.run()
     at.button(key="run_import").click().run()
+    _wait_import(at)
     assert not at.exception
     assert any("Imported 4 browser and 0 server events" in s.value and "No server (CAPI) log was imported"
                in s.value for s in at.success)
+
+
+# -- filters never outlive their dataset ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def logs_a(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Held-out logs A: ``python -m capi_diag sample --sessions 300 --seed 11`` (not the demo's seed)."""
+    from capi_diag.sample import write_sample
+
+    out = tmp_path_factory.mktemp("logs_a")
+    write_sample(out, sessions=300, seed=11, fmt="csv")
+    return {"browser": out / "browser_events.csv", "server": out / "server_events.csv"}
+
+
+@pytest.fixture(scope="module")
+def report_a(logs_a: dict[str, Path]) -> dict:
+    """The unfiltered report of A, as ``python -m capi_diag report`` builds it."""
+    with Database() as db:
+        ds = import_logs(db, browser=[logs_a["browser"]], server=[logs_a["server"]])
+        return build_report(ds, Config())
+
+
+def _same_report(a: dict, b: dict) -> bool:
+    strip = ("generated_at",)
+    return {k: v for k, v in a.items() if k not in strip} == {k: v for k, v in b.items() if k not in strip}
+
+
+def _assert_unfiltered_figures(at: AppTest, report: dict) -> None:
+    """Every page shows the unfiltered figures of ``report``, and no filter banner."""
+    ws = _ws(at)
+    assert state.current_filters(ws, at.session_state) == Filters()
+    for page in PAGES:
+        at.switch_page(page.path).run()
+        _assert_clean(at, page.title)
+        assert not _banner(at), f"{page.title}: a filter banner after a new import"
+        if page.url_path == "checklist":
+            assert _metric(at, "Pairing rate") == fmt.share(report["dedup"]["pairing_rate"])
+            assert _metric(at, "Browser events") == fmt.count(report["inputs"]["browser"]["rows"])
+            assert _metric(at, "Server events") == fmt.count(report["inputs"]["server"]["rows"])
+            assert _metric(at, "Skew, 95th percentile") == fmt.duration(report["timing"]["skew_p95_abs_s"])
+            assert _metric(at, "EMQ estimate") == fmt.score(report["emq"]["estimate"])
+            assert _checklist_shown(at) == _expected_checklist(report)
+        elif page.url_path == "dedup":
+            d = report["dedup"]
+            assert _metric(at, "Pairing rate") == fmt.share(d["pairing_rate"])
+            assert _metric(at, "Browser coverage") == fmt.share(d["browser_coverage"])
+            assert _metric(at, "Server coverage") == fmt.share(d["server_coverage"])
+            assert _metric(at, "Dedup keys") == fmt.count(d["keys"])
+            reasons = _frame(at, lambda df: "Counted in" in df.columns and "Reason" in df.columns)
+            assert dict(zip(reasons["Reason"], reasons["Count"], strict=True))["Sent twice by the server"] == \
+                d["duplicate_server_rows"]
+        elif page.url_path == "timing":
+            t = report["timing"]
+            assert _metric(at, "Median skew") == fmt.duration(t["skew_p50_s"])
+            assert _metric(at, "Delivery delay, 95th percentile") == fmt.duration(t["delivery_delay_p95_s"])
+            counts = _frame(at, lambda df: list(df.columns) == ["Finding", "Count", "Counted in", "Meaning"])
+            assert dict(zip(counts["Finding"], counts["Count"], strict=True))["Sent more than 7 days late"] == \
+                t["stale_over_7d"]
+        elif page.url_path == "match-keys":
+            assert _metric(at, "EMQ estimate") == fmt.score(report["emq"]["estimate"])
+            defects = _frame(at, lambda df: "Valid coverage" in df.columns)
+            em = defects[defects["Field"] == "Email (em)"].iloc[0]
+            assert em["Valid"] == report["match_keys"]["em"]["valid"]
+        elif page.url_path == "consent-contract":
+            assert _metric(at, "Forwarded without consent") == fmt.count(report["consent"]["forwarded_without_consent"])
+            assert _metric(at, "Server rows") == fmt.count(report["consent"]["server_rows"])
+        elif page.url_path == "import":
+            loaded = [m.value for m in at.metric if m.label == "Rows loaded"]
+            assert loaded == [fmt.count(report["inputs"][r]["rows"]) for r in ("browser", "server")]
+        elif page.url_path == "report":
+            an = ws.analysis(state.current_filters(ws, at.session_state))
+            assert _same_report(an.report, report), "the downloads are the unfiltered report"
+            assert an.report["filters"]["active"] is False
+    assert list(ws.analyses) == [Filters()], "no filtered analysis of the new data was ever run"
+
+
+def _filter_demo(at: AppTest) -> AppTest:
+    """On the demo: keep only the last day and Purchase events (the filters the bug left behind)."""
+    ws = _ws(at)
+    assert ws is not None and ws.is_demo
+    day = ws.options.last_day
+    _sidebar_widget(at, "date_input", "Event date (UTC)").set_value((day, day)).run()
+    _sidebar_widget(at, "multiselect", "Event name").set_value(["Purchase"]).run()
+    _assert_clean(at, "filtered demo")
+    assert state.current_filters(ws, at.session_state).active
+    assert len(_banner(at)) == 1 and "Purchase" in _banner(at)[0] and day.isoformat() in _banner(at)[0]
+    assert [b.label for b in at.button if b.key == "clear_filters"] == ["Clear filters"]
+    return at
+
+
+def test_filters_upload_after_filtered_demo_every_page_shows_unfiltered_upload(
+        demo_dir: Path, logs_a: dict[str, Path], report_a: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAPI_DEMO_DIR", str(demo_dir))
+    at = _filter_demo(_app().run())
+    demo_filtered = _metric(at, "Server events")
+    at = _upload(at, logs_a["browser"].read_bytes(), logs_a["server"].read_bytes(),
+                 names=(logs_a["browser"].name, logs_a["server"].name))
+    _assert_clean(at, "after import")
+    assert at.title[0].value == "Pre-launch checklist"
+    assert _metric(at, "Server events") == fmt.count(report_a["inputs"]["server"]["rows"]) != demo_filtered
+    _assert_unfiltered_figures(at, report_a)
+
+
+def test_filters_delete_and_load_demo_start_unfiltered(demo_dir: Path, demo_report: dict,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAPI_DEMO_DIR", str(demo_dir))
+    at = _filter_demo(_app().run())
+    at.button(key="delete_my_data").click().run()
+    assert _ws(at) is None and not _banner(at)
+    at.button(key="load_demo").click().run()
+    _assert_clean(at, "demo reloaded")
+    ws = _ws(at)
+    assert ws.is_demo and state.current_filters(ws, at.session_state) == Filters() and not _banner(at)
+    assert _metric(at, "Server events") == fmt.count(demo_report["inputs"]["server"]["rows"])
+    assert _metric(at, "Pairing rate") == fmt.share(demo_report["dedup"]["pairing_rate"])
+
+
+def test_filters_clear_button_restores_every_figure(demo_dir: Path, demo_report: dict,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAPI_DEMO_DIR", str(demo_dir))
+    at = _filter_demo(_app().run())
+    at.switch_page(_path("timing")).run()
+    assert len(_banner(at)) == 1, "the banner is on every page"
+    at.button(key="clear_filters").click().run()
+    _assert_clean(at, "cleared")
+    assert not _banner(at) and state.current_filters(_ws(at), at.session_state) == Filters()
+    at.switch_page(PAGES[0].path).run()
+    assert _metric(at, "Server events") == fmt.count(demo_report["inputs"]["server"]["rows"])
+    assert _sidebar_widget(at, "multiselect", "Event name").value == []
+
+
+def test_filters_reports_record_the_active_filters(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAPI_DEMO_DIR", str(demo_dir))
+    at = _filter_demo(_app().run())
+    at.switch_page(_path("report")).run()
+    _assert_clean(at, "report")
+    ws = _ws(at)
+    an = ws.analysis(state.current_filters(ws, at.session_state))
+    day = ws.options.last_day.isoformat()
+    described = f"event dates from {day} (UTC); event names Purchase"  # the last day: no end bound
+    assert an.report["filters"] == {"active": True, "description": described, "start": an.filters.start,
+                                    "end": an.filters.end, "event_names": ["Purchase"], "pixel_ids": []}
+    assert f'"description": "{described}"' in render(an.report, "json")
+    assert f"Filtered to {described}" in render(an.report, "markdown").splitlines()[2]
+    assert f"Filtered to {described}" in render(an.report, "html")
+
+
+# -- the import runs in the background ----------------------------------------------------------------
+
+def test_import_leaving_the_page_keeps_the_import_and_shows_it_on_return(
+        monkeypatch: pytest.MonkeyPatch, logs_a: dict[str, Path], report_a: dict) -> None:
+    monkeypatch.setenv("CAPI_DEMO_DIR", "/nonexistent/capi-demo")
+    gate = threading.Event()
+    real = state.import_workspace
+
+    def held(*args, **kwargs):
+        assert gate.wait(TIMEOUT), "the test never released the import"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(state, "import_workspace", held)
+    at = _app().run()
+    at.switch_page(_path("import")).run()
+    at.file_uploader(key="upload_browser").set_value([("browser_a.csv", logs_a["browser"].read_bytes(), "text/csv")])
+    at.file_uploader(key="upload_server").set_value([("server_a.csv", logs_a["server"].read_bytes(), "text/csv")])
+    at.run()
+    at.button(key="run_import").click().run()
+    assert any(p.proto.text.startswith("Importing browser_a.csv, server_a.csv") for p in at.get("progress"))
+    assert at.button(key="run_import").disabled, "one import at a time"
+    at.switch_page(_path("dedup")).run()  # the analyst opens another page meanwhile
+    _assert_clean(at, "dedup while importing")
+    assert any("Importing browser_a.csv, server_a.csv" in c.value for c in at.sidebar.caption)
+    assert _ws(at) is None
+    gate.set()
+    _wait_import(at)  # the page's progress fragment reruns the app when the import is done
+    _assert_clean(at, "dedup after the import")
+    assert at.title[0].value == "Dedup pairing"
+    assert _metric(at, "Pairing rate") == fmt.share(report_a["dedup"]["pairing_rate"])
+    assert any(s.value.startswith("Imported ") for s in at.success)
+    at.switch_page(_path("checklist")).run()
+    assert _metric(at, "Server events") == fmt.count(report_a["inputs"]["server"]["rows"])
+    assert _checklist_shown(at) == _expected_checklist(report_a)

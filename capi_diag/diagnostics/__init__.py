@@ -4,8 +4,10 @@
 * ``DEFAULTS``: its default thresholds (overridable in the ``--config`` TOML under ``[SECTION]``),
 * ``analyze(ds, config, prior) -> dict``: Ibis expressions executed by the engine, then a pure
   judgement over the aggregates; ``prior`` holds the sections computed before it (in ``ORDER``),
-* ``explain(result) -> list[dict]``: one ``{"label", "value", "text", "fix"}`` entry per number,
-  which the Markdown and HTML reports and the dashboard print as sentences,
+* ``explain(result, config=None) -> list[dict]``: one ``{"label", "value", "text", "fix"}`` entry per
+  number (optionally its ``unit``: ``share``, ``seconds``, ``score`` or what a count counts), in the
+  analyst's words and quoting the thresholds of ``config``, which the Markdown and HTML reports and
+  the dashboard print as sentences,
 * ``failing_rows(ds, config) -> ibis.Table``: the rows behind each finding, one row per (event row,
   finding) with the columns of :data:`FAILING_ROW_COLUMNS`. The dashboard's event lookup and its
   "CSV of failing rows" and the Test Events sender's local validation all read these (a rule is

@@ -331,7 +331,7 @@ def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     return out.select(*FAILING_ROW_COLUMNS)
 
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One sentence with its fix per number of the section."""
     if result.get("status") == "not_evaluated":
         return [{"label": "Consent", "value": None,
@@ -341,16 +341,16 @@ def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
                         "with every server event."}]
     default = ", ".join(result["policy"]["default"]) or "nothing"
     return [
-        {"label": "Forwarded without consent", "value": result["forwarded_without_consent"],
+        {"label": "Forwarded without consent", "value": result["forwarded_without_consent"], "unit": "server row",
          "text": f"Server rows sent to Meta although a purpose their region's policy requires was denied "
                  f"(default policy: {default}).",
          "fix": "Gate the server-side send on the visitor's consent state, per region; drop or anonymise "
                 "events whose required purposes are denied."},
-        {"label": "Consent unknown", "value": result["consent_unknown"],
+        {"label": "Consent unknown", "value": result["consent_unknown"], "unit": "server row",
          "text": "Server rows, not counted above, whose required consent purposes were missing or empty.",
          "fix": "Pass the CMP / Consent Mode state to the server with every event so that the decision to "
                 "forward is recorded."},
-        {"label": "Unrecognized region codes", "value": result["unrecognized_region_rows"],
+        {"label": "Unrecognized region codes", "value": result["unrecognized_region_rows"], "unit": "server row",
          "text": "Rows whose consent_region is not an ISO 3166-1 alpha-2 code; they follow the default "
                  "policy.",
          "fix": "Log the visitor's region as a two-letter ISO code (DE, FR, US...)."},

@@ -49,7 +49,7 @@ import ibis
 import ibis.expr.types as ir
 import pycountry
 
-from capi_diag import measures, rules
+from capi_diag import labels, measures, rules
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
@@ -406,8 +406,8 @@ _TEXT: dict[str, tuple[str, str, str]] = {
 }
 
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One sentence with its fix per rule."""
-    return [{"label": _TEXT[r][0], "value": result.get(r), "text": _TEXT[r][1], "fix": _TEXT[r][2]}
-            for r in RULES]
+    return [{"label": _TEXT[r][0], "value": result.get(r), "text": _TEXT[r][1], "fix": _TEXT[r][2],
+             "unit": labels.unit(r)} for r in RULES]
 

@@ -49,7 +49,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import measures
+from capi_diag import fmt, labels, measures
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
@@ -424,10 +424,10 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
 
 # -- explanation ---------------------------------------------------------------------------------
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One ``{"label", "value", "text", "fix"}`` entry per number of the section."""
-    w_h = result.get("window_s", 172_800) / 3600
-    p_s = result.get("probable_window_s", 60)
+    window = fmt.duration(result.get("window_s") or options(config)["window_s"])
+    probable = fmt.duration(result.get("probable_window_s") or options(config)["probable_window_s"])
     key = " + ".join(result.get("key_columns", ["event_name", "event_id"]))
     out: list[dict[str, Any]] = []
     if result.get("status") == "not_evaluated":
@@ -435,64 +435,67 @@ def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "text": f"Not evaluated: {result.get('reason')}",
                     "fix": "Upload the browser (Pixel) log and the server (CAPI) log of the same period."})
 
-    def e(label: str, k: str, text: str, fix: str) -> None:
-        out.append({"label": label, "value": result.get(k), "text": text, "fix": fix})
+    def e(k: str, text: str, fix: str, label: str | None = None) -> None:
+        unit = "share" if k in ("pairing_rate", "browser_coverage", "server_coverage") else labels.unit(k)
+        out.append({"label": label or labels.label(k), "value": result.get(k), "text": text, "fix": fix, "unit": unit})
 
-    e("Pairing rate", "pairing_rate",
-      f"Share of all keys ({key}) that Meta would deduplicate: present in both logs with a browser and a "
-      f"server row at most {w_h:g} h apart ({result.get('paired')} of {result.get('keys')}).",
+    e("pairing_rate",
+      f"Share of all dedup keys ({key}) that Meta would deduplicate: present in both logs with a browser "
+      f"and a server row at most {window} apart ({fmt.count(result.get('paired'))} of "
+      f"{fmt.count(result.get('keys'))}).",
       "Send every Pixel event from the server too, with the same event_name and the Pixel's eventID.")
-    e("Browser coverage", "browser_coverage",
+    e("browser_coverage",
       "Share of browser keys that have a server twin within the window (the log-side analogue of Meta's "
-      "event coverage, goal 75%).",
+      "event coverage, goal 75 %).",
       "Send the browser's events from the server as well, passing the Pixel eventID along.")
-    e("Server coverage", "server_coverage",
+    e("server_coverage",
       "Share of server keys that have a browser twin within the window.",
       "Server events without a Pixel twin are fine for server-only steps; otherwise fire the Pixel "
       "with the same eventID.")
-    e("Paired keys", "paired", f"Keys in both logs with a browser and a server row at most {w_h:g} h apart.",
+    e("paired", f"Dedup keys in both logs with a browser and a server row at most {window} apart.",
       "Nothing to fix: Meta keeps one copy of each.")
-    e("Outside the window", "outside_window",
-      f"Keys in both logs whose browser and server rows are all more than {w_h:g} h apart: Meta counts both.",
+    e("outside_window",
+      f"Dedup keys in both logs whose browser and server rows are all more than {window} apart: Meta "
+      "counts both.",
       "Send server events promptly (within minutes) and check that event_time is the action's time.")
-    e("Browser only", "browser_only", "Keys found only in the browser log.",
+    e("browser_only", "Dedup keys found only in the browser log.",
       "See the reasons below; make the server send the same event with the Pixel's id.")
-    e("Server only", "server_only", "Keys found only in the server log.",
+    e("server_only", "Dedup keys found only in the server log.",
       "See the reasons below; fire the Pixel with the same eventID, or accept server-only steps.")
-    e("Name case mismatch", "name_case_mismatch",
+    e("name_case_mismatch",
       "Server-only keys whose id the browser sends under a name that differs only in case "
       "(purchase vs Purchase); Meta compares names exactly, so both copies count.",
       "Use the exact same event name on both sides (the standard names are CamelCase: Purchase).")
-    e("Different ids (probable)", "different_ids_probable",
-      f"Server-only keys with a browser-only key of the same name and fbp within {p_s} s: the id was "
+    e("different_ids_probable",
+      f"Server-only keys with a browser-only key of the same name and fbp within {probable}: the id was "
       "generated twice instead of passed from the browser.",
       "Generate the eventID once in the browser and pass it to the server (dataLayer, hidden field, header).")
-    e("Server only, unexplained", "server_only_unexplained",
+    e("server_only_unexplained",
       "Server-only keys with no browser event to explain them (blocked Pixel, consent, or a "
       "server-only step).",
       "Check ad-blocking and consent; server-only steps (e.g. offline Purchase) need no Pixel twin.")
-    e("Browser only, unexplained", "browser_only_unexplained",
+    e("browser_only_unexplained",
       "Browser-only keys not explained by a server key: the server never sent them.",
       "Send these events from the server too (or find why the server drops them).")
-    e("Browser rows without event_id", "browser_missing_event_id",
+    e("browser_missing_event_id",
       "Pixel rows with an empty or missing eventID cannot be deduplicated by id.",
       "Pass {eventID: ...} as the 4th argument of fbq('track', ...).")
-    e("Server rows without event_id", "server_missing_event_id",
+    e("server_missing_event_id",
       "CAPI rows without event_id; Meta can only try its fbp/external_id fallback for them.",
       "Send event_id on every server event, equal to the Pixel's eventID.")
-    e("Duplicate browser rows", "duplicate_browser_rows",
+    e("duplicate_browser_rows",
       "Browser rows repeating a key already in the browser log (the Pixel fired twice).",
       "Fire each Pixel event once per action (check for double tags or containers).")
-    e("Duplicate server rows", "duplicate_server_rows",
+    e("duplicate_server_rows",
       "Server rows repeating a key already in the server log (the same event sent twice, e.g. from two "
       "containers or retries).",
       "Send each event once; make retries idempotent and remove duplicate tags or containers.")
-    e("Reused event ids", "reused_event_id",
-      f"Ids (per log, summed) used for several event names, or for rows more than {w_h:g} h apart: Meta may "
+    e("reused_event_id",
+      f"Ids (per log, summed) used for several event names, or for rows more than {window} apart: Meta may "
       "discard genuinely different events as duplicates.",
       "Generate a fresh unique id per action (e.g. a UUID), never a constant or a per-session value.")
-    e("Fallback dedup possible", "fallback_mergeable_server_rows",
+    e("fallback_mergeable_server_rows",
       f"Server rows without event_id that Meta's fallback (same event_name and fbp or external_id, browser "
-      f"event first, within {w_h:g} h) could still merge with a browser event.",
+      f"event first, within {window}) could still merge with a browser event.",
       "Do not rely on the fallback: it only works when the browser event arrives first; send event_id.")
     return out

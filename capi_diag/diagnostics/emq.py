@@ -54,7 +54,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import measures, rules
+from capi_diag import labels, measures, rules
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, match_keys
@@ -159,7 +159,8 @@ def _fix(field: str, counts: Mapping[str, Any], rows: int) -> str:
     c = counts[field]
     bad = {d: n for d, n in c["defects"].items() if n and d in rules.INVALIDATING[field]}
     if bad:
-        worst = ", ".join(f"{d} {n:,}" for d, n in sorted(bad.items(), key=lambda kv: -kv[1]))
+        worst = ", ".join(f"{labels.defect(None, d).lower()}: {n:,}"
+                          for d, n in sorted(bad.items(), key=lambda kv: -kv[1]))
         fix += f" {c['present'] - c['valid']:,} of {rows:,} scored rows send it invalid ({worst}): fix those first."
     if c["present"] < rows:
         fix += f" {rows - c['present']:,} of {rows:,} scored rows lack it."
@@ -197,24 +198,25 @@ def _analyze(ds: Dataset, rv: ir.Table, scope: str, target: float) -> dict[str, 
             "by_event_name": by_name, "priorities": priorities, "valid_coverage": coverage, **base}
 
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """The estimate, its per-event-name values and the top fixes, as sentences."""
     if result.get("status") == "not_evaluated":
         return [{"label": "EMQ estimate", "value": None, "text": f"Not evaluated: {result.get('reason')}.",
                  "fix": "Upload a server log with website events."}]
     scope = "website server events" if result["scope"] == "website" else "server events"
     out = [{
-        "label": "EMQ estimate", "value": result["estimate"],
+        "label": "EMQ estimate", "value": result["estimate"], "unit": "score",
         "text": f"Estimated match quality of {result['rows']:,} {scope} on 0-10: {result['band']} "
                 f"(Meta's target is {result['target']:g}). {result['note']}",
         "fix": result["priorities"][0]["fix"] if result["priorities"] and not result["meets_target"] else "",
     }]
     for name, r in result["by_event_name"].items():
-        out.append({"label": f"EMQ estimate, {name}", "value": r["estimate"],
+        out.append({"label": f"EMQ estimate, {name}", "value": r["estimate"], "unit": "score",
                     "text": f"{r['rows']:,} {name} events: {r['band']}.", "fix": ""})
     for p in result["priorities"][:5]:
-        out.append({"label": f"Gain from {p['field']}", "value": p["gain"],
-                    "text": f"Estimated gain if every scored event carried a valid {p['field']}.",
+        out.append({"label": f"Gain from {labels.field_with_code(p['field'])}", "value": p["gain"],
+                    "text": f"Estimated gain in EMQ points if every scored event carried a valid "
+                            f"{labels.field(p['field']).lower()}.",
                     "fix": p["fix"]})
     return out
 

@@ -133,7 +133,7 @@ def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     return parts[0].union(parts[1]).select(*FAILING_ROW_COLUMNS)
 
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One sentence per log with its missing steps and the fix."""
     out = []
     for role in ROLES:
@@ -142,7 +142,7 @@ def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
         near = result.get("near_names", {}).get(role, {})
         hint = "".join(f" {s} appears as {', '.join(near[s])}." for s in miss if s in near)
         out.append({
-            "label": f"Steps missing from the {role} log", "value": len(miss),
+            "label": f"Steps missing from the {role} log", "value": len(miss), "unit": "funnel step",
             "text": f"Rows per step: {counts}." + (f" Missing: {', '.join(miss)}." if miss else "") + hint,
             "fix": (f"Send {', '.join(miss)} from the {role} side under Meta's exact name, with the same "
                     "event_id as the other side." if miss else ""),

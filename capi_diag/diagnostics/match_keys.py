@@ -44,7 +44,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import measures, rules
+from capi_diag import fmt, labels, measures, rules
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
@@ -314,7 +314,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], rv: ir.Table)
     return result
 
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One ``{"label", "value", "text", "fix"}`` entry per field, per non-zero defect and per finding
     beyond the contract."""
     out: list[dict[str, Any]] = []
@@ -329,7 +329,7 @@ def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
         label = FIELD_LABELS[f]
         absent = "" if r.get("in_log", True) else " The server log has no such column."
         out.append({
-            "label": f"{f} valid coverage", "value": r["valid_coverage"],
+            "label": f"{labels.field_with_code(f)}: valid coverage", "value": r["valid_coverage"], "unit": "share",
             "text": f"{r['valid']:,} of {rows:,} server rows carry a valid {label} "
                     f"({r['present']:,} carry one at all).{absent}",
             "fix": FIELD_FIX[f] if r["valid"] < rows else "",
@@ -338,19 +338,21 @@ def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
             if n:
                 text, fix = DEFECT_TEXT[d]
                 sev = rules.severity(f, d)
-                out.append({"label": f"{f} {d}", "value": n,
+                out.append({"label": labels.defect(f, d), "value": n, "unit": "server row",
                             "text": f"{label[:1].upper()}{label[1:]}: {text} ({sev}).", "fix": fix})
     for rep in result.get("repeated_values") or []:
-        out.append({"label": f"{rep['field']} repeated value", "value": rep["rows"],
+        out.append({"label": labels.defect(rep["field"], "repeated_value"), "value": rep["rows"],
+                    "unit": "server row",
                     "text": f"One {FIELD_LABELS[rep['field']]} ({rep['value']}) appears on {rep['rows']:,} "
-                            f"rows ({rep['share']:.1%}): a placeholder, a test account or the server's own "
+                            f"rows ({fmt.share(rep['share'])}): a placeholder, a test account or the server's own "
                             "address rather than the visitor's.",
                     "fix": "Send each visitor's own value; omit the key rather than send a constant."})
     pm = result.get("paired_mismatch")
     if pm:
         for f, c in pm["fields"].items():
             if c["mismatched"]:
-                out.append({"label": f"{f} browser/server mismatch", "value": c["mismatched"],
+                out.append({"label": labels.defect(f, "paired_mismatch"), "value": c["mismatched"],
+                            "unit": "dedup key",
                             "text": f"Of {c['compared']:,} paired keys where both sides carry a "
                                     f"{FIELD_LABELS[f]}, {c['mismatched']:,} disagree.",
                             "fix": "Read the value from the visitor's request (cookie, X-Forwarded-For, "

@@ -44,7 +44,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import measures
+from capi_diag import fmt, labels, measures
 from capi_diag.config import Config, whole_numbers
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, bucket_counts
@@ -408,62 +408,68 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
 
 # -- explanation ---------------------------------------------------------------------------------
 
-def explain(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One ``{"label", "value", "text", "fix"}`` entry per number of the section."""
-    thr = result.get("skew_threshold_s", 300)
+    opts = options(config)
+    thr = fmt.duration(result.get("skew_threshold_s", opts["skew_threshold_s"]))
+    stale, future = fmt.duration(opts["stale_s"]), fmt.duration(opts["future_s"])
+    prefer, within = fmt.duration(opts["browser_preference_s"]), fmt.duration(DELAY_OK_S)
     out: list[dict[str, Any]] = []
     if result.get("status") == "not_evaluated":
         out.append({"label": "Timing", "value": None, "text": f"Not evaluated: {result.get('reason')}",
                     "fix": "Upload the server (CAPI) log."})
 
-    def e(label: str, k: str, text: str, fix: str) -> None:
-        out.append({"label": label, "value": result.get(k), "text": text, "fix": fix})
+    def e(k: str, text: str, fix: str, label: str | None = None) -> None:
+        unit = ("seconds" if k.endswith("_s") else "share" if k.endswith("_share") else labels.unit(k))
+        out.append({"label": label or labels.label(k), "value": result.get(k), "text": text, "fix": fix, "unit": unit})
 
     clock_fix = ("Send event_time as UTC Unix seconds of the action itself (pass the browser's time to the "
                  "server), not the send time or a local time.")
-    e("Median skew (s)", "skew_p50_s",
-      f"Median of server minus browser event_time over {result.get('paired')} paired keys (earliest rows); "
+    e("skew_p50_s",
+      f"Median of server minus browser event_time over {fmt.count(result.get('paired'))} paired dedup keys "
+      "(earliest rows); "
       "positive means the server's time is later.", clock_fix)
-    e("95th percentile of |skew| (s)", "skew_p95_abs_s",
-      "95% of paired keys have an absolute skew at or below this (linear interpolation).", clock_fix)
-    e("Largest |skew| (s)", "skew_max_abs_s", "The largest absolute skew of a paired key.", clock_fix)
-    e("Skew over threshold", "skew_over_threshold",
-      f"Paired keys whose server and browser event_time differ by more than {thr} s.", clock_fix)
-    e("Skew of whole hours", "skew_whole_hours",
+    e("skew_p95_abs_s",
+      "95 % of paired keys have an absolute skew at or below this (linear interpolation).", clock_fix)
+    e("skew_max_abs_s", "The largest absolute skew of a paired key.", clock_fix)
+    e("skew_over_threshold",
+      f"Paired keys whose server and browser event_time differ by more than {thr}.", clock_fix)
+    e("skew_whole_hours",
       "Paired keys whose skew is a whole number of hours (1 to 14, within the tolerance): the typical "
       "sign of a time-zone bug.",
       "Convert local times to UTC before taking the epoch, or send an ISO time with its offset.")
-    e("Meta keeps the browser copy", "meta_keeps_browser",
-      "Paired keys whose browser copy Meta is expected to keep (it arrives first, or within 5 minutes "
-      "of the server copy).", "Nothing to fix: one copy counts; make sure the Pixel copy carries the "
+    e("meta_keeps_browser",
+      "Paired keys whose browser copy Meta is expected to keep (it arrives first, or within "
+      f"{prefer} of the server copy).", "Nothing to fix: one copy counts; make sure the Pixel copy carries the "
       "same parameters as the server copy.")
-    e("Meta keeps the server copy", "meta_keeps_server",
-      "Paired keys whose server copy arrives more than 5 minutes before the browser copy.",
+    e("meta_keeps_server",
+      f"Paired keys whose server copy arrives more than {prefer} before the browser copy.",
       "Nothing to fix unless unexpected; it usually means the browser event is delayed or its time wrong.")
-    e("event_time in milliseconds", "event_time_in_ms",
+    e("event_time_in_ms",
       "Server rows whose raw event_time was in milliseconds; Meta expects seconds and rejects or "
       "misdates them.",
       "Divide by 1000 (Math.floor(Date.now() / 1000)).")
-    e("event_time in microseconds", "event_time_in_us",
+    e("event_time_in_us",
       "Server rows whose raw event_time was in microseconds.", "Send whole seconds since the epoch.")
     no_sent = "" if result.get("sent_at_column") else " Not evaluated: the server log has no sent_at column."
     log_sent = "Log sent_at (the time of the request) with every server event."
-    e("Older than 7 days at send", "stale_over_7d",
-      "Server rows sent more than 7 days after their event_time; Meta rejects the whole request "
+    e("stale_over_7d",
+      f"Server rows sent more than {stale} after their event_time; Meta rejects the whole request "
       f"(subcode 2804003).{no_sent}",
-      "Send in real time and drop events older than 7 days from batches." if not no_sent else log_sent)
-    e("In the future at send", "future",
-      f"Server rows whose event_time is more than 60 s after sent_at.{no_sent}",
+      f"Send in real time and drop events older than {stale} from batches." if not no_sent else log_sent,
+      label=f"Sent more than {stale} late")
+    e("future",
+      f"Server rows whose event_time is more than {future} after sent_at.{no_sent}",
       "Sync the server clock (NTP) and send UTC seconds." if not no_sent else log_sent)
-    e("sent_at missing", "sent_at_missing",
+    e("sent_at_missing",
       f"Server rows with an empty sent_at, left out of the stale/future/delay figures.{no_sent}", log_sent)
-    e("Delivery delay p50 (s)", "delivery_delay_p50_s",
+    e("delivery_delay_p50_s",
       f"Median of sent_at minus event_time over server rows with sent_at.{no_sent}",
       "Send events as they happen instead of in batches.")
-    e("Delivery delay p95 (s)", "delivery_delay_p95_s",
+    e("delivery_delay_p95_s",
       f"95th percentile of sent_at minus event_time.{no_sent}",
       "Send events as they happen instead of in batches.")
-    e("Delivered within 1 hour", "delivery_delay_within_1h_share",
-      f"Share of server rows with sent_at sent at most 3,600 s after event_time (Meta: ideally within 1 "
-      f"hour).{no_sent}", "Move batch uploads to real-time sends.")
+    e("delivery_delay_within_1h_share",
+      f"Share of server rows with sent_at sent at most {within} after event_time (Meta: ideally within 1 "
+      f"hour).{no_sent}", "Move batch uploads to real-time sends.", label=f"Delivered within {within}")
     return out

@@ -1,14 +1,21 @@
 """Plotly figures for the dashboard. Pure functions from small tables to figures, no streamlit.
 
 Every chart is readable without hovering: a title, axis titles with units, values written on bars
-or cells where it helps. Colours are Okabe-Ito (colour-blind safe); a status is never told by
-colour alone.
+or cells where it helps, in the analyst's words (:mod:`capi_diag.labels`) and the one number format
+(:mod:`capi_diag.fmt`). Charts tell the truth: count axes have whole-number ticks, a line is never
+drawn through an hour without data, and a threshold is drawn where it lies. Colours are Okabe-Ito
+(colour-blind safe); a status is never told by colour alone.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
+
+from capi_diag import fmt, labels
 
 OKABE_ITO = {
     "green": "#009E73", "orange": "#E69F00", "vermillion": "#D55E00", "sky": "#56B4E9",
@@ -19,7 +26,7 @@ OUTCOME_COLORS = {
     "browser_only": OKABE_ITO["sky"], "server_only": OKABE_ITO["vermillion"],
 }
 OUTCOME_LABELS = {
-    "paired": "Paired", "outside_window": "Both logs, > 48 h apart",
+    "paired": "Paired", "outside_window": "Both logs, more than {window} apart",
     "browser_only": "Browser only", "server_only": "Server only",
 }
 FONT = dict(family="system-ui, -apple-system, Segoe UI, sans-serif", size=13)
@@ -34,6 +41,20 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, *, height: int = 420) ->
     return fig
 
 
+def count_axis(max_value: float | None) -> dict[str, Any]:
+    """Axis settings for a count: whole-number ticks with thousands separators, from zero (a step of
+    1 while the counts are small, so plotly never ticks 0.5)."""
+    axis: dict[str, Any] = {"tickformat": ",d", "rangemode": "tozero"}
+    if max_value is None or (isinstance(max_value, float) and math.isnan(max_value)) or max_value < 10:
+        axis["dtick"] = 1
+    return axis
+
+
+def _max(*series: pd.Series) -> float:
+    values = [float(x.max()) for x in series if len(x)]
+    return max(values) if values else 0.0
+
+
 def empty(title: str, message: str) -> go.Figure:
     """A chart frame that says why there is nothing to draw."""
     fig = go.Figure()
@@ -44,63 +65,96 @@ def empty(title: str, message: str) -> go.Figure:
     return _layout(fig, title, "", "", height=260)
 
 
-def pairing_by_event(df: pd.DataFrame) -> go.Figure:
-    """Stacked horizontal bars: keys per ``event_name`` by outcome (columns of :data:`OUTCOME_COLORS`)."""
+def pairing_by_event(df: pd.DataFrame, window: str = "48 h") -> go.Figure:
+    """Stacked horizontal bars: dedup keys per ``event_name`` by outcome (columns of
+    :data:`OUTCOME_COLORS`)."""
     title = "Dedup keys per event name, by outcome"
     if df.empty:
-        return empty(title, "No keys: no event carries an event_id.")
+        return empty(title, "No dedup keys: no event carries an event_id.")
     df = df.iloc[::-1]  # largest at the top
     fig = go.Figure()
     for outcome, color in OUTCOME_COLORS.items():
-        fig.add_bar(y=df["event_name"], x=df[outcome], name=OUTCOME_LABELS[outcome], orientation="h",
-                    marker_color=color, text=df[outcome].map(lambda v: f"{v:,}" if v else ""),
+        fig.add_bar(y=df["event_name"], x=df[outcome], name=OUTCOME_LABELS[outcome].format(window=window),
+                    orientation="h", marker_color=color, text=df[outcome].map(lambda v: fmt.count(v) if v else ""),
                     textposition="inside", insidetextanchor="middle")
-    fig.update_layout(barmode="stack")
-    return _layout(fig, title, "Keys (event_name, event_id)", "Event name",
+    fig.update_layout(barmode="stack", xaxis=count_axis(_max(df[list(OUTCOME_COLORS)].sum(axis=1))))
+    return _layout(fig, title, "Dedup keys (event name + event ID)", "Event name",
                    height=max(260, 60 + 34 * len(df)))
 
 
 def pairing_over_time(df: pd.DataFrame) -> go.Figure:
-    """Pairing rate per hour (line, left axis) over keys per hour (bars, right axis)."""
+    """Pairing rate per hour (line, left axis) over dedup keys per hour (bars, right axis). An hour
+    without keys has no rate: the line stops there instead of being drawn through it."""
     title = "Pairing rate per hour (UTC)"
     if df.empty:
-        return empty(title, "No keys to plot.")
+        return empty(title, "No dedup keys to plot.")
     fig = go.Figure()
-    fig.add_bar(x=df["hour"], y=df["keys"], name="Keys in the hour", marker_color="#D9E2EC", yaxis="y2")
+    fig.add_bar(x=df["hour"], y=df["keys"], name="Dedup keys in the hour", marker_color="#D9E2EC", yaxis="y2")
     fig.add_scatter(x=df["hour"], y=df["rate"] * 100, name="Pairing rate", mode="lines+markers",
-                    line=dict(color=OKABE_ITO["blue"], width=2), marker=dict(size=4))
+                    line=dict(color=OKABE_ITO["blue"], width=2), marker=dict(size=4), connectgaps=False,
+                    hovertemplate="%{x|%Y-%m-%d %H:00} UTC: %{y:.1f} %<extra></extra>")
     fig.update_layout(yaxis=dict(range=[0, 105], ticksuffix=" %"),
-                      yaxis2=dict(title="Keys per hour", overlaying="y", side="right", showgrid=False))
-    return _layout(fig, title, "Hour of the key's first event (UTC)", "Pairing rate (%)")
+                      yaxis2=dict(title="Dedup keys per hour", overlaying="y", side="right", showgrid=False,
+                                  **count_axis(_max(df["keys"]))))
+    return _layout(fig, title, "Hour of the key's first event (UTC)", "Pairing rate")
 
 
 def _labelled_bars(df: pd.DataFrame, column: str, color: str, name: str) -> go.Figure:
     """One bar per ``label`` with its count written above it (readable without hovering)."""
     fig = go.Figure()
     fig.add_bar(x=df["label"], y=df[column], marker_color=color,
-                text=df[column].map(lambda v: f"{v:,}" if v else ""), textposition="outside", cliponaxis=False,
+                text=df[column].map(lambda v: fmt.count(v) if v else ""), textposition="outside", cliponaxis=False,
                 name=name)
+    fig.update_layout(yaxis=count_axis(_max(df[column])))
     return fig
+
+
+def threshold_position(bins: pd.DataFrame, value: float) -> float | None:
+    """Where ``value`` (seconds) lies on the categorical axis of ``bins`` (``min_s``/``max_s``
+    inclusive whole seconds, ``None`` for an open end): bin ``i`` spans ``i - 0.5`` to ``i + 0.5``.
+    A positive threshold flags skews strictly above it, so its line sits just after ``value``; a
+    negative one just before it."""
+    edge = value + 0.5 if value >= 0 else value - 0.5
+    for i, (lo, hi) in enumerate(zip(bins["min_s"], bins["max_s"], strict=True)):
+        lo_v = -math.inf if lo is None or pd.isna(lo) else float(lo) - 0.5
+        hi_v = math.inf if hi is None or pd.isna(hi) else float(hi) + 0.5
+        if lo_v <= edge <= hi_v:
+            if edge == hi_v:
+                return i + 0.5
+            if edge == lo_v:
+                return i - 0.5
+            if math.isinf(lo_v) or math.isinf(hi_v):
+                return float(i)  # inside an open-ended bin: its middle
+            return i - 0.5 + (edge - lo_v) / (hi_v - lo_v)
+    return None
 
 
 def skew_histogram(df: pd.DataFrame, threshold_s: float | None) -> go.Figure:
     """Paired keys per skew bin (``lo``, ``hi`` seconds, ``keys``); the threshold marked both sides."""
-    title = "Skew of paired keys: server event_time - browser event_time"
+    title = "Skew of paired dedup keys: server event_time minus browser event_time"
     if df.empty:
-        return empty(title, "No paired keys: nothing to measure.")
-    fig = _labelled_bars(df, "keys", OKABE_ITO["blue"], "Keys")
+        return empty(title, "No paired dedup keys: nothing to measure.")
+    fig = _labelled_bars(df, "keys", OKABE_ITO["blue"], "Paired dedup keys")
     if threshold_s is not None:
-        fig.add_annotation(text=f"|skew| threshold: {threshold_s:,.0f} s", xref="paper", yref="paper",
-                           x=1, y=1.08, showarrow=False, font=dict(color=OKABE_ITO["vermillion"]))
-    return _layout(fig, title, "Skew (seconds; negative = server earlier)", "Paired keys")
+        for sign in (1, -1):
+            x = threshold_position(df, sign * float(threshold_s))
+            if x is None:
+                continue
+            fig.add_shape(type="line", x0=x, x1=x, xref="x", y0=0, y1=1, yref="paper",
+                          line=dict(color=OKABE_ITO["vermillion"], width=2, dash="dash"))
+            fig.add_annotation(x=x, y=1, xref="x", yref="paper", showarrow=False, yanchor="bottom",
+                               xanchor="left" if sign > 0 else "right",
+                               text=f"{'+' if sign > 0 else '-'}{fmt.duration(threshold_s)} threshold",
+                               font=dict(color=OKABE_ITO["vermillion"]))
+    return _layout(fig, title, "Skew (negative: the server's time is earlier)", "Paired dedup keys")
 
 
 def delay_histogram(df: pd.DataFrame) -> go.Figure:
-    title = "Delivery delay: sent_at - event_time (server rows)"
+    title = "Delivery delay: sent_at minus event_time (server rows)"
     if df.empty:
         return empty(title, "No sent_at in the server log: delivery delay cannot be measured.")
-    fig = _labelled_bars(df, "rows", OKABE_ITO["sky"], "Rows")
-    return _layout(fig, title, "Delay (bucket)", "Server rows")
+    fig = _labelled_bars(df, "rows", OKABE_ITO["sky"], "Server rows")
+    return _layout(fig, title, "Delay (sent_at minus event_time)", "Server rows")
 
 
 def coverage_heatmap(matrix: pd.DataFrame) -> go.Figure:
@@ -108,15 +162,16 @@ def coverage_heatmap(matrix: pd.DataFrame) -> go.Figure:
     title = "Valid coverage of each match key, per event name (server rows)"
     if matrix.empty:
         return empty(title, "No server rows.")
-    z = matrix.to_numpy(dtype=float)
-    text = [[("" if v != v else f"{v:.0%}") for v in row] for row in z]
+    z = matrix.to_numpy(dtype=float) * 100
+    text = [[("" if v != v else fmt.share(v / 100, 0)) for v in row] for row in z]
     fig = go.Figure(go.Heatmap(
-        z=z, x=list(matrix.columns), y=list(matrix.index), zmin=0, zmax=1, colorscale="Cividis",
-        text=text, texttemplate="%{text}", colorbar=dict(title="Valid coverage", tickformat=".0%"),
-        hovertemplate="%{y} on %{x}: %{z:.1%}<extra></extra>",
+        z=z, x=list(matrix.columns), y=[labels.field_with_code(f) for f in matrix.index], zmin=0, zmax=100,
+        colorscale="Cividis", text=text, texttemplate="%{text}",
+        colorbar=dict(title="Valid coverage", ticksuffix=" %"),
+        hovertemplate="%{y} on %{x}: %{z:.1f} %<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, "Event name", "user_data field", height=max(360, 60 + 30 * len(matrix)))
+    return _layout(fig, title, "Event name", "Customer information field", height=max(360, 60 + 30 * len(matrix)))
 
 
 def emq_by_event(df: pd.DataFrame, target: float = 6.0) -> go.Figure:
@@ -125,9 +180,10 @@ def emq_by_event(df: pd.DataFrame, target: float = 6.0) -> go.Figure:
         return empty(title, "No website server events to score.")
     colors = [OKABE_ITO["green"] if v >= target else OKABE_ITO["orange"] for v in df["estimate"]]
     fig = go.Figure(go.Bar(x=df["event_name"], y=df["estimate"], marker_color=colors,
-                           text=df["estimate"].map(lambda v: f"{v:.1f}"), textposition="outside", cliponaxis=False))
+                           text=df["estimate"].map(lambda v: fmt.score(v, scale=False)), textposition="inside",
+                           insidetextanchor="end", cliponaxis=False))
     fig.add_hline(y=target, line_dash="dash", line_color=OKABE_ITO["black"],
-                  annotation_text=f"Meta's target {target:.1f}", annotation_position="top left")
+                  annotation_text=f"Target {target:.1f}", annotation_position="top right")
     fig.update_yaxes(range=[0, 10.5])
     return _layout(fig, title, "Event name", "EMQ estimate (0-10)")
 
@@ -137,8 +193,10 @@ def priorities(df: pd.DataFrame) -> go.Figure:
     if df.empty:
         return empty(title, "Nothing to gain: every field is at full valid coverage.")
     df = df.iloc[::-1]
-    fig = go.Figure(go.Bar(y=df["field"], x=df["gain"], orientation="h", marker_color=OKABE_ITO["blue"],
-                           text=df["gain"].map(lambda v: f"+{v:.2f}"), textposition="outside", cliponaxis=False))
+    names = df["label"] if "label" in df.columns else df["field"].map(labels.field_with_code)
+    fig = go.Figure(go.Bar(y=names, x=df["gain"], orientation="h", marker_color=OKABE_ITO["blue"],
+                           text=df["gain"].map(lambda v: f"+{fmt.number(v)}"), textposition="outside",
+                           cliponaxis=False))
     return _layout(fig, title, "Estimated gain (EMQ points)", "Field", height=max(260, 60 + 30 * len(df)))
 
 
@@ -152,16 +210,17 @@ def consent_by_region(df: pd.DataFrame) -> go.Figure:
                              ("consent_unknown", "Consent unknown", OKABE_ITO["orange"]),
                              ("ok", "Consent as required", OKABE_ITO["green"])):
         fig.add_bar(y=df["region"], x=df[col], name=name, orientation="h", marker_color=color,
-                    text=df[col].map(lambda v: f"{v:,}" if v else ""), textposition="inside")
-    fig.update_layout(barmode="stack")
+                    text=df[col].map(lambda v: fmt.count(v) if v else ""), textposition="inside")
+    fig.update_layout(barmode="stack", xaxis=count_axis(_max(df["rows"]) if "rows" in df else None))
     return _layout(fig, title, "Server rows", "Region (ISO code)", height=max(260, 60 + 30 * len(df)))
 
 
 def counts_bar(df: pd.DataFrame, title: str, x: str, y: str, *, color: str = OKABE_ITO["vermillion"]) -> go.Figure:
-    """Horizontal bars of ``rows`` per ``name`` (finding counts)."""
+    """Horizontal bars of ``rows`` per ``name`` (finding counts, ``name`` already in words)."""
     if df.empty:
         return empty(title, "Nothing found.")
     df = df.iloc[::-1]
     fig = go.Figure(go.Bar(y=df["name"], x=df["rows"], orientation="h", marker_color=color,
-                           text=df["rows"].map(lambda v: f"{v:,}"), textposition="outside", cliponaxis=False))
+                           text=df["rows"].map(fmt.count), textposition="outside", cliponaxis=False))
+    fig.update_layout(xaxis=count_axis(_max(df["rows"])))
     return _layout(fig, title, x, y, height=max(240, 60 + 30 * len(df)))

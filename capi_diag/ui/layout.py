@@ -1,5 +1,6 @@
 """Pieces every page shares: the page frame (title, purpose, data label, the one analysis call, the
-empty state), status chips, a section's "what and why" text, its explanations and example rows."""
+empty state), status chips, a section's "what and why" text, its explanations and example rows, all
+in the analyst's words (:mod:`capi_diag.labels`) and one number format (:mod:`capi_diag.fmt`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 import streamlit as st
 
+from capi_diag import guide, labels, report
+from capi_diag.config import Config
 from capi_diag.errors import CapiDiagError
 from capi_diag.ui import state, views
 from capi_diag.ui.navigation import page_path
@@ -19,7 +22,7 @@ STATUS_COLORS: dict[str, str] = {
 }
 """Okabe-Ito status colours (colour-blind safe); the status is always written out as well."""
 STATUS_TEXT_COLORS = {"pass": "#FFFFFF", "warn": "#000000", "fail": "#FFFFFF", "not_evaluated": "#FFFFFF"}
-STATUS_LABELS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "not_evaluated": "NOT EVALUATED"}
+STATUS_LABELS = {s: labels.STATUSES[s] for s in STATUS_COLORS}
 
 
 def status_chip(status: str) -> str:
@@ -30,6 +33,24 @@ def status_chip(status: str) -> str:
     return (f'<span class="capi-status capi-status-{html.escape(status)}" style="background:{bg};color:{fg};'
             f'padding:0.15rem 0.5rem;border-radius:0.3rem;font-weight:600;font-size:0.8rem;'
             f'white-space:nowrap">{html.escape(label)}</span>')
+
+
+def verdict_block(status: str, text: str) -> str:
+    """The checklist's verdict as one large line on its status colour (the words carry the status)."""
+    bg = STATUS_COLORS.get(status, "#8C8C8C")
+    fg = STATUS_TEXT_COLORS.get(status, "#FFFFFF")
+    return (f'<div class="capi-verdict capi-verdict-{html.escape(status)}" style="background:{bg};color:{fg};'
+            f'padding:0.7rem 1rem;border-radius:0.5rem;font-size:1.6rem;font-weight:700;margin:0.2rem 0 0.4rem">'
+            f'{html.escape(text)}</div>')
+
+
+def table(df: Any, *, key: str, **kwargs: Any) -> None:
+    """``st.dataframe`` with thousands separators in every whole-number column."""
+    config = dict(kwargs.pop("column_config", None) or {})
+    for col in getattr(df, "columns", []):
+        if col not in config and str(df[col].dtype) in ("int64", "Int64", "int32"):
+            config[col] = st.column_config.NumberColumn(format="%,d")
+    st.dataframe(df, hide_index=kwargs.pop("hide_index", True), key=key, column_config=config, **kwargs)
 
 
 def page(title: str, purpose: str) -> state.Analysis | None:
@@ -48,18 +69,18 @@ def page(title: str, purpose: str) -> state.Analysis | None:
         st.info("**Demo data**: bundled sample logs with known defects. "
                 "Upload your own browser and server logs on the Import page.", icon=":material/science:")
     filters = state.current_filters(ws)
-    bar = None if ws.has_analysis(filters) else st.progress(0.0, text="Analysing...")
+    what = "Analysing the filtered events" if filters.active else "Analysing"
+    bar = None if ws.has_analysis(filters) else st.progress(0.0, text=f"{what}...")
     try:
         an = ws.analysis(filters, None if bar is None else
-                         lambda msg, frac: bar.progress(min(max(frac, 0.0), 1.0), text=msg))
+                         lambda msg, frac: bar.progress(min(max(frac, 0.0), 1.0),
+                                                        text=f"{msg} (filtered view)" if filters.active else msg))
     except CapiDiagError as e:
         st.error(f"**{e.title}.** {e}", icon=":material/error:")
         return None
     finally:
         if bar is not None:
             bar.empty()
-    if filters.active:
-        st.caption(f"Filtered: {views.describe_filters(filters)}.")
     if an.rows["browser"] == 0 and an.rows["server"] == 0:
         st.warning("No events to analyse: the logs are empty" + (" or the filters exclude every event."
                                                                  if filters.active else "."),
@@ -80,28 +101,30 @@ def empty_state() -> None:
 
 
 def _load_demo() -> None:
-    st.session_state[state.EMPTY_KEY] = False
+    state.load_demo()
 
 
-def section_intro(module: ModuleType | None) -> None:
-    """The analysis module's docstring: what it measures, why it matters, usual cause, fix."""
-    if module is None or not module.__doc__:
+def section_intro(section: str, config: Config | None = None) -> None:
+    """What the section measures, why it matters and the usual fix (:mod:`capi_diag.guide`), with
+    the thresholds in force."""
+    text = guide.about(section, config)
+    if not text:
         return
     with st.expander("What this measures, why it matters, and the usual fix"):
-        st.markdown(module.__doc__)
+        st.markdown(text)
 
 
-def explanations(module: ModuleType | None, result: Mapping[str, Any] | None, *, key: str) -> None:
+def explanations(module: ModuleType | None, result: Mapping[str, Any] | None, *, key: str,
+                 config: Config | None = None) -> None:
     """Every number of a section with its sentence and fix (the module's ``explain``)."""
     if module is None or result is None:
         st.info("This analysis is not available in this build.", icon=":material/hourglass:")
         return
-    df = views.explanations(module.explain(result))
+    df = views.explanations(report.explain_entries(module, result, config))
     if df.empty:
         return
-    st.dataframe(df, hide_index=True, width="stretch", key=key,
-                 column_config={"Fix": st.column_config.TextColumn(width="large"),
-                                "What it means": st.column_config.TextColumn(width="large")})
+    table(df, width="stretch", key=key, column_config={"Fix": st.column_config.TextColumn(width="large"),
+                                                        "What it means": st.column_config.TextColumn(width="large")})
 
 
 def examples(result: Mapping[str, Any] | None, *, key: str, only: tuple[str, ...] | None = None) -> None:
@@ -109,7 +132,7 @@ def examples(result: Mapping[str, Any] | None, *, key: str, only: tuple[str, ...
     shown = 0
     for name, df in views.example_tables(result, only=only).items():
         shown += 1
-        with st.expander(f"Examples: {views.label(name)} ({len(df)} shown)"):
+        with st.expander(report.example_title(name, len(df))):
             st.dataframe(df, hide_index=True, width="stretch", key=f"{key}_{name}")
     if shown == 0:
         st.caption("No example rows: nothing to show for these findings.")

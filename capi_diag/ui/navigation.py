@@ -1,7 +1,9 @@
-"""The page list and the sidebar every page shares (data label, global filters, "Delete my data").
+"""The page list, the sidebar every page shares (data label, global filters, a running import's
+progress, "Delete my data") and the filter banner.
 
-The sidebar is drawn from ``app.py`` before the page runs, so its widgets belong to the app, not to
-one page: a filter set on the Dedup page still holds on the Timing page.
+The sidebar and the banner are drawn from ``app.py`` before the page runs, so their widgets belong
+to the app, not to one page: a filter set on the Dedup page still holds on the Timing page, and
+while one is active every page says so above its title.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from capi_diag import resources
+from capi_diag import fmt, resources
 from capi_diag.errors import CapiDiagError
+from capi_diag.report import describe_filters
 from capi_diag.ui import state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
+IMPORT_POLL_S = 0.5
+"""How often a page refreshes the progress of a running import."""
 APP_ROOT = resources.path(resources.APP).parent
 """The folder of the ``app.py`` Streamlit runs: the checkout, or the installed bundle (``capi_diag/_bundle``)."""
 
@@ -67,8 +72,12 @@ def pages() -> list[st.Page]:
                     default=(i == 0)) for i, p in enumerate(PAGES)]
 
 
-def sidebar() -> None:
-    """Load this session's data (the demo on first visit) and draw the shared sidebar."""
+def sidebar(current: str | None = None) -> None:
+    """Collect a finished import, load this session's data (the demo on first visit) and draw the
+    shared sidebar. ``current`` is the page being shown (its ``url_path``)."""
+    job = state.collect_import()
+    if job is not None and job.workspace is not None and current == "import":
+        st.switch_page(page_path("checklist"))
     bar = st.empty()
     try:
         ws = state.workspace(progress=lambda msg, frac: bar.progress(min(max(frac, 0.0), 1.0),
@@ -80,14 +89,56 @@ def sidebar() -> None:
     bar.empty()
     with st.sidebar:
         _data_label(ws)
+        if state.import_running() and current != "import":
+            import_progress(compact=True)
         if ws is not None and ws.options is not None:
-            _filters(ws.options)
+            _filters(ws)
         st.divider()
-        st.button("Delete my data", key="delete_my_data", icon=":material/delete:", disabled=ws is None,
+        st.button("Delete my data", key="delete_my_data", icon=":material/delete:",
+                  disabled=ws is None and not state.import_running(),
                   on_click=state.delete_my_data, width="stretch",
                   help="Closes this session's database and forgets its uploads and results.")
         st.caption("Your uploads stay in this browser session only: other sessions never see them, "
                    "and they are gone when you delete them or close the tab.")
+
+
+def filter_banner() -> None:
+    """One prominent banner on every page while a sidebar filter is active: what is filtered, and
+    a button back to the whole data."""
+    ws = st.session_state.get(state.WORKSPACE_KEY)
+    filters = state.current_filters(ws)
+    if not filters.active:
+        return
+    with st.container(key="filter_banner"):
+        text, button = st.columns([5, 1], vertical_alignment="center")
+        text.warning(f"**Filtered view: {describe_filters(filters)}.** Every figure on this page counts "
+                     "only these events; the downloads record the filters.", icon=":material/filter_alt:")
+        button.button("Clear filters", key="clear_filters", on_click=state.clear_filters, type="primary",
+                      icon=":material/filter_alt_off:", width="stretch")
+
+
+def import_progress(*, compact: bool = False) -> None:
+    """The running import's progress, refreshed every second; when it ends, the whole app reruns
+    so that whichever page is open shows the new data."""
+    @st.fragment(run_every=IMPORT_POLL_S)
+    def _progress() -> None:
+        job = state.import_job()
+        if job is None:
+            return
+        if job.done:
+            if not job.collected:
+                st.rerun()
+            return
+        names = ", ".join([*job.files["browser"], *job.files["server"]])
+        text = f"{job.message} ({fmt.duration(round(job.elapsed))} so far)"
+        if compact:
+            st.caption(f"Importing {names}")
+            st.progress(job.fraction, text=text)
+        else:
+            st.progress(job.fraction, text=f"Importing {names}: {text}")
+            st.caption("You can open other pages meanwhile: the import goes on, and every page shows the "
+                       "new data when it is ready.")
+    _progress()
 
 
 def _data_label(ws: state.Workspace | None) -> None:
@@ -102,19 +153,24 @@ def _data_label(ws: state.Workspace | None) -> None:
     files = ws.files
     st.markdown(":blue-background[**Your data**]")
     for role in ("browser", "server"):
-        names = files.get(role) or []
+        names = [Path(n).name for n in files.get(role) or []]
         st.caption(f"{role.capitalize()}: " + (", ".join(names) if names else "no file"))
     if ws.config_name:
-        st.caption(f"Config: {ws.config_name}")
+        st.caption(f"Config: {Path(ws.config_name).name}")
 
 
-def _filters(options: state.FilterOptions) -> None:
+def _filters(ws: state.Workspace) -> None:
+    """The filters of this dataset, keyed by its generation (a new dataset starts unfiltered)."""
+    options, epoch = ws.options, state.filter_epoch()
+    assert options is not None
     st.subheader("Filters")
     if options.first_day is not None:
         st.date_input("Event date (UTC)", value=(options.first_day, options.last_day),
-                      min_value=options.first_day, max_value=options.last_day, key="filter_dates",
+                      min_value=options.first_day, max_value=options.last_day,
+                      key=state.filter_key(ws, "dates", epoch),
                       help="Whole UTC days by event_time; applies to every page.")
-    st.multiselect("Event name", options.event_names, key="filter_event_names",
+    st.multiselect("Event name", options.event_names, key=state.filter_key(ws, "event_names", epoch),
                    placeholder="All event names", help="Exact event_name values from both logs.")
     if options.pixel_ids:
-        st.multiselect("Pixel", options.pixel_ids, key="filter_pixel_ids", placeholder="All Pixels")
+        st.multiselect("Pixel", options.pixel_ids, key=state.filter_key(ws, "pixel_ids", epoch),
+                       placeholder="All Pixels")

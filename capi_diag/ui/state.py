@@ -10,7 +10,13 @@ filters they were computed for. So:
 * a filter change runs the analyses once for the new filters (the import is not repeated) and
   switching back to an earlier filter reuses its result (the last :data:`KEEP_ANALYSES` are kept);
 * uploads are passed to DuckDB as bytes: no temporary files;
-* replacing the data (a new import, the demo, "Delete my data") closes the old database.
+* an import and its first analysis run in a background thread owned by the session
+  (:class:`ImportJob`, kept in ``st.session_state``): the analyst can open other pages meanwhile,
+  every page shows the progress, and the result replaces the session's data on the next run of
+  any page (:func:`collect_import`);
+* replacing the data (a new import, the demo, "Delete my data") closes the old database and starts
+  a new *generation*: the sidebar filters are keyed by it (:func:`filter_key`), so a new dataset
+  always opens unfiltered (a widget keyed as before would get its old value back from the browser).
 
 With no upload yet, a session opens on the bundled demo logs (``data/`` of the checkout or of the
 installed package, see :mod:`capi_diag.resources`; ``CAPI_DEMO_DIR`` overrides the folder),
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
+import threading
 import time
 import weakref
 from collections import OrderedDict
@@ -35,10 +43,11 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from capi_diag import resources
+from capi_diag import fmt, labels, resources
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset, Filters
 from capi_diag.db import Database
+from capi_diag.errors import CapiDiagError
 from capi_diag.ingest import Source, import_logs
 from capi_diag.report import build_report
 from capi_diag.schema import Role
@@ -49,7 +58,11 @@ KEEP_ANALYSES = 8
 WORKSPACE_KEY = "capi_workspace"
 EMPTY_KEY = "capi_session_emptied"
 NOTICE_KEY = "capi_notice"
-FILTER_KEYS = ("filter_dates", "filter_event_names", "filter_pixel_ids")
+JOB_KEY = "capi_import_job"
+EPOCH_KEY = "capi_filter_epoch"
+FILTER_NAMES = ("dates", "event_names", "pixel_ids")
+
+_GENERATIONS = itertools.count(1)
 
 NO_FILTERS = Filters()
 
@@ -115,6 +128,8 @@ class Workspace:
     import_seconds: float = 0.0
     options: FilterOptions | None = None
     analyses: OrderedDict[Filters, Analysis] = field(default_factory=OrderedDict)
+    generation: int = field(default_factory=lambda: next(_GENERATIONS))
+    """A number no other dataset of the process had: the sidebar filters are keyed by it."""
 
     def __post_init__(self) -> None:
         weakref.finalize(self, _close_quietly, self.db, self.dataset)
@@ -132,6 +147,12 @@ class Workspace:
     def has_analysis(self, filters: Filters) -> bool:
         return filters in self.analyses
 
+    @property
+    def analysis_seconds(self) -> float:
+        """How long the unfiltered analysis took (0 before it ran)."""
+        an = self.analyses.get(NO_FILTERS)
+        return an.seconds if an is not None else 0.0
+
     def analysis(self, filters: Filters | None = None, progress: Progress | None = None) -> Analysis:
         """The analysis for ``filters`` (none: unfiltered): kept if computed before, else run now."""
         filters = filters or NO_FILTERS
@@ -143,7 +164,7 @@ class Workspace:
 
         def step(section: str, i: int, n: int) -> None:
             if progress:
-                progress(f"Analysing: {section}", i / max(n, 1))
+                progress(f"Analysing: {labels.SECTIONS.get(section, section)} ({i + 1} of {n})", i / max(n, 1))
 
         with self.db.lock:
             report = build_report(ds, self.config, progress=step)
@@ -202,6 +223,13 @@ def _day(seconds: Any) -> dt.date | None:
     if seconds is None or pd.isna(seconds):
         return None
     return dt.datetime.fromtimestamp(int(seconds), dt.UTC).date()
+
+
+def filter_key(ws: Workspace, name: str, epoch: int = 0) -> str:
+    """The widget key of sidebar filter ``name`` (``dates``, ``event_names``, ``pixel_ids``) for this
+    dataset and this clearing of the filters: a new dataset or "Clear filters" means new widgets,
+    which start at "all" (the browser cannot hand back a value chosen for other data)."""
+    return f"filter_{name}_{ws.generation}_{epoch}"
 
 
 def filters_from(options: FilterOptions | None, dates: Any, event_names: Sequence[str],
@@ -343,20 +371,34 @@ def demo_workspace(paths: Mapping[str, Path], *, progress: Progress | None = Non
 
 
 def replace(ws: Workspace | None) -> None:
-    """Make ``ws`` this session's data; the previous database is closed and the filters reset."""
+    """Make ``ws`` this session's data; the previous database is closed. The filters start at "all":
+    ``ws`` is a new generation, so the sidebar draws new filter widgets for it."""
     old = st.session_state.get(WORKSPACE_KEY)
     if old is not None and old is not ws:
         old.close()
     st.session_state[WORKSPACE_KEY] = ws
     st.session_state[EMPTY_KEY] = ws is None
-    for key in FILTER_KEYS:
-        st.session_state.pop(key, None)
+    st.session_state[EPOCH_KEY] = 0
 
 
 def delete_my_data() -> None:
-    """Empty the session: close its database, forget uploads, results and filters."""
+    """Empty the session: close its database, forget uploads, results and filters (an import still
+    running is abandoned: its result is closed when it arrives)."""
+    cancel_import()
     replace(None)
     notify("Your data was deleted from this session.")
+
+
+def load_demo() -> None:
+    """Go back to the bundled demo data (after "Delete my data"), unfiltered."""
+    cancel_import()
+    st.session_state[EMPTY_KEY] = False
+    st.session_state[EPOCH_KEY] = 0
+
+
+def clear_filters() -> None:
+    """Every sidebar filter back to "all" (new widgets: see :func:`filter_key`)."""
+    st.session_state[EPOCH_KEY] = int(st.session_state.get(EPOCH_KEY, 0)) + 1
 
 
 def notify(message: str) -> None:
@@ -368,10 +410,152 @@ def pop_notice() -> str | None:
     return st.session_state.pop(NOTICE_KEY, None)
 
 
-def current_filters(ws: Workspace | None) -> Filters:
-    """The filters the sidebar widgets hold now (none when the session has no data)."""
+def _get(session: Any, key: str, default: Any = None) -> Any:
+    try:
+        return session[key] if key in session else default
+    except KeyError:
+        return default
+
+
+def filter_epoch(session: Any = None) -> int:
+    return int(_get(st.session_state if session is None else session, EPOCH_KEY, 0))
+
+
+def current_filters(ws: Workspace | None, session: Any = None) -> Filters:
+    """The filters the sidebar widgets hold now (none when the session has no data). ``session``:
+    another session state to read (a test's), by default this run's."""
     if ws is None:
         return Filters()
-    s: Mapping[str, Any] = st.session_state
-    return filters_from(ws.options, s.get("filter_dates"), s.get("filter_event_names") or (),
-                        s.get("filter_pixel_ids") or ())
+    s = st.session_state if session is None else session
+    epoch = filter_epoch(s)
+    return filters_from(ws.options, _get(s, filter_key(ws, "dates", epoch)),
+                        _get(s, filter_key(ws, "event_names", epoch)) or (),
+                        _get(s, filter_key(ws, "pixel_ids", epoch)) or ())
+
+
+# -- the import, in the background -----------------------------------------------------------------
+
+@dataclass
+class ImportJob:
+    """One import and its first analysis, running in a thread of its own for one browser session.
+
+    The thread only calls the core (:func:`import_workspace`) and writes this object's fields; the
+    pages read them (a progress bar) and :func:`collect_import` hands the result to the session on
+    its next run, whichever page that is. Leaving the page therefore never loses an import.
+    """
+
+    files: dict[str, list[str]]
+    started: float = field(default_factory=time.perf_counter)
+    message: str = "Starting the import"
+    fraction: float = 0.0
+    workspace: Workspace | None = None
+    error_title: str | None = None
+    error: str | None = None
+    finished: float | None = None
+    cancelled: bool = False
+    collected: bool = False
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.finished is not None
+
+    @property
+    def failed(self) -> bool:
+        return self.done and self.error is not None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    def progress(self, message: str, fraction: float) -> None:
+        self.message, self.fraction = message, min(max(fraction, 0.0), 1.0)
+
+    def summary(self) -> str:
+        """What the import did, for the page shown next: events per log and the real time taken."""
+        ws = self.workspace
+        if ws is None:
+            return ""
+        info = ws.dataset.inputs
+        rows = {r: int(info.get(r, {}).get("rows") or 0) for r in ("browser", "server")}
+        rejected = sum(int(info.get(r, {}).get("rejected_rows") or 0) for r in ("browser", "server"))
+        msg = (f"Imported {rows['browser']:,} browser and {rows['server']:,} server events in "
+               f"{fmt.duration(ws.import_seconds)} and analysed them in {fmt.duration(ws.analysis_seconds)} "
+               f"({fmt.duration(self.elapsed)} in all).")
+        if rejected:
+            msg += (f" {fmt.counted(rejected, 'row')} {'was' if rejected == 1 else 'were'} rejected: see the "
+                    "Import page for the reasons.")
+        if not self.files.get("server"):
+            msg += (" No server (CAPI) log was imported, so the checks of server events are not evaluated: "
+                    "add it on the Import page.")
+        if not self.files.get("browser"):
+            msg += (" No browser (Pixel) log was imported, so pairing and skew are not evaluated: "
+                    "add it on the Import page.")
+        return msg
+
+
+def start_import(browser: Sequence[Upload], server: Sequence[Upload], *, config: Config,
+                 config_name: str | None, assume_tz: str) -> ImportJob:
+    """Start importing the uploads in a background thread owned by this session (any import still
+    running is abandoned). The uploads' bytes are read here, before the thread starts."""
+    cancel_import()
+    b, s = [_source(f) for f in browser], [_source(f) for f in server]
+    job = ImportJob(files={"browser": [x.name for x in b], "server": [x.name for x in s]})
+
+    def run() -> None:
+        try:
+            ws = import_workspace(b, s, config=config, config_name=config_name, assume_tz=assume_tz,
+                                  progress=job.progress)
+        except CapiDiagError as e:
+            job.error_title, job.error = e.title, str(e)
+        except Exception as e:  # noqa: BLE001 - the analyst sees one clear line, never a traceback
+            names = ", ".join([*job.files["browser"], *job.files["server"]])
+            job.error_title = "Import failed"
+            job.error = (f"{names}: {type(e).__name__}: {e}. Check that each file is a CSV, JSON Lines or "
+                         "Parquet event log, or report this error with the file's first lines.")
+        else:
+            if job.cancelled:
+                ws.close()
+            else:
+                job.workspace = ws
+        finally:
+            job.progress("Finished" if job.error is None else "Failed", 1.0)
+            job.finished = time.perf_counter()
+
+    job.thread = threading.Thread(target=run, name="capi-import", daemon=True)
+    st.session_state[JOB_KEY] = job
+    job.thread.start()
+    return job
+
+
+def import_job() -> ImportJob | None:
+    return st.session_state.get(JOB_KEY)
+
+
+def import_running() -> bool:
+    job = import_job()
+    return job is not None and not job.done
+
+
+def cancel_import() -> None:
+    """Forget this session's import: a running one is abandoned (its database is closed when it
+    ends), a finished one that was not collected is closed now."""
+    job = st.session_state.pop(JOB_KEY, None)
+    if job is None:
+        return
+    job.cancelled = True
+    if job.done and not job.collected and job.workspace is not None:
+        job.workspace.close()
+
+
+def collect_import() -> ImportJob | None:
+    """On every run: when the session's import has just finished, make its data the session's (the
+    filters start at "all") and leave a notice; returns the job when this run collected it."""
+    job = import_job()
+    if job is None or not job.done or job.collected:
+        return None
+    job.collected = True
+    if job.workspace is not None:
+        replace(job.workspace)
+        notify(job.summary())
+    return job

@@ -1,13 +1,14 @@
 """Report sections reshaped into the small tables the pages show. Pure functions, no streamlit.
 
 Every number comes from the report dict that :func:`capi_diag.report.build_report` returns (the
-same dict the ``report`` command renders), so the dashboard and the report always agree. Example
-rows pass through :func:`capi_diag.pii.mask_row` before they are shown.
+same dict the ``report`` command renders), so the dashboard and the report always agree. Ids become
+the analyst's labels (:mod:`capi_diag.labels`), numbers take the one format (:mod:`capi_diag.fmt`),
+and every count says what it counts (dedup keys or rows). Example rows pass through
+:func:`capi_diag.pii.mask_row` before they are shown.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 from collections.abc import Iterable, Mapping
 from types import ModuleType
@@ -15,11 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from capi_diag.dataset import Filters
+from capi_diag import fmt, labels
+from capi_diag.checklist import GROUP_ORDER, grouped
 from capi_diag.pii import mask_row
-from capi_diag.report import fmt_value
+from capi_diag.report import entry_value, example_table
 
-STATUSES = ("fail", "warn", "not_evaluated", "pass")
+STATUSES = GROUP_ORDER
+"""Checklist statuses in reading order: blockers, warnings, not evaluated, passing."""
 
 
 def diagnostic_module(section: str) -> ModuleType | None:
@@ -31,29 +34,6 @@ def diagnostic_module(section: str) -> ModuleType | None:
         if e.name != name:
             raise
         return None
-
-
-def label(name: str) -> str:
-    """``server_only_unexplained`` -> ``Server only unexplained``."""
-    text = str(name).replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
-
-
-def describe_filters(f: Filters) -> str:
-    parts = []
-    if f.start is not None or f.end is not None:
-        lo = _date(f.start) if f.start is not None else "start"
-        hi = _date(f.end - 1) if f.end is not None else "end"
-        parts.append(f"event dates {lo} to {hi} (UTC)")
-    if f.event_names:
-        parts.append("event names " + ", ".join(f.event_names))
-    if f.pixel_ids:
-        parts.append("Pixels " + ", ".join(f.pixel_ids))
-    return "; ".join(parts) or "none"
-
-
-def _date(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).date().isoformat()
 
 
 def cell(value: Any) -> Any:
@@ -75,10 +55,25 @@ def frame(rows: Iterable[Mapping[str, Any]], *, mask: bool = True) -> pd.DataFra
     return df
 
 
+def example_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Example rows (PII masked) with columns and values in words: UTC times, durations, labels."""
+    headers, cells = example_table([mask_row(dict(r)) for r in rows])
+    return pd.DataFrame(cells, columns=_unique(headers))
+
+
+def _unique(headers: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for h in headers:
+        seen[h] = seen.get(h, 0) + 1
+        out.append(h if seen[h] == 1 else f"{h} ({seen[h]})")
+    return out
+
+
 # -- shared section pieces --------------------------------------------------------------------------
 
 def explanations(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    rows = [{"Measure": e.get("label", ""), "Value": fmt_value(e.get("value")),
+    rows = [{"Measure": e.get("label", ""), "Value": entry_value(e),
              "What it means": e.get("text", ""), "Fix": e.get("fix") or ""} for e in entries]
     return pd.DataFrame(rows, columns=["Measure", "Value", "What it means", "Fix"])
 
@@ -93,7 +88,7 @@ def example_tables(result: Mapping[str, Any] | None, *,
         if only is not None and name not in only:
             continue
         if isinstance(rows, list) and rows:
-            out[name] = frame(rows)
+            out[name] = example_frame(rows)
     return out
 
 
@@ -101,24 +96,17 @@ def example_tables(result: Mapping[str, Any] | None, *,
 
 def observed_text(item: Mapping[str, Any]) -> str:
     """An item's observed value in its unit (``share`` as %, ``seconds``, ``score`` out of 10)."""
-    value, unit = item.get("observed"), item.get("unit")
-    if value is None:
-        return "n/a"
-    if unit == "share":
-        return pct(value)
-    if unit == "seconds":
-        return seconds(value)
-    if unit == "score":
-        return score(value)
-    return fmt_value(value)
+    return fmt.value(item.get("observed"), item.get("unit"))
 
 
 def checklist_items(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The checklist items in go-live order, with observed/threshold formatted for display."""
+    """The checklist items in reading order (blockers, warnings, not evaluated, passing; each group
+    in go-live order), with observed value and status in words."""
     items = []
-    for item in report.get("checklist") or []:
+    for item in grouped(list(report.get("checklist") or [])):
         items.append({**item, "observed_text": observed_text(item),
-                      "threshold_text": str(item.get("threshold") or "n/a"),
+                      "threshold_text": str(item.get("threshold") or fmt.NA),
+                      "status_text": labels.STATUSES.get(item["status"], item["status"]),
                       "page_section": item.get("page") or item_section(item)})
     return items
 
@@ -145,18 +133,21 @@ def headline(report: Mapping[str, Any], rows: Mapping[str, int]) -> dict[str, An
     }
 
 
-def pct(value: Any) -> str:
-    """A share as a percentage with one decimal (``n/a`` when undefined)."""
-    if value is None:
-        return "n/a"
-    return f"{float(value):.1%}"
-
-
-def seconds(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    v = float(value)
-    return f"{v:,.0f} s" if v.is_integer() else f"{v:,.1f} s"
+def emq_card(report: Mapping[str, Any]) -> tuple[str, str | None]:
+    """``(caption, status)`` under the EMQ estimate: the checklist item's judgement with the band
+    only where the two agree, so the card never contradicts the checklist (a "Good" band beside a
+    warning because the configured target is 7.0, say)."""
+    emq = report.get("emq") or {}
+    item = next((i for i in report.get("checklist") or [] if i["id"] == "emq_estimate"), None)
+    band = emq.get("band")
+    if item is None or item["status"] == "not_evaluated":
+        return (f"Band: {band}" if band else "Not evaluated"), (item or {}).get("status")
+    target = emq.get("target")
+    goal = f" of {float(target):.1f}" if target is not None else ""
+    if item["status"] == "pass":
+        return (f"Meets the target{goal}" + (f" (band {band})" if band else "")), "pass"
+    low = band in ("Poor", "OK")
+    return (f"Below the target{goal}" + (f" (band {band})" if low and band else "")), item["status"]
 
 
 _ID_HINTS: tuple[tuple[str, str], ...] = (
@@ -185,30 +176,30 @@ def item_section(item: Mapping[str, Any]) -> str | None:
 
 def import_summary(info: Mapping[str, Any]) -> dict[str, str]:
     return {
-        "Files": fmt_value(len(info.get("files") or [])),
-        "Rows read": fmt_value(info.get("rows_read", 0)),
-        "Rows loaded": fmt_value(info.get("rows", 0)),
-        "Rows rejected": fmt_value(info.get("rejected_rows", 0)),
+        "Files": fmt.count(len(info.get("files") or [])),
+        "Rows read": fmt.count(info.get("rows_read", 0)),
+        "Rows loaded": fmt.count(info.get("rows", 0)),
+        "Rows rejected": fmt.count(info.get("rejected_rows", 0)),
     }
 
 
 def file_report_tables(fr: Mapping[str, Any]) -> dict[str, Any]:
     """One file's import report as a headline and small tables."""
-    fmt = fr.get("format") or "?"
+    kind = fr.get("format") or "?"
     extra = f", {fr['encoding']}" if fr.get("encoding") else ""
     if fr.get("delimiter"):
         extra += f", delimiter {fr['delimiter']!r}"
-    headline = (f"{fmt}{extra}; {fmt_value(fr.get('rows_loaded', 0))} of {fmt_value(fr.get('rows_read', 0))} "
-                f"rows loaded, {fmt_value(fr.get('rows_rejected', 0))} rejected")
+    headline = (f"{kind}{extra}; {fmt.count(fr.get('rows_loaded', 0))} of {fmt.count(fr.get('rows_read', 0))} "
+                f"rows loaded, {fmt.count(fr.get('rows_rejected', 0))} rejected")
     mapping = pd.DataFrame([{"Your header": h, "Canonical field": c} for h, c in (fr.get("mapping") or {}).items()],
                            columns=["Your header", "Canonical field"])
-    rejected = pd.DataFrame([{"Reason": label(k), "Rows": v} for k, v in (fr.get("rejected_reasons") or {}).items()],
-                            columns=["Reason", "Rows"])
-    examples = frame(fr.get("rejected_examples") or [])
-    formats = pd.DataFrame([{"Format": k, "Rows": v} for k, v in (fr.get("time_formats") or {}).items()],
-                           columns=["Format", "Rows"])
+    rejected = pd.DataFrame([{"Reason": labels.label(k), "Rows": int(v)}
+                             for k, v in (fr.get("rejected_reasons") or {}).items()], columns=["Reason", "Rows"])
+    examples = example_frame(fr.get("rejected_examples") or []) if fr.get("rejected_examples") else pd.DataFrame()
+    formats = pd.DataFrame([{"Format": labels.TIME_FORMATS.get(k, k), "Rows": int(v)}
+                            for k, v in (fr.get("time_formats") or {}).items()], columns=["Format", "Rows"])
     if fr.get("no_time_zone"):
-        headline += f"; {fmt_value(fr['no_time_zone'])} ISO times without a time zone"
+        headline += f"; {fmt.count(fr['no_time_zone'])} ISO times without a time zone"
     return {"headline": headline, "mapping": mapping, "rejected": rejected, "rejected_examples": examples,
             "time_formats": formats}
 
@@ -220,22 +211,28 @@ def contract_table(rows: Iterable[tuple[str, str, str, str]]) -> pd.DataFrame:
 # -- dedup -------------------------------------------------------------------------------------------
 
 OUTCOMES = ("paired", "outside_window", "browser_only", "server_only")
-UNPAIRED_REASONS: tuple[tuple[str, str, str], ...] = (
-    ("name_case_mismatch", "server", "Same event_id, event_name differs only in case"),
-    ("different_ids_probable", "server", "Same name and fbp within 60 s, different event_id"),
-    ("server_only_unexplained", "server", "No browser event at all (blocked, consent, server-only step)"),
-    ("browser_only_unexplained", "browser", "The server never sent it"),
-    ("outside_window", "both", "In both logs, more than 48 h apart"),
-    ("duplicate_server_rows", "server", "Same key sent twice by the server"),
-    ("duplicate_browser_rows", "browser", "Same key sent twice by the browser"),
-    ("server_missing_event_id", "server", "Server rows without an event_id"),
-    ("browser_missing_event_id", "browser", "Browser rows without an event_id"),
-    ("reused_event_id", "both", "One event_id used for several actions"),
+UNPAIRED_REASONS: tuple[tuple[str, str], ...] = (
+    ("name_case_mismatch", "Same event_id, event_name differs only in case"),
+    ("different_ids_probable", "Same event name and browser ID within {probable}, different event_id"),
+    ("server_only_unexplained", "No browser event at all (blocked Pixel, consent, server-only step)"),
+    ("browser_only_unexplained", "The server never sent it"),
+    ("outside_window", "In both logs, more than {window} apart"),
+    ("duplicate_server_rows", "The same dedup key sent twice by the server"),
+    ("duplicate_browser_rows", "The same dedup key sent twice by the browser"),
+    ("server_missing_event_id", "Server rows without an event_id"),
+    ("browser_missing_event_id", "Browser rows without an event_id"),
+    ("reused_event_id", "One event_id used for several actions"),
 )
 
 
+def dedup_words(result: Mapping[str, Any]) -> dict[str, str]:
+    """The section's windows in words (``window``: ``48 h``, ``probable``: ``60 s``)."""
+    return {"window": fmt.duration(result.get("window_s", 172_800)),
+            "probable": fmt.duration(result.get("probable_window_s", 60))}
+
+
 def dedup_by_event(result: Mapping[str, Any]) -> pd.DataFrame:
-    """Keys per ``event_name`` and outcome, busiest names first."""
+    """Dedup keys per ``event_name`` and outcome, busiest names first."""
     rows = [{"event_name": name, **{o: int(v.get(o) or 0) for o in OUTCOMES}}
             for name, v in (result.get("by_event_name") or {}).items()]
     df = pd.DataFrame(rows, columns=["event_name", *OUTCOMES])
@@ -244,20 +241,31 @@ def dedup_by_event(result: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def dedup_reasons(result: Mapping[str, Any]) -> pd.DataFrame:
-    """Why keys or rows are not paired: count per reason, with what it means."""
-    rows = [{"Reason": label(key), "Counted on": side, "Count": int(result.get(key) or 0), "Meaning": meaning,
-             "key": key} for key, side, meaning in UNPAIRED_REASONS if result.get(key) is not None]
-    return pd.DataFrame(rows, columns=["Reason", "Counted on", "Count", "Meaning", "key"])
+    """Why events are not paired: the count per reason, what it counts (dedup keys or rows of a
+    log), and what it means."""
+    words = dedup_words(result)
+    rows = [{"Reason": labels.label(key), "Count": int(result.get(key) or 0),
+             "Counted in": fmt.plural(labels.unit(key)), "Meaning": meaning.format(**words), "key": key}
+            for key, meaning in UNPAIRED_REASONS if result.get(key) is not None]
+    return pd.DataFrame(rows, columns=["Reason", "Count", "Counted in", "Meaning", "key"])
 
 
 def pairing_over_time(df: pd.DataFrame) -> pd.DataFrame:
-    """``dedup.pairing_by_hour`` output with a datetime ``hour`` and the hour's ``rate``."""
+    """``dedup.pairing_by_hour`` output on a complete hourly axis: a datetime ``hour``, ``keys``
+    and ``paired`` (0 for an hour without keys) and the hour's ``rate`` (missing for an hour
+    without keys, so a line is never drawn through it)."""
     if df.empty:
         return pd.DataFrame(columns=["hour", "keys", "paired", "rate"])
     out = df.copy()
     out["hour"] = pd.to_datetime(out["hour"].astype("int64"), unit="s", utc=True)
-    out["rate"] = out["paired"].astype(float) / out["keys"].astype(float)
-    return out
+    out = out.set_index("hour").sort_index()
+    full = pd.date_range(out.index.min(), out.index.max(), freq="h")
+    out = out.reindex(full)
+    out.index.name = "hour"
+    out["keys"] = out["keys"].fillna(0).astype(int)
+    out["paired"] = out["paired"].fillna(0).astype(int)
+    out["rate"] = (out["paired"].astype(float) / out["keys"].astype(float)).where(out["keys"] > 0)
+    return out.reset_index()
 
 
 # -- consent, contract, journey ------------------------------------------------------------------------
@@ -277,11 +285,11 @@ def consent_regions(result: Mapping[str, Any], limit: int = 25) -> pd.DataFrame:
 
 
 def consent_purposes(result: Mapping[str, Any]) -> pd.DataFrame:
-    rows = [{"Purpose": p, "Rows requiring it": v.get("required_rows", 0), "Granted": v.get("granted", 0),
-             "Denied": v.get("denied", 0), "Missing": v.get("missing", 0),
-             "Column in log": "yes" if v.get("column_present", True) else "no"}
+    rows = [{"Purpose": p, "Server rows requiring it": int(v.get("required_rows", 0)),
+             "Granted": int(v.get("granted", 0)), "Denied": int(v.get("denied", 0)),
+             "Missing": int(v.get("missing", 0)), "Column in log": "yes" if v.get("column_present", True) else "no"}
             for p, v in (result.get("by_purpose") or {}).items()]
-    return pd.DataFrame(rows, columns=["Purpose", "Rows requiring it", "Granted", "Denied", "Missing",
+    return pd.DataFrame(rows, columns=["Purpose", "Server rows requiring it", "Granted", "Denied", "Missing",
                                        "Column in log"])
 
 
@@ -289,21 +297,23 @@ _NOT_RULES = {"server_rows", "purchase_rows", "website_rows", "action_source_col
 
 
 def contract_counts(result: Mapping[str, Any]) -> pd.DataFrame:
-    """``name``/``rows`` per contract rule (integer counts only), worst first."""
-    rows = [{"name": k, "rows": int(v)} for k, v in result.items()
+    """``name`` (the rule in words), ``rows`` and ``unit`` per contract rule (integer counts only),
+    worst first."""
+    rows = [{"name": labels.label(k), "rows": int(v), "unit": labels.unit(k), "key": k} for k, v in result.items()
             if k not in _NOT_RULES and isinstance(v, int) and not isinstance(v, bool)]
-    df = pd.DataFrame(rows, columns=["name", "rows"])
+    df = pd.DataFrame(rows, columns=["name", "rows", "unit", "key"])
     return df.sort_values(["rows", "name"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
 def contract_by_event(result: Mapping[str, Any]) -> pd.DataFrame:
-    """Rule counts per event name (rules with no hit left out)."""
+    """Server rows per rule and event name (rules with no hit left out), columns in words."""
     by = result.get("by_event_name") or {}
     df = pd.DataFrame([{"event_name": name, **v} for name, v in by.items()])
     if df.empty:
         return df
     keep = ["event_name"] + [c for c in df.columns if c != "event_name" and df[c].sum() > 0]
-    return df[keep]
+    names = {"event_name": "Event name", "rows": "Server rows"}
+    return df[keep].rename(columns={c: names.get(c) or labels.label(c) for c in keep})
 
 
 def journey_table(result: Mapping[str, Any]) -> pd.DataFrame:
@@ -313,50 +323,83 @@ def journey_table(result: Mapping[str, Any]) -> pd.DataFrame:
         ratio = (result.get("server_to_browser") or {}).get(step)
         near = ", ".join(sorted({*(result.get("near_names", {}).get("browser", {}).get(step, {})),
                                  *(result.get("near_names", {}).get("server", {}).get(step, {}))}))
-        rows.append({"Step": step, "Browser rows": b, "Server rows": s,
-                     "Server / browser": "n/a" if ratio is None else f"{ratio:.0%}",
-                     "Spelled differently as": near})
+        rows.append({"Step": step, "Browser rows": int(b), "Server rows": int(s),
+                     "Server / browser": fmt.share(ratio), "Spelled differently as": near})
     return pd.DataFrame(rows, columns=["Step", "Browser rows", "Server rows", "Server / browser",
                                        "Spelled differently as"])
 
 
 # -- timing --------------------------------------------------------------------------------------------
 
-def timing_figures(result: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+def timing_figures(result: Mapping[str, Any], within_s: int = 3_600) -> list[tuple[str, str, str]]:
     """``(label, value, help)`` for the Timing page's headline metrics."""
     return [
-        ("Skew p50", seconds(result.get("skew_p50_s")), "Median signed skew (server - browser) of paired keys."),
-        ("Skew p95 |abs|", seconds(result.get("skew_p95_abs_s")), "95th percentile of the absolute skew."),
-        ("Skew max |abs|", seconds(result.get("skew_max_abs_s")), "Largest absolute skew of a paired key."),
-        ("Delivery delay p50", seconds(result.get("delivery_delay_p50_s")), "Median of sent_at - event_time."),
-        ("Delivery delay p95", seconds(result.get("delivery_delay_p95_s")), "95th percentile of sent_at - event_time."),
-        ("Sent within 1 h", pct(result.get("delivery_delay_within_1h_share")),
-         "Share of server rows sent at most 3,600 s after the event (Meta: send within an hour)."),
+        ("Median skew", fmt.duration(result.get("skew_p50_s")),
+         "Median signed skew (server minus browser event_time) of paired dedup keys."),
+        ("Skew, 95th percentile", fmt.duration(result.get("skew_p95_abs_s")),
+         "95 % of paired dedup keys have an absolute skew at or below this."),
+        ("Largest skew", fmt.duration(result.get("skew_max_abs_s")), "Largest absolute skew of a paired dedup key."),
+        ("Median delivery delay", fmt.duration(result.get("delivery_delay_p50_s")),
+         "Median of sent_at minus event_time over server rows."),
+        ("Delivery delay, 95th percentile", fmt.duration(result.get("delivery_delay_p95_s")),
+         "95th percentile of sent_at minus event_time over server rows."),
+        (f"Sent within {fmt.duration(within_s)}", fmt.share(result.get("delivery_delay_within_1h_share")),
+         f"Share of server rows sent at most {fmt.duration(within_s)} after the event (Meta: within an hour)."),
     ]
 
 
 def skew_bins(result: Mapping[str, Any]) -> pd.DataFrame:
+    """The skew histogram's bins (``min_s``/``max_s`` inclusive, ``None`` for an open end), each
+    labelled with durations in words (``+5 min to +1 h``)."""
     df = pd.DataFrame(result.get("skew_histogram") or [], columns=["label", "min_s", "max_s", "keys"])
-    return df if df["keys"].sum() > 0 else df.iloc[0:0]
+    if df.empty or df["keys"].sum() == 0:
+        return df.iloc[0:0]
+    df["label"] = [skew_bin_label(lo, hi) for lo, hi in zip(df["min_s"], df["max_s"], strict=True)]
+    return df
+
+
+def _signed(seconds: float) -> str:
+    return ("+" if seconds > 0 else "") + fmt.duration(seconds)
+
+
+def skew_bin_label(lo: Any, hi: Any) -> str:
+    """A skew bin of whole seconds in words: its edges as durations, the inner edge of a bin away
+    from zero rounded to where the previous bin ends (``61..300`` reads ``+1 min to +5 min``)."""
+    lo = None if lo is None or pd.isna(lo) else int(lo)
+    hi = None if hi is None or pd.isna(hi) else int(hi)
+    if lo is None and hi is not None:
+        return f"below {_signed(hi + 1)}"
+    if hi is None and lo is not None:
+        return f"above {_signed(lo - 1)}"
+    if lo == hi:
+        return _signed(lo)
+    if lo is not None and lo > 1:
+        lo -= 1
+    if hi is not None and hi < -1:
+        hi += 1
+    return f"{_signed(lo)} to {_signed(hi)}"
 
 
 TIMING_COUNTS: tuple[tuple[str, str], ...] = (
-    ("event_time_in_ms", "Server rows whose event_time was in milliseconds (converted at import)"),
-    ("event_time_in_us", "Server rows whose event_time was in microseconds"),
-    ("stale_over_7d", "Sent more than 7 days after the event: Meta rejects the whole request"),
-    ("future", "event_time more than 60 s after sent_at"),
-    ("sent_at_missing", "Server rows with an empty sent_at (left out of stale/future)"),
-    ("skew_over_threshold", "Paired keys whose |skew| exceeds the threshold"),
-    ("skew_whole_hours", "Paired keys skewed by a whole number of hours: a time-zone bug"),
-    ("meta_keeps_browser", "Paired keys where Meta is expected to keep the browser copy"),
-    ("meta_keeps_server", "Paired keys where Meta is expected to keep the server copy"),
+    ("event_time_in_ms", "event_time in milliseconds (converted at import; Meta would misread it)"),
+    ("event_time_in_us", "event_time in microseconds (converted at import; Meta would misread it)"),
+    ("stale_over_7d", "Sent more than {stale} after the event: Meta rejects the whole request"),
+    ("future", "event_time more than {future} after sent_at"),
+    ("sent_at_missing", "An empty sent_at (left out of the two checks above)"),
+    ("skew_over_threshold", "Browser and server event_time more than {skew} apart"),
+    ("skew_whole_hours", "Skewed by a whole number of hours: a time-zone bug"),
+    ("meta_keeps_browser", "Meta is expected to keep the browser copy"),
+    ("meta_keeps_server", "Meta is expected to keep the server copy"),
 )
 
 
-def timing_counts(result: Mapping[str, Any]) -> pd.DataFrame:
-    rows = [{"Finding": label(k), "Count": fmt_value(result.get(k)), "Meaning": text}
-            for k, text in TIMING_COUNTS if k in result]
-    return pd.DataFrame(rows, columns=["Finding", "Count", "Meaning"])
+def timing_counts(result: Mapping[str, Any], words: Mapping[str, str]) -> pd.DataFrame:
+    """Each timing finding: count, what it counts (server rows or paired dedup keys), meaning; the
+    meanings quote the configured limits (``words``: ``stale``, ``future``, ``skew``)."""
+    rows = [{"Finding": labels.label(k), "Count": int(result[k]), "Counted in": fmt.plural(labels.unit(k)),
+             "Meaning": text.format(**words)}
+            for k, text in TIMING_COUNTS if isinstance(result.get(k), int)]
+    return pd.DataFrame(rows, columns=["Finding", "Count", "Counted in", "Meaning"])
 
 
 DELAY_BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
@@ -372,10 +415,6 @@ MATCH_FIELDS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country",
                 "client_ip_address", "client_user_agent")
 
 
-def score(value: Any) -> str:
-    return "n/a" if value is None else f"{float(value):.1f} / 10"
-
-
 def _fields(result: Mapping[str, Any]) -> list[str]:
     return [f for f in MATCH_FIELDS if isinstance(result.get(f), Mapping)] + [
         f for f, v in result.items() if f not in MATCH_FIELDS and isinstance(v, Mapping) and "valid_coverage" in v]
@@ -388,7 +427,8 @@ def _number(v: Any, key: str) -> float | None:
 
 
 def coverage_matrix(result: Mapping[str, Any], max_events: int = 30) -> pd.DataFrame:
-    """``valid_coverage`` with fields as rows and event names as columns (NaN where undefined)."""
+    """``valid_coverage`` with fields (their codes) as rows and event names as columns (NaN where
+    undefined)."""
     fields = _fields(result)
     events: list[str] = []
     for f in fields:
@@ -402,15 +442,18 @@ def coverage_matrix(result: Mapping[str, Any], max_events: int = 30) -> pd.DataF
 
 
 def key_defects(result: Mapping[str, Any]) -> pd.DataFrame:
-    """Per field: present, valid, coverage, valid coverage and each defect's row count."""
+    """Per field: server rows carrying it, carrying it valid, both as shares, and each defect."""
     rows = []
     for f in _fields(result):
         v = result[f]
         defects = v.get("defects") or {}
-        rows.append({"Field": f, "Present": v.get("present"), "Valid": v.get("valid"),
-                     "Coverage": pct(v.get("coverage")), "Valid coverage": pct(v.get("valid_coverage")),
-                     "Defects": ", ".join(f"{label(k)}: {n:,}" for k, n in defects.items() if n) or "none"})
-    return pd.DataFrame(rows, columns=["Field", "Present", "Valid", "Coverage", "Valid coverage", "Defects"])
+        rows.append({"Field": labels.field_with_code(f), "Server rows with it": int(v.get("present") or 0),
+                     "Valid": int(v.get("valid") or 0), "Coverage": fmt.share(v.get("coverage")),
+                     "Valid coverage": fmt.share(v.get("valid_coverage")),
+                     "Defects (server rows)": "; ".join(f"{labels.defect(None, k)}: {n:,}"
+                                                        for k, n in defects.items() if n) or "none"})
+    return pd.DataFrame(rows, columns=["Field", "Server rows with it", "Valid", "Coverage", "Valid coverage",
+                                       "Defects (server rows)"])
 
 
 def emq_by_event(result: Mapping[str, Any]) -> pd.DataFrame:
@@ -421,12 +464,16 @@ def emq_by_event(result: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def emq_priorities(result: Mapping[str, Any]) -> pd.DataFrame:
-    rows = [{"field": p.get("field"), "gain": float(p.get("gain") or 0.0), "fix": p.get("fix") or ""}
+    """The fields ranked by estimated EMQ gain: ``field`` (the code), ``label`` (in words), ``gain``
+    and ``fix``."""
+    rows = [{"field": p.get("field"), "label": labels.field_with_code(str(p.get("field"))),
+             "gain": float(p.get("gain") or 0.0), "fix": p.get("fix") or ""}
             for p in result.get("priorities") or []]
-    df = pd.DataFrame(rows, columns=["field", "gain", "fix"])
+    df = pd.DataFrame(rows, columns=["field", "label", "gain", "fix"])
     return df[df["gain"] > 0].reset_index(drop=True)
 
 
 def priorities_markdown(df: pd.DataFrame) -> str:
     """The ranked fixes as a numbered Markdown list (long fix texts read badly in a grid)."""
-    return "\n".join(f"{i}. **{r.field}** (+{r.gain:.2f}): {r.fix}" for i, r in enumerate(df.itertuples(), 1))
+    return "\n".join(f"{i}. **{r.label}** (+{fmt.number(r.gain)} EMQ points): {r.fix}"
+                     for i, r in enumerate(df.itertuples(), 1))

@@ -16,7 +16,8 @@ if not value:
     st.info("Enter an id above. Ids to try are in the example rows of the Dedup page.", icon=":material/search:")
     st.stop()
 
-result = an.keep(f"lookup:{value}", lambda: findings.lookup(an.dataset, an.config, value))
+with st.spinner(f"Looking up {value} in both logs and in every finding..."):
+    result = an.keep(f"lookup:{value}", lambda: findings.lookup(an.dataset, an.config, value))
 if not result.found:
     hint = " The sidebar filters are active: clear them to search every event." if an.filters.active else ""
     st.warning(f"No row of either log has event_id or order_id `{value}`.{hint}", icon=":material/search_off:")
@@ -27,10 +28,10 @@ for col, role, rows in ((left, "Browser (Pixel)", result.browser), (right, "Serv
     with col:
         st.subheader(f"{role}: {len(rows)} row{'s' if len(rows) != 1 else ''}")
         if rows:
-            st.dataframe(findings.side_by_side(rows), key=f"lookup_{role[:6].lower()}",
-                         width="stretch")
+            st.dataframe(findings.side_by_side(rows), key=f"lookup_{role[:6].lower()}", width="stretch")
         else:
             st.info(f"No {role.split()[0].lower()} row with this id.", icon=":material/block:")
+st.caption("Times are shown in UTC beside the value the log holds (Unix seconds); columns are file:line.")
 if max(len(result.browser), len(result.server)) >= findings.LOOKUP_LIMIT:
     st.caption(f"Showing the first {findings.LOOKUP_LIMIT} rows per log.")
 
@@ -38,4 +39,4 @@ st.subheader("Findings that touch this event")
 if result.findings.empty:
     st.success("No finding touches these rows.", icon=":material/check_circle:")
 else:
-    st.dataframe(result.findings, hide_index=True, key="lookup_findings", width="stretch")
+    layout.table(findings.findings_table(result.findings), key="lookup_findings", width="stretch")

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
+from capi_diag import fmt
 from capi_diag.schema import contract_rows
-from capi_diag.ui import importer, state, views
+from capi_diag.ui import importer, layout, navigation, state, views
 from capi_diag.ui.navigation import page_path
 
 st.title("Import your logs")
@@ -22,20 +23,31 @@ with st.expander("Options: thresholds, consent policy, time zone"):
     assume_tz = st.text_input("Time zone of ISO times without an offset", value="UTC", key="assume_tz")
     ws = st.session_state.get(state.WORKSPACE_KEY)
     if ws is not None and st.button("Apply config to the current data", key="apply_config",
-                                    disabled=config_file is None):
+                                    disabled=config_file is None or state.import_running()):
         importer.apply_config(ws, config_file)
 
 if st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
-             disabled=not (browser_files or server_files)):
-    importer.run_import(browser_files or [], server_files or [], config_file, assume_tz)
+             disabled=not (browser_files or server_files) or state.import_running()):
+    if importer.run_import(browser_files or [], server_files or [], config_file, assume_tz) is not None:
+        st.rerun()  # draw every page element (buttons, sidebar) as "import running"
 
+job = state.import_job()
 ws = st.session_state.get(state.WORKSPACE_KEY)
-if ws is None:
+if job is not None and not job.done:
+    navigation.import_progress()
+elif job is not None and job.failed:
+    # the import report below would describe the previous data, not these files: leave it out
+    st.error(f"**{job.error_title}.** {job.error}", icon=":material/error:")
+    if ws is not None:
+        kept = "the demo data" if ws.is_demo else ", ".join(n for names in ws.files.values() for n in names)
+        st.caption(f"Nothing was replaced: the other pages still show {kept}. Fix the file and import again.")
+elif ws is None:
     st.info("No data loaded yet: choose files above and press **Import and analyse**.",
             icon=":material/upload_file:")
 else:
     st.subheader("Import report: demo data" if ws.is_demo else "Import report")
-    st.caption(f"Imported in {ws.import_seconds:.1f} s.")
+    st.caption(f"Imported in {fmt.duration(ws.import_seconds)}, analysed in {fmt.duration(ws.analysis_seconds)}. "
+               "The import report covers every row of the files, whatever the filters.")
     for role in ("browser", "server"):
         info = ws.dataset.inputs.get(role) or {}
         st.markdown(f"#### {role.capitalize()} log")
@@ -49,19 +61,19 @@ else:
                 for warning in fr.get("warnings") or []:
                     st.warning(warning, icon=":material/warning:")
                 st.markdown("**Column mapping** (your header → canonical field)")
-                st.dataframe(tables["mapping"], hide_index=True, key=f"mapping_{role}_{i}")
+                layout.table(tables["mapping"], key=f"mapping_{role}_{i}")
                 if fr.get("unknown_columns"):
                     st.markdown("**Unknown columns** (kept in `extra`, not analysed): "
                                 + ", ".join(f"`{c}`" for c in fr["unknown_columns"]))
                 if not tables["rejected"].empty:
                     st.markdown("**Rejected rows by reason**")
-                    st.dataframe(tables["rejected"], hide_index=True, key=f"rejected_{role}_{i}")
+                    layout.table(tables["rejected"], key=f"rejected_{role}_{i}")
                     st.markdown("**Rejected examples**")
-                    st.dataframe(tables["rejected_examples"], hide_index=True, key=f"rejected_ex_{role}_{i}")
+                    layout.table(tables["rejected_examples"], key=f"rejected_ex_{role}_{i}")
                 if not tables["time_formats"].empty:
                     st.markdown("**event_time formats found**")
-                    st.dataframe(tables["time_formats"], hide_index=True, key=f"time_formats_{role}_{i}")
+                    layout.table(tables["time_formats"], key=f"time_formats_{role}_{i}")
     st.page_link(page_path("checklist"), label="Open the checklist", icon=":material/checklist:")
 
 with st.expander("Accepted column headers"):
-    st.dataframe(views.contract_table(contract_rows()), hide_index=True, key="accepted_headers")
+    layout.table(views.contract_table(contract_rows()), key="accepted_headers")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from capi_diag import fmt
 from capi_diag.report import render
 from capi_diag.ui import findings, layout
 
@@ -12,33 +13,40 @@ if an is None:
     st.stop()
 
 st.subheader("Full report")
+if an.filters.active:
+    st.caption("The downloads record the filters above (the JSON's `filters` object, the first lines of "
+               "Markdown and HTML, a column of the CSV).")
+suffix = "-filtered" if an.filters.active else ""
 c1, c2, c3 = st.columns(3)
-c1.download_button("JSON", render(an.report, "json"), file_name="capi-diag-report.json",
-                   mime="application/json", key="download_json", icon=":material/data_object:")
-c2.download_button("Markdown", render(an.report, "markdown"), file_name="capi-diag-report.md",
-                   mime="text/markdown", key="download_markdown", icon=":material/description:")
-c3.download_button("HTML", render(an.report, "html"), file_name="capi-diag-report.html",
-                   mime="text/html", key="download_html", icon=":material/html:")
+for col, kind, label, ext, mime, icon in ((c1, "json", "JSON", "json", "application/json", ":material/data_object:"),
+                                          (c2, "markdown", "Markdown", "md", "text/markdown", ":material/description:"),
+                                          (c3, "html", "HTML", "html", "text/html", ":material/html:")):
+    text = an.keep(f"render:{kind}", lambda kind=kind: render(an.report, kind, an.config))
+    col.download_button(label, text, file_name=f"capi-diag-report{suffix}.{ext}", mime=mime, key=f"download_{kind}",
+                        icon=icon, on_click="ignore")
 
 st.subheader("Failing rows per finding")
-counts = an.keep("finding_counts", lambda: findings.finding_counts(an.dataset, an.config))
+with st.spinner("Collecting the failing rows of every finding..."):
+    counts = an.keep("finding_counts", lambda: findings.finding_counts(an.dataset, an.config))
 if counts.empty:
     st.success("No finding has failing rows.", icon=":material/check_circle:")
     st.stop()
-st.dataframe(counts, hide_index=True, key="finding_counts", width="stretch")
-choices = [None, *zip(counts["section"], counts["finding"], strict=True)]
+layout.table(findings.counts_table(counts), key="finding_counts", width="stretch")
+st.caption(f"{fmt.count(int(counts['rows'].sum()))} failing rows in all (a row with several findings counts "
+           "once per finding).")
+choices = [None, *counts["choice"]]
 choice = st.selectbox("Finding", choices, key="finding_choice",
-                      format_func=lambda c: findings.ALL if c is None else f"{c[0]} / {c[1]}")
-section, finding = (None, None) if choice is None else choice
-ds, config = an.dataset, an.config
+                      format_func=lambda c: findings.ALL if c is None else findings.choice_label(c))
+ds, config, filters = an.dataset, an.config, an.filters
 
 
 def _csv() -> bytes:
     with ds.db.lock:
-        return findings.finding_csv(ds, config, section, finding)
+        return findings.finding_csv(ds, config, choice, filters=filters)
 
 
-st.download_button("CSV of failing rows", _csv, file_name=findings.csv_name(section, finding), mime="text/csv",
-                   key="download_failing_csv", icon=":material/table:",
-                   help="Columns: section, finding, severity, role, source_file, line, event_name, event_id, "
-                        "detail (never a raw PII value).")
+st.download_button("CSV of failing rows", _csv, file_name=findings.csv_name(choice, filters), mime="text/csv",
+                   key="download_failing_csv", icon=":material/table:", on_click="ignore",
+                   help="One row per failing event row and finding: the analysis, the finding (its id for "
+                        "scripts and its name in words), severity, log, file and line, event_name and event_id, "
+                        "a detail (never a raw personal value) and the filters in force.")

@@ -34,6 +34,21 @@ from capi_diag.graph.store import SendRecord, Store, new_session_id, session_pat
 from capi_diag.graph.token import Secret, configured_token, resolve_token
 from capi_diag.promotion import BLIND_SPOT, READY_ADVICE, Phase, Window
 
+REHEARSE = """
+capi-diag ships a local stand-in for the Graph API that answers like Meta (errors, warnings,
+throttling on demand) and accepts only its own test token. To rehearse the whole flow without
+touching Meta, run it in a terminal and start the dashboard pointed at it:
+
+```sh
+python -m capi_diag fake-graph --port 8790 --token test-token   # Pixel 1234567890
+CAPI_GRAPH_URL=http://127.0.0.1:8790 CAPI_ACCESS_TOKEN=test-token streamlit run app.py
+```
+
+Then enter Pixel ID `1234567890` and any test event code. The Graph URL is read from the
+configuration only, never from this page, so a real token can never be sent to an address typed
+here.
+"""
+
 CLOCK: Callable[[], float] = time.time
 """The page's clock (a test seam)."""
 TICK_S = 1.0
@@ -68,11 +83,17 @@ def render() -> None:
     right.text_input("Test event code", key="te_test_code", placeholder="TEST12345",
                      help="Events Manager > your Pixel > Test Events")
     if configured is None:
+        if not (st.session_state.get("te_token") or "").strip():
+            st.info("No access token is set: paste it in the **Access token** field below (it stays in this "
+                    "browser session only), or set `CAPI_ACCESS_TOKEN` in the environment or in "
+                    "`.streamlit/secrets.toml` before starting the dashboard.", icon=":material/key:")
         st.text_input("Access token", key="te_token", type="password",
                       help="Kept in this browser session's memory only; never stored. Set "
                            "CAPI_ACCESS_TOKEN or .streamlit/secrets.toml to avoid typing it.")
     else:
         st.caption(f"Access token: configured ({configured.source}).")
+    with st.expander("Rehearse without Meta: the local stand-in"):
+        st.markdown(REHEARSE)
 
     with st.expander("Test identity (normalized and hashed before sending)"):
         defaults = TestIdentity()
@@ -105,8 +126,10 @@ def _actions(store: Store, sender: Sender | None, problem: str) -> None:
                 st.error(f"{e.title}: {e}")
 
     c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
-    c1.number_input("Window (minutes)", key="te_minutes", min_value=0.01, value=10.0, step=1.0)
-    c2.number_input("Interval (seconds)", key="te_interval", min_value=0.1, value=60.0, step=10.0)
+    c1.number_input("Window (min)", key="te_minutes", min_value=0.01, value=10.0, step=1.0, format="%g",
+                    help="How long the setup must stay clean before going live (Meta's rule: 10 min).")
+    c2.number_input("Interval (s)", key="te_interval", min_value=0.1, value=60.0, step=10.0, format="%g",
+                    help="Time between two test journeys while the window runs.")
     send_clicked = c3.button("Send journey", key="te_send", disabled=sender is None, type="primary")
     start_clicked = c4.button("Start 10-minute window" if st.session_state.get("te_minutes") == 10.0
                               else "Start window", key="te_start", disabled=sender is None)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from capi_diag import fmt
 from capi_diag.ui import charts, layout, queries, views
 
 an = layout.page("Timing",
@@ -11,22 +12,26 @@ if an is None:
     st.stop()
 timing = layout.module("timing")
 result = an.report.get("timing")
-layout.section_intro(timing)
+layout.section_intro("timing", an.config)
 if layout.not_evaluated(result, "Timing"):
     st.stop()
+opts = timing.options(an.config)
+words = {"stale": fmt.duration(opts["stale_s"]), "future": fmt.duration(opts["future_s"]),
+         "skew": fmt.duration(result.get("skew_threshold_s", opts["skew_threshold_s"]))}
 
-figures = views.timing_figures(result)
-cols = st.columns(len(figures))
-for col, (name, value, help_text) in zip(cols, figures, strict=True):
-    col.metric(name, value, help=help_text)
+figures = views.timing_figures(result, timing.DELAY_OK_S)
+for row in (figures[:3], figures[3:]):  # skew, then delivery: full labels, never cut off
+    for col, (name, value, help_text) in zip(st.columns(len(row)), row, strict=True):
+        col.metric(name, value, help=help_text)
 
 st.plotly_chart(charts.skew_histogram(views.skew_bins(result), result.get("skew_threshold_s")), key="timing_skew")
-delays = an.keep("timing_delay_bins", lambda: queries.delay_bins(an.dataset, an.config))
+with st.spinner("Measuring delivery delays..."):
+    delays = an.keep("timing_delay_bins", lambda: queries.delay_bins(an.dataset, an.config))
 st.plotly_chart(charts.delay_histogram(delays), key="timing_delay")
 
-st.subheader("Rows Meta would reject or distrust")
-st.dataframe(views.timing_counts(result), hide_index=True, key="timing_counts")
+st.subheader("Rows and keys Meta would reject or distrust")
+layout.table(views.timing_counts(result, words), key="timing_counts")
 layout.examples(result, key="timing_examples")
 
 st.subheader("Every number, with its fix")
-layout.explanations(timing, result, key="timing_explain")
+layout.explanations(timing, result, key="timing_explain", config=an.config)
