@@ -175,6 +175,7 @@ class FakeGraph:
         now: Callable[[], float] = time.time,
         throttle_code: int = 17,
         pixel_name: str = DEFAULT_PIXEL_NAME,
+        pixel_unavailable: bool = False,
     ) -> None:
         if throttle_code not in (4, 17):
             raise ConfigError(f"FakeGraph: throttle_code must be 4 or 17, not {throttle_code}.")
@@ -185,6 +186,7 @@ class FakeGraph:
         self.token = token
         self.pixel_id = str(pixel_id)
         self.pixel_name = pixel_name
+        self.pixel_unavailable = pixel_unavailable
         self.throttle_every = throttle_every
         self.fail_5xx_every = fail_5xx_every
         self.delay_ms = delay_ms
@@ -349,7 +351,8 @@ class FakeGraph:
         unknown = [f for f in (tree or {}) if f not in fake_quality.PIXEL_FIELDS]
         if unknown:
             return 400, _nonexisting_field(unknown[0], "AdsPixel")
-        full: dict[str, Any] = {"id": pixel, "name": name, "is_unavailable": False,
+        full: dict[str, Any] = {"id": pixel, "name": name,
+                                "is_unavailable": self.pixel_unavailable and pixel == self.pixel_id,
                                 "creation_time": _meta_time(self.now() - 400 * 86_400)}
         if pixel == self.pixel_id:
             full["last_fired_time"] = _meta_time(self.now() - 120)

@@ -91,7 +91,8 @@ def cmd_connect(args: argparse.Namespace, out: TextIO | None = None) -> int:
     commands._emit(format_connect(result, graph=graph, token_source=secret.source), out, secret)
     if not result.connected:
         for a in result.attempts:
-            commands._emit([f"  attempt {a.number}: HTTP {a.status_code}: {a.outcome}"
+            answer = f"HTTP {a.status_code}" if a.status_code is not None else "no answer"
+            commands._emit([f"  attempt {a.number}: {answer}: {a.outcome}"
                             + (f" ({a.detail})" if a.detail else "")], out, secret)
         return EXIT_BAD_RESULT
     if result.pixel is not None and result.pixel.is_unavailable:
