@@ -771,3 +771,26 @@ def test_page_refused_shows_fix(page):
     assert err.value.startswith("**Permission denied** (10, HTTP 400): (#10) Application does not have permission")
     assert "**Fix:** Give the token's system user" in err.value and PERMISSION_HINT in err.value
     assert len(at.dataframe) == 0
+
+
+# -- the documents -----------------------------------------------------------------------------------
+
+def test_meta_quality_json_matches_its_schema(env, fake, capsys, tmp_path, tiny):
+    import jsonschema
+
+    schema = json.loads((ROOT / "docs" / "meta-quality.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    docs = []
+    for pixel in (PIXEL, fake_quality.PARTIAL_ID, fake_quality.DEDUP_SPELLING_ID):
+        main(["meta-quality", "--pixel-id", pixel, "--graph-url", fake.url])
+        docs.append(json.loads(capsys.readouterr().out))
+    report, ctx = tiny
+    docs.append(compare(DatasetQuality(PIXEL, (FULL_PAGEVIEW, FULL_PURCHASE)), report, context=ctx, now=NOW).as_dict())
+    for doc in docs:
+        errors = [e.message for e in validator.iter_errors(doc)]
+        assert errors == []
+
+
+def test_config_example_meta_quality_section_is_the_defaults():
+    assert tolerances(Config.load(ROOT / "docs" / "config.example.toml")) == DEFAULTS

@@ -18,7 +18,8 @@ the stand-in's      ``pixel_name`` (default      every section for PageView, Vie
 any other ID        (refused)                    100/33 "Object with ID ... does not exist"
 ==================  ===========================  =========================================================
 
-A wrong token answers 190 and no token 104, before any of these. ``fields`` is honoured like Graph
+``FakeGraph(pixel_unavailable=True)`` makes its own Pixel answer ``is_unavailable: true``. A wrong token
+answers 190 and no token 104, before any of these. ``fields`` is honoured like Graph
 does: only the requested fields come back, and an unknown field of a quality entry is refused with
 100 "Tried accessing nonexisting field". The figures are the stand-in's own (Meta's examples where
 they exist), not measurements.
