@@ -391,3 +391,30 @@ def test_connect_and_quality_modules_do_not_import_streamlit():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=str(ROOT))
     assert done.returncode == 0, done.stderr
+
+
+def test_page_unfinished_check_warns_allows_sending_and_rechecks_later(page, monkeypatch):
+    from capi_diag.ui import meta_view
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("CAPI_GRAPH_URL", dead)
+    clock = [NOW]
+    monkeypatch.setattr(meta_view, "CLOCK", lambda: clock[0])
+    calls = []
+
+    def counting(client, pixel_id):
+        calls.append(pixel_id)
+        return check_connection(client, pixel_id)
+
+    monkeypatch.setattr(meta_view, "check_connection", counting)
+    at = _page(PIXEL)
+    (warning,) = [w.value for w in at.warning if "could not finish" in w.value]
+    assert warning.startswith("The connection check could not finish (Connection failed); sending is allowed")
+    assert not at.button(key="te_send").disabled and calls == [PIXEL]
+    at.run()
+    assert calls == [PIXEL]  # kept for RECHECK_S
+    clock[0] += meta_view.RECHECK_S + 1
+    at.run()
+    assert calls == [PIXEL, PIXEL]

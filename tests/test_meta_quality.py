@@ -31,6 +31,7 @@ from capi_diag.graph.quality import (
     LogsContext,
     MatchKey,
     compare,
+    compared,
     fetch_quality,
     freshness_bucket,
     label,
@@ -738,7 +739,7 @@ def test_page_no_data_fetch_shows_metas_figures_alone(page):
     assert not at.exception and not at.button(key="mq_fetch").disabled and page.received == []
     at.button(key="mq_fetch").click().run()
     assert not at.exception and not at.error
-    assert [s.value for s in at.subheader] == ["PageView", "ViewContent", "AddToCart", "InitiateCheckout", "Purchase"]
+    assert [e.label for e in at.expander] == ["PageView", "ViewContent", "AddToCart", "InitiateCheckout", "Purchase"]
     first = at.dataframe[0].value
     assert list(first.columns) == ["metric", "Meta"]
     assert list(first.iloc[0]) == ["Event Match Quality (0-10)", "5.8"]
@@ -757,9 +758,16 @@ def test_page_with_logs_side_by_side_uses_session_report(page):
     assert list(overall.columns) == ["metric", "Meta", "ours", "difference", "likely cause"]
     row = overall[overall["metric"] == "Event coverage (CAPI vs Pixel)"].iloc[0]
     assert row["ours"] == f"{round(report['dedup']['browser_coverage'] * 100, 2)} %" == "83.33 %"
+    doc = meta_view.comparison(at.session_state["mq_fetched"], ws.analysis(), Config())  # what the page shows
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Logs' period"] == "2027-01-15 to 2027-01-15"
-    assert int(metrics["Differences beyond tolerance"]) > 0
+    assert metrics == {"Event names Meta reports": "5", "Figures compared": str(compared(doc)),
+                       "Differences beyond tolerance": str(doc["beyond_tolerance"])}
+    assert compared(doc) > doc["beyond_tolerance"] > 0
+    assert any(c.value.startswith("Logs' period: 2027-01-15 to 2027-01-15.") for c in at.caption)
+    assert any(m.value.startswith("- **Event coverage (CAPI vs Pixel)** (-18.2 pp): The logs hold only 4 events of "
+                                  "PageView") for m in at.markdown)
+    labels = [e.label for e in at.expander]
+    assert labels[0].startswith("PageView (") and labels[0].endswith(" beyond tolerance)")
     assert any(d.label == "Markdown" for d in at.get("download_button"))
 
 
@@ -794,3 +802,104 @@ def test_meta_quality_json_matches_its_schema(env, fake, capsys, tmp_path, tiny)
 
 def test_config_example_meta_quality_section_is_the_defaults():
     assert tolerances(Config.load(ROOT / "docs" / "config.example.toml")) == DEFAULTS
+
+
+# -- in a real headless Chromium -------------------------------------------------------------------------
+
+DEMO_PIXEL = "731845026493175"  # the demo logs' Pixel
+
+
+@pytest.mark.browser
+def test_browser_connect_then_metas_view_on_demo_data(chromium_path, tmp_path):
+    """`streamlit run app.py` on the demo data, Graph pointed at the stand-in: the Test Events page
+    names the Pixel before any send, and "Meta's view" fetches and shows the report's own figures."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    sentinel = "EAAB-BROWSER-SENTINEL-5d1e"
+    artifacts = ROOT / "tests" / "_artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with Database() as db:
+        ds = import_logs(db, browser=[ROOT / "data" / "browser_events.csv"],
+                         server=[ROOT / "data" / "server_events.csv"])
+        coverage = f"{round(build_report(ds, Config())['dedup']['browser_coverage'] * 100, 2)} %"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with FakeGraph(token=sentinel, pixel_id=DEMO_PIXEL) as fg:
+        env = {k: v for k, v in os.environ.items() if k != "CAPI_ACCESS_TOKEN"}
+        env.update(CAPI_GRAPH_URL=fg.url, HOME=str(tmp_path), CAPI_DIAG_HOME=str(tmp_path / "capi-home"),
+                   CAPI_DEMO_DIR=str(ROOT / "data"))
+        log = tmp_path / "streamlit.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                     "--server.headless", "true", "--server.fileWatcherType", "none",
+                                     "--browser.gatherUsageStats", "false"], cwd=ROOT,
+                                    env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                assert proc.poll() is None, log.read_text()[-2000:]
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=chromium_path,
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+                page = browser.new_page(viewport={"width": 1400, "height": 2400})
+                page.goto(f"{url}/test-events")
+                page.wait_for_selector("h1:has-text('Test Events')", timeout=240_000)
+                page.locator(".st-key-te_pixel_id input").fill(DEMO_PIXEL)
+                page.locator(".st-key-te_pixel_id input").press("Enter")
+                page.locator(".st-key-te_test_code input").fill("TEST123")
+                page.locator(".st-key-te_test_code input").press("Enter")
+                page.locator(".st-key-te_token input").fill(sentinel)
+                page.locator(".st-key-te_token input").press("Enter")
+                page.wait_for_selector("text=Connected to Pixel capi-diag demo Pixel (731845026493175)",
+                                       timeout=240_000)
+                assert [r["method"] for r in fg.received] == ["GET"]  # named before any send
+                page.screenshot(path=str(artifacts / "browser_test_events_connected.png"))
+                shown = [page.locator("[data-testid='stMain']").inner_text()]
+                page.locator('[data-testid="stSidebarNav"] a', has_text="Meta's view").first.click()
+                page.wait_for_selector("h1:has-text(\"Meta's view\")", timeout=240_000)
+                page.wait_for_selector(".st-key-mq_fetch button:not([disabled])", timeout=240_000)
+                page.locator(".st-key-mq_fetch button").click()
+                page.wait_for_selector("h3:has-text('Overall')", timeout=240_000)
+                page.wait_for_selector("[data-testid='stDataFrame']", timeout=240_000)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(artifacts / "browser_meta_view_fetched.png"), full_page=True)
+                main_text = page.locator("[data-testid='stMain']").inner_text()
+                shown.append(main_text)
+                assert page.locator('[data-testid="stException"]').count() == 0
+                assert "Differences beyond tolerance" in main_text
+                assert "Logs' period: 2026-11-17 to 2026-11-19" in main_text
+                assert page.locator("[data-testid='stDataFrame']").count() == 6  # overall + 5 event names
+                with page.expect_download() as download:  # the grid is a canvas: read the same table's JSON
+                    page.locator(".st-key-mq_download_json button").click()
+                doc = json.loads(Path(download.value.path()).read_text())
+                shown.append(json.dumps(doc))
+                overall = _rows(doc["overall"])
+                assert f"{overall['event_coverage']['ours']} %" == coverage
+                assert overall["emq_composite_score"]["ours"] == 5.4 and doc["dataset_id"] == DEMO_PIXEL
+                browser.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        recorded = list(fg.received)
+    assert sentinel not in "\n".join(shown)
+    assert [r["method"] for r in recorded] == ["GET", "GET"]
+    assert recorded[1]["path"].startswith(f"/v26.0/dataset_quality?dataset_id={DEMO_PIXEL}&fields=")
+    assert all(sentinel not in r["path"] for r in recorded)
+    assert coverage == "94.54 %"

@@ -951,6 +951,19 @@ def table_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
             for r in rows]
 
 
+def cause_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One Markdown line per row with a cause: the metric, its difference and the sentence (the page
+    shows them under each table, where a sentence reads better than in a grid cell)."""
+    return [f"**{label(r['metric'])}** ({fmt_difference(r['metric'], r['difference'])}): {r['cause']}"
+            for r in rows if r.get("cause")]
+
+
+def compared(doc: Mapping[str, Any]) -> int:
+    """How many figures of the document have both Meta's and ours (per event name and overall)."""
+    rows = list(doc.get("overall", [])) + [r for rs in doc.get("by_event_name", {}).values() for r in rs]
+    return sum(1 for r in rows if r.get("difference") is not None)
+
+
 def _md_table(rows: Sequence[Mapping[str, Any]], with_logs: bool) -> list[str]:
     shown = table_rows(rows)
     if with_logs:

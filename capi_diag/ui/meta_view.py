@@ -34,6 +34,9 @@ PIXEL_KEY = "capi_session_pixel_id"
 CONNECT_KEY = "capi_connect_check"
 PAGE_RETRIES = 1
 """Retries of a transient failure in a page: the page waits for them, so fewer than the CLI's 3."""
+RECHECK_S = 30.0
+"""A check that could not finish (timeout, 5xx) is kept this long before the next rerun tries again,
+so a slow network does not stall every rerun of the page."""
 
 
 def remember(widget_key: str, target: str) -> Callable[[], None]:
@@ -63,16 +66,20 @@ def _key(graph: GraphConfig, pixel_id: str, secret: Secret) -> str:
 
 
 def kept_check(graph: GraphConfig, pixel_id: str, secret: Secret) -> ConnectResult | None:
-    """The connect check already run for exactly these settings, if any."""
+    """The connect check already run for exactly these settings, if any (an unfinished one only for
+    :data:`RECHECK_S`)."""
     kept = st.session_state.get(CONNECT_KEY)
-    if kept and kept["key"] == _key(graph, pixel_id, secret):
-        return kept["result"]
+    if not kept or kept["key"] != _key(graph, pixel_id, secret):
+        return None
+    result: ConnectResult = kept["result"]
+    if result.connected or result.refused or CLOCK() - kept["at"] < RECHECK_S:
+        return result
     return None
 
 
 def connection(graph: GraphConfig, pixel_id: str, secret: Secret) -> ConnectResult:
-    """The connect check for these settings: kept when Meta answered (connected or refused), run again
-    on the next rerun when it could not finish (a timeout, a 5xx)."""
+    """The connect check for these settings: kept when Meta answered (connected or refused); when it
+    could not finish (a timeout, a 5xx) it runs again after :data:`RECHECK_S`."""
     kept = kept_check(graph, pixel_id, secret)
     if kept is not None:
         return kept
@@ -81,8 +88,7 @@ def connection(graph: GraphConfig, pixel_id: str, secret: Secret) -> ConnectResu
         result = check_connection(client, pixel_id)
     finally:
         client.close()
-    if result.connected or result.refused:
-        st.session_state[CONNECT_KEY] = {"key": _key(graph, pixel_id, secret), "result": result}
+    st.session_state[CONNECT_KEY] = {"key": _key(graph, pixel_id, secret), "result": result, "at": CLOCK()}
     return result
 
 

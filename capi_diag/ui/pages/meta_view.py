@@ -10,7 +10,7 @@ import streamlit as st
 from capi_diag.config import Config
 from capi_diag.errors import CapiDiagError
 from capi_diag.graph.client import GraphConfig
-from capi_diag.graph.quality import table_rows, to_markdown
+from capi_diag.graph.quality import cause_lines, compared, table_rows, to_markdown
 from capi_diag.graph.token import configured_token, resolve_token
 from capi_diag.ui import layout, meta_view, state
 
@@ -92,33 +92,47 @@ st.caption(f"Fetched {doc['source']['fetched_at']} from {doc['source']['graph_ur
 c1, c2, c3 = st.columns(3)
 c1.metric("Event names Meta reports", len(doc["by_event_name"]))
 if doc["with_logs"]:
-    c2.metric("Differences beyond tolerance", doc["beyond_tolerance"])
-    c3.metric("Logs' period", (doc.get("logs") or {}).get("period") or "n/a")
-    st.caption("Difference = ours - Meta, in Meta's unit (percentage points, EMQ points, freshness buckets). "
-               "Tolerances: EMQ {emq_score:g}, match keys {match_key_coverage_pp:g} pp, event coverage "
-               "{event_coverage_pp:g} pp, dedup keys {dedupe_key_pp:g} pp, freshness {freshness_steps} bucket(s) "
-               "([meta_quality] in the config file).".format(**doc["tolerances"]))
+    c2.metric("Figures compared", compared(doc))
+    c3.metric("Differences beyond tolerance", doc["beyond_tolerance"])
+    st.caption(f"Logs' period: {(doc.get('logs') or {}).get('period') or 'unknown'}. Difference = ours - Meta, in "
+               "Meta's unit (percentage points, EMQ points, freshness buckets). Tolerances: EMQ {emq_score:g}, match "
+               "keys {match_key_coverage_pp:g} pp, event coverage {event_coverage_pp:g} pp, dedup keys "
+               "{dedupe_key_pp:g} pp, freshness {freshness_steps} bucket(s) ([meta_quality] in the config "
+               "file).".format(**doc["tolerances"]))
 else:
     st.caption("No logs in this session: Meta's figures are shown alone.")
+
+WIDE = {"metric": st.column_config.TextColumn(width="medium"),
+        "likely cause": st.column_config.TextColumn(width="large")}
+
+
+def _table(rows: list[dict], key: str) -> None:
+    """One table (Meta's figures, with ours beside them when there are logs), then each cause in full."""
+    table = pd.DataFrame(table_rows(rows))
+    if not doc["with_logs"]:
+        table = table[["metric", "Meta"]]
+    st.dataframe(table, hide_index=True, key=key, width="stretch", height="content", column_config=WIDE)
+    for line in cause_lines(rows):
+        st.markdown(f"- {line}")
+
 
 if doc["overall"]:
     st.subheader("Overall")
     st.caption("Meta's overall figure: its per-event figures weighted by the logs' event counts.")
-    st.dataframe(pd.DataFrame(table_rows(doc["overall"])), hide_index=True, key="mq_overall", width="stretch")
+    _table(doc["overall"], "mq_overall")
 for i, (name, rows) in enumerate(doc["by_event_name"].items()):
-    st.subheader(name)
-    missing = doc["missing_sections"].get(name)
-    if missing:
-        st.caption(f"Meta sent no {', '.join(missing)} for this event.")
-    if rows:
-        table = pd.DataFrame(table_rows(rows))
-        if not doc["with_logs"]:
-            table = table[["metric", "Meta"]]
-        st.dataframe(table, hide_index=True, key=f"mq_event_{i}", width="stretch")
-    for d in doc["diagnostics"].get(name, []):
-        share = f" ({d['percentage']:g} % of events)" if d.get("percentage") is not None else ""
-        st.warning(f"**Meta diagnostic: {d['name']}**{share}. {d.get('description') or ''}\n\n"
-                   f"**Solution:** {d.get('solution') or '-'}", icon=":material/troubleshoot:")
+    beyond = sum(1 for r in rows if r["cause"])
+    title = name + (f" ({beyond} beyond tolerance)" if beyond else "")
+    with st.expander(title, expanded=bool(beyond) or not doc["with_logs"]):
+        missing = doc["missing_sections"].get(name)
+        if missing:
+            st.caption(f"Meta sent no {', '.join(missing)} for this event.")
+        if rows:
+            _table(rows, f"mq_event_{i}")
+        for d in doc["diagnostics"].get(name, []):
+            share = f" ({d['percentage']:g} % of events)" if d.get("percentage") is not None else ""
+            st.warning(f"**Meta diagnostic: {d['name']}**{share}. {d.get('description') or ''}\n\n"
+                       f"**Solution:** {d.get('solution') or '-'}", icon=":material/troubleshoot:")
 for note in doc["notes"]:
     st.caption(note)
 

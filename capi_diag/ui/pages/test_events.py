@@ -204,8 +204,8 @@ def _connect_panel(graph: GraphConfig) -> None:
         st.error(f"**Not connected: {e.entry.title}** ({code}, HTTP {e.http_status}). {e.entry.meaning}\n\n"
                  f"**Fix:** {e.fix}", icon=":material/link_off:")
     elif check.error is not None:
-        st.warning(f"The connection check could not finish ({check.error.entry.title}); sending is allowed and "
-                   "the check runs again on the next action.", icon=":material/sync_problem:")
+        st.warning(f"The connection check could not finish ({check.error.entry.title}); sending is allowed, and "
+                   f"the check runs again after {meta_view.RECHECK_S:g} s.", icon=":material/sync_problem:")
 
 
 def _client(secret: Secret, graph: GraphConfig) -> GraphClient:
