@@ -64,6 +64,11 @@ def _texts(at: AppTest) -> str:
     return json.dumps(parts, default=str)
 
 
+def _posts(fake: FakeGraph) -> list[dict]:
+    """The event sends the stand-in received (the connect check's GET is not one)."""
+    return [r for r in fake.received if r["method"] == "POST"]
+
+
 def _history(at: AppTest):
     """The send-history table (the one with a 'sent (UTC)' column)."""
     frames = [d.value for d in at.dataframe if "sent (UTC)" in d.value.columns]
@@ -85,7 +90,7 @@ def test_page_send_journey_accepted_and_listed(page):
     assert [json.loads(j.value)["test_event_code"] for j in at.json] == ["TEST123"]
     at.button(key="te_send").click().run()
     assert not at.exception and not at.error
-    assert len(fake.received) == 1 and len(fake.received[0]["body"]["data"]) == 5
+    assert len(_posts(fake)) == 1 and len(_posts(fake)[0]["body"]["data"]) == 5
     history = _history(at)
     assert list(history["result"]) == ["accepted"] and list(history["clean"]) == ["yes"]
     assert list(history["received"]) == ["5/5"]
@@ -99,12 +104,14 @@ def test_page_preview_shows_hashed_identity(page):
     assert len(em) == 64 and all(c in "0123456789abcdef" for c in em)
 
 
-def test_page_bad_token_shows_catalogue_fix(page):
+def test_page_bad_token_shows_catalogue_fix_and_blocks_sending(page):
+    fake, _ = page
     at = _fill(_app(), token="wrong-token")
-    at.button(key="te_send").click().run()
-    history = _history(at)
-    assert list(history["result"]) == ["refused: Invalid or expired access token"]
-    assert any("Generate a new access token" in e.value for e in at.error)
+    assert any("Not connected: Invalid or expired access token" in e.value and "Generate a new access token"
+               in e.value for e in at.error)
+    assert at.button(key="te_send").disabled and at.button(key="te_start").disabled
+    assert "Sending is blocked: Meta refused the connection check" in _texts(at)
+    assert [r["method"] for r in fake.received] == ["GET"]  # the check only: nothing was sent
 
 
 def test_page_window_counts_down_and_reaches_ready(page):
@@ -119,7 +126,7 @@ def test_page_window_counts_down_and_reaches_ready(page):
         clock.t += 1.0
         at.run()
     assert not at.exception
-    assert len(fake.received) == 3  # sends at +0, +1, +2; the tick at +3 finds the window ready
+    assert len(_posts(fake)) == 3  # sends at +0, +1, +2; the tick at +3 finds the window ready
     assert any("Ready to promote" in s.value for s in at.success)
     assert "test_event_code_present" in _texts(at)
 

@@ -5,6 +5,7 @@ reports printed, or what the stand-in recorded (URLs and bodies)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,124 @@ def test_token_with_inner_space_rejected_without_echo():
     with pytest.raises(TokenError) as e:
         resolve_token(env={"CAPI_ACCESS_TOKEN": "abc def"}, paths=[])
     assert "abc" not in str(e.value)
+
+
+# -- the connect check and Meta's own figures -----------------------------------------------------------
+
+class _EchoingGraph:
+    """A hostile stand-in that quotes the Authorization header back in its error message."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format, *args):  # noqa: A002
+                return
+
+            def do_GET(self):  # noqa: N802
+                body = json.dumps({"error": {"message": f"Malformed access token {self.headers.get('Authorization')}",
+                                             "type": "OAuthException", "code": 190,
+                                             "error_user_msg": self.headers.get("Authorization"),
+                                             "fbtrace_id": self.headers.get("Authorization")}}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_token_sentinel_connect_and_meta_quality_never_leave_the_header(env, tmp_path, capsys):
+    from capi_diag.graph import fake_quality
+
+    env.setenv("CAPI_ACCESS_TOKEN", SENTINEL)
+    (tmp_path / "b.csv").write_text("event_name,event_id,event_time,pixel_id\nPageView,pv-1,1799990000,1234567890\n")
+    (tmp_path / "s.csv").write_text("event_name,event_id,event_time,action_source,pixel_id\n"
+                                    "PageView,pv-1,1799990001,website,1234567890\n")
+    output = tmp_path / "meta.md"
+    recorded, codes = [], []
+    with FakeGraph(token=SENTINEL, pixel_id=PIXEL) as fake:
+        env.setenv("CAPI_GRAPH_URL", fake.url)
+        for pixel in (PIXEL, "999", fake_quality.NO_PERMISSION_ID):
+            codes.append(main(["connect", "--pixel-id", pixel]))
+        for pixel in (PIXEL, fake_quality.PARTIAL_ID, fake_quality.NO_PERMISSION_ID, "999"):
+            codes.append(main(["meta-quality", "--pixel-id", pixel]))
+        codes.append(main(["meta-quality", "--pixel-id", PIXEL, "--browser", str(tmp_path / "b.csv"),
+                           "--server", str(tmp_path / "s.csv"), "--format", "markdown", "--output", str(output)]))
+        recorded += fake.received
+    with FakeGraph(token="another-token", pixel_id=PIXEL) as fake:
+        env.setenv("CAPI_GRAPH_URL", fake.url)
+        codes.append(main(["connect", "--pixel-id", PIXEL]))
+        codes.append(main(["meta-quality", "--pixel-id", PIXEL]))
+        recorded += fake.received
+    with _EchoingGraph() as echo:
+        env.setenv("CAPI_GRAPH_URL", echo.url)
+        codes.append(main(["connect", "--pixel-id", PIXEL]))
+        codes.append(main(["meta-quality", "--pixel-id", PIXEL]))
+    out, err = capsys.readouterr()
+    assert codes == [0, 2, 2, 0, 0, 2, 2, 1, 2, 2, 2, 2]
+    assert "Connected to Pixel capi-diag demo Pixel" in out and "[redacted]" in err
+    assert SENTINEL not in out and SENTINEL not in err
+    assert output.is_file() and SENTINEL not in output.read_text()
+    assert len(recorded) == 10 and all(r["method"] == "GET" for r in recorded)
+    assert all(SENTINEL not in r["path"] and SENTINEL not in json.dumps(r["headers"]) for r in recorded)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv", "meta.md", "s.csv"]  # no other file
+
+
+def test_token_sentinel_pages_connect_and_meta_view(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from capi_diag.ui import meta_view
+
+    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "capi-home"))
+    monkeypatch.setenv("CAPI_DEMO_DIR", str(tmp_path / "no-demo"))
+    monkeypatch.setattr(validate, "SECTIONS", ())
+    with FakeGraph(token=SENTINEL, pixel_id=PIXEL) as fake:
+        monkeypatch.setenv("CAPI_GRAPH_URL", fake.url)
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120).run()
+        at.switch_page("capi_diag/ui/pages/test_events_page.py").run()
+        at.text_input(key="te_pixel_id").input(PIXEL)
+        at.text_input(key="te_test_code").input("TEST123")
+        at.text_input(key="te_token").input(SENTINEL).run()
+        assert [s.value for s in at.success] == ["Connected to Pixel capi-diag demo Pixel (1234567890)"]
+        at.button(key="te_send").click().run()
+        shown = [_page_text(at)]
+        at.switch_page("capi_diag/ui/pages/meta_view.py").run()
+        assert at.text_input(key="mq_pixel_id").value == PIXEL  # the session's Pixel, token typed once
+        at.button(key="mq_fetch").click().run()
+        assert not at.exception and not at.error and len(at.dataframe) == 5  # one table per event name
+        shown.append(_page_text(at))
+        downloads = [d.proto.url for d in at.get("download_button")]
+        recorded = list(fake.received)
+    assert SENTINEL not in "\n".join(shown)
+    assert [r["method"] for r in recorded] == ["GET", "POST", "GET"]
+    assert all(SENTINEL not in r["path"] + json.dumps(r["body"]) + json.dumps(r["headers"]) for r in recorded)
+    assert downloads and all(SENTINEL not in str(u) for u in downloads)
+    for path in (tmp_path / "capi-home").rglob("*"):
+        if path.is_file():
+            assert SENTINEL.encode() not in path.read_bytes(), path
+    assert meta_view.TOKEN_KEY in at.session_state  # kept in memory only, never shown
+
+
+def _page_text(at) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "json", "title",
+                                  "subheader") for e in getattr(at, kind)]
+    parts += [at.dataframe[i].value.to_json() for i in range(len(at.dataframe))]
+    parts += [str(m.value) for m in at.metric]
+    return json.dumps(parts, default=str)

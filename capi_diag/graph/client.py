@@ -1,4 +1,5 @@
-"""The Graph API client for ``POST /{version}/{pixel_id}/events``.
+"""The Graph API client for ``POST /{version}/{pixel_id}/events`` (and, with :meth:`GraphClient.get`, the
+``GET`` reads of the connect check and the Dataset Quality API).
 
 One :meth:`GraphClient.send` posts a batch of events as JSON (``{"data": [...], "test_event_code":
 ...}``) with the access token in the ``Authorization: Bearer`` header, **never** in the URL or the
@@ -43,8 +44,8 @@ from capi_diag.graph.errors import (
 from capi_diag.graph.payload import MAX_EVENTS, PayloadError, request_body
 
 __all__ = [
-    "DEFAULT_API_VERSION", "DEFAULT_GRAPH_URL", "MAX_EVENTS", "Attempt", "GraphClient", "GraphConfig",
-    "SendResult", "build_request", "events_url", "parse_response",
+    "DEFAULT_API_VERSION", "DEFAULT_GRAPH_URL", "MAX_EVENTS", "Attempt", "GetResult", "GraphClient", "GraphConfig",
+    "SendResult", "build_get", "build_request", "events_url", "object_url", "parse_get", "parse_response",
 ]
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
@@ -235,6 +236,55 @@ def parse_response(
     return SendResult(ok=False, events_sent=events_sent, error=error, fbtrace_id=error.fbtrace_id)
 
 
+@dataclass
+class GetResult:
+    """The outcome of one ``GET`` (the connect check, the Dataset Quality API): Meta's decoded JSON
+    object when ``ok``, else a typed error with the catalogue's meaning and fix. Holds no token."""
+
+    ok: bool
+    body: dict[str, Any] | None = None
+    error: GraphAPIError | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+
+def object_url(config: GraphConfig, path: str) -> str:
+    """``{graph_url}/{version}/{path}`` for a Graph object or edge (``1234567890``, ``dataset_quality``);
+    every path segment is percent-encoded."""
+    segments = [quote(part, safe="") for part in path.strip("/").split("/")]
+    return f"{config.graph_url}/{config.api_version}/" + "/".join(segments)
+
+
+def build_get(config: GraphConfig, token: str, path: str, params: Mapping[str, str]) -> httpx.Request:
+    """The GET request for a Graph object or edge (pure). The token is in the Authorization header
+    only; ``params`` (e.g. ``fields``) go in the query string, so they must never hold it."""
+    return httpx.Request(
+        "GET",
+        object_url(config, path),
+        params=dict(params),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        },
+        extensions={"timeout": config.timeout.as_dict()},
+    )
+
+
+def parse_get(
+    status: int, body: Any, *, endpoint: str | None = None, redact: tuple[str, ...] = ()
+) -> GetResult:
+    """A :class:`GetResult` (without attempts) from an HTTP status and decoded JSON body (pure):
+    a 2xx JSON object without ``error`` is Meta's answer; anything else is a typed error."""
+    if 200 <= status < 300 and isinstance(body, dict) and "error" not in body:
+        return GetResult(ok=True, body=body)
+    error = parse_error(status, body, endpoint=endpoint, redact=redact, method="GET")
+    if 200 <= status < 300 and error.code is None:
+        error = GraphAPIError(http_status=status, code=None, endpoint=endpoint, entry=UNEXPECTED, method="GET",
+                              message="HTTP 2xx without a Graph API JSON object")
+    return GetResult(ok=False, error=error)
+
+
 def _scrub(text: str, redact: tuple[str, ...]) -> str:
     for secret in redact:
         if secret:
@@ -352,6 +402,73 @@ class GraphClient:
                 result.attempts = attempts
                 return result
             self._sleep(wait)
+
+    def get(self, path: str, params: Mapping[str, str]) -> GetResult:
+        """``GET {graph_url}/{version}/{path}?{params}``, retrying transient failures like :meth:`send`
+        (never 100, 190, 10 or 200-299). Everything Meta or the network says is in the result."""
+        request = build_get(self.config, self._token, path, params)
+        endpoint = object_url(self.config, path)
+        redact = (self._token,)
+        attempts: list[Attempt] = []
+        number = 0
+        while True:
+            number += 1
+            at = self._clock()
+            result, status, detail, retry_after = self._get_attempt(request, endpoint, redact)
+            err = result.error
+            if err is None:
+                attempts.append(Attempt(number, at, status, None, None, "ok", 0.0, detail))
+                result.attempts = attempts
+                return result
+            retry = _should_retry(status, err) and number <= self.config.max_retries
+            wait = self.backoff(number, retry_after) if retry else 0.0
+            attempts.append(Attempt(number, at, status, err.code, err.error_subcode,
+                                    "retry" if retry else "error", wait, detail))
+            if not retry:
+                if err.retryable and number > self.config.max_retries:
+                    result.findings.append(f"Gave up after {number} attempts ({self.config.max_retries} "
+                                           f"retries): {err.entry.title}.")
+                result.attempts = attempts
+                return result
+            self._sleep(wait)
+
+    def _get_attempt(
+        self, request: httpx.Request, endpoint: str, redact: tuple[str, ...]
+    ) -> tuple[GetResult, int | None, str, float | None]:
+        try:
+            response = self._http.send(request, follow_redirects=False)
+        except httpx.TimeoutException as e:
+            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
+                                entry=TIMEOUT, method="GET",
+                                message=f"{type(e).__name__} after {self.config.timeout_s:g} s")
+            return GetResult(ok=False, error=err), None, err.message, None
+        except httpx.TransportError as e:
+            detail = _scrub(f"{type(e).__name__}: {e}", redact)
+            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
+                                entry=CONNECTION, method="GET", message=detail)
+            return GetResult(ok=False, error=err), None, detail, None
+        except httpx.RequestError as e:
+            detail = _scrub(f"{type(e).__name__}: {e}", redact)
+            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
+                                entry=UNEXPECTED, method="GET", message=detail)
+            return GetResult(ok=False, error=err), None, detail, None
+        try:
+            status = response.status_code
+            try:
+                body: Any = response.json()
+            except ValueError:
+                body = None
+            retry_after = _retry_after(response.headers.get("retry-after"))
+        finally:
+            response.close()
+        result = parse_get(status, body, endpoint=endpoint, redact=redact)
+        if result.error is None:
+            detail = f"HTTP {status}"
+        else:
+            e = result.error
+            code = f" code {e.code}" + (f"/{e.error_subcode}" if e.error_subcode else "") if e.code else ""
+            detail = f"HTTP {status}{code}: {e.entry.title}"
+        return result, status, detail, retry_after
 
     def _attempt(
         self, request: httpx.Request, n_events: int, endpoint: str, redact: tuple[str, ...]

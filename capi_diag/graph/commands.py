@@ -1,5 +1,5 @@
 """The Test Events commands (``send-test``, ``watch``, ``fake-graph``) and the sender they share
-with the Test Events page.
+with the Test Events page (``connect`` and ``meta-quality`` live in :mod:`capi_diag.graph.meta_commands`).
 
 :class:`Sender` does one send the same way for the CLI and the page: build a complete test journey,
 validate it locally with the diagnostics' rules (:mod:`capi_diag.graph.validate`; errors block the
@@ -311,7 +311,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fg.add_argument("--fail-5xx-every", type=int, default=0, metavar="N",
                     help="answer every Nth request with an HTTP 5xx")
     fg.add_argument("--delay-ms", type=int, default=0, metavar="D", help="delay every answer by D ms")
+    fg.add_argument("--pixel-name", default=None, metavar="NAME",
+                    help="the name the stand-in gives its Pixel (default 'capi-diag demo Pixel')")
     fg.set_defaults(func=cmd_fake_graph)
+
+    from capi_diag.graph import meta_commands  # connect, meta-quality: Meta's side of the setup
+
+    meta_commands.add_parsers(sub)
 
 
 def _identity(args: argparse.Namespace) -> TestIdentity:
@@ -433,10 +439,16 @@ def cmd_fake_graph(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (1-65535).")
     fake = FakeGraph(token=args.token, pixel_id=args.pixel_id, throttle_every=args.throttle_every,
-                     fail_5xx_every=args.fail_5xx_every, delay_ms=args.delay_ms)
+                     fail_5xx_every=args.fail_5xx_every, delay_ms=args.delay_ms,
+                     **({"pixel_name": args.pixel_name} if getattr(args, "pixel_name", None) else {}))
     base = f"http://127.0.0.1:{args.port}"
     print(f"fake Graph API on {base} (Pixel {args.pixel_id}); what it received: GET {base}/__received",
           file=out)
+    from capi_diag.graph import fake_quality
+
+    print(f"reads: Pixel {args.pixel_id} '{fake.pixel_name}' (every quality section), "
+          f"{fake_quality.PARTIAL_ID} (sections missing), {fake_quality.DEDUP_SPELLING_ID} (dedup_key_feedback), "
+          f"{fake_quality.NO_PERMISSION_ID} (missing permission), any other ID: unknown (100/33)", file=out)
     print(f"use it with: export CAPI_GRAPH_URL={base} CAPI_ACCESS_TOKEN=<the --token value>; Ctrl-C stops it",
           file=out, flush=True)
     try:

@@ -131,7 +131,9 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
        "config"),
     _e(10, None, "Permission denied", "The token's app or user lacks permission for this action.",
        _PERMISSION_FIX, "permission"),
-    _e(200, None, "Permission missing", "The token lacks a permission needed to post events (codes 200-299).",
+    _e(200, None, "Permission missing",
+       "The token lacks a permission needed for this request (posting events, reading the Pixel or its quality "
+       "figures; codes 200-299).",
        _PERMISSION_FIX, "permission"),
     _e(3, None, "Capability missing", "The app lacks the capability to call this API method.",
        "Use an app with the Conversions API (Marketing API) capability; " + _PERMISSION_FIX[0].lower()
@@ -239,8 +241,10 @@ class GraphAPIError(CapiDiagError):
         is_transient: bool | None = None,
         endpoint: str | None = None,
         entry: CatalogueEntry | None = None,
+        method: str = "POST",
     ) -> None:
         self.http_status = http_status
+        self.method = method
         self.code = code
         self.error_subcode = error_subcode
         self.type = type
@@ -277,7 +281,7 @@ class GraphAPIError(CapiDiagError):
             ident += f" error {self.code}" + (f"/{self.error_subcode}" if self.error_subcode else "")
         if self.http_status is not None:
             ident += f" (HTTP {self.http_status})"
-        where = f" from POST {self.endpoint}" if self.endpoint else ""
+        where = f" from {self.method} {self.endpoint}" if self.endpoint else ""
         said = self.user_msg or self.meta_message
         said_part = f": {said}" if said else ""
         trace = f" [fbtrace_id {self.fbtrace_id}]" if self.fbtrace_id else ""
@@ -325,6 +329,7 @@ def parse_error(
     *,
     endpoint: str | None = None,
     redact: tuple[str, ...] = (),
+    method: str = "POST",
 ) -> GraphAPIError:
     """A :class:`GraphAPIError` from an HTTP status and a decoded JSON body (pure; any body shape).
 
@@ -333,7 +338,7 @@ def parse_error(
     """
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
-        return GraphAPIError(http_status=http_status, code=None, endpoint=endpoint,
+        return GraphAPIError(http_status=http_status, code=None, endpoint=endpoint, method=method,
                              message=_text(f"HTTP {http_status} without a Graph error body", redact) or "")
     transient = err.get("is_transient")
     return GraphAPIError(
@@ -347,4 +352,5 @@ def parse_error(
         fbtrace_id=_text(err.get("fbtrace_id"), redact),
         is_transient=transient if isinstance(transient, bool) else None,
         endpoint=endpoint,
+        method=method,
     )

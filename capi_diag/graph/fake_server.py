@@ -1,4 +1,6 @@
-"""A local stand-in for Meta's Graph API ``/{version}/{pixel_id}/events`` edge.
+"""A local stand-in for Meta's Graph API ``/{version}/{pixel_id}/events`` edge, and for the two reads
+(``GET /{version}/{pixel_id}``, the connect check, and ``GET /{version}/dataset_quality``, Meta's own
+figures): see :mod:`capi_diag.graph.fake_quality` for their scenarios, chosen by the Pixel ID.
 
 ``FakeGraph`` is a real HTTP server on 127.0.0.1 (it refuses any other address) that answers the way
 Meta does, with Meta's real response bodies (``capi-examples.md`` §B/§C). Tests and offline
@@ -26,6 +28,9 @@ target. Checks, in Meta's order (the first failure answers; one bad event reject
    ``client_user_agent`` (Meta accepts those, facts §1; the warnings let tests exercise the
    "messages become warnings" path).
 
+``GET /{version}/{pixel_id}`` and ``GET /{version}/dataset_quality?dataset_id=...`` check the token the
+same way (190, 104), then answer per :mod:`capi_diag.graph.fake_quality`; they are recorded too.
+
 ``GET /__received`` returns every recorded request (``path`` with query, ``headers`` with the
 Authorization value redacted, ``body`` as parsed JSON or text, ``status``); ``DELETE /__received``
 clears it.
@@ -49,10 +54,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from capi_diag.errors import ConfigError
+from capi_diag.graph import fake_quality
 
 SEVEN_DAYS_S = 7 * 24 * 3600
 MAX_EVENTS = 1000
 _PATH_RE = re.compile(r"\A/(v\d+\.\d+)/([^/]+)/events/?\Z")
+_OBJECT_RE = re.compile(r"\A/(v\d+\.\d+)/([^/]+)/?\Z")
+DEFAULT_PIXEL_NAME = "capi-diag demo Pixel"
 _HASH_RE = re.compile(r"\A[0-9a-fA-F]{64}(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
 _FBC_RE = re.compile(r"\Afb\.\d+\.\d+\.[^.\s]+(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
 _HASHED_KEYS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country")
@@ -133,6 +141,18 @@ def _unknown_pixel(pixel: str) -> dict:
                   type_="GraphMethodException", subcode=33, transient=None)
 
 
+def _unknown_object(object_id: str) -> dict:
+    return _error(100, f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded "
+                       "due to missing permissions, or does not support this operation. Please read the Graph API "
+                       "documentation at https://developers.facebook.com/docs/graph-api",
+                  type_="GraphMethodException", subcode=33, transient=None)
+
+
+def _nonexisting_field(field: str, node: str) -> dict:
+    return _error(100, f"(#100) Tried accessing nonexisting field ({field}) on node type ({node})",
+                  type_="OAuthException", transient=None)
+
+
 def _values(raw: Any) -> list[Any]:
     if raw is None:
         return []
@@ -154,6 +174,8 @@ class FakeGraph:
         delay_ms: int = 0,
         now: Callable[[], float] = time.time,
         throttle_code: int = 17,
+        pixel_name: str = DEFAULT_PIXEL_NAME,
+        pixel_unavailable: bool = False,
     ) -> None:
         if throttle_code not in (4, 17):
             raise ConfigError(f"FakeGraph: throttle_code must be 4 or 17, not {throttle_code}.")
@@ -163,6 +185,8 @@ class FakeGraph:
                 raise ConfigError(f"FakeGraph: {name} must be 0 or more, not {value}.")
         self.token = token
         self.pixel_id = str(pixel_id)
+        self.pixel_name = pixel_name
+        self.pixel_unavailable = pixel_unavailable
         self.throttle_every = throttle_every
         self.fail_5xx_every = fail_5xx_every
         self.delay_ms = delay_ms
@@ -298,6 +322,69 @@ class FakeGraph:
                 return 400, rejected
         return 200, {"events_received": len(data), "messages": messages, "fbtrace_id": _trace_id()}
 
+    def answer_get(self, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+        """The (HTTP status, JSON body) Meta would give for ``GET path``: the Pixel or ``dataset_quality``."""
+        parts = urlsplit(path)
+        query = parse_qs(parts.query)
+        token = self._token_of(headers, query, {})
+        if token is None:
+            return 400, _error(104, "An access token is required to request this resource.", transient=None)
+        if token != self.token:
+            return 401, _error(190, "Invalid OAuth access token - Cannot parse access token", transient=None)
+        m = _OBJECT_RE.match(parts.path)
+        if m is None:
+            return 400, _error(2500, f"Unknown path components: {parts.path}", transient=None)
+        try:
+            tree = fake_quality.parse_fields(query["fields"][-1]) if query.get("fields") else None
+        except ValueError as e:
+            return 400, _error(100, f"(#100) Syntax error in the fields parameter: {e}", transient=None)
+        if m.group(2) == "dataset_quality":
+            return self._quality(query, tree)
+        return self._pixel(m.group(2), tree)
+
+    def _pixel(self, pixel: str, tree: dict[str, Any] | None) -> tuple[int, Any]:
+        if pixel == fake_quality.NO_PERMISSION_ID:
+            return 400, _error(200, "(#200) Missing Permissions", transient=None)
+        name = self.pixel_name if pixel == self.pixel_id else fake_quality.NAMES.get(pixel)
+        if name is None:
+            return 400, _unknown_object(pixel)
+        unknown = [f for f in (tree or {}) if f not in fake_quality.PIXEL_FIELDS]
+        if unknown:
+            return 400, _nonexisting_field(unknown[0], "AdsPixel")
+        full: dict[str, Any] = {"id": pixel, "name": name,
+                                "is_unavailable": self.pixel_unavailable and pixel == self.pixel_id,
+                                "creation_time": _meta_time(self.now() - 400 * 86_400)}
+        if pixel == self.pixel_id:
+            full["last_fired_time"] = _meta_time(self.now() - 120)
+        elif pixel == fake_quality.PARTIAL_ID:
+            full["last_fired_time"] = _meta_time(self.now() - 3 * 86_400)
+        if tree is None:  # Graph's default fields for a node
+            return 200, {"id": pixel, "name": name}
+        return 200, fake_quality.select(full, tree)
+
+    def _quality(self, query: dict[str, list[str]], tree: dict[str, Any] | None) -> tuple[int, Any]:
+        dataset = (query.get("dataset_id") or [""])[-1].strip()
+        if not dataset:
+            return 400, _error(100, "(#100) The parameter dataset_id is required", transient=None)
+        if dataset == fake_quality.NO_PERMISSION_ID:
+            return 400, _error(10, "(#10) Application does not have permission for this action", transient=None)
+        found = fake_quality.quality_web(dataset, self.pixel_id)
+        if found is None:
+            return 400, _unknown_object(dataset)
+        web, spelling = found
+        if tree is not None:
+            unknown = fake_quality.unknown_quality_fields(tree)
+            if unknown:
+                return 400, _nonexisting_field(unknown[0], "AdsPixelCAPIIntegrationQuality")
+            web_tree = tree.get("web")
+            if isinstance(web_tree, dict) and spelling != "dedupe_key_feedback" and "dedupe_key_feedback" in web_tree:
+                web_tree = dict(web_tree)
+                web_tree[spelling] = web_tree.pop("dedupe_key_feedback")
+                tree = {**tree, "web": web_tree}
+            if "web" not in tree:
+                return 200, {"id": dataset}
+        return 200, fake_quality.select({"web": web}, tree if tree is None else {"web": tree["web"]})
+
     @staticmethod
     def _parse_body(raw: bytes, content_type: str) -> tuple[Any, bool]:
         if not raw:
@@ -370,6 +457,11 @@ class FakeGraph:
                                   "status": status})
 
 
+def _meta_time(ts: float) -> str:
+    """Graph's time format: ``2026-11-30T04:10:00+0000``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(ts))
+
+
 def _make_handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "FakeGraph/1"
@@ -401,8 +493,15 @@ def _make_handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                     snapshot = list(fake.received)
                 self._reply(200, snapshot)
                 return
-            self._reply(400, _error(100, "Unsupported get request.", type_="GraphMethodException",
-                                    transient=None))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if fake.delay_ms:
+                time.sleep(fake.delay_ms / 1000)
+            status, payload = fake.answer_get(self.path, headers)
+            fake.record("GET", self.path, dict(self.headers.items()), b"", status)
+            try:
+                self._reply(status, payload)
+            except (BrokenPipeError, ConnectionResetError):
+                return
 
         def do_DELETE(self) -> None:  # noqa: N802
             if urlsplit(self.path).path == "/__received":

@@ -52,6 +52,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("event_lookup.py", "Event lookup", ":material/search:", "event-lookup"),
     PageSpec("report_downloads.py", "Report", ":material/download:", "report"),
     PageSpec("test_events_page.py", "Test Events", ":material/send:", "test-events"),
+    PageSpec("meta_view.py", "Meta's view", ":material/compare_arrows:", "meta-view"),
 )
 BY_URL = {p.url_path: p for p in PAGES}
 

@@ -7,6 +7,10 @@ The page is a thin front end over :class:`capi_diag.graph.commands.Sender` (the 
 * The token comes from ``CAPI_ACCESS_TOKEN`` or ``.streamlit/secrets.toml``; when neither is set,
   a password field asks for it and its value stays in this browser session's memory
   (``st.session_state``) only: it is never written to the history, the page or a log.
+* As soon as the Pixel ID and a token are there, the connect check
+  (:func:`capi_diag.graph.connect.check_connection`) reads the Pixel and shows "Connected to Pixel
+  <name> (<id>)" before the first send; when Meta refuses the token, the Pixel or a permission, the
+  catalogue's fix is shown and sending is blocked. The check runs once per Pixel, token and Graph URL.
 * Sends and the window live in a DuckDB file per browser session, named by a random id kept in the
   page address (``?te_session=...``), so a reload finds them again.
 * While a window runs, a fragment reruns every second (``st.fragment(run_every=...)``): it ticks the
@@ -33,6 +37,7 @@ from capi_diag.graph.payload import TestIdentity, request_body
 from capi_diag.graph.store import SendRecord, Store, new_session_id, session_path
 from capi_diag.graph.token import Secret, configured_token, resolve_token
 from capi_diag.promotion import BLIND_SPOT, READY_ADVICE, Phase, Window
+from capi_diag.ui import meta_view
 
 REHEARSE = """
 capi-diag ships a local stand-in for the Graph API that answers like Meta (errors, warnings,
@@ -79,7 +84,8 @@ def render() -> None:
                "configuration (CAPI_GRAPH_URL) and cannot be changed on this page.")
 
     left, right = st.columns(2)
-    left.text_input("Pixel (dataset) ID", key="te_pixel_id", placeholder="1234567890")
+    left.text_input("Pixel (dataset) ID", key="te_pixel_id", placeholder="1234567890",
+                    on_change=meta_view.remember("te_pixel_id", meta_view.PIXEL_KEY))
     right.text_input("Test event code", key="te_test_code", placeholder="TEST12345",
                      help="Events Manager > your Pixel > Test Events")
     if configured is None:
@@ -88,8 +94,11 @@ def render() -> None:
                     "browser session only), or set `CAPI_ACCESS_TOKEN` in the environment or in "
                     "`.streamlit/secrets.toml` before starting the dashboard.", icon=":material/key:")
         st.text_input("Access token", key="te_token", type="password",
+                      on_change=meta_view.remember("te_token", meta_view.TOKEN_KEY),
                       help="Kept in this browser session's memory only; never stored. Set "
                            "CAPI_ACCESS_TOKEN or .streamlit/secrets.toml to avoid typing it.")
+        if st.session_state.get(meta_view.TOKEN_KEY) and not st.session_state.get("te_token"):
+            st.caption("Access token: the one entered earlier in this browser session.")
     else:
         st.caption(f"Access token: configured ({configured.source}).")
     with st.expander("Rehearse without Meta: the local stand-in"):
@@ -102,6 +111,7 @@ def render() -> None:
             cols[i % 3].text_input(label, key=f"te_id_{attr}", value=getattr(defaults, attr) or "")
         st.text_input("fbclid (optional: adds an fbc click ID)", key="te_fbclid")
 
+    _connect_panel(graph)
     sender, problem = _sender(store, graph)
     try:
         _actions(store, sender, problem)
@@ -173,9 +183,13 @@ def _sender(store: Store, graph: GraphConfig) -> tuple[Sender | None, str]:
     if not pixel.isdigit():
         return None, "The Pixel ID is a number (Events Manager > Data sources)."
     try:
-        secret = resolve_token(session=st.session_state.get("te_token"))
+        secret = resolve_token(session=meta_view.session_token("te_token"))
     except CapiDiagError as e:
         return None, str(e)
+    check = meta_view.kept_check(graph, pixel, secret)
+    if check is not None and check.refused and check.error is not None:
+        return None, (f"Sending is blocked: Meta refused the connection check ({check.error.entry.title}). "
+                      f"Fix: {check.error.fix}")
     identity = TestIdentity()
     given = {attr: (st.session_state.get(f"te_id_{attr}") or "").strip() or None
              for attr, _ in _IDENTITY_FIELDS}
@@ -183,6 +197,38 @@ def _sender(store: Store, graph: GraphConfig) -> tuple[Sender | None, str]:
     client = _client(secret, graph)
     return Sender(client=client, pixel_id=pixel, test_event_code=code, secret=secret, identity=identity,
                   fbclid=(st.session_state.get("te_fbclid") or "").strip() or None), ""
+
+
+def _connect_panel(graph: GraphConfig) -> None:
+    """The connect check for the entered Pixel and token, run once per settings: the Pixel's name, or
+    Meta's refusal with the fix (which blocks sending)."""
+    pixel = (st.session_state.get("te_pixel_id") or "").strip()
+    if not pixel or not pixel.isdigit():
+        return
+    try:
+        secret = resolve_token(session=meta_view.session_token("te_token"))
+    except CapiDiagError:
+        return
+    try:
+        with st.spinner("Checking the token and the Pixel with Meta..."):
+            check = meta_view.connection(graph, pixel, secret)
+    except CapiDiagError as e:
+        st.error(f"{e.title}: {e}")
+        return
+    if check.connected and check.pixel is not None:
+        st.success(check.headline, icon=":material/link:")
+        st.caption(f"Last fired: {check.pixel.last_fired_time or 'never'}. Make sure this is the Pixel you mean "
+                   "to go live with, not a sandbox.")
+        for finding in check.findings:
+            st.warning(finding, icon=":material/info:")
+    elif check.refused and check.error is not None:
+        e = check.error
+        code = f"{e.code}" + (f"/{e.error_subcode}" if e.error_subcode else "")
+        st.error(f"**Not connected: {e.entry.title}** ({code}, HTTP {e.http_status}). {e.entry.meaning}\n\n"
+                 f"**Fix:** {e.fix}", icon=":material/link_off:")
+    elif check.error is not None:
+        st.warning(f"The connection check could not finish ({check.error.entry.title}); sending is allowed, and "
+                   f"the check runs again after {meta_view.RECHECK_S:g} s.", icon=":material/sync_problem:")
 
 
 def _client(secret: Secret, graph: GraphConfig) -> GraphClient:
