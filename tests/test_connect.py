@@ -334,7 +334,6 @@ def page(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "capi-home"))
-    monkeypatch.setattr(validate, "SECTIONS", ())
     monkeypatch.setattr(test_events, "CLOCK", lambda: NOW)
     fg = FakeGraph(token=TOKEN, pixel_id=PIXEL, now=lambda: NOW)
     monkeypatch.setenv("CAPI_GRAPH_URL", fg.start())

@@ -220,7 +220,6 @@ def test_token_sentinel_pages_connect_and_meta_view(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "capi-home"))
     monkeypatch.setenv("CAPI_DEMO_DIR", str(tmp_path / "no-demo"))
-    monkeypatch.setattr(validate, "SECTIONS", ())
     with FakeGraph(token=SENTINEL, pixel_id=PIXEL) as fake:
         monkeypatch.setenv("CAPI_GRAPH_URL", fake.url)
         at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120).run()
