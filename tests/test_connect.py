@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from capi_diag.cli import main
 from capi_diag.errors import UsageError
-from capi_diag.graph import commands, fake_quality, validate
+from capi_diag.graph import commands, fake_quality
 from capi_diag.graph.client import GraphClient, GraphConfig, build_get, object_url, parse_get
 from capi_diag.graph.connect import (
     FIELDS,
