@@ -206,7 +206,11 @@ def test_token_sentinel_connect_and_meta_quality_never_leave_the_header(env, tmp
     assert output.is_file() and SENTINEL not in output.read_text()
     assert len(recorded) == 10 and all(r["method"] == "GET" for r in recorded)
     assert all(SENTINEL not in r["path"] and SENTINEL not in json.dumps(r["headers"]) for r in recorded)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv", "meta.md", "s.csv"]  # no other file
+    # No other file, but for capi-diag's compiled-SQL cache (queries and lookup tables, no data).
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["b.csv", "meta.md", "s.csv"]
+    cached = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert all(p.parent == tmp_path / "home" / ".cache" / "capi-diag" for p in cached)
+    assert all(SENTINEL.encode() not in p.read_bytes() for p in cached)
 
 
 def test_token_sentinel_pages_connect_and_meta_view(monkeypatch, tmp_path):

@@ -106,14 +106,11 @@ def _report(args: argparse.Namespace, config: Config) -> tuple[dict[str, Any], A
     from capi_diag.ingest import import_logs
     from capi_diag.report import build_report
 
-    db = Database()
-    ds = None
+    db = Database.for_inputs([*args.browser, *args.server])
     try:
         ds = import_logs(db, browser=args.browser, server=args.server, assume_tz=args.assume_tz)
-        return build_report(ds, config), logs_context(ds)
+        return build_report(ds, config), logs_context(ds.using(config))
     finally:
-        if ds is not None:
-            ds.release_shared()
         db.close()
 
 

@@ -466,19 +466,18 @@ def logs_context(ds: Dataset) -> LogsContext:
     """The period (first and last ``event_time`` over both logs, with the dataset's filters) and the
     Pixel ids of ``ds``: two small aggregate queries, for the causes (not a figure that is compared)."""
     import ibis
-    import pandas as pd
 
     parts = [ds.events(role).select("event_time") for role in ("browser", "server")]
     both = ibis.union(*parts)
     pixels: list[str] = []
-    with ds.db.lock:
-        span = both.aggregate(lo=both.event_time.min(), hi=both.event_time.max()).execute().iloc[0]
-        for role in ("browser", "server"):
-            if ds.has(role, "pixel_id"):
-                t = ds.events(role)
-                found = t.filter(t.pixel_id.notnull()).select("pixel_id").distinct().limit(50).execute()
-                pixels += [str(p) for p in found["pixel_id"].tolist() if str(p) not in pixels]
-    lo, hi = (None if pd.isna(v) else int(v) for v in (span["lo"], span["hi"]))
+    span = ds.fetch("quality.span", both.aggregate(lo=both.event_time.min(), hi=both.event_time.max()))[0]
+    for role in ("browser", "server"):
+        if ds.has(role, "pixel_id"):
+            t = ds.events(role)
+            found = ds.fetch(f"quality.pixels.{role}",
+                             t.filter(t.pixel_id.notnull()).select("pixel_id").distinct().limit(50))
+            pixels += [str(r["pixel_id"]) for r in found if str(r["pixel_id"]) not in pixels]
+    lo, hi = (None if v is None else int(v) for v in (span["lo"], span["hi"]))
     files = {role: list(info.get("files", [])) for role, info in ds.inputs.items()}
     return LogsContext(lo, hi, tuple(sorted(pixels)), files)
 
