@@ -285,3 +285,30 @@ def known_ids() -> set[str]:
     ids |= set(_checklist_titles()) | set(DEFECTS) | set(TIME_FORMATS)
     ids |= {f"{f}.{d}" for f in FIELDS for d in DEFECTS}
     return ids
+
+
+FIELD_FIX: dict[str, str] = {
+    "em": "Send the customer's email (from login, checkout or the lead form) as user_data.em: trimmed, "
+          "lowercased, SHA-256 hashed.",
+    "ph": "Send the phone number as user_data.ph: digits only with the country code (16505551212), "
+          "no leading zeros, SHA-256 hashed.",
+    "fn": "Send the first name as user_data.fn: lowercased, no punctuation, SHA-256 hashed.",
+    "ln": "Send the last name as user_data.ln: lowercased, no punctuation, SHA-256 hashed.",
+    "ge": "Send gender as user_data.ge: 'f' or 'm', SHA-256 hashed.",
+    "db": "Send the date of birth as user_data.db: YYYYMMDD, SHA-256 hashed.",
+    "ct": "Send the city as user_data.ct: lowercased, no spaces or punctuation, SHA-256 hashed.",
+    "st": "Send the state as user_data.st: 2-letter code lowercased for the US (ca), SHA-256 hashed.",
+    "zp": "Send the zip code as user_data.zp: lowercased, no spaces or dash (US: 5 digits), SHA-256 hashed.",
+    "country": "Send the country as user_data.country: ISO 3166-1 alpha-2 lowercased (us), SHA-256 hashed, "
+               "even when all customers are in one country.",
+    "external_id": "Send your own stable user or customer id as user_data.external_id, the same value "
+                   "the Pixel sends (hashing it is recommended).",
+    "fbp": "Forward the _fbp cookie of the visitor's request as user_data.fbp, unmodified and unhashed.",
+    "fbc": "Forward the _fbc cookie, or build fb.1.<ms>.<fbclid> from the landing page's fbclid, as "
+           "user_data.fbc, unhashed (only visitors who came from an ad have one).",
+    "client_ip_address": "Forward the visitor's public IP (first public X-Forwarded-For entry, IPv6 "
+                         "preferred) as user_data.client_ip_address, unhashed.",
+    "client_user_agent": "Forward the visitor's browser User-Agent header as user_data.client_user_agent, "
+                         "unhashed.",
+}
+"""How to send each match key right (the fix the match-key and EMQ sections quote)."""

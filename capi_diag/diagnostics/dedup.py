@@ -36,9 +36,10 @@ empty or whitespace-only ``event_id`` is missing. The *earliest row* of a key in
 with the smallest ``event_time``, ties broken by file order, then line. A list-valued field
 (``fbp``, ``external_id``) is matched on its first value.
 
-Shared expressions (other analyses and the dashboard import them; do not copy them):
-:func:`key_table`, :func:`paired_rows`, :func:`pairing_by_hour`, :func:`key_columns`,
-:func:`has_event_id`, :func:`first_value`.
+The key table, the paired rows and the row-level helpers (:func:`~capi_diag.measures.key_columns`,
+:func:`~capi_diag.measures.has_event_id`, :func:`~capi_diag.measures.first_value`) are shared measures
+in :mod:`capi_diag.measures`; :func:`key_table`, :func:`paired_rows` and :func:`pairing_by_hour` here
+read them.
 """
 
 from __future__ import annotations

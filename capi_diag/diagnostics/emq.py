@@ -57,7 +57,7 @@ import ibis.expr.types as ir
 from capi_diag import labels, measures, rules
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, match_keys
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.errors import ConfigError
 
 SECTION = "emq"
@@ -155,7 +155,7 @@ def scored_validity(ds: Dataset) -> tuple[ir.Table, str]:
 
 
 def _fix(field: str, counts: Mapping[str, Any], rows: int) -> str:
-    fix = match_keys.FIELD_FIX[field]
+    fix = labels.FIELD_FIX[field]
     c = counts[field]
     bad = {d: n for d, n in c["defects"].items() if n and d in rules.INVALIDATING[field]}
     if bad:
