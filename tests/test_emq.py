@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
-from capi_diag.diagnostics import FAILING_ROW_COLUMNS, emq
+from capi_diag.diagnostics import FAILING_ROW_COLUMNS, emq, match_keys
 from capi_diag.errors import ConfigError
 
 FIELDS = list(emq.WEIGHTS)
@@ -58,7 +58,7 @@ def test_emq_weights_follow_the_required_order():
     tier5 = [w[f] for f in ("fn", "ln", "ge", "db", "ct", "st", "zp", "country")]
     assert w["external_id"] > max(tier4) and min(tier4) > max(tier5)
     assert all(0 < x < 1 for x in w.values())
-    assert set(w) == set(emq.match_keys.FIELDS)
+    assert set(w) == set(match_keys.FIELDS)
 
 
 def test_emq_estimate_bounds_and_single_key():
