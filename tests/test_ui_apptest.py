@@ -630,3 +630,29 @@ def test_import_leaving_the_page_keeps_the_import_and_shows_it_on_return(
     at.switch_page(_path("checklist")).run()
     assert _metric(at, "Server events") == fmt.count(report_a["inputs"]["server"]["rows"])
     assert _checklist_shown(at) == _expected_checklist(report_a)
+
+
+def test_workspace_filtered_analysis_runs_in_background_and_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter change analyses in a thread owned by the workspace: a page left meanwhile (its
+    script stopped) does not lose the work, and asking again joins the running analysis."""
+    with Database() as db:
+        ds = import_logs(db, browser=[Source("b.csv", data=BROWSER_CSV)], server=[Source("s.csv", data=SERVER_CSV)])
+        ws = state.Workspace(db, ds, "upload")
+        gate, calls = threading.Event(), []
+        real = state.build_report
+
+        def held(d, config, **kw):
+            calls.append(d.filters)
+            assert gate.wait(TIMEOUT)
+            return real(d, config, **kw)
+
+        monkeypatch.setattr(state, "build_report", held)
+        f = Filters(event_names=("Purchase",))
+        job = ws.start_analysis(f)
+        assert ws.start_analysis(f) is job, "a second request joins the running analysis"
+        assert not ws.has_analysis(f) and not job.finished.is_set()
+        gate.set()
+        assert job.finished.wait(TIMEOUT) and job.error is None
+        assert ws.has_analysis(f) and ws.analysis(f) is job.result
+        assert job.result.rows == {"browser": 2, "server": 1} and calls == [f]
+        assert f not in ws.jobs

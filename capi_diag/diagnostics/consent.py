@@ -46,6 +46,7 @@ import ibis
 import ibis.expr.types as ir
 import pycountry
 
+from capi_diag import labels
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
@@ -341,16 +342,18 @@ def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dic
                         "with every server event."}]
     default = ", ".join(result["policy"]["default"]) or "nothing"
     return [
-        {"label": "Forwarded without consent", "value": result["forwarded_without_consent"], "unit": "server row",
+        {"label": labels.label("forwarded_without_consent"), "value": result["forwarded_without_consent"],
+         "unit": "server row",
          "text": f"Server rows sent to Meta although a purpose their region's policy requires was denied "
                  f"(default policy: {default}).",
          "fix": "Gate the server-side send on the visitor's consent state, per region; drop or anonymise "
                 "events whose required purposes are denied."},
-        {"label": "Consent unknown", "value": result["consent_unknown"], "unit": "server row",
+        {"label": labels.label("consent_unknown"), "value": result["consent_unknown"], "unit": "server row",
          "text": "Server rows, not counted above, whose required consent purposes were missing or empty.",
          "fix": "Pass the CMP / Consent Mode state to the server with every event so that the decision to "
                 "forward is recorded."},
-        {"label": "Unrecognized region codes", "value": result["unrecognized_region_rows"], "unit": "server row",
+        {"label": labels.label("unrecognized_region_rows"), "value": result["unrecognized_region_rows"],
+         "unit": "server row",
          "text": "Rows whose consent_region is not an ISO 3166-1 alpha-2 code; they follow the default "
                  "policy.",
          "fix": "Log the visitor's region as a two-letter ISO code (DE, FR, US...)."},

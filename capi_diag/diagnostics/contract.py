@@ -408,6 +408,6 @@ _TEXT: dict[str, tuple[str, str, str]] = {
 
 def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One sentence with its fix per rule."""
-    return [{"label": _TEXT[r][0], "value": result.get(r), "text": _TEXT[r][1], "fix": _TEXT[r][2],
+    return [{"label": labels.label(r), "value": result.get(r), "text": _TEXT[r][1], "fix": _TEXT[r][2],
              "unit": labels.unit(r)} for r in RULES]
 

@@ -69,23 +69,33 @@ def page(title: str, purpose: str) -> state.Analysis | None:
         st.info("**Demo data**: bundled sample logs with known defects. "
                 "Upload your own browser and server logs on the Import page.", icon=":material/science:")
     filters = state.current_filters(ws)
-    what = "Analysing the filtered events" if filters.active else "Analysing"
-    bar = None if ws.has_analysis(filters) else st.progress(0.0, text=f"{what}...")
     try:
-        an = ws.analysis(filters, None if bar is None else
-                         lambda msg, frac: bar.progress(min(max(frac, 0.0), 1.0),
-                                                        text=f"{msg} (filtered view)" if filters.active else msg))
+        an = _analysis(ws, filters)
     except CapiDiagError as e:
         st.error(f"**{e.title}.** {e}", icon=":material/error:")
         return None
-    finally:
-        if bar is not None:
-            bar.empty()
     if an.rows["browser"] == 0 and an.rows["server"] == 0:
         st.warning("No events to analyse: the logs are empty" + (" or the filters exclude every event."
                                                                  if filters.active else "."),
                    icon=":material/filter_alt_off:")
     return an
+
+
+def _analysis(ws: state.Workspace, filters: Any) -> state.Analysis:
+    """The kept analysis for ``filters``, or the one computed now in the background with its
+    progress shown: leaving the page meanwhile does not lose it (it is kept when it finishes)."""
+    if ws.has_analysis(filters):
+        return ws.analysis(filters)
+    job = ws.start_analysis(filters)
+    suffix = " (filtered view)" if filters.active else ""
+    bar = st.progress(0.0, text=f"Analysing{suffix}...")
+    while not job.finished.wait(0.2):
+        bar.progress(job.fraction, text=f"{job.message}{suffix}")
+    bar.empty()
+    if job.error is not None:
+        raise job.error
+    assert job.result is not None
+    return job.result
 
 
 def empty_state() -> None:

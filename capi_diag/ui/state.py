@@ -117,6 +117,22 @@ class Analysis:
 
 
 @dataclass
+class AnalysisJob:
+    """One analysis running in a thread owned by the workspace: a page shows its progress, and a
+    page left meanwhile does not lose it (the result is kept in ``Workspace.analyses``)."""
+
+    filters: Filters
+    message: str = "Analysing"
+    fraction: float = 0.0
+    result: Analysis | None = None
+    error: BaseException | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self, message: str, fraction: float) -> None:
+        self.message, self.fraction = message, min(max(fraction, 0.0), 1.0)
+
+
+@dataclass
 class Workspace:
     """One browser session's data: database, dataset, config and computed analyses."""
 
@@ -130,6 +146,8 @@ class Workspace:
     analyses: OrderedDict[Filters, Analysis] = field(default_factory=OrderedDict)
     generation: int = field(default_factory=lambda: next(_GENERATIONS))
     """A number no other dataset of the process had: the sidebar filters are keyed by it."""
+    jobs: dict[Filters, AnalysisJob] = field(default_factory=dict, repr=False)
+    _jobs_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         weakref.finalize(self, _close_quietly, self.db, self.dataset)
@@ -176,6 +194,33 @@ class Workspace:
         while len(self.analyses) > KEEP_ANALYSES:
             self.analyses.popitem(last=False)
         return result
+
+    def start_analysis(self, filters: Filters) -> AnalysisJob:
+        """The analysis for ``filters`` in a background thread (the running one when it is already
+        being computed): the page that asked may be left, the result is kept all the same."""
+        with self._jobs_lock:
+            job = self.jobs.get(filters)
+            if job is not None:
+                return job
+            job = AnalysisJob(filters)
+            self.jobs[filters] = job
+        config = self.config
+
+        def run() -> None:
+            try:
+                result = self.analysis(filters, progress=job.progress)
+                if self.config is not config:  # a config applied meanwhile: this result is stale
+                    self.analyses.pop(filters, None)
+                job.result = result
+            except BaseException as e:  # noqa: BLE001 - handed to the page that waits for it
+                job.error = e
+            finally:
+                with self._jobs_lock:
+                    self.jobs.pop(filters, None)
+                job.finished.set()
+
+        threading.Thread(target=run, name="capi-analysis", daemon=True).start()
+        return job
 
     def with_config(self, config: Config, name: str | None) -> None:
         """Use ``config`` from now on; analyses computed with the old one are dropped."""
