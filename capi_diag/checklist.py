@@ -697,7 +697,7 @@ def summary(items: list[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-GROUP_ORDER: tuple[str, ...] = (FAIL, WARN, NOT_EVALUATED, PASS)
+GROUP_ORDER: tuple[str, ...] = (ERROR, FAIL, WARN, NOT_EVALUATED, PASS)
 """How the checklist is read: blockers first, then warnings, what could not be judged, what passes."""
 
 
@@ -715,6 +715,10 @@ def verdict(items: list[Mapping[str, Any]]) -> tuple[str, str]:
     :func:`verdict_note`); ``not_evaluated`` when nothing could be judged at all.
     """
     counts = summary(list(items))
+    if counts[ERROR]:
+        n = counts[ERROR]
+        return ERROR, (f"Not judged: {n} item{'s' if n != 1 else ''} could not be checked because an "
+                       "analysis failed inside capi-diag")
     if counts[FAIL]:
         n = counts[FAIL]
         return FAIL, f"Not ready to go live: {n} blocker{'s' if n != 1 else ''}"

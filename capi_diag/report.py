@@ -350,7 +350,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;ma
 color:#1f2933;padding:0 1rem}table{border-collapse:collapse;margin:.5rem 0 1rem}
 td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
 th{background:#f2f5f9}.fail{color:#fff;background:#D55E00}.warn{background:#E69F00}
-.pass{color:#fff;background:#009E73}.not_evaluated{background:#ddd}
+.pass{color:#fff;background:#009E73}.not_evaluated{background:#ddd}.error{background:#CC79A7}
 .verdict{font-size:1.3rem;font-weight:700;padding:.6rem .9rem;border-radius:.4rem;display:inline-block}
 """
 

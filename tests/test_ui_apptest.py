@@ -427,7 +427,7 @@ def test_checklist_items_observed_in_unit() -> None:
     items = views.checklist_items(report)
     assert [i["id"] for i in items] == ["b", "c", "d", "a"], "blockers, warnings, not evaluated, passing"
     assert [i["observed_text"] for i in items] == ["12.5 s", "5.4 / 10", "n/a", "75.0 %"]
-    assert views.status_counts(report) == {"fail": 1, "warn": 1, "not_evaluated": 1, "pass": 1}
+    assert views.status_counts(report) == {"fail": 1, "warn": 1, "not_evaluated": 1, "pass": 1, "error": 0}
 
 
 def test_coverage_matrix_fields_by_event_name() -> None:
@@ -656,3 +656,25 @@ def test_workspace_filtered_analysis_runs_in_background_and_is_kept(monkeypatch:
         assert ws.has_analysis(f) and ws.analysis(f) is job.result
         assert job.result.rows == {"browser": 2, "server": 1} and calls == [f]
         assert f not in ws.jobs
+
+
+def test_failing_analysis_page_says_error_others_still_show(no_demo: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    from capi_diag.diagnostics import timing
+
+    def broken(ds, config=None, prior=None):
+        raise duckdb.BinderException("Binder Error: column boom not found")
+
+    monkeypatch.setattr(timing, "analyze", broken)
+    at = _upload(_app().run())
+    assert _ws(at).analysis().report["timing"]["status"] == "error"
+    assert any(m.value.startswith("Not judged") or "Not judged" in m.value for m in at.markdown), \
+        "the verdict says items could not be judged"
+    at.switch_page(_path("timing")).run()
+    assert not at.exception
+    assert [e.value for e in at.error if "analysis failed inside capi-diag" in e.value
+            and "column boom not found" in e.value]
+    at.switch_page(_path("dedup")).run()
+    _assert_clean(at, "dedup")
+    assert _metric(at, "Pairing rate").endswith("%")

@@ -18,10 +18,11 @@ from capi_diag.ui import state, views
 from capi_diag.ui.navigation import page_path
 
 STATUS_COLORS: dict[str, str] = {
-    "pass": "#009E73", "warn": "#E69F00", "fail": "#D55E00", "not_evaluated": "#8C8C8C",
+    "pass": "#009E73", "warn": "#E69F00", "fail": "#D55E00", "not_evaluated": "#8C8C8C", "error": "#CC79A7",
 }
 """Okabe-Ito status colours (colour-blind safe); the status is always written out as well."""
-STATUS_TEXT_COLORS = {"pass": "#FFFFFF", "warn": "#000000", "fail": "#FFFFFF", "not_evaluated": "#FFFFFF"}
+STATUS_TEXT_COLORS = {"pass": "#FFFFFF", "warn": "#000000", "fail": "#FFFFFF", "not_evaluated": "#FFFFFF",
+                      "error": "#000000"}
 STATUS_LABELS = {s: labels.STATUSES[s] for s in STATUS_COLORS}
 
 
@@ -152,6 +153,11 @@ def not_evaluated(result: Mapping[str, Any] | None, what: str) -> bool:
     """Say so and return ``True`` when a section could not be evaluated on this data."""
     if result is None:
         st.info(f"{what}: not available in this build.", icon=":material/hourglass:")
+        return True
+    if result.get("status") == "error":
+        st.error(f"{what}: this analysis failed inside capi-diag ({result.get('reason')}). The other pages "
+                 "still show their figures; please report it (a bug in capi-diag, not in your logs).",
+                 icon=":material/bug_report:")
         return True
     if result.get("status") == "not_evaluated":
         reason = result.get("reason") or "its inputs are missing from the logs."
