@@ -31,3 +31,13 @@ def chromium_path() -> str:
     if not path:
         pytest.fail("chromium not found on PATH: `apt-get install chromium` (CI's .ci/run does this)")
     return path
+
+
+def clean_graph_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:
+    """No token, Graph URL or API version from the developer's machine; the working folder and HOME
+    inside ``tmp_path``, so no secrets file of the machine is read (the Graph command tests)."""
+    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return monkeypatch

@@ -24,6 +24,7 @@ from capi_diag.graph.fake_server import FakeGraph
 from capi_diag.graph.store import Store
 from capi_diag.graph.token import Secret
 from capi_diag.promotion import BLIND_SPOT, CONTRACT_CHECK, Phase, Window
+from tests.conftest import clean_graph_env
 
 PIXEL = "1234567890"
 TOKEN = "test-token"
@@ -58,10 +59,7 @@ def clock(monkeypatch):
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     """No token or Graph URL from the developer's machine; cwd and HOME without secrets files."""
-    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clean_graph_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "capi-home"))
     return monkeypatch
 

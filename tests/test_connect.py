@@ -30,6 +30,7 @@ from capi_diag.graph.connect import (
 )
 from capi_diag.graph.fake_server import FakeGraph
 from capi_diag.ui.pages import test_events
+from tests.conftest import clean_graph_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PIXEL = "1234567890"
@@ -50,10 +51,7 @@ def fake():
 
 @pytest.fixture
 def env(monkeypatch, tmp_path):
-    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clean_graph_env(monkeypatch, tmp_path)
     clock = [NOW]
     monkeypatch.setattr(commands, "CLOCK", lambda: clock[0])
     monkeypatch.setattr(commands, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
@@ -329,10 +327,7 @@ SCRIPT = "from capi_diag.ui.pages import test_events\ntest_events.render()\n"
 
 @pytest.fixture
 def page(monkeypatch, tmp_path):
-    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clean_graph_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "capi-home"))
     monkeypatch.setattr(test_events, "CLOCK", lambda: NOW)
     fg = FakeGraph(token=TOKEN, pixel_id=PIXEL, now=lambda: NOW)

@@ -45,6 +45,7 @@ from capi_diag.graph.quality import (
 from capi_diag.ingest import Source, import_logs
 from capi_diag.report import build_report
 from capi_diag.ui import meta_view, state
+from tests.conftest import clean_graph_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PIXEL = "1234567890"
@@ -96,10 +97,7 @@ def fake():
 
 @pytest.fixture
 def env(monkeypatch, tmp_path):
-    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clean_graph_env(monkeypatch, tmp_path)
     monkeypatch.setattr(commands, "CLOCK", lambda: NOW)
     monkeypatch.setattr(commands, "SLEEP", lambda s: None)
     monkeypatch.setenv("CAPI_ACCESS_TOKEN", TOKEN)
@@ -707,10 +705,7 @@ APP = str(ROOT / "app.py")
 
 @pytest.fixture
 def page(monkeypatch, tmp_path):
-    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clean_graph_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CAPI_DEMO_DIR", str(tmp_path / "no-demo-here"))
     monkeypatch.setattr(meta_view, "CLOCK", lambda: NOW)
     fg = FakeGraph(token=TOKEN, pixel_id=PIXEL, now=lambda: NOW)

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from capi_diag.graph.fake_server import FakeGraph
 from capi_diag.ui.pages import test_events
+from tests.conftest import clean_graph_env
 
 SCRIPT = "from capi_diag.ui.pages import test_events\ntest_events.render()\n"
 SENTINEL = "EAAB-PAGE-SENTINEL-0c41d7e2"
@@ -29,10 +30,7 @@ class Clock:
 
 @pytest.fixture
 def page(monkeypatch, tmp_path):
-    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clean_graph_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "capi-home"))
     clock = Clock()
     monkeypatch.setattr(test_events, "CLOCK", clock)

@@ -15,6 +15,7 @@ from capi_diag.graph import commands
 from capi_diag.graph.fake_server import FakeGraph
 from capi_diag.graph.store import Store
 from capi_diag.graph.token import Secret, resolve_token, scrub
+from tests.conftest import clean_graph_env
 
 SENTINEL = "EAAB-SENTINEL-TOKEN-7f3c9d21e5a84b06"
 PIXEL = "1234567890"
@@ -22,10 +23,7 @@ PIXEL = "1234567890"
 
 @pytest.fixture
 def env(monkeypatch, tmp_path):
-    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clean_graph_env(monkeypatch, tmp_path)
     clock = [1_800_000_000.0]
     monkeypatch.setattr(commands, "CLOCK", lambda: clock[0])
     monkeypatch.setattr(commands, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
@@ -218,10 +216,7 @@ def test_token_sentinel_pages_connect_and_meta_view(monkeypatch, tmp_path):
 
     from capi_diag.ui import meta_view
 
-    for name in ("CAPI_ACCESS_TOKEN", "CAPI_GRAPH_URL", "CAPI_API_VERSION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    clean_graph_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "capi-home"))
     monkeypatch.setenv("CAPI_DEMO_DIR", str(tmp_path / "no-demo"))
     with FakeGraph(token=SENTINEL, pixel_id=PIXEL) as fake:
