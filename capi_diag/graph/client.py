@@ -432,26 +432,24 @@ class GraphClient:
                 return result
             self._sleep(wait)
 
-    def _get_attempt(
-        self, request: httpx.Request, endpoint: str, redact: tuple[str, ...]
-    ) -> tuple[GetResult, int | None, str, float | None]:
+    def _exchange(self, request: httpx.Request, endpoint: str, redact: tuple[str, ...],
+                  method: str) -> tuple[int | None, Any, float | None, GraphAPIError | None, str]:
+        """Send one request: ``(status, body, retry_after, None, "")``, or, when no HTTP answer came
+        back, ``(None, None, None, error, detail)`` (timeouts and connection failures are retried by
+        the callers; other request errors are not worth retrying)."""
         try:
             response = self._http.send(request, follow_redirects=False)
         except httpx.TimeoutException as e:
-            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
-                                entry=TIMEOUT, method="GET",
-                                message=f"{type(e).__name__} after {self.config.timeout_s:g} s")
-            return GetResult(ok=False, error=err), None, err.message, None
-        except httpx.TransportError as e:
-            detail = _scrub(f"{type(e).__name__}: {e}", redact)
-            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
-                                entry=CONNECTION, method="GET", message=detail)
-            return GetResult(ok=False, error=err), None, detail, None
+            message = f"{type(e).__name__} after {self.config.timeout_s:g} s"
+            return None, None, None, GraphAPIError(http_status=None, code=None, type=type(e).__name__,
+                                                   endpoint=endpoint, entry=TIMEOUT, method=method,
+                                                   message=message), message
         except httpx.RequestError as e:
             detail = _scrub(f"{type(e).__name__}: {e}", redact)
-            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
-                                entry=UNEXPECTED, method="GET", message=detail)
-            return GetResult(ok=False, error=err), None, detail, None
+            entry = CONNECTION if isinstance(e, httpx.TransportError) else UNEXPECTED
+            return None, None, None, GraphAPIError(http_status=None, code=None, type=type(e).__name__,
+                                                   endpoint=endpoint, entry=entry, method=method,
+                                                   message=detail), detail
         try:
             status = response.status_code
             try:
@@ -461,52 +459,34 @@ class GraphClient:
             retry_after = _retry_after(response.headers.get("retry-after"))
         finally:
             response.close()
+        return status, body, retry_after, None, ""
+
+    def _get_attempt(
+        self, request: httpx.Request, endpoint: str, redact: tuple[str, ...]
+    ) -> tuple[GetResult, int | None, str, float | None]:
+        status, body, retry_after, err, detail = self._exchange(request, endpoint, redact, "GET")
+        if err is not None or status is None:
+            return GetResult(ok=False, error=err), None, detail, None
         result = parse_get(status, body, endpoint=endpoint, redact=redact)
-        if result.error is None:
-            detail = f"HTTP {status}"
-        else:
-            e = result.error
-            code = f" code {e.code}" + (f"/{e.error_subcode}" if e.error_subcode else "") if e.code else ""
-            detail = f"HTTP {status}{code}: {e.entry.title}"
-        return result, status, detail, retry_after
+        return result, status, _attempt_detail(status, result.error, f"HTTP {status}"), retry_after
 
     def _attempt(
         self, request: httpx.Request, n_events: int, endpoint: str, redact: tuple[str, ...]
     ) -> tuple[SendResult, int | None, str, float | None]:
-        try:
-            response = self._http.send(request, follow_redirects=False)
-        except httpx.TimeoutException as e:
-            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
-                                entry=TIMEOUT,
-                                message=f"{type(e).__name__} after {self.config.timeout_s:g} s")
-            return SendResult(ok=False, events_sent=n_events, error=err), None, err.message, None
-        except httpx.TransportError as e:
-            detail = _scrub(f"{type(e).__name__}: {e}", redact)
-            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
-                                entry=CONNECTION, message=detail)
+        status, body, retry_after, err, detail = self._exchange(request, endpoint, redact, "POST")
+        if err is not None or status is None:
             return SendResult(ok=False, events_sent=n_events, error=err), None, detail, None
-        except httpx.RequestError as e:  # undecodable body, too many redirects...: not worth retrying
-            detail = _scrub(f"{type(e).__name__}: {e}", redact)
-            err = GraphAPIError(http_status=None, code=None, type=type(e).__name__, endpoint=endpoint,
-                                entry=UNEXPECTED, message=detail)
-            return SendResult(ok=False, events_sent=n_events, error=err), None, detail, None
-        try:
-            status = response.status_code
-            try:
-                body: Any = response.json()
-            except ValueError:
-                body = None
-            retry_after = _retry_after(response.headers.get("retry-after"))
-        finally:
-            response.close()
         result = parse_response(status, body, n_events, endpoint=endpoint, redact=redact)
-        if result.error is None:
-            detail = f"HTTP {status}: events_received={result.events_received}"
-        else:
-            e = result.error
-            code = f" code {e.code}" + (f"/{e.error_subcode}" if e.error_subcode else "") if e.code else ""
-            detail = f"HTTP {status}{code}: {e.entry.title}"
-        return result, status, detail, retry_after
+        ok_detail = f"HTTP {status}: events_received={result.events_received}"
+        return result, status, _attempt_detail(status, result.error, ok_detail), retry_after
+
+
+def _attempt_detail(status: int, error: GraphAPIError | None, ok_detail: str) -> str:
+    """One line for the attempt log: the status, and Meta's code and title on an error."""
+    if error is None:
+        return ok_detail
+    code = f" code {error.code}" + (f"/{error.error_subcode}" if error.error_subcode else "") if error.code else ""
+    return f"HTTP {status}{code}: {error.entry.title}"
 
 
 def _retry_after(value: str | None) -> float | None:
