@@ -71,12 +71,14 @@ class Dataset:
     # -- plan ----------------------------------------------------------------------------------
     @property
     def plan_key(self) -> str:
-        """What compiled SQL depends on besides the code: the columns each log carried and the
-        configuration (filters are not part of it: they live in the scope's views)."""
+        """What compiled SQL depends on besides the code: the columns each log carried, the
+        configuration and the UTC day (filters are not part of it: they live in the scope's views)."""
         key = self.__dict__.get("_plan_key")
         if key is None:
+            # The day: the allowed date-of-birth hashes end today, and the SQL names that day's table.
+            day = dt.datetime.now(dt.timezone.utc).date().isoformat()
             key = json.dumps({"present": {r: sorted(v) for r, v in sorted(self.present.items())},
-                              "config": self.config.raw}, sort_keys=True, default=str)
+                              "config": self.config.raw, "day": day}, sort_keys=True, default=str)
             self.__dict__["_plan_key"] = key
         return key
 

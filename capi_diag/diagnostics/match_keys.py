@@ -37,7 +37,6 @@ visitor's (forward ``X-Forwarded-For`` and the browser's ``User-Agent``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -193,15 +192,17 @@ def repeated_values(ds: Dataset, rows: int, opts: Mapping[str, Any]) -> list[dic
     fields = [f for f in FIELDS if f in opts["repeated_value_fields"]]
     if not fields or not rows:
         return []
-    threshold = max(int(opts["repeated_value_min_rows"]),
-                    math.ceil(float(opts["repeated_value_min_share"]) * rows), 1)
     if not any(ds.has("server", f) for f in fields):
         return []
 
     def build() -> ir.Table:
-        # The non-empty values are stored once (the ``user_data_values`` measure). A value carried by
-        # fewer than ``threshold`` list entries cannot be on ``threshold`` rows: rows are counted
-        # exactly only for the few candidates.
+        # The threshold is computed by the engine from the row count, so the SQL holds no number of
+        # this log and is reused for any log. The non-empty values are stored once (the
+        # ``user_data_values`` measure). A value carried by fewer than ``threshold`` list entries
+        # cannot be on ``threshold`` rows: rows are counted exactly only for the few candidates.
+        server = ds.events("server")
+        share = (server.count().cast("float64") * float(opts["repeated_value_min_share"])).ceil()
+        threshold = ibis.greatest(ibis.literal(max(int(opts["repeated_value_min_rows"]), 1)), share.cast("int64"))
         vals = ds.measure("user_data_values")
         t = vals.filter(vals._f.isin(fields))
         cand = t.group_by(["_f", "_v"]).aggregate(_k=t.count())
@@ -213,7 +214,7 @@ def repeated_values(ds: Dataset, rows: int, opts: Mapping[str, Any]) -> list[dic
         return u.filter(u.rank < int(opts["repeated_values_per_field"]))
 
     order = {f: i for i, f in enumerate(FIELDS)}
-    found = sorted(ds.fetch(f"match_keys.repeated_values.{','.join(fields)}.{threshold}", build),
+    found = sorted(ds.fetch("match_keys.repeated_values", build),
                    key=lambda r: (order[r["field"]], -r["n"], r["v"]))
     return [{"field": r["field"], "value": mask_value(r["field"], r["v"]), "rows": int(r["n"]),
              "share": r["n"] / rows} for r in found]
@@ -221,7 +222,7 @@ def repeated_values(ds: Dataset, rows: int, opts: Mapping[str, Any]) -> list[dic
 
 def defect_examples(ds: Dataset, rv: ir.Table, limit: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``limit`` rows per ``<field>.<defect>``, earliest in file order first, values masked.
-    ``rv`` is a row-validity table that kept the field lists (``keep=FIELDS``)."""
+    ``rv`` is a row-validity table; the values are joined from the server rows by ``row_id``."""
     if limit <= 0:
         return {}
     columns = [(f, d, col) for f, d, col in rules.defect_columns()
