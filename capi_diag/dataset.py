@@ -169,10 +169,6 @@ class Dataset:
         """Run an ad-hoc expression (a dashboard search, a test) in this scope; compiled each time."""
         return self.db.runner.run(self.scope(), engine.compile_sql(expr))
 
-    def sql(self, name: str, build: Callable[[], ir.Table]) -> str:
-        """The SQL of query ``name`` as the engine runs it in this scope (to show behind a finding)."""
-        return self.scope().name(engine.cached_sql(self.plan_key, name, build))
-
     def rows(self, role: Role | str) -> int:
         r = Role(role).value
         t = self.events(r)

@@ -41,6 +41,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import SimpleNamespace
 
 import ibis
 import ibis.expr.types as ir
@@ -248,13 +249,6 @@ def hash_shaped(v: ir.StringValue) -> ir.BooleanValue:
     return v.re_search(HASH_RE)
 
 
-def lowercase_hash(v: ir.StringValue) -> ir.BooleanValue:
-    """Hash-shaped with lowercase hex (the same as matching :data:`LOWER_HASH_RE`, without a second
-    regex)."""
-    hexpart = v.substr(0, 64)
-    return hash_shaped(v) & (hexpart == hexpart.lower())
-
-
 def hash_hex(v: ir.StringValue) -> ir.StringValue:
     """The 64 hex digits of a hash-shaped value, lowercased (the appendix dropped)."""
     return v.substr(0, 64).lower()
@@ -266,10 +260,6 @@ def hashed_empty(v: ir.StringValue) -> ir.BooleanValue:
 
 def hashed_placeholder(v: ir.StringValue) -> ir.BooleanValue:
     return hash_shaped(v) & hash_hex(v).isin(list(PLACEHOLDER_HASHES))
-
-
-def junk_hash(v: ir.StringValue) -> ir.BooleanValue:
-    return hashed_empty(v) | hashed_placeholder(v)
 
 
 def placeholder(v: ir.StringValue) -> ir.BooleanValue:
@@ -336,11 +326,6 @@ def allowed_table(field: str, today: dt.date | None = None) -> ir.Table:
     return _allowed_table(field, today or dt.datetime.now(dt.timezone.utc).date())
 
 
-def not_normalized(field: str, v: ir.StringValue, today: dt.date | None = None) -> ir.BooleanValue:
-    """A lowercase, non-junk hash that is not the hash of any allowed value of ``field``."""
-    return lowercase_hash(v) & ~junk_hash(v) & ~hash_hex(v).isin(allowed_table(field, today).h)
-
-
 # -- per-field rules -----------------------------------------------------------------------------------
 
 def _require(field: str) -> None:
@@ -348,49 +333,36 @@ def _require(field: str) -> None:
         raise ValueError(f"no value rule for {field!r}; fields with rules: {', '.join(MATCH_KEY_FIELDS)}")
 
 
+def primitives(v: ir.StringValue, field: ir.StringValue, allowed: ir.BooleanValue) -> dict[str, ir.Value]:
+    """The per-value primitives every rule is written in (see :func:`value_primitives`), for value
+    ``v`` of ``field``; ``allowed`` says whether ``v``'s hash is an allowed ge/country/db value. The one
+    definition behind both :func:`value_defects` and the stored value table."""
+    return {
+        "_sh": hash_shaped(v),
+        "_emp": hashed_empty(v),
+        "_phh": hashed_placeholder(v),
+        "_upper": v.substr(0, 64) != v.substr(0, 64).lower(),
+        "_fmt": ibis.cases((field == "fbp", v.re_search(FBP_RE)), (field == "fbc", v.re_search(FBC_RE)),
+                           else_=False),
+        "_plh": placeholder(v),
+        "_spc": ibis.ifelse(field.isin(list(HASHED_FIELDS)), v.re_search(SPACED_HASH_RE), False),
+        "_ipk": ibis.ifelse(field == "client_ip_address", ip_kind(v), ibis.null("string")),
+        "_nb": ibis.ifelse(field == "client_user_agent", non_browser(v), False),
+        "_seg": ibis.ifelse(field == "fbc", fbc_fbclid(v), ""),
+        "_alw": allowed,
+    }
+
+
 def value_defects(field: str, v: ir.StringValue, *, today: dt.date | None = None) -> dict[str, ir.BooleanValue]:
-    """The value-level defects of one non-empty string ``v`` of ``field``, by name (report order).
+    """The value-level defects of one non-empty string ``v`` of ``field``, by name (report order):
+    the same rules as :func:`row_validity` (:func:`primitives` folded by :func:`_field_defects`).
 
     Callers combine them with :func:`nonempty`; the row-level fbc defects (``missing_with_fbclid``,
     ``modified_fbclid``) are in :func:`row_validity`, since they need ``event_source_url``.
     """
     _require(field)
-    if field in HASHED_FIELDS:
-        # Written so that a well-formed hash (the common case) costs one regex: the checks that
-        # only apply to other values sit behind ``ifelse`` (evaluated lazily by the engine).
-        shaped = hash_shaped(v)
-        out = {
-            "unhashed": ~shaped,
-            "uppercase_hash": shaped & ~lowercase_hash(v),
-            "hashed_empty": hashed_empty(v),
-            "hashed_placeholder": hashed_placeholder(v),
-            "surrounding_whitespace": ibis.ifelse(shaped, False, v.re_search(SPACED_HASH_RE)),
-            "placeholder": ibis.ifelse(shaped, False, placeholder(v)),
-        }
-        if field in SET_FIELDS:
-            out["not_normalized"] = not_normalized(field, v, today)
-        return out
-    if field == "external_id":
-        return {
-            "unhashed": ~hash_shaped(v),
-            "hashed_empty": hashed_empty(v),
-            "hashed_placeholder": hashed_placeholder(v),
-            "placeholder": placeholder(v),
-        }
-    if field in ("fbp", "fbc"):
-        ok = v.re_search(FBP_RE if field == "fbp" else FBC_RE)
-        shaped = ibis.ifelse(ok, False, hash_shaped(v))
-        return {"hashed": shaped, "malformed": ~ok & ~shaped,
-                "placeholder": ibis.ifelse(ok, False, placeholder(v))}
-    if field == "client_ip_address":
-        kind = ip_kind(v)
-        return {
-            "hashed": kind == "hashed",
-            "private": kind == "private",
-            "malformed": kind == "malformed",
-            "placeholder": ibis.ifelse(kind == "malformed", placeholder(v), False),
-        }
-    return {"hashed": hash_shaped(v), "non_browser": non_browser(v), "placeholder": placeholder(v)}
+    allowed = hash_hex(v).isin(allowed_table(field, today).h) if field in SET_FIELDS else ibis.literal(False)
+    return _field_defects(field, SimpleNamespace(**primitives(v, ibis.literal(field), allowed)))
 
 
 IMPLIED: dict[str, str] = {"surrounding_whitespace": "unhashed", "placeholder": "unhashed"}
@@ -487,21 +459,7 @@ def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date |
     values = values.filter(nonempty(values._v))
     lookup = allowed_hash_table(today)
     j = values.left_join(lookup, [values._f == lookup.field, values._v.substr(0, 64).lower() == lookup.h])
-    v, f_ = j._v, j._f
-    return j.select(
-        _rid=j._rid, _f=f_, _v=v, _url=j._url,
-        _sh=hash_shaped(v),
-        _emp=hashed_empty(v),
-        _phh=hashed_placeholder(v),
-        _upper=v.substr(0, 64) != v.substr(0, 64).lower(),
-        _fmt=ibis.cases((f_ == "fbp", v.re_search(FBP_RE)), (f_ == "fbc", v.re_search(FBC_RE)), else_=False),
-        _plh=placeholder(v),
-        _spc=ibis.ifelse(f_.isin(list(HASHED_FIELDS)), v.re_search(SPACED_HASH_RE), False),
-        _ipk=ibis.ifelse(f_ == "client_ip_address", ip_kind(v), ibis.null("string")),
-        _nb=ibis.ifelse(f_ == "client_user_agent", non_browser(v), False),
-        _seg=ibis.ifelse(f_ == "fbc", fbc_fbclid(v), ""),
-        _alw=j.h.notnull(),
-    )
+    return j.select(_rid=j._rid, _f=j._f, _v=j._v, _url=j._url, **primitives(j._v, j._f, j.h.notnull()))
 
 
 def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
