@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 BENCH_ARGS ?=
 
-.PHONY: run test test-wheel dist lint sample bench clean
+.PHONY: run test test-wheel hardening dist lint sample bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,6 +29,13 @@ test: $(VENV)/.dev-stamp
 # installed capi-diag from another folder (tests/test_wheel.py; `make test` leaves these out).
 test-wheel: $(VENV)/.dev-stamp
 	$(BIN)/python -m pytest -m wheel tests/test_wheel.py
+
+# issue 14's hardening suite: hostile files, PII at rest, exports, secrets, sessions, Graph faults,
+# limits. Each module records its figures under bench/results/hardening/; the report collates them.
+hardening: $(VENV)/.dev-stamp
+	rm -rf bench/results/hardening
+	$(BIN)/python -m pytest -m hardening tests/hardening
+	$(BIN)/python bench/hardening_report.py
 
 # dist/capi_diag-<version>-py3-none-any.whl (and the sdist): for `pipx install dist/capi_diag-*.whl`.
 dist: $(VENV)/.dev-stamp
