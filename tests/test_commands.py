@@ -306,6 +306,28 @@ def test_sender_missing_fbp_is_unclean(env, clock):
     assert sent.record.events[4]["notes"] == ["missing fbp"]
 
 
+def test_sender_keeps_the_record_when_sending_fails_inside_capi_diag(env, tmp_path):
+    """A failure that is neither Meta's answer nor the network (a bug, a broken transport) still
+    leaves a stored send record, a reset window with the reason, and no token."""
+    def explode(request):
+        raise RuntimeError(f"transport broke while holding {request.headers['authorization']}")
+
+    with httpx.Client(transport=httpx.MockTransport(explode)) as http:
+        client = GraphClient(TOKEN, config=GraphConfig(), http=http)
+        sender = commands.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
+                                 secret=Secret(TOKEN, "test"), rng=random.Random(3))
+        window = Window(window_s=600, interval_s=60)
+        window.start(START)
+        store = Store(tmp_path / "s.duckdb")
+        sent = sender.send(now=START, window=window, window_id="w", store=store)
+    (rec,) = store.sends()
+    assert not rec.ok and not rec.clean
+    assert rec.reasons[0].startswith("request failed: Unexpected response")
+    assert "RuntimeError" in rec.error["message"] and TOKEN not in json.dumps(rec.error)
+    assert window.last_reset.reason.startswith("request failed: Unexpected response")
+    assert sent.record.events[0]["status"].startswith("not delivered")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

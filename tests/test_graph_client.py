@@ -200,6 +200,40 @@ def test_send_timeout_against_slow_server_is_retried_then_reported(http):
     assert len(sleeps) == 1
 
 
+def test_send_slow_drip_answer_is_cut_at_the_deadline_and_retried(http):
+    """Each byte arrives well within the read timeout, so only the attempt's deadline stops it."""
+    with FakeGraph(now=lambda: NOW, faults=["slow_drip"], drip_interval_s=0.2) as fg:
+        client = client_for(fg.url, http, timeout_s=2.0, deadline_s=0.6)
+        result = client.send(PIXEL, journey())
+    assert result.ok and result.events_received == 5
+    assert [(a.outcome, a.status_code) for a in result.attempts] == [("retry", None), ("ok", 200)]
+    assert "0.6 s deadline" in result.attempts[0].detail
+
+
+def test_send_oversized_answer_is_not_read_into_memory():
+    big = b'{"events_received": 1, "pad": "' + b"x" * 2_000_000 + b'"}'
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=big))
+    with httpx.Client(transport=transport) as mock:
+        result = client_for("https://graph.facebook.com", mock).send(PIXEL, journey())
+    assert not result.ok and result.error.entry is gerr.UNEXPECTED
+
+
+def test_fake_graph_fault_script_is_served_in_order_then_normal_answers(http):
+    with FakeGraph(now=lambda: NOW, faults=["invalid_100", "short_count"]) as fg:
+        client = client_for(fg.url, http)
+        first, second, third = (client.send(PIXEL, journey()) for _ in range(3))
+        served = list(fg.faults_served)
+    assert served == ["invalid_100", "short_count", "ok"]
+    assert first.error.code == 100 and [a.outcome for a in first.attempts] == ["error"]
+    assert second.ok and second.events_received == 4 and "received 4 of 5" in second.findings[0]
+    assert third.ok and third.events_received == 5
+
+
+def test_fake_graph_refuses_an_unknown_fault():
+    with pytest.raises(ConfigError, match="unknown fault 'teapot'"):
+        FakeGraph(faults=["teapot"])
+
+
 def test_send_connection_refused_is_retried_then_reported(http):
     fg = FakeGraph()
     url = fg.start()

@@ -56,6 +56,8 @@ _VERSION_RE = re.compile(r"\Av\d{1,3}\.\d{1,2}\Z")
 _PIXEL_RE = re.compile(r"\A\d{1,32}\Z")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 _NEVER_RETRY = frozenset({100, 102, 104, 190, 10, 3, 368})
+MAX_ANSWER_BYTES = 1_000_000
+"""Meta's answers are a few hundred bytes; a larger one is not the Graph API and is cut off here."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class GraphConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
     connect_timeout_s: float = 5.0
+    deadline_s: float = 30.0
+    """The longest one attempt may take, from sending to the last byte of the answer: ``timeout_s``
+    bounds each read, so an answer dripped a byte at a time would otherwise never time out."""
 
     def __post_init__(self) -> None:
         url = self.graph_url.rstrip("/")
@@ -95,7 +100,7 @@ class GraphConfig:
         if not _VERSION_RE.match(self.api_version):
             raise ConfigError(f"API version {self.api_version!r} is not like {DEFAULT_API_VERSION}; pass "
                               "--api-version vNN.N.")
-        if self.timeout_s <= 0 or self.connect_timeout_s <= 0:
+        if self.timeout_s <= 0 or self.connect_timeout_s <= 0 or self.deadline_s <= 0:
             raise ConfigError("Graph timeouts must be positive seconds.")
         if self.max_retries < 0 or self.backoff_base_s < 0 or self.backoff_max_s < 0:
             raise ConfigError("max_retries and backoff times must not be negative.")
@@ -437,11 +442,17 @@ class GraphClient:
         """Send one request: ``(status, body, retry_after, None, "")``, or, when no HTTP answer came
         back, ``(None, None, None, error, detail)`` (timeouts and connection failures are retried by
         the callers; other request errors are not worth retrying)."""
+        started = time.monotonic()
         try:
-            response = self._http.send(request, follow_redirects=False)
-        except httpx.TimeoutException as e:
-            message = f"{type(e).__name__} after {self.config.timeout_s:g} s"
-            return None, None, None, GraphAPIError(http_status=None, code=None, type=type(e).__name__,
+            response = self._http.send(request, follow_redirects=False, stream=True)
+            try:
+                content = self._read_answer(response, started)
+            finally:
+                response.close()
+        except (httpx.TimeoutException, _DeadlineExceeded) as e:
+            message = (f"no complete answer within the {self.config.deadline_s:g} s deadline"
+                       if isinstance(e, _DeadlineExceeded) else f"{type(e).__name__} after {self.config.timeout_s:g} s")
+            return None, None, None, GraphAPIError(http_status=None, code=None, type=type(e).__name__.lstrip("_"),
                                                    endpoint=endpoint, entry=TIMEOUT, method=method,
                                                    message=message), message
         except httpx.RequestError as e:
@@ -450,16 +461,28 @@ class GraphClient:
             return None, None, None, GraphAPIError(http_status=None, code=None, type=type(e).__name__,
                                                    endpoint=endpoint, entry=entry, method=method,
                                                    message=detail), detail
+        status = response.status_code
         try:
-            status = response.status_code
-            try:
-                body: Any = response.json()
-            except ValueError:
-                body = None
-            retry_after = _retry_after(response.headers.get("retry-after"))
-        finally:
-            response.close()
+            body: Any = json.loads(content) if content is not None else None
+        except ValueError:
+            body = None
+        retry_after = _retry_after(response.headers.get("retry-after"))
         return status, body, retry_after, None, ""
+
+    def _read_answer(self, response: httpx.Response, started: float) -> bytes | None:
+        """The answer's bytes, read within :attr:`GraphConfig.deadline_s` of ``started``; ``None``
+        when it exceeds :data:`MAX_ANSWER_BYTES` (not a Graph API answer)."""
+        deadline = started + self.config.deadline_s
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                return None
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise _DeadlineExceeded
+        return b"".join(chunks)
 
     def _get_attempt(
         self, request: httpx.Request, endpoint: str, redact: tuple[str, ...]
@@ -479,6 +502,10 @@ class GraphClient:
         result = parse_response(status, body, n_events, endpoint=endpoint, redact=redact)
         ok_detail = f"HTTP {status}: events_received={result.events_received}"
         return result, status, _attempt_detail(status, result.error, ok_detail), retry_after
+
+
+class _DeadlineExceeded(Exception):
+    """An answer still arriving when the attempt's deadline passed (a slow drip)."""
 
 
 def _attempt_detail(status: int, error: GraphAPIError | None, ok_detail: str) -> str:

@@ -28,9 +28,9 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from capi_diag.config import Config
-from capi_diag.errors import UsageError
+from capi_diag.errors import CapiDiagError, UsageError
 from capi_diag.graph.client import GraphClient, GraphConfig, SendResult
-from capi_diag.graph.errors import GraphAPIError
+from capi_diag.graph.errors import UNEXPECTED, GraphAPIError
 from capi_diag.graph.payload import JOURNEY_STEPS, TestIdentity, build_journey
 from capi_diag.graph.store import SendRecord, Store, default_path
 from capi_diag.graph.token import Secret, resolve_token, scrub
@@ -113,6 +113,15 @@ class Sender:
         return build_journey(now=int(now), identity=self.identity, fbclid=self.fbclid,
                              event_source_url=self.event_source_url, region=self.region, rng=self.rng)
 
+    def _post(self, events: list[dict[str, Any]]) -> SendResult:
+        """Post the events; whatever goes wrong after the request left is a result, never lost."""
+        try:
+            return self.client.send(self.pixel_id, events, test_event_code=self.test_event_code)
+        except CapiDiagError:
+            raise  # found before anything was sent (Pixel ID, batch size): a configuration error
+        except Exception as exc:  # noqa: BLE001 - the send record must survive any failure
+            return _internal_failure(events, exc, self.secret)
+
     def send(self, *, now: float, window: Window | None = None, window_id: str | None = None,
              store: Store | None = None) -> Sent:
         """Build, validate, post (unless validation blocks), judge, move ``window``, store."""
@@ -120,7 +129,7 @@ class Sender:
         validation = validate_events(events, config=self.config)
         result = None
         if not validation.blocks_send:
-            result = self.client.send(self.pixel_id, events, test_event_code=self.test_event_code)
+            result = self._post(events)
         reasons = _reasons(events, validation, result)
         clean = not reasons
         names = {e["event_name"] for e in events}
@@ -149,6 +158,15 @@ class Sender:
         return Sent(record, events, validation, result)
 
 
+def _internal_failure(events: list[dict[str, Any]], exc: Exception, secret: Secret) -> SendResult:
+    """A send that failed inside capi-diag (not an answer of Meta's) still becomes a stored record."""
+    text = scrub(f"{type(exc).__name__}: {exc}", secret)
+    error = GraphAPIError(http_status=None, code=None, type=type(exc).__name__, entry=UNEXPECTED,
+                          message=f"capi-diag failed while sending ({text}); whether Meta received the "
+                                  "events is unknown")
+    return SendResult(ok=False, events_sent=len(events), error=error)
+
+
 def _reasons(events: list[dict[str, Any]], validation: Validation, result: SendResult | None) -> list[str]:
     if result is None:
         return unclean_reasons(ok=False, events_sent=len(events), events_received=None,
@@ -160,7 +178,7 @@ def _reasons(events: list[dict[str, Any]], validation: Validation, result: SendR
     if result.error is not None:
         e = result.error
         code = f" {e.code}" + (f"/{e.error_subcode}" if e.error_subcode else "") if e.code is not None else ""
-        error = f"{e.entry.title}{code}"
+        error = "; ".join([f"{e.entry.title}{code}", *result.findings])  # e.g. "Gave up after 4 attempts"
     return unclean_reasons(ok=result.ok, events_sent=result.events_sent,
                            events_received=result.events_received, messages=result.messages,
                            local_errors=[f.label for f in validation.errors],
@@ -270,6 +288,10 @@ def _add_target(p: argparse.ArgumentParser) -> None:
                    help="Graph API base URL (default: $CAPI_GRAPH_URL, else https://graph.facebook.com)")
     p.add_argument("--api-version", metavar="V", help="Graph API version (default: v26.0)")
     p.add_argument("--max-retries", type=int, metavar="N", help="retries of transient failures (default 3)")
+    p.add_argument("--timeout", type=_positive(float), metavar="S",
+                   help="seconds to wait for each part of Meta's answer (default 10)")
+    p.add_argument("--deadline", type=_positive(float), metavar="S",
+                   help="seconds one attempt may take in all, however slowly the answer arrives (default 30)")
     p.add_argument("--db", metavar="PATH", help=f"send history file (default: {default_path()})")
     p.add_argument("--strict", action="store_true", help="exit 1 when a send is accepted but not clean")
     g = p.add_argument_group("test identity (normalized and hashed before sending)")
@@ -311,6 +333,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fg.add_argument("--fail-5xx-every", type=int, default=0, metavar="N",
                     help="answer every Nth request with an HTTP 5xx")
     fg.add_argument("--delay-ms", type=int, default=0, metavar="D", help="delay every answer by D ms")
+    fg.add_argument("--faults", default="", metavar="F1,F2,...",
+                    help="answer the next events requests with these faults, in order, then normally: "
+                         "http_500 http_503 html_502 html_200 malformed_json short_count throttle_4 "
+                         "throttle_17 throttle_613 code_2 invalid_100 timeout reset slow_drip ok")
     fg.add_argument("--pixel-name", default=None, metavar="NAME",
                     help="the name the stand-in gives its Pixel (default 'capi-diag demo Pixel')")
     fg.set_defaults(func=cmd_fake_graph)
@@ -328,7 +354,8 @@ def _identity(args: argparse.Namespace) -> TestIdentity:
 def _sender(args: argparse.Namespace) -> Sender:
     secret = resolve_token()
     graph = GraphConfig.from_env(os.environ, graph_url=args.graph_url, api_version=args.api_version,
-                                 max_retries=args.max_retries)
+                                 max_retries=args.max_retries, timeout_s=args.timeout,
+                                 deadline_s=args.deadline)
     client = GraphClient(secret.reveal(), config=graph, sleep=_sleep, clock=_now)
     return Sender(client=client, pixel_id=str(args.pixel_id).strip(), test_event_code=args.test_event_code,
                   secret=secret, identity=_identity(args), fbclid=args.fbclid,
@@ -438,8 +465,9 @@ def cmd_fake_graph(args: argparse.Namespace, out: TextIO | None = None) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must not be negative.")
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (1-65535).")
+    faults = [f.strip() for f in (getattr(args, "faults", "") or "").split(",") if f.strip()]
     fake = FakeGraph(token=args.token, pixel_id=args.pixel_id, throttle_every=args.throttle_every,
-                     fail_5xx_every=args.fail_5xx_every, delay_ms=args.delay_ms,
+                     fail_5xx_every=args.fail_5xx_every, delay_ms=args.delay_ms, faults=faults,
                      **({"pixel_name": args.pixel_name} if getattr(args, "pixel_name", None) else {}))
     base = f"http://127.0.0.1:{args.port}"
     print(f"fake Graph API on {base} (Pixel {args.pixel_id}); what it received: GET {base}/__received",

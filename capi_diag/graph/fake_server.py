@@ -14,7 +14,10 @@ target. Checks, in Meta's order (the first failure answers; one bad event reject
 2. the Pixel: any other ID -> 100/33 "Unsupported post request" (HTTP 400).
 3. injected trouble: every ``fail_5xx_every``-th events request -> HTTP 500 with code 1; every
    ``throttle_every``-th -> code ``throttle_code`` (17 "User request limit reached" or 4
-   "Application request limit reached", HTTP 400).
+   "Application request limit reached", HTTP 400). ``faults`` is a script for the events requests
+   that follow, one :data:`FAULTS` name (or ``ok``) per request, in order, then normal answers:
+   timeouts, dropped connections, HTTP 500/502/503, throttling codes, an HTML page instead of
+   JSON, malformed JSON, a 200 with fewer ``events_received`` than sent, a slow-drip answer.
 4. the body: not JSON (or not a form with a JSON ``data``), or no ``data`` array -> 100/2804019; more
    than 1,000 events -> 100 without a subcode (Meta documents the limit, not its error body: this
    body is the stand-in's own).
@@ -48,7 +51,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -78,6 +81,29 @@ _TOO_BROAD = (
     frozenset({"ln", "ge"}),
 )
 _LOOPBACK = ("127.0.0.1", "localhost")
+_HTML_PAGE = ("<!DOCTYPE html><html><head><title>Error</title></head><body><h1>{status} {reason}</h1>"
+              "<p>Sorry, something went wrong. We're working on it and we'll get it fixed as soon as we "
+              "can.</p></body></html>")
+
+FAULTS: dict[str, str] = {
+    "ok": "a normal answer (placeholder in a script)",
+    "http_500": "HTTP 500 with Meta's code 1 'An unknown error occurred' (transient)",
+    "http_503": "HTTP 503 with an HTML page and Retry-After: 1 (a load balancer; transient)",
+    "html_502": "HTTP 502 with an HTML error page instead of JSON (a proxy; transient)",
+    "html_200": "HTTP 200 with an HTML page instead of JSON (a captive portal or a wrong URL)",
+    "malformed_json": "HTTP 200 whose JSON body is cut off",
+    "short_count": "HTTP 200 with events_received one lower than the events sent",
+    "throttle_4": "HTTP 400, code 4 'Application request limit reached' (transient)",
+    "throttle_17": "HTTP 400, code 17 'User request limit reached' (transient)",
+    "throttle_613": "HTTP 400, code 613 'Calls to this api have exceeded the rate limit' (transient)",
+    "code_2": "HTTP 503, code 2 'Service temporarily unavailable' (transient)",
+    "invalid_100": "HTTP 400, code 100 'Invalid parameter' (a validation error: never retried)",
+    "timeout": "no answer for fault_delay_s seconds (longer than the client's timeout), then a normal one",
+    "reset": "the connection is closed without an answer",
+    "slow_drip": "HTTP 200 headers at once, then the body one byte every drip_interval_s seconds",
+}
+"""Faults the stand-in can inject into its events answers (``FakeGraph(faults=...)``,
+``fake-graph --faults a,b,c``)."""
 
 
 def _error(code: int, message: str, *, type_: str = "OAuthException", subcode: int | None = None,
@@ -176,7 +202,15 @@ class FakeGraph:
         throttle_code: int = 17,
         pixel_name: str = DEFAULT_PIXEL_NAME,
         pixel_unavailable: bool = False,
+        faults: Sequence[str] = (),
+        fault_delay_s: float = 2.0,
+        drip_interval_s: float = 0.2,
     ) -> None:
+        unknown = [f for f in faults if f not in FAULTS]
+        if unknown:
+            raise ConfigError(f"FakeGraph: unknown fault {unknown[0]!r}; choose from {', '.join(FAULTS)}.")
+        if fault_delay_s < 0 or drip_interval_s < 0:
+            raise ConfigError("FakeGraph: fault_delay_s and drip_interval_s must be 0 or more.")
         if throttle_code not in (4, 17):
             raise ConfigError(f"FakeGraph: throttle_code must be 4 or 17, not {throttle_code}.")
         for name, value in (("throttle_every", throttle_every), ("fail_5xx_every", fail_5xx_every),
@@ -192,6 +226,10 @@ class FakeGraph:
         self.delay_ms = delay_ms
         self.throttle_code = throttle_code
         self.now = now
+        self.faults: list[str] = list(faults)
+        self.fault_delay_s = fault_delay_s
+        self.drip_interval_s = drip_interval_s
+        self.faults_served: list[str] = []
         self.received: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._events_requests = 0
@@ -268,6 +306,32 @@ class FakeGraph:
         with self._lock:
             self.received.clear()
             self._events_requests = 0
+            self.faults_served.clear()
+
+    def next_fault(self) -> str:
+        """The fault for the next events request (``ok`` when the script is used up); recorded in
+        :attr:`faults_served`."""
+        with self._lock:
+            fault = self.faults.pop(0) if self.faults else "ok"
+            self.faults_served.append(fault)
+        return fault
+
+    @staticmethod
+    def fault_answer(fault: str) -> tuple[int, Any] | None:
+        """The (status, JSON body) of an error fault, or ``None`` when ``fault`` shapes the transport
+        (HTML, malformed, slow, dropped) or changes a success (``short_count``)."""
+        if fault == "http_500":
+            return 500, _error(1, "An unknown error occurred", subcode=99, transient=True)
+        if fault in ("throttle_4", "throttle_17", "throttle_613"):
+            code = int(fault.split("_")[1])
+            msg = {4: "(#4) Application request limit reached", 17: "User request limit reached",
+                   613: "Calls to this api have exceeded the rate limit."}[code]
+            return 400, _error(code, msg, transient=None)
+        if fault == "code_2":
+            return 503, _error(2, "Service temporarily unavailable", type_="OAuthException", transient=None)
+        if fault == "invalid_100":
+            return 400, _error(100, "Invalid parameter", transient=None)
+        return None
 
     def answer(self, path: str, headers: dict[str, str], raw_body: bytes) -> tuple[int, dict]:
         """The (HTTP status, JSON body) Meta would give for ``POST path`` (counts towards N-th)."""
@@ -516,11 +580,62 @@ def _make_handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             if fake.delay_ms:
                 time.sleep(fake.delay_ms / 1000)
+            fault = fake.next_fault() if _PATH_RE.match(urlsplit(self.path).path) else "ok"
+            if fault == "timeout":
+                time.sleep(fake.fault_delay_s)
             status, payload = fake.answer(self.path, headers, raw)
+            injected = fake.fault_answer(fault) if status == 200 else None
+            if injected is not None:
+                status, payload = injected
             fake.record("POST", self.path, dict(self.headers.items()), raw, status)
             try:
-                self._reply(status, payload)
+                if status != 200 or fault in ("ok", "timeout"):
+                    self._reply(status, payload)
+                else:
+                    self._fault(fault, payload)
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up (timeout); nothing to answer
+
+        def _raw(self, status: int, content_type: str, data: bytes, extra: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _fault(self, fault: str, payload: dict) -> None:
+            """Answer a request that Meta would have accepted (``payload``) with ``fault`` instead."""
+            if fault == "reset":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault in ("html_502", "http_503", "html_200"):
+                status = {"html_502": 502, "http_503": 503, "html_200": 200}[fault]
+                reason = {502: "Bad Gateway", 503: "Service Unavailable", 200: "OK"}[status]
+                page = _HTML_PAGE.format(status=status, reason=reason).encode()
+                self._raw(status, "text/html; charset=utf-8", page,
+                          {"Retry-After": "1"} if status == 503 else None)
+                return
+            if fault == "short_count":
+                self._reply(200, dict(payload, events_received=max(0, payload["events_received"] - 1)))
+                return
+            data = json.dumps(payload).encode("utf-8")
+            if fault == "malformed_json":
+                self._raw(200, "application/json; charset=UTF-8", data[: len(data) // 2])
+                return
+            if fault == "slow_drip":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.flush()
+                for i in range(len(data)):
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(fake.drip_interval_s)
+                return
+            self._reply(200, payload)
 
     return Handler
