@@ -178,6 +178,10 @@ REJECTIONS: dict[str, str] = {
     "event_time_empty": "event_time empty",
     "event_time_unreadable": "event_time not a time",
     "event_time_implausible": "event_time before 2000 or after 2099",
+    "order_id_empty": "Order id empty",
+    "created_at_empty": "Order time empty",
+    "created_at_unreadable": "Order time not a time",
+    "created_at_implausible": "Order time before 2000 or after 2099",
 }
 """Why the import rejected a row."""
 

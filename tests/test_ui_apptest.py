@@ -63,6 +63,7 @@ def demo_report(demo_dir: Path) -> dict:
     """The report exactly as ``python -m capi_diag report`` builds it for the demo files."""
     with Database() as db:
         ds = import_logs(db, browser=[demo_dir / "browser_events.csv"], server=[demo_dir / "server_events.csv"])
+        ds = import_extras(ds, orders=[demo_dir / "orders.csv"], send_log=[demo_dir / "send_log.jsonl"])
         return build_report(ds, Config())
 
 
