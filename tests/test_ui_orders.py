@@ -161,9 +161,10 @@ def test_orders_page_real_browser_demo(tmp_path_factory, chromium_path):
                 ub._settle(page)
                 ub._nav(page, "Orders & delivery")
                 page.wait_for_selector("h1:has-text('Orders & delivery')", timeout=ub.WAIT_MS)
-                page.wait_for_selector(".js-plotly-plot .funnel", timeout=ub.WAIT_MS)
+                page.wait_for_selector(".js-plotly-plot", timeout=ub.WAIT_MS)
                 ub._settle(page)
                 ub._no_errors(page, "Orders & delivery")
+                assert page.locator(".js-plotly-plot").first.inner_text().count("orders") >= 3
                 assert ub._metric(page, "Orders in the export") == "91"
                 assert ub._metric(page, "Never reached Meta") == "26"
                 assert ub._metric(page, "Rejected") == "13"

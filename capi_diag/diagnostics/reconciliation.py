@@ -212,7 +212,9 @@ def order_table_expr(ds: Dataset) -> ir.Table:
     day = j.created_at.cast("timestamp").date().cast("string")
     return j.select(
         order_id=j._key, created_at=j.created_at, day=day, total=j.total, currency=j.currency, status=j.status,
-        stage=stage, browser_rows=br, server_rows=sr, sends=j.sends, sends_accepted=j.sends_accepted,
+        stage=stage, browser_rows=br, server_rows=sr,
+        sends=j.sends.fill_null(0) if answers else j.sends,
+        sends_accepted=j.sends_accepted.fill_null(0) if answers else j.sends_accepted,
         paired=paired_o, strong_key=strong_o, server_value=j.server_value, server_currency=j.server_currency,
         value_mismatch=value_mismatch, currency_mismatch=currency_mismatch,
         browser_source_file=j.browser_source_file, browser_line=j.browser_line,
