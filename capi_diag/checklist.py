@@ -481,7 +481,7 @@ def _orders_reach(ctx: Context, th: Thresholds) -> Verdict:
     if share is None:
         return _ne("the orders export holds no order.")
     text = (f"{n - sum(lost.values()):,} of {n:,} orders reached Meta at least once; "
-            + ", ".join(f"{labels.label(k).lower()}: {v:,}" for k, v in lost.items()) + ".")
+            + ", ".join(f"{labels.label(k)}: {v:,}" for k, v in lost.items()) + ".")
     return Verdict(_grade(share, th), share, text, lost)
 
 

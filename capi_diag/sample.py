@@ -1279,7 +1279,7 @@ def orders_manifest(db: Database) -> dict[str, Any]:
     return {
         "files": {"orders": ORDERS_FILE, "send_log": SEND_LOG_FILE},
         "mix": {r.name: {"rate": r.rate, "per": r.per} for r in ORDER_MIX},
-        "orders_export": {"orders": int(o[0]), "rows": int(o[4]), "phone_orders": int(o[1]),
+        "orders_export": {"orders": int(o[0]), "rows": int(o[4] or 0), "phone_orders": int(o[1]),
                           "discounted": int(o[2]), "refunded": int(o[3]),
                           "dropped_columns": ["Email", "Lineitem quantity", "Lineitem name", "Billing Name", "Phone",
                                               "Shipping Street"]},
@@ -1291,7 +1291,8 @@ def orders_manifest(db: Database) -> dict[str, Any]:
             "waterfall": waterfall,
         },
         "delivery": {
-            "requests": int(d[0]), "rows_sent": int(d[1]), "accepted": int(d[2] or 0), "rejected": int(d[3] or 0),
+            "requests": int(d[0]), "rows_sent": int(d[1] or 0), "accepted": int(d[2] or 0),
+            "rejected": int(d[3] or 0),
             "rejected_by_code": by_code,
             "short_requests": {"requests": int(d[4]), "events_missing": int(d[5])},
             "warnings": {"requests": int(d[6])},

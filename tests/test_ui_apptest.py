@@ -20,6 +20,7 @@ from capi_diag.config import Config
 from capi_diag.dataset import Dataset, Filters
 from capi_diag.db import Database
 from capi_diag.ingest import Source, import_logs
+from capi_diag.orders import import_extras
 from capi_diag.report import build_report, render
 from capi_diag.ui import findings, state, views
 from capi_diag.ui.navigation import PAGES

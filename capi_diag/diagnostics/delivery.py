@@ -129,6 +129,12 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
 
 def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     """Every event of a refused request (``rejected``, an error), with the code in ``detail``."""
+    if not ds.has_input("sends"):
+        t = ds.events("server")
+        return t.filter(ibis.literal(False)).select(
+            section=ibis.literal(SECTION), finding=ibis.literal("rejected"), severity=ibis.literal("error"),
+            role=ibis.literal("server"), source_file=t.source_file, line=t.line, event_name=t.event_name,
+            event_id=t.event_id, detail=ibis.literal(""))
     sd = ds.sends()
     r = sd.filter(~sd.accepted.fill_null(False))
     code = r.error_code.cast("string").fill_null("none")
