@@ -21,7 +21,8 @@ with st.expander("Orders and Meta's answers (optional): follow every order to Me
     o_col, s_col = st.columns(2)
     orders_files = o_col.file_uploader(
         "Orders export", type=TYPES, accept_multiple_files=True, key="upload_orders",
-        help="The shop's order export (Shopify, WooCommerce, or order_id, created_at, value, currency). Only "
+        help="The shop's order export (Shopify, WooCommerce, or plain order id, creation time, total and "
+             "currency columns). Only "
              "the order fields are kept: customers' emails, phones and addresses are dropped at import.")
     send_files = s_col.file_uploader(
         "Send log", type=["jsonl", "ndjson", "json", "gz"], accept_multiple_files=True, key="upload_send_log",

@@ -17,9 +17,7 @@ result = an.report.get("reconciliation")
 sent = an.report.get("delivery")
 
 st.header("Where the orders end")
-if recon is not None and recon.__doc__:
-    with st.expander("What this measures, why it matters, and the usual fix"):
-        st.markdown(recon.__doc__.split("\n", 1)[1].strip())
+layout.section_intro("reconciliation", an.config)
 if layout.not_evaluated(result, "Orders reconciliation"):
     st.page_link(page_path("import"), label="Add the shop's orders export on the Import page",
                  icon=":material/upload_file:")
@@ -79,6 +77,7 @@ else:
     layout.explanations(recon, result, key="orders_explain", config=an.config)
 
 st.header("What Meta answered")
+layout.section_intro("delivery", an.config)
 if not layout.not_evaluated(sent, "Delivery"):
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Server events sent", fmt.count(sent["rows_sent"]), help=f"In {fmt.count(sent['requests'])} requests.")
