@@ -49,9 +49,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from capi_diag.config import Config
     from capi_diag.db import Database
     from capi_diag.ingest import import_logs
-    from capi_diag.report import STATUS_ORDER, build_report, render, section_errors
-
     from capi_diag.orders import import_extras
+    from capi_diag.report import STATUS_ORDER, build_report, render, section_errors
 
     browser, server = _report_inputs(args)
     orders, send_log = _extra_inputs(args)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -106,6 +106,15 @@ def _s(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+@dataclass
+class ExtraFileReport(FileReport):
+    """The import report of an orders export or a send log: also the columns dropped (customer
+    details) and the tokens removed."""
+
+    dropped_columns: list[str] = field(default_factory=list)
+    secrets_removed: int = 0
+
+
 class _Input(ingest._Input):
     """The logs' input resolver, labelled for an orders export or a send log."""
 
@@ -163,15 +172,15 @@ def _create(db: Database, table: str, columns: Sequence[tuple[str, str]]) -> Non
     db.execute(f"CREATE OR REPLACE TABLE {table} ({', '.join(f'{_q(c)} {t}' for c, t in columns)})")
 
 
-def _import_orders_file(db: Database, src: Source, file_index: int, tz: str, offset: int) -> FileReport:
-    report = FileReport(name=src.name, role=ORDERS_INPUT)
+def _import_orders_file(db: Database, src: Source, file_index: int, tz: str, offset: int) -> ExtraFileReport:
+    report = ExtraFileReport(name=src.name, role=ORDERS_INPUT)
     inp = _Input(db, src, f"orders export '{src.name}'")
     try:
         headers = _stage(db, inp, report)
         mapping, dropped = _map_order_headers(headers)
         report.mapping = {h: f for f, h in mapping.items()}
         report.unknown_columns = []
-        report.dropped_columns = dropped  # type: ignore[attr-defined]
+        report.dropped_columns = dropped
         total = db.fetchone("SELECT count(*) FROM _capi_stage")[0]
         if total == 0:
             raise IngestError(f"{inp.label}: has a header but no data rows. Export the orders again.")
@@ -241,9 +250,9 @@ def _int(expr: str) -> str:
     return f"TRY_CAST(TRY_CAST({expr} AS DOUBLE) AS INTEGER)"
 
 
-def _import_send_log_file(db: Database, src: Source, file_index: int, offset: int) -> FileReport:
+def _import_send_log_file(db: Database, src: Source, file_index: int, offset: int) -> ExtraFileReport:
     """One send log: each line a request (``request.data``), its HTTP status and Meta's answer."""
-    report = FileReport(name=src.name, role=SENDS_INPUT, format="json")
+    report = ExtraFileReport(name=src.name, role=SENDS_INPUT, format="json")
     inp = _Input(db, src, f"send log '{src.name}'")
     try:
         head = inp.head()
@@ -285,7 +294,7 @@ def _import_send_log_file(db: Database, src: Source, file_index: int, offset: in
         if n_secrets:
             report.warnings.append(f"{int(n_secrets)} access_token/appsecret_proof value(s) found in the send "
                                    "log were removed at import (never stored)")
-        report.secrets_removed = int(n_secrets)  # type: ignore[attr-defined]
+        report.secrets_removed = int(n_secrets)
         status = _int(_first("_doc", ("$.http_status", "$.status", "$.status_code")))
         ev = "_ev"
         db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_canon AS
@@ -367,12 +376,6 @@ def _sends_from_server_log(db: Database, cols: dict[str, str]) -> int:
 
 # -- public entry point --------------------------------------------------------------------------------
 
-@dataclass
-class ExtraInputs:
-    orders: list[Any] = field(default_factory=list)
-    send_log: list[Any] = field(default_factory=list)
-
-
 def import_extras(ds: Dataset, *, orders: Sequence[str | os.PathLike[str] | Source] = (),
                   send_log: Sequence[str | os.PathLike[str] | Source] = (), assume_tz: str = "UTC") -> Dataset:
     """Import the orders export and Meta's answers beside the logs of ``ds`` (already imported).
@@ -402,7 +405,7 @@ def import_extras(ds: Dataset, *, orders: Sequence[str | os.PathLike[str] | Sour
                 reports.append(rep)
             fields = {f for r in reports for f in r.mapping.values()}
             present[ORDERS_INPUT] = frozenset(fields)
-            inputs[ORDERS_INPUT] = _summary(reports)
+            inputs[ORDERS_INPUT] = _summary(reports, ORDERS_INPUT)
         if send_log:
             reports, offset = [], 0
             for i, item in enumerate(send_log):
@@ -410,7 +413,7 @@ def import_extras(ds: Dataset, *, orders: Sequence[str | os.PathLike[str] | Sour
                 offset += rep.rows_loaded
                 reports.append(rep)
             present[SENDS_INPUT] = frozenset({"send_log"})
-            inputs[SENDS_INPUT] = _summary(reports)
+            inputs[SENDS_INPUT] = _summary(reports, SENDS_INPUT)
         else:
             cols = _response_columns(ds)
             if "http_status" in cols:
@@ -421,30 +424,29 @@ def import_extras(ds: Dataset, *, orders: Sequence[str | os.PathLike[str] | Sour
         db.tables_changed()
     new = Dataset(db, present, inputs, ds.filters, ds.config)
     new.save_meta()
-    return replace(new)
+    return new
 
 
-def _summary(reports: list[FileReport]) -> dict[str, Any]:
+def _summary(reports: list[ExtraFileReport], kind: str) -> dict[str, Any]:
     reasons: dict[str, int] = {}
     dropped: list[str] = []
     for r in reports:
         for k, v in r.rejected_reasons.items():
             reasons[k] = reasons.get(k, 0) + v
-        dropped += [c for c in getattr(r, "dropped_columns", []) if c not in dropped]
-    out = {
+        dropped += [c for c in r.dropped_columns if c not in dropped]
+    out: dict[str, Any] = {
         "files": [r.name for r in reports],
         "rows_read": sum(r.rows_read for r in reports),
         "rows": sum(r.rows_loaded for r in reports),
         "rejected_rows": sum(r.rows_rejected for r in reports),
         "rejected_reasons": reasons,
         "unknown_columns": [],
-        "file_reports": [{**r.to_dict(), **({"dropped_columns": list(getattr(r, "dropped_columns"))}
-                                             if hasattr(r, "dropped_columns") else {})} for r in reports],
+        "file_reports": [r.to_dict() for r in reports],
     }
-    if any(hasattr(r, "dropped_columns") for r in reports):
+    if kind == ORDERS_INPUT:
         out["dropped_columns"] = dropped
-    if any(hasattr(r, "secrets_removed") for r in reports):
-        out["secrets_removed"] = sum(getattr(r, "secrets_removed", 0) for r in reports)
+    else:
+        out["secrets_removed"] = sum(r.secrets_removed for r in reports)
     return out
 
 
