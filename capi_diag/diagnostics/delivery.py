@@ -26,6 +26,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from capi_diag import fmt
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
@@ -162,13 +163,13 @@ def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dic
                     "fix": r["fix"]})
     sr = result["short_requests"]
     out.append({"label": "Requests Meta counted short", "value": sr["requests"], "unit": "request",
-                "text": f"{sr['requests']:,} accepted requests have events_received below the events sent "
-                        f"({sr['events_missing']:,} events missing).",
+                "text": f"{fmt.counted(sr['requests'], 'accepted request')} with events_received below the "
+                        f"events sent ({fmt.counted(sr['events_missing'], 'event')} missing).",
                 "fix": "Check each event of those batches against the payload rules; Meta drops invalid events "
                        "silently." if sr["requests"] else ""})
     w = result["warnings"]
     out.append({"label": "Warnings inside accepted answers", "value": w["requests"], "unit": "request",
-                "text": f"{w['requests']:,} accepted requests came back with messages"
+                "text": f"{fmt.counted(w['requests'], 'accepted request')} came back with messages"
                         + (f", e.g. \"{w['messages'][0]['message']}\"." if w["messages"] else "."),
                 "fix": "Read Meta's messages; they name the parameter to fix." if w["requests"] else ""})
     return out
