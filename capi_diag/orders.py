@@ -450,13 +450,4 @@ def _summary(reports: list[ExtraFileReport], kind: str) -> dict[str, Any]:
     return out
 
 
-def ensure_tables(db: Database) -> None:
-    """Create the (empty) orders and sends tables when a database has none (the analyses name them)."""
-    with db.lock:
-        if not db.has_table(ORDERS_TABLE):
-            _create(db, ORDERS_TABLE, ORDERS_COLUMNS)
-        if not db.has_table(SENDS_TABLE):
-            _create(db, SENDS_TABLE, SENDS_COLUMNS)
-
-
-__all__ = ["ORDER_FIELDS", "ORDERS_TABLE", "SENDS_TABLE", "import_extras", "ensure_tables"]
+__all__ = ["ORDER_FIELDS", "ORDERS_TABLE", "SENDS_TABLE", "ExtraFileReport", "import_extras"]
