@@ -41,7 +41,7 @@ from capi_diag.errors import ConfigError
 
 PASS, WARN, FAIL, NOT_EVALUATED, ERROR = "pass", "warn", "fail", "not_evaluated", "error"
 STATUSES = (PASS, WARN, FAIL, NOT_EVALUATED, ERROR)
-PAGES = ("checklist", "import", "dedup", "timing", "match_keys", "consent_contract")
+PAGES = ("checklist", "import", "dedup", "timing", "match_keys", "consent_contract", "orders_delivery")
 UNITS = ("count", "share", "seconds", "score")
 
 HASHED_FIELDS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country")
@@ -467,6 +467,55 @@ def _value_match(ctx: Context, th: Thresholds) -> Verdict:
                    {"value_mismatch": int(n), "value_pairs_compared": int(compared)})
 
 
+def _orders_reach(ctx: Context, th: Thresholds) -> Verdict:
+    gap = _needs(ctx)
+    if gap:
+        return gap
+    rec = ctx.section("reconciliation")
+    if rec is None:
+        return _ne("no orders export was imported (--orders).")
+    n = int(rec.get("orders") or 0)
+    lost = {b["stage"]: int(b["orders"] or 0) for b in rec.get("waterfall", [])
+            if b["stage"] in ("not_sent", "refused") and b.get("status") == "evaluated"}
+    share = (n - sum(lost.values())) / n if n else None
+    if share is None:
+        return _ne("the orders export holds no order.")
+    text = (f"{n - sum(lost.values()):,} of {n:,} orders reached Meta at least once; "
+            + ", ".join(f"{labels.label(k)}: {v:,}" for k, v in lost.items()) + ".")
+    return Verdict(_grade(share, th), share, text, lost)
+
+
+def _sends_accepted(ctx: Context, th: Thresholds) -> Verdict:
+    gap = _needs(ctx)
+    if gap:
+        return gap
+    d = ctx.section("delivery")
+    if d is None:
+        return _ne("no answers from Meta were imported (--send-log, or response columns on the server log).")
+    n = int(d.get("rejected") or 0)
+    codes = {f"{c['code']}" + (f"/{c['subcode']}" if c.get("subcode") else ""): c["rows"]
+             for c in d.get("rejected_by_code", [])}
+    listed = ", ".join(f"{k}: {v:,}" for k, v in codes.items())
+    text = (f"{n:,} of {int(d.get('rows_sent') or 0):,} server events were refused ({listed})." if n else
+            f"Meta accepted every one of {int(d.get('rows_sent') or 0):,} server events sent.")
+    return Verdict(_grade(n, th), n, text, codes or None)
+
+
+def _order_values(ctx: Context, th: Thresholds) -> Verdict:
+    gap = _needs(ctx)
+    if gap:
+        return gap
+    rec = ctx.section("reconciliation")
+    if rec is None:
+        return _ne("no orders export was imported (--orders).")
+    if not rec.get("server_purchase"):
+        return _ne("no server Purchase names an order of the export.")
+    n = int(rec.get("value_mismatch") or 0)
+    return Verdict(_grade(n, th), n, f"{n:,} of {int(rec['server_purchase']):,} orders sent by the server carry a "
+                   "value more than one cent away from the order total.",
+                   {"value_mismatch": n, "currency_mismatch": int(rec.get("currency_mismatch") or 0)})
+
+
 # -- the items, in go-live order ------------------------------------------------------------------
 
 ITEMS: tuple[Item, ...] = (
@@ -605,6 +654,18 @@ ITEMS: tuple[Item, ...] = (
          "Take the order value from the same source, with the same tax and shipping rules, on both sides.",
          _value_match, {"warn_above": 0.0},
          "capi-diag: the copy Meta keeps decides the revenue reported, so both must agree."),
+    Item("orders_reach_meta", "Every order reaches Meta", "orders_delivery", "share",
+         "Send every order from the server (the order webhook), and fix what Meta refuses.",
+         _orders_reach, {"fail_below": 0.95},
+         "capi-diag: the Pixel alone misses ad-blocked and consent-denied buyers; 95 % is the bar."),
+    Item("server_sends_accepted", "Server sends accepted by Meta", "orders_delivery", "count",
+         "Fix what each error code names (Delivery section), then resend the refused events within 7 days.",
+         _sends_accepted, {"fail_above": 0},
+         "Meta refuses the whole request for one bad event (Conversions API error codes)."),
+    Item("order_values_match", "Purchase values equal the order totals", "orders_delivery", "count",
+         "Send the order total as the shop records it (after discounts) as value, with a dot as decimal separator.",
+         _order_values, {"warn_above": 0},
+         "capi-diag: Meta's reported revenue is the sum of the values sent."),
 )
 """Every checklist item, in go-live order."""
 

@@ -49,13 +49,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from capi_diag.config import Config
     from capi_diag.db import Database
     from capi_diag.ingest import import_logs
+    from capi_diag.orders import import_extras
     from capi_diag.report import STATUS_ORDER, build_report, render, section_errors
 
     browser, server = _report_inputs(args)
+    orders, send_log = _extra_inputs(args)
     config = Config.load(args.config)
-    db = Database.for_inputs([getattr(x, "path", x) for x in (*browser, *server)], args.db)
+    db = Database.for_inputs([getattr(x, "path", x) for x in (*browser, *server, *orders, *send_log)], args.db)
     try:
         ds = import_logs(db, browser=browser, server=server, assume_tz=args.assume_tz)
+        ds = import_extras(ds, orders=orders, send_log=send_log, assume_tz=args.assume_tz)
         report = build_report(ds, config)
     finally:
         db.close()
@@ -99,6 +102,22 @@ def _report_inputs(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
                          f"{resources.demo_dir().name}/; reinstall capi-diag, or unset CAPI_DEMO_DIR.")
     return ([Source(paths["browser"].name, path=str(paths["browser"]))],
             [Source(paths["server"].name, path=str(paths["server"]))])
+
+
+def _extra_inputs(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
+    """The orders export and send log: ``--orders``/``--send-log``, or with ``--demo`` the bundled
+    ones (when present and not given explicitly)."""
+    from capi_diag import resources
+    from capi_diag.ingest import Source
+
+    orders, send_log = list(args.orders or []), list(args.send_log or [])
+    if args.demo:
+        extras = resources.demo_extra_paths()
+        if not orders and "orders" in extras:
+            orders = [Source(extras["orders"].name, path=str(extras["orders"]))]
+        if not send_log and "send_log" in extras:
+            send_log = [Source(extras["send_log"].name, path=str(extras["send_log"]))]
+    return orders, send_log
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -152,8 +171,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                      help="browser (Pixel) log: CSV, JSON Lines or Parquet; repeat for several files")
     rep.add_argument("--server", action="append", metavar="PATH",
                      help="server (CAPI) log; repeat for several files")
+    rep.add_argument("--orders", action="append", metavar="PATH",
+                     help="the shop's orders export (Shopify, WooCommerce or order_id,created_at,value,currency; "
+                          "CSV, JSON Lines or Parquet): reconciles every order with both logs")
+    rep.add_argument("--send-log", action="append", metavar="PATH",
+                     help="Meta's answers to the server's sends (JSON Lines, docs/send-log.md), e.g. from "
+                          "'send-test --send-log-out'")
     rep.add_argument("--demo", action="store_true",
-                     help="use the bundled demo logs instead of --browser and --server")
+                     help="use the bundled demo logs (with their orders export and send log) instead of "
+                          "--browser and --server")
     rep.add_argument("--format", choices=("json", "markdown", "html"), default="json")
     rep.add_argument("--output", metavar="PATH", help="write the report here instead of stdout")
     rep.add_argument("--config", metavar="PATH", help="TOML file with thresholds and the consent policy")

@@ -149,6 +149,24 @@ class Dataset:
             engine.CACHE.put(self.plan_key, key, cached)
         return _named(f"{engine.MEASURE_PREFIX}{name}{engine.SCOPE}", tuple(map(tuple, json.loads(cached))))
 
+    def orders(self) -> ir.Table:
+        """The imported orders export (``capi_orders``, see :mod:`capi_diag.orders`); read it only
+        when :meth:`has_input` ``("orders")``."""
+        from capi_diag.orders import ORDERS_COLUMNS, ORDERS_TABLE
+
+        return _named(ORDERS_TABLE, tuple((c, _IBIS_TYPES[t]) for c, t in ORDERS_COLUMNS))
+
+    def sends(self) -> ir.Table:
+        """Meta's answers, one row per event sent (``capi_sends``); read it only when
+        :meth:`has_input` ``("sends")``."""
+        from capi_diag.orders import SENDS_COLUMNS, SENDS_TABLE
+
+        return _named(SENDS_TABLE, tuple((c, _IBIS_TYPES[t]) for c, t in SENDS_COLUMNS))
+
+    def has_input(self, name: str) -> bool:
+        """Whether the optional input ``name`` (``orders``, ``sends``) was imported."""
+        return bool(self.present.get(name))
+
     def has(self, role: Role | str, name: str) -> bool:
         """Whether the ``role`` log carried the canonical column ``name`` (in any file)."""
         return name in self.present.get(Role(role).value, frozenset())

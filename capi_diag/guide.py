@@ -149,9 +149,48 @@ Pixel. Send every step from both sides under Meta's exact name with a shared eve
 """
 
 
+def _reconciliation(config: Config | None) -> str:
+    from capi_diag import labels
+    from capi_diag.diagnostics import reconciliation
+
+    o = reconciliation.options(config)
+    keys = ", ".join(labels.field(k) for k in o["strong_keys"])
+    return f"""
+**What it measures.** Every order of the shop's export, followed through the browser log, the server
+log and Meta's answers, lands in one bucket, the first that applies: not sent by either log; refused by
+Meta (no Pixel copy and every server send refused); counted twice (both copies reached Meta without
+deduplicating: same event name and event ID within 48 h); unlikely to match (its only copy is a server
+event without a valid {keys}); counted once. Revenue is the sum of the order totals per currency.
+Purchase values are compared with the order totals as decimals, to the cent.
+
+**Why it matters.** The shop counts orders, Meta counts the {o["purchase_event"]} events it received
+and kept. Each bucket has its own fix, so the gap is explained order by order, not by comparing totals.
+
+**Usual cause and fix.** Ad blockers and refused consent hide buyers from the Pixel: send every order
+from the server (the order webhook). Fix what Meta refuses (below). Use the order number as event ID
+on both sides so that the two copies deduplicate, and send hashed email, phone and external ID with
+every server Purchase.
+"""
+
+
+def _delivery(config: Config | None) -> str:
+    return """
+**What it measures.** What Meta answered to each server request: the events accepted and refused, the
+refusals by Meta's error code with what the code means and its fix, requests Meta counted short
+(fewer events received than sent) and the warnings Meta returned inside accepted answers, with the
+trace id to quote to Meta support.
+
+**Why it matters.** Meta answers per request: one bad event refuses the whole batch, and an answer
+that counts fewer events, or carries warnings, is a silent partial loss.
+
+**Usual cause and fix.** Unhashed customer information, events older than 7 days, malformed click IDs,
+an expired token, rate limits: fix what the code names and resend within 7 days.
+"""
+
+
 _GUIDES: dict[str, Callable[[Config | None], str]] = {
     "dedup": _dedup, "timing": _timing, "match_keys": _match_keys, "emq": _emq, "consent": _consent,
-    "contract": _contract, "journey": _journey,
+    "contract": _contract, "journey": _journey, "reconciliation": _reconciliation, "delivery": _delivery,
 }
 SECTIONS: tuple[str, ...] = tuple(_GUIDES)
 

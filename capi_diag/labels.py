@@ -25,6 +25,9 @@ SECTIONS: dict[str, str] = {
     "consent": "Consent",
     "contract": "Payload contract",
     "journey": "Funnel journey",
+    "delivery": "Delivery (Meta's answers)",
+    "reconciliation": "Orders reconciliation",
+    "orders_delivery": "Orders & delivery",
     "checklist": "Pre-launch checklist",
     "consent_contract": "Consent & contract",
     "import": "Import",
@@ -36,7 +39,8 @@ STATUSES: dict[str, str] = {
     "evaluated": "Evaluated", "error": "Error",
 }
 SEVERITIES: dict[str, str] = {"error": "Error", "warning": "Warning"}
-ROLES: dict[str, str] = {"browser": "Browser (Pixel)", "server": "Server (CAPI)", "both": "Both logs"}
+ROLES: dict[str, str] = {"browser": "Browser (Pixel)", "server": "Server (CAPI)", "both": "Both logs",
+                         "orders": "Orders export", "sends": "Meta's answers (send log)"}
 
 FIELDS: dict[str, str] = {
     "em": "Email", "ph": "Phone", "fn": "First name", "ln": "Last name", "ge": "Gender",
@@ -75,6 +79,15 @@ DEFECTS: dict[str, str] = {
 """A user_data defect as the words after the field's label: "Email" + "sent unhashed"."""
 
 FINDINGS: dict[str, str] = {
+    # reconciliation: the waterfall's buckets and its findings; delivery
+    "not_sent": "Not sent by either log",
+    "refused": "Refused by Meta",
+    "counted_twice": "Counted twice",
+    "unlikely_match": "Unlikely to match",
+    "counted_once": "Counted once",
+    "currency_mismatch": "Currency differs from the order",
+    "purchase_without_order": "Purchase naming no order of the export",
+    "rejected": "Rejected by Meta",
     # dedup: outcomes and why keys do not pair
     "keys": "Dedup keys",
     "paired": "Paired",
@@ -165,6 +178,10 @@ REJECTIONS: dict[str, str] = {
     "event_time_empty": "event_time empty",
     "event_time_unreadable": "event_time not a time",
     "event_time_implausible": "event_time before 2000 or after 2099",
+    "order_id_empty": "Order id empty",
+    "created_at_empty": "Order time empty",
+    "created_at_unreadable": "Order time not a time",
+    "created_at_implausible": "Order time before 2000 or after 2099",
 }
 """Why the import rejected a row."""
 
@@ -184,17 +201,20 @@ COLUMNS: dict[str, str] = {
     "event_time_raw_unit": "event_time format", "event_time_tz_missing": "ISO time without a time zone",
     "sent_at_raw": "sent_at as sent", "extra": "Other columns", "custom_data_extra": "Other custom_data",
     "rows": "Rows", "value": "Value",
+    "stage": "Where it was lost", "order_id": "Order", "created_at": "Ordered", "total": "Order total",
+    "browser_rows": "Browser Purchases", "server_rows": "Server Purchases", "sends": "Server sends",
+    "sends_accepted": "Sends accepted",
 }
 """Column names of example rows, failing rows and lookups."""
 
-TIME_COLUMNS = frozenset({"first_time", "browser_time", "server_time", "event_time", "sent_at"})
+TIME_COLUMNS = frozenset({"first_time", "browser_time", "server_time", "event_time", "sent_at", "created_at"})
 """Example-row columns holding Unix seconds (shown as UTC date and time)."""
 DURATION_COLUMNS = frozenset({"skew_s", "delay_s"})
 """Example-row columns holding a duration in seconds."""
 ID_COLUMNS = frozenset({"line", "browser_line", "server_line", "file_index", "copy", "event_time_raw",
                         "offset_h", "pixel_id"})
 """Example-row columns holding identifiers or raw values (never thousands separators)."""
-ID_VALUE_COLUMNS = frozenset({"category", "reason", "finding", "section", "severity", "role"})
+ID_VALUE_COLUMNS = frozenset({"category", "reason", "finding", "section", "severity", "role", "stage"})
 """Columns whose values are ids themselves (shown through :func:`label`)."""
 
 _TABLES: tuple[Mapping[str, str], ...] = (SECTIONS, STATUSES, SEVERITIES, FINDINGS, REJECTIONS, COLUMNS)

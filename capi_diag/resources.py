@@ -26,6 +26,8 @@ STREAMLIT_CONFIG = ".streamlit/config.toml"
 REPORT_SCHEMA = "docs/report.schema.json"
 DEMO_DIR = "data"
 DEMO_FILES = {"browser": "browser_events.csv", "server": "server_events.csv"}
+DEMO_EXTRAS = {"orders": "orders.csv", "send_log": "send_log.jsonl"}
+"""The demo's optional inputs: the shop's orders export and the server's send log."""
 
 BUNDLED = (APP, STREAMLIT_CONFIG, REPORT_SCHEMA, DEMO_DIR)
 """What the wheel carries (files, and the ``data/`` folder whole); the wheel test compares each with the checkout."""
@@ -50,3 +52,9 @@ def demo_paths() -> dict[str, Path] | None:
     """The demo logs by role, or ``None`` when either is missing."""
     found = {role: demo_dir() / name for role, name in DEMO_FILES.items()}
     return found if all(p.is_file() for p in found.values()) else None
+
+
+def demo_extra_paths() -> dict[str, Path]:
+    """The demo's orders export and send log that exist (by input name)."""
+    found = {name: demo_dir() / file for name, file in DEMO_EXTRAS.items()}
+    return {name: p for name, p in found.items() if p.is_file()}

@@ -663,6 +663,12 @@ def _number_or_text(col: str) -> str:
 
 
 def _jsonl_select(table: str, role: str) -> str:
+    return f"SELECT {_json_event(role)}::VARCHAR AS line FROM {table} ORDER BY {_FILE_ORDER[table]}"
+
+
+def _json_event(role: str, *, envelope: bool = True) -> str:
+    """One row as a CAPI event object (SQL); ``envelope=False`` leaves out what a request body does not
+    carry per event (``sent_at``, ``test_event_code``, ``pixel_id``)."""
     user = []
     for key in ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "external_id"):
         if role == "server" or key in ("em", "external_id"):
@@ -688,11 +694,12 @@ def _jsonl_select(table: str, role: str) -> str:
             _json_entry("user_data", _json_object(user) + "::JSON"),
             _json_entry("custom_data", f"nullif({_json_object(custom)}::VARCHAR, '{{}}')::JSON"),
             _json_entry("consent", _json_object(consent) + "::JSON")]
-    if role == "server":
+    if role == "server" and envelope:
         top += [_json_entry("sent_at", "sent_at::JSON"),
                 _json_entry("test_event_code", "to_json(test_event_code)")]
-    top.append(_json_entry("pixel_id", "to_json(pixel_id)"))
-    return f"SELECT {_json_object(top)}::VARCHAR AS line FROM {table} ORDER BY {_FILE_ORDER[table]}"
+    if envelope:
+        top.append(_json_entry("pixel_id", "to_json(pixel_id)"))
+    return _json_object(top)
 
 
 def _copy(db: Database, select: str, path: Path, fmt: str) -> None:
@@ -1028,11 +1035,12 @@ def _ratio(a: int, b: int) -> float | None:
 
 def write_sample(out: str | Path, *, sessions: int = DEFAULT_SESSIONS, seed: int = DEFAULT_SEED,
                  fmt: str = "csv", end: int = REFERENCE_END, threads: int | None = None) -> list[Path]:
-    """Write ``browser_events.<ext>``, ``server_events.<ext>`` and ``manifest.json`` into ``out``.
+    """Write ``browser_events.<ext>``, ``server_events.<ext>``, ``manifest.json``, the shop's orders
+    export ``orders.csv`` and the sender's ``send_log.jsonl`` into ``out``.
 
     ``end`` is the end of the three-day browsing window (Unix seconds; a fixed date by default so
     that the files are reproducible). The same arguments always give byte-identical files.
-    Returns the paths written, logs first.
+    Returns the paths written: the logs, the manifest, the orders export, the send log.
     """
     if fmt not in FORMATS:
         raise UsageError(f"sample: unknown --format {fmt!r}; use one of {', '.join(FORMATS)}.")
@@ -1056,6 +1064,237 @@ def write_sample(out: str | Path, *, sessions: int = DEFAULT_SESSIONS, seed: int
             _copy(db, select, paths[role], fmt)
         manifest = build_manifest(db, sessions=sessions, seed=seed, end=end, fmt=fmt,
                                   files={k: p.name for k, p in paths.items()})
+        extras = {"orders": out_dir / ORDERS_FILE, "send_log": out_dir / SEND_LOG_FILE}
+        _generate_orders(db, seed=seed, end=end)
+        _copy(db, _ORDERS_EXPORT_SQL, extras["orders"], "csv")
+        _copy(db, _send_log_select(seed), extras["send_log"], "jsonl")
+        manifest["orders"] = orders_manifest(db)
     manifest_path = out_dir / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return [paths["browser"], paths["server"], manifest_path]
+    return [paths["browser"], paths["server"], manifest_path, extras["orders"], extras["send_log"]]
+
+
+# -- the orders export and the send log (reconciliation demo) ---------------------------------------
+
+ORDER_MIX: tuple[Rate, ...] = (
+    Rate("order_discount", 0.08, "web orders",
+         "A coupon applied at payment lowers the order total by 5.00 after the Purchase event fired."),
+    Rate("phone_order", 0.25, "sessions that started checkout but did not buy online",
+         "The customer finished the order by phone: the shop has the order, neither log has a Purchase."),
+    Rate("order_refunded", 0.03, "orders", "Refunded later; still an order in the export."),
+    Rate("send_throttled", 0.06, "send-log requests",
+         "A sale burst hit Meta's rate limit (code 17) and the sender gave up instead of retrying."),
+)
+"""The orders export's own mix (the logs' figures are those of :data:`MIX`, unchanged)."""
+ORDER_RATES: dict[str, float] = {r.name: r.rate for r in ORDER_MIX}
+SEND_BATCH_S = 600
+"""The demo sender posts its Purchase events in 10-minute batches (one request per batch)."""
+TOKEN_EXPIRED = (-40 * 3600, -30 * 3600)
+"""Relative to ``end``: requests sent in this window were refused with 190/463 (an expired token
+was replaced ten hours later)."""
+ORDERS_FILE, SEND_LOG_FILE = "orders.csv", "send_log.jsonl"
+
+_ORDERS_SQL = """
+CREATE OR REPLACE TEMP TABLE _orders AS
+WITH web AS (
+    SELECT e.sid, s.order_id, e.t AS created, e.value_cents AS value_cents, s.currency, s.num_items,
+           'web' AS channel
+    FROM _ev e JOIN _sess s USING (sid) WHERE e.event_name = 'Purchase'
+), phone AS (
+    SELECT e.sid, s.order_id, e.t + 3600 + rint(e.sid, 'o_phone_t', 7200) AS created,
+           e.value_cents + CASE WHEN e.value_cents < 5000 THEN 490 ELSE 0 END AS value_cents, s.currency,
+           s.num_items, 'phone' AS channel
+    FROM _ev e JOIN _sess s USING (sid)
+    WHERE e.event_name = 'InitiateCheckout' AND s.depth = 4 AND rnd(e.sid, 'o_phone') < {r_phone}
+), u AS (SELECT * FROM web UNION ALL SELECT * FROM phone)
+SELECT u.*,
+    channel = 'web' AND rnd(sid, 'o_disc') < {r_disc} AS discounted,
+    CASE WHEN channel = 'web' AND rnd(sid, 'o_disc') < {r_disc} THEN greatest(value_cents - 500, 100)
+         ELSE value_cents END AS total_cents,
+    rnd(sid, 'o_refund') < {r_refund} AS refunded
+FROM u
+"""
+
+_ORDERS_EXPORT_SQL = """
+SELECT '#' || o.order_id AS "Name",
+    CASE WHEN li = 0 THEN s.email END AS "Email",
+    CASE WHEN li = 0 THEN CASE WHEN o.refunded THEN 'refunded' ELSE 'paid' END END AS "Financial Status",
+    strftime(make_timestamp(o.created * 1000000), '%Y-%m-%d %H:%M:%S') || ' +0000' AS "Created at",
+    CASE WHEN li = 0 THEN o.currency END AS "Currency",
+    CASE WHEN li = 0 THEN money(o.total_cents) END AS "Total",
+    1 AS "Lineitem quantity",
+    'Item ' || (li + 1)::VARCHAR AS "Lineitem name",
+    CASE WHEN li = 0 THEN s.fn_a || ' ' || s.ln_a END AS "Billing Name",
+    CASE WHEN li = 0 THEN s.phone END AS "Phone",
+    CASE WHEN li = 0 THEN (1 + rint(o.sid, 'o_street', 200))::VARCHAR || ' Main Street' END AS "Shipping Street"
+FROM _orders o JOIN _sess s USING (sid), range(o.num_items) r(li)
+ORDER BY o.created, o.order_id, li
+"""
+
+_SENDS_SQL = """
+CREATE OR REPLACE TEMP TABLE _sends AS
+SELECT *, sent_at // {batch_s} AS batch,
+    row_number() OVER (ORDER BY sent_at, sid, slot, copy) AS pos_all
+FROM _server WHERE event_name IN ('Purchase', 'purchase');
+CREATE OR REPLACE TEMP TABLE _requests AS
+WITH r AS (
+    SELECT batch, min(sent_at) AS sent_at, count(*) AS n,
+        batch * {batch_s} >= {tok0} AND batch * {batch_s} < {tok1} AS token_expired,
+        bool_or(sent_at - event_time > 604800) AS stale,
+        bool_or(array_to_string(em, ',') LIKE '%@%') AS unhashed,
+        count(*) FILTER (WHERE currency IN {bad_cur}) AS bad_cur,
+        bool_or(value LIKE '%,%') AS comma,
+        rnd(batch, 'q_throttle') < {r_throttle} AS throttled
+    FROM _sends GROUP BY batch
+)
+SELECT r.*,
+    CASE WHEN token_expired OR stale OR unhashed OR throttled THEN 400 ELSE 200 END AS http_status,
+    CASE WHEN token_expired THEN 'token' WHEN stale THEN 'stale' WHEN unhashed THEN 'unhashed'
+         WHEN throttled THEN 'throttle' END AS refusal,
+    'A' || substr(sha256('{seed}:fbtrace:' || batch::VARCHAR), 1, 22) AS fbtrace_id
+FROM r
+"""
+
+_ERROR_BODIES = {
+    "token": {"message": "Error validating access token: Session has expired on Wednesday, 18-Nov-26 00:00:00 "
+                         "PST. The current time is Wednesday, 18-Nov-26 01:12:09 PST.",
+              "type": "OAuthException", "code": 190, "error_subcode": 463},
+    "stale": {"message": "Invalid parameter", "type": "OAuthException", "code": 100, "error_subcode": 2804003,
+              "is_transient": False, "error_user_title": "Event Timestamp Too Old",
+              "error_user_msg": "The timestamp for this event is too far in the past. Events need to be sent from "
+                                "your server within 7 days of when they occurred. Enter a timestamp that has "
+                                "occurred within the last 7 days."},
+    "unhashed": {"message": "Invalid parameter", "type": "OAuthException", "code": 100, "error_subcode": 2804016,
+                 "is_transient": False, "error_user_title": "User Parameter Not Hashed",
+                 "error_user_msg": "The em parameter isn\u2019t hashed. Hash all user parameters as SHA256, except "
+                                   "for client user agent, click ID, and browser ID. Any other user parameters that "
+                                   "are not hashed are automatically rejected by Facebook."},
+    "throttle": {"message": "User request limit reached", "type": "OAuthException", "code": 17},
+}
+"""Meta's own error bodies (reference/capi-examples.md C2, C3, C7 and the throttling body), the
+``fbtrace_id`` added per request."""
+COMMA_MESSAGE = ("The value parameter of a Purchase event is not a number (use a dot as decimal separator); "
+                 "the event was received without a value.")
+"""The warning the demo's accepted requests carry when one of their events has a comma in its value
+(an illustration of ``messages`` in a 200 answer)."""
+
+
+def _send_log_select(seed: int) -> str:
+    """One JSON line per request: the request body, the HTTP status and Meta's answer."""
+    cases = " ".join(
+        f"WHEN '{k}' THEN json_merge_patch({_lit(json.dumps({'error': v}))}::JSON, "
+        "json_object('error', json_object('fbtrace_id', q.fbtrace_id)))"
+        for k, v in _ERROR_BODIES.items())
+    ok = (f"json_object('events_received', q.n - q.bad_cur, 'messages', CASE WHEN q.comma "
+          f"THEN json_array({_lit(COMMA_MESSAGE)}) ELSE json_array() END, 'fbtrace_id', q.fbtrace_id)")
+    return f"""
+SELECT json_object('sent_at', q.sent_at, 'pixel_id', '{PIXEL_ID}',
+        'request', json_object('data', to_json(d.events)),
+        'http_status', q.http_status,
+        'response', CASE q.refusal {cases} ELSE {ok} END)::VARCHAR AS line
+FROM _requests q JOIN (
+    SELECT batch, list({_json_event('server', envelope=False)}::JSON ORDER BY pos_all) AS events
+    FROM _sends GROUP BY batch) d USING (batch)
+ORDER BY q.sent_at, q.batch
+"""
+
+
+def _generate_orders(db: Database, *, seed: int, end: int) -> None:
+    db.execute(_render(_ORDERS_SQL, r_phone=ORDER_RATES["phone_order"], r_disc=ORDER_RATES["order_discount"],
+                       r_refund=ORDER_RATES["order_refunded"]))
+    for stmt in _render(_SENDS_SQL, batch_s=SEND_BATCH_S, tok0=end + TOKEN_EXPIRED[0], tok1=end + TOKEN_EXPIRED[1],
+                        bad_cur="(" + ", ".join(_lit(c) for c in _BAD_CURRENCIES) + ")",
+                        seed=int(seed), r_throttle=ORDER_RATES["send_throttled"]).split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+
+
+_RECON_TRUTH_SQL = """
+CREATE OR REPLACE TEMP TABLE _truth AS
+WITH b AS (
+    SELECT event_id AS k, count(*) AS n FROM _browser
+    WHERE NOT unreadable AND event_name = 'Purchase' AND event_id IS NOT NULL GROUP BY 1
+), srows AS (
+    SELECT s.*, EXISTS (SELECT 1 FROM _browser b WHERE NOT b.unreadable AND b.event_name = 'Purchase'
+                        AND b.event_id = s.event_id AND abs(b.event_time - s.event_time) <= 172800) AS paired,
+        (external_id IS NOT NULL OR fbc IS NOT NULL
+         OR regexp_full_match(coalesce(em[1], ''), '[0-9a-f]{64}')) AS strong,
+        row_number() OVER (PARTITION BY order_id ORDER BY event_time, sent_at, sid, slot, copy) AS rn
+    FROM _server s WHERE event_name = 'Purchase' AND order_id IS NOT NULL
+), s AS (
+    SELECT order_id AS k, count(*) AS n, bool_or(paired) AS paired, bool_or(strong) AS strong,
+        max(value) FILTER (WHERE rn = 1) AS value, max(currency) FILTER (WHERE rn = 1) AS currency
+    FROM srows GROUP BY 1
+), a AS (
+    SELECT x.order_id AS k, count(*) AS n, count(*) FILTER (WHERE q.http_status = 200) AS accepted
+    FROM _sends x JOIN _requests q USING (batch) WHERE x.event_name = 'Purchase' GROUP BY 1
+)
+SELECT o.order_id, o.currency, o.total_cents, o.created,
+    coalesce(b.n, 0) AS b_n, coalesce(s.n, 0) AS s_n, coalesce(a.n, 0) AS sends, coalesce(a.accepted, 0) AS acc,
+    CASE WHEN b.n IS NULL AND a.n IS NULL THEN 'not_sent'
+         WHEN b.n IS NULL AND coalesce(a.accepted, 0) = 0 THEN 'refused'
+         WHEN b.n IS NOT NULL AND a.accepted > 0 AND NOT coalesce(s.paired, false) THEN 'counted_twice'
+         WHEN b.n IS NULL AND a.accepted > 0 AND NOT coalesce(s.strong, false) THEN 'unlikely_match'
+         ELSE 'counted_once' END AS stage,
+    s.n IS NOT NULL AND (TRY_CAST(s.value AS DECIMAL(38, 6)) IS NULL
+        OR abs(TRY_CAST(s.value AS DECIMAL(38, 6)) - o.total_cents / 100) > 0.01) AS value_mismatch,
+    s.n IS NOT NULL AND (s.currency IS NULL OR upper(trim(s.currency)) <> o.currency) AS currency_mismatch
+FROM _orders o LEFT JOIN b ON b.k = o.order_id LEFT JOIN s ON s.k = o.order_id LEFT JOIN a ON a.k = o.order_id
+"""
+
+
+def orders_manifest(db: Database) -> dict[str, Any]:
+    """Ground truth of the orders export and the send log, measured over the generated tables with the
+    definitions of the reconciliation and delivery sections."""
+    from capi_diag.graph.errors import lookup
+
+    db.execute(_RECON_TRUTH_SQL)
+    c = db.execute("""SELECT count(*), count(*) FILTER (WHERE b_n > 0), count(*) FILTER (WHERE s_n > 0),
+        count(*) FILTER (WHERE b_n > 0 AND s_n > 0), count(*) FILTER (WHERE b_n = 0 AND s_n = 0),
+        count(*) FILTER (WHERE acc > 0), count(*) FILTER (WHERE sends > 0 AND acc = 0),
+        count(*) FILTER (WHERE value_mismatch), count(*) FILTER (WHERE currency_mismatch) FROM _truth""").fetchone()
+    waterfall = []
+    for stage in ("not_sent", "refused", "counted_twice", "unlikely_match", "counted_once"):
+        rows = db.execute("SELECT currency, count(*), sum(total_cents) FROM _truth WHERE stage = ? GROUP BY 1 "
+                          "ORDER BY 1", [stage]).fetchall()
+        waterfall.append({"stage": stage, "orders": sum(int(r[1]) for r in rows),
+                          "revenue": {r[0]: int(r[2]) / 100 for r in rows}})
+    orphans_b = db.execute("""SELECT count(*) FROM _browser WHERE NOT unreadable AND event_name = 'Purchase'
+        AND (event_id IS NULL OR event_id NOT IN (SELECT order_id FROM _orders))""").fetchone()[0]
+    orphans_s = db.execute("""SELECT count(*) FROM _server WHERE event_name = 'Purchase'
+        AND (order_id IS NULL OR order_id NOT IN (SELECT order_id FROM _orders))""").fetchone()[0]
+    o = db.execute("""SELECT count(*), count(*) FILTER (WHERE channel = 'phone'), count(*) FILTER (WHERE discounted),
+        count(*) FILTER (WHERE refunded), sum(num_items) FROM _orders""").fetchone()
+    d = db.execute("""SELECT count(*), sum(n), sum(n) FILTER (WHERE http_status = 200),
+        sum(n) FILTER (WHERE http_status <> 200), count(*) FILTER (WHERE http_status = 200 AND bad_cur > 0),
+        coalesce(sum(bad_cur) FILTER (WHERE http_status = 200), 0), count(*) FILTER (WHERE http_status = 200 AND comma)
+        FROM _requests""").fetchone()
+    by_code = []
+    for refusal, rows, requests in db.execute("""SELECT refusal, sum(n), count(*) FROM _requests
+            WHERE refusal IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall():
+        body = _ERROR_BODIES[refusal]
+        by_code.append({"code": body["code"], "subcode": body.get("error_subcode"), "rows": int(rows),
+                        "requests": int(requests),
+                        "title": lookup(body["code"], body.get("error_subcode"), 400).title})
+    return {
+        "files": {"orders": ORDERS_FILE, "send_log": SEND_LOG_FILE},
+        "mix": {r.name: {"rate": r.rate, "per": r.per} for r in ORDER_MIX},
+        "orders_export": {"orders": int(o[0]), "rows": int(o[4] or 0), "phone_orders": int(o[1]),
+                          "discounted": int(o[2]), "refunded": int(o[3]),
+                          "dropped_columns": ["Email", "Lineitem quantity", "Lineitem name", "Billing Name", "Phone",
+                                              "Shipping Street"]},
+        "reconciliation": {
+            "orders": int(c[0]), "browser_purchase": int(c[1]), "server_purchase": int(c[2]), "both": int(c[3]),
+            "neither": int(c[4]), "server_accepted": int(c[5]), "server_rejected": int(c[6]),
+            "value_mismatch": int(c[7]), "currency_mismatch": int(c[8]),
+            "purchases_without_order": {"browser": int(orphans_b), "server": int(orphans_s)},
+            "waterfall": waterfall,
+        },
+        "delivery": {
+            "requests": int(d[0]), "rows_sent": int(d[1] or 0), "accepted": int(d[2] or 0),
+            "rejected": int(d[3] or 0),
+            "rejected_by_code": by_code,
+            "short_requests": {"requests": int(d[4]), "events_missing": int(d[5])},
+            "warnings": {"requests": int(d[6])},
+        },
+    }

@@ -19,6 +19,7 @@ IDS = [
     "hashed_context_keys", "context_key_format", "hash_quality", "insufficient_user_data", "coverage_em",
     "coverage_ph", "coverage_external_id", "coverage_fbp", "coverage_fbc", "coverage_client_ip_address",
     "coverage_client_user_agent", "emq_estimate", "purchase_value_currency", "purchase_value_match",
+    "orders_reach_meta", "server_sends_accepted", "order_values_match",
 ]
 
 
@@ -45,6 +46,14 @@ def healthy() -> dict:
             "value_pairs_compared": 20, "nonstandard_names": {}},
         "journey": {"steps": steps, "browser_rows": 200, "server_rows": 200,
                     "missing": {"browser": [], "server": []}},
+        "delivery": {"status": "evaluated", "rows_sent": 20, "accepted": 20, "rejected": 0, "rejected_by_code": []},
+        "reconciliation": {"status": "evaluated", "orders": 20, "server_purchase": 20, "value_mismatch": 0,
+                           "currency_mismatch": 0, "waterfall": [
+                               {"stage": "not_sent", "status": "evaluated", "orders": 0},
+                               {"stage": "refused", "status": "evaluated", "orders": 0},
+                               {"stage": "counted_twice", "status": "evaluated", "orders": 0},
+                               {"stage": "unlikely_match", "status": "evaluated", "orders": 0},
+                               {"stage": "counted_once", "status": "evaluated", "orders": 20}]},
     }
 
 
@@ -238,6 +247,32 @@ def test_checklist_missing_section_only_its_items_not_evaluated():
     statuses = {i["id"]: i["status"] for i in checklist.build(s, Config())}
     assert {k for k, v in statuses.items() if v == "not_evaluated"} == {
         "event_time_unit", "freshness_stale", "freshness_future", "delivery_delay", "timing_skew"}
+
+
+@pytest.mark.parametrize("not_sent, refused, expected", [(1, 0, "pass"), (0, 1, "pass"), (1, 1, "fail")])
+def test_checklist_orders_reach_meta_fails_below_95_percent(not_sent, refused, expected):
+    s = healthy()
+    wf = s["reconciliation"]["waterfall"]
+    wf[0]["orders"], wf[1]["orders"], wf[4]["orders"] = not_sent, refused, 20 - not_sent - refused
+    item = status_of(s, "orders_reach_meta")
+    assert (item["status"], item["observed"]) == (expected, (20 - not_sent - refused) / 20)
+
+
+def test_checklist_orders_items_not_evaluated_without_orders_or_answers():
+    s = healthy()
+    del s["reconciliation"], s["delivery"]
+    statuses = {i["id"]: i["status"] for i in checklist.build(s, Config())}
+    assert {k for k, v in statuses.items() if v == "not_evaluated"} == {
+        "orders_reach_meta", "server_sends_accepted", "order_values_match"}
+
+
+def test_checklist_any_rejected_send_fails_and_value_mismatch_warns():
+    s = healthy()
+    s["delivery"].update(rejected=2, rejected_by_code=[{"code": 190, "subcode": 463, "rows": 2}])
+    s["reconciliation"]["value_mismatch"] = 1
+    assert status_of(s, "server_sends_accepted")["status"] == "fail"
+    assert status_of(s, "server_sends_accepted")["details"] == {"190/463": 2}
+    assert status_of(s, "order_values_match")["status"] == "warn"
 
 
 def test_checklist_thresholds_overridden_per_item_key_by_key():

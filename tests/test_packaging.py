@@ -161,11 +161,12 @@ def test_cli_report_help_shows_examples_and_exit_codes(capsys: pytest.CaptureFix
 
 
 def test_cli_report_demo_exit_1_files_named_by_name_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--demo`` is exactly ``--browser browser_events.csv --server server_events.csv`` run inside data/."""
+    """``--demo`` is exactly ``--browser browser_events.csv --server server_events.csv --orders orders.csv
+    --send-log send_log.jsonl`` run inside data/."""
     out = tmp_path / "demo.json"
     assert main(["report", "--demo", "--output", str(out)]) == 1
     report = json.loads(out.read_text(encoding="utf-8"))
-    for role, name in resources.DEMO_FILES.items():
+    for role, name in {**resources.DEMO_FILES, "orders": "orders.csv", "sends": "send_log.jsonl"}.items():
         assert report["inputs"][role]["files"] == [name]
         assert [f["name"] for f in report["inputs"][role]["file_reports"]] == [name]
     assert str(ROOT) not in out.read_text(encoding="utf-8")
@@ -173,7 +174,7 @@ def test_cli_report_demo_exit_1_files_named_by_name_only(tmp_path: Path, monkeyp
     explicit = tmp_path / "explicit.json"
     monkeypatch.chdir(ROOT / "data")
     assert main(["report", "--browser", "browser_events.csv", "--server", "server_events.csv",
-                 "--output", str(explicit)]) == 1
+                 "--orders", "orders.csv", "--send-log", "send_log.jsonl", "--output", str(explicit)]) == 1
     same = json.loads(explicit.read_text(encoding="utf-8"))
     assert report["checklist"] == same["checklist"]
     assert {k: v for k, v in report.items() if k != "generated_at"} == \

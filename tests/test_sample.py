@@ -315,7 +315,8 @@ def test_cli_sample_writes_files_and_prints_paths(tmp_path, capsys):
     argv = ["sample", "--out", str(tmp_path), "--sessions", "20", "--seed", "1", "--format", "jsonl"]
     assert main(argv) == 0
     printed = capsys.readouterr().out.split()
-    assert [Path(p).name for p in printed] == ["browser_events.jsonl", "server_events.jsonl", "manifest.json"]
+    assert [Path(p).name for p in printed] == ["browser_events.jsonl", "server_events.jsonl", "manifest.json",
+                                               "orders.csv", "send_log.jsonl"]
 
 
 # -- the import ------------------------------------------------------------------------------------

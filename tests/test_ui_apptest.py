@@ -20,6 +20,7 @@ from capi_diag.config import Config
 from capi_diag.dataset import Dataset, Filters
 from capi_diag.db import Database
 from capi_diag.ingest import Source, import_logs
+from capi_diag.orders import import_extras
 from capi_diag.report import build_report, render
 from capi_diag.ui import findings, state, views
 from capi_diag.ui.navigation import PAGES
@@ -63,6 +64,7 @@ def demo_report(demo_dir: Path) -> dict:
     """The report exactly as ``python -m capi_diag report`` builds it for the demo files."""
     with Database() as db:
         ds = import_logs(db, browser=[demo_dir / "browser_events.csv"], server=[demo_dir / "server_events.csv"])
+        ds = import_extras(ds, orders=[demo_dir / "orders.csv"], send_log=[demo_dir / "send_log.jsonl"])
         return build_report(ds, Config())
 
 

@@ -32,7 +32,8 @@ FAILING_ROW_COLUMNS: tuple[str, ...] = (
 """``severity`` is ``error`` (blocks launch / Meta rejects it) or ``warning``; ``detail`` is short text
 (e.g. the field name), never a raw PII value; ``event_id`` may be null."""
 
-ORDER: tuple[str, ...] = ("dedup", "timing", "match_keys", "emq", "consent", "contract", "journey")
+ORDER: tuple[str, ...] = ("dedup", "timing", "match_keys", "emq", "consent", "contract", "journey", "delivery",
+                         "reconciliation")
 """Report order; a later analysis may read an earlier one's result through ``prior``."""
 
 

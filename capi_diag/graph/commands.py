@@ -107,6 +107,8 @@ class Sender:
     region: str | None = None
     rng: random.Random | None = None
     config: Config = field(default_factory=Config)
+    send_log_out: str | None = None
+    """Append each request and Meta's answer to this JSON Lines send log (``report --send-log``)."""
 
     def build(self, now: float) -> list[dict[str, Any]]:
         """The journey that a send at ``now`` posts (also the page's preview)."""
@@ -151,6 +153,12 @@ class Sender:
             findings=[f.as_dict() for f in validation.findings],
         )
         record = SendRecord(**scrub(vars(record), self.secret))
+        if self.send_log_out and result is not None:
+            from capi_diag.graph import send_log
+
+            send_log.append(self.send_log_out, send_log.record(
+                sent_at=now, pixel_id=self.pixel_id, events=events, test_event_code=self.test_event_code,
+                result=result), self.secret)
         if store is not None:
             store.add_send(record)
             if window is not None and window_id is not None:
@@ -294,6 +302,9 @@ def _add_target(p: argparse.ArgumentParser) -> None:
                    help="seconds one attempt may take in all, however slowly the answer arrives (default 30)")
     p.add_argument("--db", metavar="PATH", help=f"send history file (default: {default_path()})")
     p.add_argument("--strict", action="store_true", help="exit 1 when a send is accepted but not clean")
+    p.add_argument("--send-log-out", metavar="FILE",
+                   help="append each request and Meta's answer to this JSON Lines send log (read by "
+                        "'report --send-log'; never holds the token)")
     g = p.add_argument_group("test identity (normalized and hashed before sending)")
     for flag, attr in (("--email", "email"), ("--phone", "phone"), ("--first-name", "first_name"),
                        ("--last-name", "last_name"), ("--city", "city"), ("--state", "state"),
@@ -359,7 +370,8 @@ def _sender(args: argparse.Namespace) -> Sender:
     client = GraphClient(secret.reveal(), config=graph, sleep=_sleep, clock=_now)
     return Sender(client=client, pixel_id=str(args.pixel_id).strip(), test_event_code=args.test_event_code,
                   secret=secret, identity=_identity(args), fbclid=args.fbclid,
-                  event_source_url=args.event_source_url, region=args.region)
+                  event_source_url=args.event_source_url, region=args.region,
+                  send_log_out=getattr(args, "send_log_out", None))
 
 
 def _check_target(sender: Sender) -> None:

@@ -224,3 +224,34 @@ def counts_bar(df: pd.DataFrame, title: str, x: str, y: str, *, color: str = OKA
                            text=df["rows"].map(fmt.count), textposition="outside", cliponaxis=False))
     fig.update_layout(xaxis=count_axis(_max(df["rows"])))
     return _layout(fig, title, x, y, height=max(240, 60 + 30 * len(df)))
+
+
+def order_waterfall(df: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
+    """The orders' waterfall as a funnel of buckets (each order in one), counts and shares written on
+    the bars; a stage that was not evaluated is left out and named in the title."""
+    title = "Where each order ends"
+    shown = df[df["Orders"].notna()]
+    if shown.empty or int(shown["Orders"].sum()) == 0:
+        return empty(title, "No order to follow.")
+    skipped = [n for n, o in zip(df["Where the order ends"], df["Orders"], strict=True) if pd.isna(o)]
+    if skipped:
+        title += f" (not evaluated: {', '.join(skipped)})"
+    fig = go.Figure(go.Funnel(
+        y=list(shown["Where the order ends"]), x=[int(v) for v in shown["Orders"]],
+        text=[f"{fmt.count(int(o))} orders ({s})" for o, s in zip(shown["Orders"], shown["Share"], strict=True)],
+        textinfo="text", marker={"color": [colors.get(s, OKABE_ITO["grey"]) for s in shown["stage"]]},
+        hovertext=shown["Revenue"], connector={"line": {"color": OKABE_ITO["grey"]}}))
+    return _layout(fig, title, "Orders", "", height=360)
+
+
+def waterfall_by_day(df: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
+    """Orders per UTC day, stacked by bucket."""
+    title = "Orders per day (UTC), by where they end"
+    if df.empty:
+        return empty(title, "No order to follow.")
+    fig = go.Figure()
+    for stage, part in df.groupby("stage", sort=False):
+        fig.add_trace(go.Bar(x=part["day"], y=part["orders"], name=part["name"].iloc[0],
+                             marker_color=colors.get(str(stage), OKABE_ITO["grey"])))
+    fig.update_layout(barmode="stack", yaxis=count_axis(float(df.groupby("day")["orders"].sum().max())))
+    return _layout(fig, title, "Day (UTC)", "Orders")

@@ -25,7 +25,8 @@ def read_config(upload: state.Upload | None) -> tuple[Config, str | None]:
 
 
 def run_import(browser: Sequence[state.Upload], server: Sequence[state.Upload],
-               config_upload: state.Upload | None, assume_tz: str) -> state.ImportJob | None:
+               config_upload: state.Upload | None, assume_tz: str, *, orders: Sequence[state.Upload] = (),
+               send_log: Sequence[state.Upload] = ()) -> state.ImportJob | None:
     """Start the import and its first analysis in the background; ``None`` (and the error shown)
     when the config is invalid. The page shows the progress; the checklist opens when it is done."""
     try:
@@ -34,7 +35,7 @@ def run_import(browser: Sequence[state.Upload], server: Sequence[state.Upload],
         st.error(f"**{e.title}.** {e}", icon=":material/error:")
         return None
     return state.start_import(browser, server, config=config, config_name=name,
-                              assume_tz=assume_tz.strip() or "UTC")
+                              assume_tz=assume_tz.strip() or "UTC", orders=orders, send_log=send_log)
 
 
 def apply_config(ws: state.Workspace, upload: state.Upload | None) -> None:

@@ -49,6 +49,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("timing.py", "Timing", ":material/schedule:", "timing"),
     PageSpec("match_keys.py", "Match keys & EMQ", ":material/key:", "match-keys"),
     PageSpec("consent_contract.py", "Consent & contract", ":material/gavel:", "consent-contract"),
+    PageSpec("orders_delivery.py", "Orders & delivery", ":material/receipt_long:", "orders-delivery"),
     PageSpec("event_lookup.py", "Event lookup", ":material/search:", "event-lookup"),
     PageSpec("report_downloads.py", "Report", ":material/download:", "report"),
     PageSpec("test_events_page.py", "Test Events", ":material/send:", "test-events"),
@@ -60,6 +61,7 @@ SECTION_PAGE: dict[str, str] = {
     "dedup": "dedup", "timing": "timing", "match_keys": "match-keys", "emq": "match-keys",
     "consent": "consent-contract", "contract": "consent-contract", "journey": "consent-contract",
     "inputs": "import", "consent_contract": "consent-contract",
+    "reconciliation": "orders-delivery", "delivery": "orders-delivery", "orders_delivery": "orders-delivery",
 }
 """Which page explains each report section (checklist items link there)."""
 

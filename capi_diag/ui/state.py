@@ -49,6 +49,7 @@ from capi_diag.dataset import Dataset, Filters
 from capi_diag.db import Database
 from capi_diag.errors import CapiDiagError
 from capi_diag.ingest import Source, import_logs
+from capi_diag.orders import ORDERS_TABLE, SENDS_TABLE, import_extras
 from capi_diag.report import build_report
 from capi_diag.schema import Role
 
@@ -84,6 +85,11 @@ def demo_dir() -> Path:
 def demo_paths() -> dict[str, Path] | None:
     """The demo logs (the checkout's ``data/`` or the installed bundle's), or ``None`` when they are not there."""
     return resources.demo_paths()
+
+
+def demo_extra_paths() -> dict[str, Path]:
+    """The demo's orders export and send log, those that are there (by input name)."""
+    return resources.demo_extra_paths()
 
 
 @dataclass(frozen=True)
@@ -304,7 +310,9 @@ def _midnight(day: dt.date) -> int:
 
 def import_workspace(browser: Sequence[Upload | Source | str | Path], server: Sequence[Upload | Source | str | Path],
                      *, source: str = "upload", config: Config | None = None, config_name: str | None = None,
-                     assume_tz: str = "UTC", progress: Progress | None = None) -> Workspace:
+                     assume_tz: str = "UTC", progress: Progress | None = None,
+                     orders: Sequence[Upload | Source | str | Path] = (),
+                     send_log: Sequence[Upload | Source | str | Path] = ()) -> Workspace:
     """Import the files into a new database and run the unfiltered analysis once.
 
     Raises :class:`~capi_diag.errors.CapiDiagError` (unusable file, invalid config); the new
@@ -320,6 +328,8 @@ def import_workspace(browser: Sequence[Upload | Source | str | Path], server: Se
 
         ds = import_logs(db, browser=[_source(f) for f in browser], server=[_source(f) for f in server],
                          assume_tz=assume_tz, progress=imp)
+        ds = import_extras(ds, orders=[_source(f) for f in orders], send_log=[_source(f) for f in send_log],
+                           assume_tz=assume_tz)
         ws = Workspace(db, ds, source, config or Config(), config_name, time.perf_counter() - started)
         ws.analysis(NO_FILTERS, None if progress is None else lambda m, f: progress(m, 0.6 + 0.4 * f))
         return ws
@@ -369,20 +379,24 @@ class DemoSnapshot:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _demo_snapshot(browser: str, server: str, mtimes: tuple[float, float]) -> DemoSnapshot:
+def _demo_snapshot(browser: str, server: str, mtimes: tuple[float, ...],
+                   extras: tuple[tuple[str, str], ...] = ()) -> DemoSnapshot:
     """Import and analyse the bundled demo once per process (keyed by the files' mtimes).
 
     Only the public demo files are cached here, never anything a session uploaded; each session
     still gets its own database, filled from this snapshot.
     """
     # Named by file name: the import report and the pages never show where capi-diag is installed.
+    named = {k: [Source(Path(p).name, path=p)] for k, p in extras}
     ws = import_workspace([Source(Path(browser).name, path=browser)], [Source(Path(server).name, path=server)],
-                          source="demo")
+                          source="demo", orders=named.get("orders", []), send_log=named.get("send_log", []))
     try:
         an = ws.analysis()
         with ws.db.lock:
-            tables = {role: ws.dataset.fetch_arrow(f"ui.copy.{role}", ws.dataset.raw_events(role))
+            tables = {Role(role).table: ws.dataset.fetch_arrow(f"ui.copy.{role}", ws.dataset.raw_events(role))
                       for role in ("browser", "server")}
+            tables[ORDERS_TABLE] = ws.dataset.fetch_arrow("ui.copy.orders", ws.dataset.orders())
+            tables[SENDS_TABLE] = ws.dataset.fetch_arrow("ui.copy.sends", ws.dataset.sends())
         return DemoSnapshot(tables, dict(ws.dataset.present), ws.dataset.inputs, an.report, an.rows,
                             ws.import_seconds, an.seconds, ws.options or filter_options(ws.dataset))
     finally:
@@ -393,15 +407,17 @@ def demo_workspace(paths: Mapping[str, Path], *, progress: Progress | None = Non
     """A new workspace over the demo logs, in a database of its own (filled from the snapshot)."""
     if progress:
         progress("importing and analysing the demo logs", 0.1)
+    extras = tuple(sorted((k, str(p)) for k, p in demo_extra_paths().items()))
     snap = _demo_snapshot(str(paths["browser"]), str(paths["server"]),
-                          (paths["browser"].stat().st_mtime, paths["server"].stat().st_mtime))
+                          (paths["browser"].stat().st_mtime, paths["server"].stat().st_mtime,
+                           *(Path(p).stat().st_mtime for _, p in extras)), extras)
     db = Database()
     try:
         with db.lock:
-            for role, table in snap.tables.items():
+            for name, table in snap.tables.items():
                 db.con.register("_capi_demo", table)
                 try:
-                    db.con.execute(f"CREATE OR REPLACE TABLE {Role(role).table} AS SELECT * FROM _capi_demo")
+                    db.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _capi_demo")
                 finally:
                     db.con.unregister("_capi_demo")
         ds = Dataset(db, dict(snap.present), copy.deepcopy(snap.inputs))
@@ -540,17 +556,23 @@ class ImportJob:
 
 
 def start_import(browser: Sequence[Upload], server: Sequence[Upload], *, config: Config,
-                 config_name: str | None, assume_tz: str) -> ImportJob:
+                 config_name: str | None, assume_tz: str, orders: Sequence[Upload] = (),
+                 send_log: Sequence[Upload] = ()) -> ImportJob:
     """Start importing the uploads in a background thread owned by this session (any import still
     running is abandoned). The uploads' bytes are read here, before the thread starts."""
     cancel_import()
     b, s = [_source(f) for f in browser], [_source(f) for f in server]
+    o, sl = [_source(f) for f in orders], [_source(f) for f in send_log]
     job = ImportJob(files={"browser": [x.name for x in b], "server": [x.name for x in s]})
+    if o:
+        job.files["orders"] = [x.name for x in o]
+    if sl:
+        job.files["sends"] = [x.name for x in sl]
 
     def run() -> None:
         try:
             ws = import_workspace(b, s, config=config, config_name=config_name, assume_tz=assume_tz,
-                                  progress=job.progress)
+                                  progress=job.progress, orders=o, send_log=sl)
         except CapiDiagError as e:
             job.error_title, job.error = e.title, str(e)
         except Exception as e:  # noqa: BLE001 - the analyst sees one clear line, never a traceback

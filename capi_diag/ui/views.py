@@ -477,3 +477,66 @@ def priorities_markdown(df: pd.DataFrame) -> str:
     """The ranked fixes as a numbered Markdown list (long fix texts read badly in a grid)."""
     return "\n".join(f"{i}. **{r.label}** (+{fmt.number(r.gain)} EMQ points): {r.fix}"
                      for i, r in enumerate(df.itertuples(), 1))
+
+
+# -- orders & delivery ---------------------------------------------------------------------------------
+
+STAGE_COLORS = {"not_sent": "#D55E00", "refused": "#CC79A7", "counted_twice": "#E69F00",
+                "unlikely_match": "#56B4E9", "counted_once": "#009E73"}
+"""Okabe-Ito colours of the waterfall's buckets (lost ones warm, counted once green)."""
+
+
+def revenue_text(revenue: Mapping[str, Any] | None) -> str:
+    """``1,234.50 EUR, 99.00 USD``: revenue per currency (never summed across currencies)."""
+    if not revenue:
+        return "none"
+    return ", ".join(f"{float(v):,.2f} {c}" for c, v in revenue.items())
+
+
+def waterfall_frame(result: Mapping[str, Any]) -> pd.DataFrame:
+    """The waterfall's buckets in order: ``stage`` (id), ``Where the order ends``, ``Orders``,
+    ``Share``, ``Revenue``; a stage whose input is missing says so."""
+    n = int(result.get("orders") or 0)
+    rows = []
+    for b in result.get("waterfall") or []:
+        evaluated = b.get("status") == "evaluated"
+        rows.append({"stage": b["stage"], "Where the order ends": labels.label(b["stage"]),
+                     "Orders": int(b["orders"]) if evaluated else None,
+                     "Share": fmt.share(b["orders"] / n) if evaluated and n else "",
+                     "Revenue": revenue_text(b.get("revenue")) if evaluated else "not evaluated: "
+                     + str(b.get("reason") or "its input is missing")})
+    return pd.DataFrame(rows, columns=["stage", "Where the order ends", "Orders", "Share", "Revenue"])
+
+
+def waterfall_by_day(result: Mapping[str, Any]) -> pd.DataFrame:
+    """Orders per UTC day and bucket: ``day``, ``stage``, ``name``, ``orders``."""
+    rows = [{"day": d["day"], "stage": b["stage"], "name": labels.label(b["stage"]), "orders": int(b["orders"])}
+            for d in result.get("waterfall_by_day") or [] for b in d["waterfall"] if b.get("status") == "evaluated"]
+    return pd.DataFrame(rows, columns=["day", "stage", "name", "orders"])
+
+
+def orders_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The per-order table (:data:`capi_diag.diagnostics.reconciliation.ORDER_COLUMNS`) in words,
+    for the page and its CSV."""
+    out = pd.DataFrame({
+        "Order": df["order_id"], "Ordered (UTC)": df["created_at"].map(fmt.timestamp),
+        "Total": df["total"], "Currency": df["currency"], "Where the order ends": df["stage"].map(labels.label),
+        "Browser Purchases": df["browser_rows"], "Server Purchases": df["server_rows"],
+        "Server sends": df["sends"], "Sends accepted": df["sends_accepted"],
+        "Value differs": df["value_mismatch"].map(lambda v: "yes" if v else "no"),
+        "Currency differs": df["currency_mismatch"].map(lambda v: "yes" if v else "no"),
+        "Server value": df["server_value"],
+    })
+    return out
+
+
+def delivery_codes(result: Mapping[str, Any]) -> pd.DataFrame:
+    """Rejections by Meta's code: code, what it means, events, requests, the fix, an fbtrace_id."""
+    rows = []
+    for c in result.get("rejected_by_code") or []:
+        code = "" if c["code"] is None else str(c["code"]) + (f"/{c['subcode']}" if c.get("subcode") else "")
+        rows.append({"Code": code or f"HTTP {c.get('http_status')}", "Error": c["title"], "Events": int(c["rows"]),
+                     "Requests": int(c["requests"]), "What it means": c["meaning"], "Fix": c["fix"],
+                     "Example fbtrace_id": (c.get("example") or {}).get("fbtrace_id") or ""})
+    return pd.DataFrame(rows, columns=["Code", "Error", "Events", "Requests", "What it means", "Fix",
+                                       "Example fbtrace_id"])

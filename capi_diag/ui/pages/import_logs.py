@@ -17,6 +17,17 @@ browser_files = left.file_uploader("Browser (Pixel) log", type=TYPES, accept_mul
                                    key="upload_browser", help="What the Pixel sent: fbq event logs, GTM exports.")
 server_files = right.file_uploader("Server (CAPI) log", type=TYPES, accept_multiple_files=True,
                                    key="upload_server", help="What your server sent to the Conversions API.")
+with st.expander("Orders and Meta's answers (optional): follow every order to Meta"):
+    o_col, s_col = st.columns(2)
+    orders_files = o_col.file_uploader(
+        "Orders export", type=TYPES, accept_multiple_files=True, key="upload_orders",
+        help="The shop's order export (Shopify, WooCommerce, or plain order id, creation time, total and "
+             "currency columns). Only "
+             "the order fields are kept: customers' emails, phones and addresses are dropped at import.")
+    send_files = s_col.file_uploader(
+        "Send log", type=["jsonl", "ndjson", "json", "gz"], accept_multiple_files=True, key="upload_send_log",
+        help="What Meta answered to each server request, one JSON line per request (as `capi-diag send-test "
+             "--send-log-out` records it). Access tokens found in it are removed, never stored.")
 with st.expander("Options: thresholds, consent policy, time zone"):
     config_file = st.file_uploader("Config (TOML, optional)", type=["toml"], key="upload_config",
                                    help="The same file as `report --config`: thresholds and consent policy.")
@@ -28,7 +39,8 @@ with st.expander("Options: thresholds, consent policy, time zone"):
 
 if st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
              disabled=not (browser_files or server_files) or state.import_running()):
-    if importer.run_import(browser_files or [], server_files or [], config_file, assume_tz) is not None:
+    if importer.run_import(browser_files or [], server_files or [], config_file, assume_tz,
+                           orders=orders_files or [], send_log=send_files or []) is not None:
         st.rerun()  # draw every page element (buttons, sidebar) as "import running"
 
 job = state.import_job()
@@ -73,6 +85,27 @@ else:
                 if not tables["time_formats"].empty:
                     st.markdown("**event_time formats found**")
                     layout.table(tables["time_formats"], key=f"time_formats_{role}_{i}")
+    for role, title in (("orders", "Orders export"), ("sends", "Send log (Meta's answers)")):
+        info = ws.dataset.inputs.get(role)
+        if not info:
+            continue
+        st.markdown(f"#### {title}")
+        summary = views.import_summary(info)
+        cols = st.columns(len(summary))
+        for col, (name, value) in zip(cols, summary.items(), strict=True):
+            col.metric(name, value)
+        if info.get("dropped_columns"):
+            st.caption(f"{fmt.counted(len(info['dropped_columns']), 'column')} dropped at import (customer "
+                       "details are never stored): " + ", ".join(info["dropped_columns"]))
+        if info.get("secrets_removed"):
+            st.warning(f"{fmt.counted(info['secrets_removed'], 'access token')} found in the send log "
+                       "were removed at import and never stored.", icon=":material/key_off:")
+        for i, fr in enumerate(info.get("file_reports") or []):
+            tables = views.file_report_tables(fr)
+            if not tables["rejected"].empty:
+                with st.expander(f"{fr['name']}: {tables['headline']}"):
+                    layout.table(tables["rejected"], key=f"rejected_{role}_{i}")
+    st.page_link(page_path("orders-delivery"), label="Follow every order", icon=":material/receipt_long:")
     st.page_link(page_path("checklist"), label="Open the checklist", icon=":material/checklist:")
 
 with st.expander("Accepted column headers"):
