@@ -26,8 +26,12 @@ with st.expander("Options: thresholds, consent policy, time zone"):
                                     disabled=config_file is None or state.import_running()):
         importer.apply_config(ws, config_file)
 
-if st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
-             disabled=not (browser_files or server_files) or state.import_running()):
+# The click is recorded by the button's callback, not read from its return value: a click's run can
+# be interrupted before it reaches this line (e.g. by the rerun of an upload finishing meanwhile), and
+# the run that replaces it sees the button unclicked; the callback has run by then (see state.request_import).
+st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
+          disabled=not (browser_files or server_files) or state.import_running(), on_click=state.request_import)
+if state.take_import_request() and (browser_files or server_files) and not state.import_running():
     if importer.run_import(browser_files or [], server_files or [], config_file, assume_tz) is not None:
         st.rerun()  # draw every page element (buttons, sidebar) as "import running"
 
