@@ -309,15 +309,16 @@ def _generated(report: Mapping[str, Any]) -> str:
     return fmt.timestamp(when.timestamp())
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|"})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`[]<>|"})
 _MD_LINE_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\u2028": " ", "\u2029": " ", "\x0b": " ", "\x0c": " "})
 
 
 def md_text(value: Any) -> str:
     """Text for Markdown, taken literally: a value from the logs can neither open raw HTML, a link, an
-    image, code or emphasis, nor end a table cell or start a new line (a heading, a fake table row).
-    Each Markdown-special character gets a backslash (CommonMark shows it as itself); line breaks
-    become spaces."""
+    image or code, nor end a table cell or start a new line (a heading, a fake table row). Those
+    characters get a backslash (CommonMark shows it as the character itself); line breaks become
+    spaces. ``*`` and ``_`` are left alone: emphasis can only restyle a value, and file names and
+    ids are full of underscores."""
     return str(value).translate(_MD_LINE_BREAKS).translate(_MD_SPECIAL)
 
 

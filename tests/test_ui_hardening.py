@@ -95,7 +95,7 @@ def test_md_text_escapes_markup_and_table_syntax() -> None:
     assert md_text("<script>x</script>") == "\\<script\\>x\\</script\\>"
     assert md_text("[a](javascript:x)") == "\\[a\\](javascript:x)"
     assert md_text("l1\r\nl2\n# h") == "l1  l2 # h"
-    assert md_text("`code` *em* _u_") == "\\`code\\` \\*em\\* \\_u\\_"
+    assert md_text("`code` *em* _u_") == "\\`code\\` *em* _u_"
 
 
 def test_markdown_report_takes_log_values_literally(hostile_report: dict) -> None:

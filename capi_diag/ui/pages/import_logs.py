@@ -3,6 +3,7 @@
 import streamlit as st
 
 from capi_diag import fmt
+from capi_diag.report import md_text
 from capi_diag.schema import contract_rows
 from capi_diag.ui import importer, layout, navigation, state, views
 from capi_diag.ui.navigation import page_path
@@ -43,7 +44,7 @@ elif job is not None and job.failed:
     # the import report below would describe the previous data, not these files: leave it out
     st.error(f"**{job.error_title}.** {job.error}", icon=":material/error:")
     if ws is not None:
-        kept = "the demo data" if ws.is_demo else ", ".join(n for names in ws.files.values() for n in names)
+        kept = "the demo data" if ws.is_demo else md_text(", ".join(n for names in ws.files.values() for n in names))
         st.caption(f"Nothing was replaced: the other pages still show {kept}. Fix the file and import again.")
 elif ws is None:
     st.info("No data loaded yet: choose files above and press **Import and analyse**.",
@@ -61,14 +62,14 @@ else:
             col.metric(name, value)
         for i, fr in enumerate(info.get("file_reports") or []):
             tables = views.file_report_tables(fr)
-            with st.expander(f"{fr['name']}: {tables['headline']}", expanded=bool(fr.get("rows_rejected"))):
+            with st.expander(f"{md_text(fr['name'])}: {tables['headline']}", expanded=bool(fr.get("rows_rejected"))):
                 for warning in fr.get("warnings") or []:
                     st.warning(warning, icon=":material/warning:")
                 st.markdown("**Column mapping** (your header → canonical field)")
                 layout.table(tables["mapping"], key=f"mapping_{role}_{i}")
                 if fr.get("unknown_columns"):
                     st.markdown("**Unknown columns** (kept in `extra`, not analysed): "
-                                + ", ".join(f"`{c}`" for c in fr["unknown_columns"]))
+                                + ", ".join(md_text(c) for c in fr["unknown_columns"]))
                 if not tables["rejected"].empty:
                     st.markdown("**Rejected rows by reason**")
                     layout.table(tables["rejected"], key=f"rejected_{role}_{i}")
