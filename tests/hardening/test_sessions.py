@@ -92,13 +92,13 @@ async def _session(browser, url: str, i: int, files: dict[str, Path], want: dict
         await page.wait_for_selector('[data-testid="stSidebarNav"] a', timeout=WAIT_MS)
         await _nav(page, "Import")
         await page.wait_for_selector("h1:has-text('Import your logs')", timeout=WAIT_MS)
-        for role in ("browser", "server"):
+        for role in ("browser", "server"):  # one file after the other, each listed before the next
             await page.locator(f".st-key-upload_{role} input[type=file]").set_input_files(str(files[role]))
-        for role in ("browser", "server"):
             await page.wait_for_selector(f".st-key-upload_{role} [data-testid='stFileChipName']", timeout=WAIT_MS)
         # both files listed: click now, as a person does (no waiting for the page to settle)
         await page.locator(".st-key-run_import button").click()
         clicked = time.monotonic()
+        result["clicked"] = True
         await page.wait_for_function(
             "(want) => document.querySelector('h1') && document.querySelector('h1').innerText.includes("
             "'Pre-launch checklist') && [...document.querySelectorAll('[data-testid=\"stMetric\"]')].some("
@@ -133,7 +133,8 @@ async def _session(browser, url: str, i: int, files: dict[str, Path], want: dict
             sidebar = await page.locator('[data-testid="stSidebar"]').inner_text(timeout=10_000)
             main = await page.locator('[data-testid="stMain"]').inner_text(timeout=10_000)
             imported = files["server"].name in sidebar
-            result["kind"] = ("lost click" if "seconds" not in result and not imported else
+            result["kind"] = ("before the click" if not result.get("clicked") else
+                              "lost click" if "seconds" not in result and not imported else
                               "blank page after the import" if imported and not main.strip() else "other")
         except Exception:  # noqa: BLE001
             result["kind"] = "other"
