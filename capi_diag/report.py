@@ -309,11 +309,22 @@ def _generated(report: Mapping[str, Any]) -> str:
     return fmt.timestamp(when.timestamp())
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`[]<>|"})
+_MD_LINE_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\u2028": " ", "\u2029": " ", "\x0b": " ", "\x0c": " "})
+
+
+def md_text(value: Any) -> str:
+    """Text for Markdown, taken literally: a value from the logs can neither open raw HTML, a link, an
+    image or code, nor end a table cell or start a new line (a heading, a fake table row). Those
+    characters get a backslash (CommonMark shows it as the character itself); line breaks become
+    spaces. ``*`` and ``_`` are left alone: emphasis can only restyle a value, and file names and
+    ids are full of underscores."""
+    return str(value).translate(_MD_LINE_BREAKS).translate(_MD_SPECIAL)
+
+
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    out = ["| " + " | ".join(md_text(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(md_text(v) for v in r) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -322,26 +333,29 @@ def _failing(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def to_markdown(report: Mapping[str, Any], config: Config | None = None) -> str:
-    parts = ["# capi-diag report", "", f"Generated {_generated(report)}. {_filters_sentence(report)}", ""]
+    parts = ["# capi-diag report", "",
+             f"Generated {md_text(_generated(report))}. {md_text(_filters_sentence(report))}", ""]
     if report.get("checklist"):
         _, text, note = verdict_lines(report)
-        parts += ["## Pre-launch checklist", "", f"**{text}.**" + (f" {note[:1].upper()}{note[1:]}." if note else ""),
+        note = f" {md_text(note[:1].upper() + note[1:])}." if note else ""
+        parts += ["## Pre-launch checklist", "", f"**{md_text(text)}.**" + note,
                   "", _md_table(_CHECK_HEADERS, _check_rows(report)), ""]
         for item in _failing(report):
-            parts.append(f"- **{item['title']}** ({labels.STATUSES[item['status']].lower()}): "
-                         f"{item.get('explanation') or ''} Fix: {item.get('fix') or ''}".replace("  ", " "))
+            parts.append(f"- **{md_text(item['title'])}** ({labels.STATUSES[item['status']].lower()}): "
+                         f"{md_text(item.get('explanation') or '')} Fix: {md_text(item.get('fix') or '')}"
+                         .replace("  ", " "))
         parts.append("")
     parts += ["## Inputs", "", _md_table(_INPUT_HEADERS, _inputs_rows(report)), ""]
     for section, title, entries in _explanations(report, config):
-        parts += [f"## {title}", ""]
+        parts += [f"## {md_text(title)}", ""]
         for e in entries:
-            fix = f" Fix: {e['fix']}" if e.get("fix") else ""
-            parts.append(f"- **{e['label']}: {entry_value(e)}**. {e['text']}{fix}")
+            fix = f" Fix: {md_text(e['fix'])}" if e.get("fix") else ""
+            parts.append(f"- **{md_text(e['label'])}: {md_text(entry_value(e))}**. {md_text(e['text'])}{fix}")
         for name, rows in _examples(report[section]).items():
             headers, cells = example_table(rows)
-            parts += ["", example_title(name, len(rows)), "", _md_table(headers, cells)]
+            parts += ["", md_text(example_title(name, len(rows))), "", _md_table(headers, cells)]
         parts.append("")
-    parts += [f"Field codes: {labels.field_legend()}.", ""]
+    parts += [f"Field codes: {md_text(labels.field_legend())}.", ""]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -64,8 +64,9 @@ def streamlit_command(port: int, address: str) -> list[str]:
                          "reinstall capi-diag (pip install --force-reinstall capi-diag).")
     return [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.port", str(port), "--server.address", address,
-            # an installed package does not change while it runs: no file watcher on site-packages
-            "--server.fileWatcherType", "none"]
+            # the same as .streamlit/config.toml: no file watcher (an installed package does not
+            # change while it runs; watching site-packages overflowed inotify under load), no rerun on save
+            "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
 
 
 def check_port(port: int, address: str) -> None:

@@ -17,6 +17,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from capi_diag import diagnostics, fmt, labels
@@ -29,6 +30,9 @@ from capi_diag.ui import views
 LOOKUP_LIMIT = 50
 """Rows per log shown for one looked-up id (an id reused thousands of times is a finding itself)."""
 ALL = "(all findings)"
+FORMULA_START = r"\A[=+\-@\t\r]"
+"""A cell a spreadsheet would take for a formula (OWASP's CSV injection list): ``=``, ``+``, ``-``,
+``@``, tab or carriage return first."""
 
 
 def all_failing_rows(ds: Dataset, config: Config) -> ir.Table | None:
@@ -114,8 +118,23 @@ def finding_csv(ds: Dataset, config: Config, choice: Choice | None = None, *,
     table = table.append_column("finding_label", pa.array(names, pa.string()))
     table = table.append_column("filters", pa.array([describe_filters(filters)] * table.num_rows, pa.string()))
     buf = io.BytesIO()
-    pacsv.write_csv(table, buf)
+    pacsv.write_csv(neutralize_formulas(table), buf)
     return buf.getvalue()
+
+
+def neutralize_formulas(table: pa.Table) -> pa.Table:
+    """Every text cell a spreadsheet would run as a formula (:data:`FORMULA_START`) prefixed with
+    ``'``, which Excel, LibreOffice and Google Sheets show as text: a log value such as
+    ``=HYPERLINK(...)`` or ``@SUM(...)`` opens as the text it was. Numbers stay numbers (a negative
+    number is a number column, not text); a text cell such as ``-5`` reads ``'-5``."""
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
+        risky = pc.fill_null(pc.match_substring_regex(col, FORMULA_START), False)
+        if pc.any(risky).as_py():
+            table = table.set_column(i, name, pc.if_else(risky, pc.binary_join_element_wise("'", col, ""), col))
+    return table
 
 
 def csv_name(choice: Choice | None, filters: Filters | None = None) -> str:

@@ -16,7 +16,7 @@ import streamlit as st
 
 from capi_diag import fmt, resources
 from capi_diag.errors import CapiDiagError
-from capi_diag.report import describe_filters
+from capi_diag.report import describe_filters, md_text
 from capi_diag.ui import state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -132,7 +132,7 @@ def import_progress(*, compact: bool = False) -> None:
             if not job.collected:
                 st.rerun()
             return
-        names = ", ".join([*job.files["browser"], *job.files["server"]])
+        names = md_text(", ".join([*job.files["browser"], *job.files["server"]]))  # file names, taken literally
         text = f"{job.message} ({fmt.duration(round(job.elapsed))} so far)"
         if compact:
             st.caption(f"Importing {names}")
@@ -157,9 +157,9 @@ def _data_label(ws: state.Workspace | None) -> None:
     st.markdown(":blue-background[**Your data**]")
     for role in ("browser", "server"):
         names = [Path(n).name for n in files.get(role) or []]
-        st.caption(f"{role.capitalize()}: " + (", ".join(names) if names else "no file"))
+        st.caption(f"{role.capitalize()}: " + (md_text(", ".join(names)) if names else "no file"))
     if ws.config_name:
-        st.caption(f"Config: {Path(ws.config_name).name}")
+        st.caption(f"Config: {md_text(Path(ws.config_name).name)}")
 
 
 def _filters(ws: state.Workspace) -> None:

@@ -60,6 +60,7 @@ WORKSPACE_KEY = "capi_workspace"
 EMPTY_KEY = "capi_session_emptied"
 NOTICE_KEY = "capi_notice"
 JOB_KEY = "capi_import_job"
+REQUEST_KEY = "capi_import_requested"
 EPOCH_KEY = "capi_filter_epoch"
 FILTER_NAMES = ("dates", "event_names", "pixel_ids")
 
@@ -595,6 +596,24 @@ def start_import(browser: Sequence[Upload], server: Sequence[Upload], *, config:
     return job
 
 
+def request_import() -> None:
+    """The "Import and analyse" button's callback: remember the click for the Import page.
+
+    A button's value is True only in the run its click starts, and Streamlit abandons a run when
+    another rerun request arrives before it ends (an upload finishing, another click): the run that
+    replaces it sees the button unclicked. With several sessions at work a run takes long enough for
+    that to happen, and the click was lost without a word (issue 14). Callbacks run before the script,
+    so the request outlives an abandoned run; the page takes it (:func:`take_import_request`) in the
+    first run that reaches the button.
+    """
+    st.session_state[REQUEST_KEY] = True
+
+
+def take_import_request() -> bool:
+    """Whether "Import and analyse" was clicked since the page last looked (and forget the click)."""
+    return bool(st.session_state.pop(REQUEST_KEY, False))
+
+
 def import_job() -> ImportJob | None:
     return st.session_state.get(JOB_KEY)
 
@@ -607,6 +626,7 @@ def import_running() -> bool:
 def cancel_import() -> None:
     """Forget this session's import: a running one is abandoned (its database is closed when it
     ends), a finished one that was not collected is closed now."""
+    st.session_state.pop(REQUEST_KEY, None)
     job = st.session_state.pop(JOB_KEY, None)
     if job is None:
         return

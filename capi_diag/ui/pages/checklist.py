@@ -1,6 +1,8 @@
 """Checklist (home): the verdict first, then what blocks launch, then the warnings, with the fix for
 each item and the page that explains it; passing items collapsed."""
 
+import html
+
 import streamlit as st
 
 from capi_diag import checklist, fmt
@@ -37,7 +39,8 @@ c4.metric("Skew, 95th percentile", fmt.duration(figures["skew_p95_abs_s"]),
           help="95 % of paired dedup keys have browser and server event_time at most this far apart.")
 c5.metric("EMQ estimate", fmt.score(figures["emq_estimate"]),
           help="capi-diag's transparent estimate of Event Match Quality (Meta publishes no formula).")
-c5.markdown((layout.status_chip(emq_status) + " " if emq_status else "") + emq_caption, unsafe_allow_html=True)
+c5.markdown((layout.status_chip(emq_status) + " " if emq_status else "") + html.escape(emq_caption),
+            unsafe_allow_html=True)
 
 
 def _item(item: dict) -> None:

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from capi_diag import fmt
+from capi_diag.report import md_text
 from capi_diag.schema import contract_rows
 from capi_diag.ui import importer, layout, navigation, state, views
 from capi_diag.ui.navigation import page_path
@@ -37,8 +38,12 @@ with st.expander("Options: thresholds, consent policy, time zone"):
                                     disabled=config_file is None or state.import_running()):
         importer.apply_config(ws, config_file)
 
-if st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
-             disabled=not (browser_files or server_files) or state.import_running()):
+# The click is recorded by the button's callback, not read from its return value: a click's run can
+# be interrupted before it reaches this line (e.g. by the rerun of an upload finishing meanwhile), and
+# the run that replaces it sees the button unclicked; the callback has run by then (see state.request_import).
+st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
+          disabled=not (browser_files or server_files) or state.import_running(), on_click=state.request_import)
+if state.take_import_request() and (browser_files or server_files) and not state.import_running():
     if importer.run_import(browser_files or [], server_files or [], config_file, assume_tz,
                            orders=orders_files or [], send_log=send_files or []) is not None:
         st.rerun()  # draw every page element (buttons, sidebar) as "import running"
@@ -51,7 +56,7 @@ elif job is not None and job.failed:
     # the import report below would describe the previous data, not these files: leave it out
     st.error(f"**{job.error_title}.** {job.error}", icon=":material/error:")
     if ws is not None:
-        kept = "the demo data" if ws.is_demo else ", ".join(n for names in ws.files.values() for n in names)
+        kept = "the demo data" if ws.is_demo else md_text(", ".join(n for names in ws.files.values() for n in names))
         st.caption(f"Nothing was replaced: the other pages still show {kept}. Fix the file and import again.")
 elif ws is None:
     st.info("No data loaded yet: choose files above and press **Import and analyse**.",
@@ -69,14 +74,14 @@ else:
             col.metric(name, value)
         for i, fr in enumerate(info.get("file_reports") or []):
             tables = views.file_report_tables(fr)
-            with st.expander(f"{fr['name']}: {tables['headline']}", expanded=bool(fr.get("rows_rejected"))):
+            with st.expander(f"{md_text(fr['name'])}: {tables['headline']}", expanded=bool(fr.get("rows_rejected"))):
                 for warning in fr.get("warnings") or []:
                     st.warning(warning, icon=":material/warning:")
                 st.markdown("**Column mapping** (your header → canonical field)")
                 layout.table(tables["mapping"], key=f"mapping_{role}_{i}")
                 if fr.get("unknown_columns"):
                     st.markdown("**Unknown columns** (kept in `extra`, not analysed): "
-                                + ", ".join(f"`{c}`" for c in fr["unknown_columns"]))
+                                + ", ".join(md_text(c) for c in fr["unknown_columns"]))
                 if not tables["rejected"].empty:
                     st.markdown("**Rejected rows by reason**")
                     layout.table(tables["rejected"], key=f"rejected_{role}_{i}")

@@ -1,5 +1,7 @@
 """Match keys & EMQ: can Meta match each server event to a person, and what would raise the score."""
 
+import html
+
 import streamlit as st
 
 from capi_diag import fmt, labels
@@ -21,7 +23,7 @@ if not layout.not_evaluated(emq_result, "EMQ estimate"):
     c1, c2 = st.columns(2)
     c1.metric("EMQ estimate", fmt.score(emq_result.get("estimate")),
               help=f"0 to 10; the target is {float(emq_result.get('target') or 6.0):.1f}.")
-    c2.markdown((layout.status_chip(status) + " " if status else "") + caption, unsafe_allow_html=True)
+    c2.markdown((layout.status_chip(status) + " " if status else "") + html.escape(caption), unsafe_allow_html=True)
     st.caption("An estimate: Meta publishes no formula. The weights are capi-diag's, documented with the project.")
     st.plotly_chart(charts.emq_by_event(views.emq_by_event(emq_result), float(emq_result.get("target") or 6.0)),
                     key="emq_by_event")
