@@ -408,6 +408,8 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
     sql = (f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {opts})")
     try:
         db.execute(sql, [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.InvalidInputException as e:
         msg = str(e)
         if "unicode" in msg.lower() or "utf-8" in msg.lower():
@@ -422,6 +424,8 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
                            f"{', encoding=' + repr(encoding) if encoding == 'utf-16' else ''})",
                            [inp.uri])
         report.delimiter = sniff[0] if sniff else None
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error:
         report.delimiter = None
     headers = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
@@ -456,6 +460,8 @@ def _stage_json_lines(db: Database, inp: _Input) -> None:
             WITH t AS (SELECT string_split(replace(content, chr(13), ''), chr(10)) AS parts FROM read_text(?))
             SELECT CAST(unnest(generate_series(1, len(parts))) AS BIGINT) AS _line, unnest(parts) AS l
             FROM t""", [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.InvalidInputException as e:
         if "unicode" in str(e).lower() or "utf-8" in str(e).lower():
             raise _Reencode() from None
@@ -468,6 +474,8 @@ def _stage_json_lines(db: Database, inp: _Input) -> None:
             db.execute("""CREATE OR REPLACE TEMP TABLE _capi_lines AS
                 SELECT CAST(rowid + 1 AS BIGINT) AS _line, CAST(json AS VARCHAR) AS l
                 FROM read_json_objects(?, format='auto', compression='auto')""", [inp.uri])
+        except duckdb.OutOfMemoryException:
+            raise
         except duckdb.Error:
             raise IngestError(f"{inp.label}: is neither JSON Lines nor a JSON document. "
                               "Write one event object (or one request body) per line.") from None
@@ -508,6 +516,8 @@ def _stage_parquet(db: Database, inp: _Input) -> list[str]:
         with db.lock:
             rel = db.con.sql(f"SELECT * FROM read_parquet({_quote_str(inp.uri)}) LIMIT 0")
             columns = list(zip(rel.columns, rel.types, strict=True))
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as e:
         raise IngestError(f"{inp.label}: is not a readable Parquet file ({str(e).splitlines()[0]}). "
                           "Export it again, or use CSV or JSON Lines.") from None
@@ -526,6 +536,8 @@ def _stage_parquet(db: Database, inp: _Input) -> list[str]:
         db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_stage AS
             SELECT {body}, CAST(file_row_number + 1 AS BIGINT) AS _line, false AS _malformed
             FROM read_parquet(?, file_row_number=true)""", [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as e:
         raise IngestError(f"{inp.label}: is not a readable Parquet file ({str(e).splitlines()[0]}). "
                           "Export it again, or use CSV or JSON Lines.") from None
@@ -730,6 +742,15 @@ def import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sour
     Several files per role are combined, in the order given (``file_index``). Raises
     :class:`IngestError` for an unusable file, :class:`ConfigError` for an unknown ``assume_tz``.
     """
+    try:
+        return _import_logs(db, browser=browser, server=server, assume_tz=assume_tz, progress=progress)
+    except duckdb.OutOfMemoryException as e:
+        raise db.limit_error(e) from None
+
+
+def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Source],
+                 server: Sequence[str | os.PathLike[str] | Source], assume_tz: str,
+                 progress: ProgressFn | None) -> Dataset:
     with db.lock:
         _check_tz(db, assume_tz)
         for stmt in _MACROS.strip().split(";"):
