@@ -34,6 +34,7 @@ import gzip
 import json
 import os
 import re
+import secrets
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ from typing import Any
 
 import duckdb
 
+from capi_diag import pii
 from capi_diag.dataset import Dataset
 from capi_diag.db import Database
 from capi_diag.errors import ConfigError, IngestError
@@ -232,6 +234,15 @@ class _Input:
             self._memory_paths.clear()
 
 
+def _pii_key(db: Database) -> str:
+    """The random key of this database's PII fingerprints (kept in memory only, see capi_diag.pii)."""
+    key = getattr(db, "_capi_pii_key", None)
+    if key is None:
+        key = secrets.token_hex(32)
+        db._capi_pii_key = key  # type: ignore[attr-defined]
+    return key
+
+
 def _memory_fs(db: Database):
     """An fsspec in-memory filesystem registered with this connection (uploads, transcoded text)."""
     fs = getattr(db, "_capi_memory_fs", None)
@@ -346,6 +357,10 @@ def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str,
         s = src.get(f.name)
         if s is None:
             exprs[f.name] = f"CAST(NULL AS {f.kind.value})"
+        elif f.kind is Kind.LIST and f.name in pii.MASKED_AT_REST:
+            # raw emails and phones are never stored: see capi_diag.pii
+            exprs[f.name] = (f"list_transform(capi_list_clean(capi_list_raw({s})), "
+                             f"lambda x: capi_pii_at_rest({_quote_str(f.name)}, x))")
         elif f.kind is Kind.LIST:
             exprs[f.name] = f"capi_list_clean(capi_list_raw({s}))"
         elif f.name.startswith("consent_") and f.name != "consent_region":
@@ -753,7 +768,7 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
                  progress: ProgressFn | None) -> Dataset:
     with db.lock:
         _check_tz(db, assume_tz)
-        for stmt in _MACROS.strip().split(";"):
+        for stmt in (_MACROS + pii.sql_macros(_pii_key(db))).strip().split(";"):
             if stmt.strip():
                 db.execute(stmt)
         present: dict[str, frozenset[str]] = {}

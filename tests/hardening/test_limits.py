@@ -30,10 +30,12 @@ DEADLINE_S = 900
 
 def _repeat(con: duckdb.DuckDBPyConnection, src: Path, dest: Path, id_col: str, copies: int) -> int:
     q = '"' + id_col + '"'
+    con.execute("CREATE OR REPLACE TABLE demo AS SELECT * FROM read_csv(?, all_varchar = true, header = true)",
+                [str(src)])
     con.execute(f"""COPY (SELECT * REPLACE ({q} || '-' || CAST(k AS VARCHAR) AS {q})
-                    FROM read_csv(?, all_varchar = true, header = true), range({copies}) AS r(k))
-                    TO '{dest}' (FORMAT csv, HEADER true)""", [str(src)])
-    return int(con.execute("SELECT count(*) FROM read_csv(?, all_varchar = true)", [str(dest)]).fetchone()[0])
+                    FROM range({copies}) AS r(k), demo)
+                    TO '{str(dest).replace("'", "''")}' (FORMAT csv, HEADER true)""")
+    return int(con.execute("SELECT count(*) * ? FROM demo", [copies]).fetchone()[0])
 
 
 def make_logs(folder: Path, target_bytes: int) -> tuple[Path, Path, dict[str, int]]:
@@ -42,6 +44,7 @@ def make_logs(folder: Path, target_bytes: int) -> tuple[Path, Path, dict[str, in
     con = duckdb.connect()
     try:
         con.execute("SET memory_limit = '1GB'")
+        con.execute("SET preserve_insertion_order = false")
         con.execute("SET temp_directory = ?", [str(folder / "gen_spill")])
         rows_b = _repeat(con, demo_b, folder / "browser.csv", "eventID", copies)
         rows_s = _repeat(con, demo_s, folder / "server.csv", "event_id", copies)
