@@ -63,6 +63,8 @@ from capi_diag.schema import (
 )
 
 HEAD_BYTES = 65536
+MAX_LINE_BYTES = 32 * 1024 * 1024
+"""The longest CSV line read (a 10 MB cell fits); a longer one is a malformed row."""
 EXAMPLES = 20
 REJECT_REASONS = ("malformed_row", "event_name_empty", "event_time_empty", "event_time_unreadable",
                   "event_time_implausible")
@@ -415,9 +417,11 @@ def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str,
 
 def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> tuple[list[str], int]:
     """Stage a CSV file as all-VARCHAR columns; returns (headers, malformed rows)."""
-    opts = ("all_varchar=true, header=true, auto_detect=true, ignore_errors=true, store_rejects=true, "
-            "rejects_table='_capi_rej', rejects_scan='_capi_rejscan', max_line_size=33554432, "
-            "compression='auto', sample_size=20480")
+    # DuckDB's read buffer defaults to 16 x max_line_size (512 MiB here), one allocation that alone
+    # breaks a small memory_limit; 2 x still holds any line up to max_line_size.
+    opts = (f"all_varchar=true, header=true, auto_detect=true, max_line_size={MAX_LINE_BYTES}, "
+            f"buffer_size={2 * MAX_LINE_BYTES}, compression='auto', sample_size=20480, ignore_errors=true, "
+            "store_rejects=true, rejects_table='_capi_rej', rejects_scan='_capi_rejscan'")
     if encoding == "utf-16":
         opts += ", encoding='utf-16'"
     sql = (f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {opts})")
