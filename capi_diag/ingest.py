@@ -29,8 +29,10 @@ spans lines, or a malformed row before it, shifts later rows' numbers); for JSON
 
 from __future__ import annotations
 
+import csv
 import difflib
 import gzip
+import io
 import json
 import os
 import re
@@ -127,11 +129,12 @@ CREATE OR REPLACE TEMP MACRO capi_time_unit(s, tz) AS
               CASE WHEN abs(capi_num(s)) >= 100000000000000 THEN 'us'
                    WHEN abs(capi_num(s)) >= 100000000000 THEN 'ms' ELSE 's' END
          WHEN capi_iso(s, tz) IS NOT NULL THEN 'iso' END;
+CREATE OR REPLACE TEMP MACRO capi_clamp(x) AS CASE WHEN x IS NOT NULL THEN greatest(-1e15, least(1e15, x)) END;
 CREATE OR REPLACE TEMP MACRO capi_time_s(s, unit, tz) AS
-    CAST(floor(CASE unit WHEN 's' THEN capi_num(s)
+    CAST(floor(capi_clamp(CASE unit WHEN 's' THEN capi_num(s)
                          WHEN 'ms' THEN capi_num(s) / 1000
                          WHEN 'us' THEN capi_num(s) / 1000000
-                         WHEN 'iso' THEN epoch(capi_iso(s, tz)) END) AS BIGINT);
+                         WHEN 'iso' THEN epoch(capi_iso(s, tz)) END)) AS BIGINT);
 CREATE OR REPLACE TEMP MACRO capi_list_raw(s) AS
     CASE WHEN s IS NULL THEN NULL
          WHEN regexp_full_match(s, '(?s)\s*\[.*\]\s*') AND json_valid(s) THEN from_json(trim(s), '["VARCHAR"]')
@@ -167,6 +170,7 @@ class _Input:
         self.label = f"{role.value} log '{src.name}'"
         self._memory_paths: list[str] = []
         self.decoded = False
+        self.text_head: str | None = None
         self.uri = self._resolve()
 
     def _resolve(self) -> str:
@@ -221,7 +225,8 @@ class _Input:
         return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
     def replace_with_text(self, text: str) -> None:
-        """Use UTF-8 text decoded in Python (UTF-16 JSON, Windows-1252) instead of the original bytes."""
+        """Use UTF-8 text decoded in Python (UTF-16, Windows-1252) instead of the original bytes."""
+        self.text_head = text[:HEAD_BYTES]
         self.uri = self._to_memory(text.encode("utf-8"), self.src.name.removesuffix(".gz"))
         self.decoded = True
 
@@ -422,8 +427,6 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
     opts = (f"all_varchar=true, header=true, auto_detect=true, max_line_size={MAX_LINE_BYTES}, "
             f"buffer_size={2 * MAX_LINE_BYTES}, compression='auto', sample_size=20480, ignore_errors=true, "
             "store_rejects=true, rejects_table='_capi_rej', rejects_scan='_capi_rejscan'")
-    if encoding == "utf-16":
-        opts += ", encoding='utf-16'"
     sql = (f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {opts})")
     try:
         db.execute(sql, [inp.uri])
@@ -431,22 +434,38 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
         raise
     except duckdb.InvalidInputException as e:
         msg = str(e)
-        if "unicode" in msg.lower() or "utf-8" in msg.lower():
+        if "invalid unicode" in msg.lower():
             raise _Reencode() from None
-        raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({msg.splitlines()[0]}). "
-                          "Check that it is a delimited text export with a header row.") from None
+        explicit = _explicit_dialect(inp) if "sniffing" in msg.lower() else None
+        if explicit is None:
+            raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({msg.splitlines()[0]}). "
+                              "Check that it is a delimited text export with a header row.") from None
+        # DuckDB's sniffer gave up (odd rows in its sample): read with the delimiter and the columns of
+        # the header line instead; rows that do not fit are still rejected one by one
+        delim, columns = explicit
+        opts = opts.replace("all_varchar=true, header=true, auto_detect=true",
+                            f"header=true, auto_detect=false, columns={columns}, delim={_quote_str(delim)}, "
+                            "quote='\"', escape='\"'")
+        try:
+            db.execute(f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {opts})", [inp.uri])
+        except duckdb.OutOfMemoryException:
+            raise
+        except duckdb.Error as e2:
+            raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({str(e2).splitlines()[0]}). "
+                              "Check that it is a delimited text export with a header row.") from None
+        report.delimiter = delim
     except duckdb.Error as e:
         raise IngestError(f"{inp.label}: could not be read as CSV ({str(e).splitlines()[0]}). "
                           "Check that it is a delimited text export with a header row.") from None
-    try:
-        sniff = db.fetchone(f"SELECT Delimiter FROM sniff_csv(?, {opts.split(', store_rejects')[0]}"
-                           f"{', encoding=' + repr(encoding) if encoding == 'utf-16' else ''})",
-                           [inp.uri])
-        report.delimiter = sniff[0] if sniff else None
-    except duckdb.OutOfMemoryException:
-        raise
-    except duckdb.Error:
-        report.delimiter = None
+    if report.delimiter is None:
+        try:
+            sniff = db.fetchone(f"SELECT Delimiter FROM sniff_csv(?, {opts.split(', ignore_errors')[0]})",
+                                [inp.uri])
+            report.delimiter = sniff[0] if sniff else None
+        except duckdb.OutOfMemoryException:
+            raise
+        except duckdb.Error:
+            report.delimiter = None
     headers = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
     headers = [h.lstrip("\ufeff") for h in headers]
     malformed = db.fetchall("SELECT DISTINCT line FROM _capi_rej ORDER BY line")
@@ -466,6 +485,31 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
     return headers, len(malformed)
 
 
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _explicit_dialect(inp: _Input) -> tuple[str, str] | None:
+    """The delimiter found most often on the header line and DuckDB's ``columns`` for the header's
+    names (all VARCHAR; an empty name becomes ``column<i>``, a repeated one gets ``_<n>``), or None."""
+    text = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
+    text = text.lstrip("\ufeff")
+    first = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    delim = max(CSV_DELIMITERS, key=first.count)
+    if not first.count(delim):
+        return None
+    header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delim), [])
+    names: list[str] = []
+    for i, h in enumerate(header):
+        name = h or f"column{i}"
+        base, k = name, 1
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    if not names:
+        return None
+    return delim, "{" + ", ".join(f"{_quote_str(n)}: 'VARCHAR'" for n in names) + "}"
+
+
 class _Reencode(Exception):
     """The bytes are not valid UTF-8 after all: decode them as Windows-1252."""
 
@@ -482,7 +526,7 @@ def _stage_json_lines(db: Database, inp: _Input) -> None:
     except duckdb.OutOfMemoryException:
         raise
     except duckdb.InvalidInputException as e:
-        if "unicode" in str(e).lower() or "utf-8" in str(e).lower():
+        if "invalid unicode" in str(e).lower():
             raise _Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as JSON Lines ({str(e).splitlines()[0]}).") from None
     db.execute("DELETE FROM _capi_lines WHERE l IS NULL OR regexp_full_match(l, '\\s*')")
@@ -626,14 +670,18 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
             headers = _stage_parquet(db, inp)
         else:
             report.encoding = _detect_encoding(inp.label, head)
-            if report.encoding == "windows-1252" or (report.encoding == "utf-16" and report.format == "json"):
+            if report.encoding in ("windows-1252", "utf-16"):
                 _transcode(inp, report)
             try:
                 _stage_text(db, inp, report)
             except _Reencode:
                 report.encoding = "windows-1252"
                 _transcode(inp, report)
-                _stage_text(db, inp, report)
+                try:
+                    _stage_text(db, inp, report)
+                except _Reencode:
+                    raise IngestError(f"{inp.label}: its text cannot be decoded (neither UTF-8 nor "
+                                      "Windows-1252). Export the log again as UTF-8.") from None
         if report.format == "json":
             headers = _flatten_json_stage(db, _json_headers(db))
         elif report.format == "csv":
@@ -690,7 +738,7 @@ def _stage_text(db: Database, inp: _Input, report: FileReport) -> None:
     if report.format == "json":
         _stage_json_lines(db, inp)
         return
-    _stage_csv(db, inp, "utf-16" if report.encoding == "utf-16" else "utf-8", report)
+    _stage_csv(db, inp, "utf-8", report)
 
 
 def _transcode(inp: _Input, report: FileReport) -> None:
