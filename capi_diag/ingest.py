@@ -421,51 +421,50 @@ def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str,
 # -- staging per format ----------------------------------------------------------------------------
 
 def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> tuple[list[str], int]:
-    """Stage a CSV file as all-VARCHAR columns; returns (headers, malformed rows)."""
+    """Stage a CSV file as all-VARCHAR columns; returns (headers, malformed rows).
+
+    DuckDB's sniffer picks the dialect, except where it is known to go wrong, when the file is read with
+    the delimiter and the column names of its header line and the RFC 4180 quote instead (rows that
+    do not fit are still rejected one by one): when the sniffer gives up (odd rows in its sample), and
+    when it settles on "no quote" although the text has quotes (a quote opened and never closed on
+    the last line does that, and every quoted field, quoted newlines included, would be misread)."""
     # DuckDB's read buffer defaults to 16 x max_line_size (512 MiB here), one allocation that alone
     # breaks a small memory_limit; 2 x still holds any line up to max_line_size.
-    opts = (f"all_varchar=true, header=true, auto_detect=true, max_line_size={MAX_LINE_BYTES}, "
-            f"buffer_size={2 * MAX_LINE_BYTES}, compression='auto', sample_size=20480, ignore_errors=true, "
-            "store_rejects=true, rejects_table='_capi_rej', rejects_scan='_capi_rejscan'")
-    sql = (f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {opts})")
+    detect = "all_varchar=true, header=true, auto_detect=true"
+    rest = (f"max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}, compression='auto', "
+            "sample_size=20480, ignore_errors=true")
+    rejects = "store_rejects=true, rejects_table='_capi_rej', rejects_scan='_capi_rejscan'"
+    explicit = None
     try:
-        db.execute(sql, [inp.uri])
+        sniff = db.fetchone(f"SELECT Delimiter, Quote FROM sniff_csv(?, {detect}, {rest})", [inp.uri])
+        report.delimiter = sniff[0]
+        head = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
+        if sniff[1] != '"' and '"' in head:
+            explicit = _explicit_dialect(inp)
     except duckdb.OutOfMemoryException:
         raise
-    except duckdb.InvalidInputException as e:
+    except duckdb.Error as e:
         msg = str(e)
         if "invalid unicode" in msg.lower():
             raise _Reencode() from None
-        explicit = _explicit_dialect(inp) if "sniffing" in msg.lower() else None
+        explicit = _explicit_dialect(inp)
         if explicit is None:
             raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({msg.splitlines()[0]}). "
                               "Check that it is a delimited text export with a header row.") from None
-        # DuckDB's sniffer gave up (odd rows in its sample): read with the delimiter and the columns of
-        # the header line instead; rows that do not fit are still rejected one by one
-        delim, columns = explicit
-        opts = opts.replace("all_varchar=true, header=true, auto_detect=true",
-                            f"header=true, auto_detect=false, columns={columns}, delim={_quote_str(delim)}, "
-                            "quote='\"', escape='\"'")
-        try:
-            db.execute(f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {opts})", [inp.uri])
-        except duckdb.OutOfMemoryException:
-            raise
-        except duckdb.Error as e2:
-            raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({str(e2).splitlines()[0]}). "
-                              "Check that it is a delimited text export with a header row.") from None
-        report.delimiter = delim
+    if explicit is not None:
+        report.delimiter, columns = explicit
+        detect = (f"header=true, auto_detect=false, columns={columns}, delim={_quote_str(report.delimiter)}, "
+                  "quote='\"', escape='\"'")
+    try:
+        db.execute(f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {detect}, {rest}, {rejects})",
+                   [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as e:
+        if "invalid unicode" in str(e).lower():
+            raise _Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as CSV ({str(e).splitlines()[0]}). "
                           "Check that it is a delimited text export with a header row.") from None
-    if report.delimiter is None:
-        try:
-            sniff = db.fetchone(f"SELECT Delimiter FROM sniff_csv(?, {opts.split(', ignore_errors')[0]})",
-                                [inp.uri])
-            report.delimiter = sniff[0] if sniff else None
-        except duckdb.OutOfMemoryException:
-            raise
-        except duckdb.Error:
-            report.delimiter = None
     headers = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
     headers = [h.lstrip("\ufeff") for h in headers]
     malformed = db.fetchall("SELECT DISTINCT line FROM _capi_rej ORDER BY line")
@@ -619,6 +618,10 @@ def _flatten_json_stage(db: Database, paths: dict[str, list[str]]) -> list[str]:
             structure.setdefault(parts[0], {})[parts[1]] = "VARCHAR"
     cols = ", ".join(
         f"_s.{'.'.join(_quote_ident(p) for p in parts)} AS {_quote_ident(h)}" for h, parts in paths.items())
+    if not structure:  # no event with a key (no line, or only broken ones): nothing to transform
+        db.execute("""CREATE OR REPLACE TEMP TABLE _capi_stage AS
+            SELECT _line, _malformed, _body_test_code FROM _capi_stage""")
+        return []
     db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_stage AS
         SELECT {cols + ', ' if cols else ''}_line, _malformed, _body_test_code
         FROM (SELECT *, CASE WHEN NOT _malformed THEN json_transform(_ev, {_quote_str(json.dumps(structure))})

@@ -17,6 +17,7 @@ non-ASCII digits; ``value`` as ``NaN``/``Infinity``/huge integers; raw emails an
 
 from __future__ import annotations
 
+import decimal
 import gzip
 import io
 import json
@@ -33,6 +34,10 @@ HOSTILE_TEXT = (
 )
 HOSTILE_HEADERS = ("'; DROP TABLE x; --", "<img src=x onerror=alert(1)>", "a\"b", "select * from t", "${jndi:x}",
                    "名前", "#", "1", "user_data.em.extra")
+
+
+ANY_REASON = "*"
+"""A row that must be rejected, for a reason a correct reader may judge either way."""
 
 
 @dataclass
@@ -79,8 +84,8 @@ BAD_TIMES: dict[str, st.SearchStrategy[Any]] = {
         "1e", "∞", "2026-11-17T25:00:00Z", "1794873602 1794873603",
     ]),
     "event_time_implausible": st.one_of(
-        st.sampled_from(["0", "-1", "-1794873602", "1", "946684799", "4102444800", "9999-12-31T23:59:59Z",
-                         "1970-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "2100-01-01T00:00:00Z",
+        st.sampled_from(["0", "-1", "-1794873602", "1", "946684799", "4102444801", "9999-12-31T23:59:59Z",
+                         "1970-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "2100-01-01T00:00:01Z",
                          "1e300", "-1e300", "99999999999999999999999999999999",
                          "1794873602000000000", "-0", "0.0", "1E5"]),
         st.integers(min_value=10 ** 20, max_value=10 ** 40).map(str),
@@ -160,7 +165,9 @@ def csv_files(draw) -> HostileFile:
     unclosed = bool(rs) and draw(st.integers(0, 3)) == 0
     if unclosed:
         lines.append(delim.join(["Purchase", '"1794873602'] + ["x"] * (len(headers) - 2)))
-        account_rows.append(Row("Purchase", "1794873602", reason="malformed_row"))
+        # DuckDB reads a quote left open at the end of the file to its end: the row is rejected, as
+        # malformed or for its unreadable event_time, either way counted
+        account_rows.append(Row("Purchase", "1794873602", reason=ANY_REASON))
     text = eol.join(lines) + (eol if draw(st.booleans()) else "")
     data = _encode(text, encoding)
     total, rejected = _account(account_rows)
@@ -222,7 +229,9 @@ def jsonl_files(draw) -> HostileFile:
                                        "[1, 2, 3]", "42", '"just a string"', "{'single': 'quotes'}",
                                        json.dumps(_deep(1000)), '{"event_name": "x", }', "\x7f\x7f"]))
         lines.insert(draw(st.integers(0, len(lines))), broken)
-        account_rows.append(Row("x", "x", reason="malformed_row"))
+        # a JSON array on a line is a batch of events: each of its items not an object is one bad row
+        for _ in range(3 if broken == "[1, 2, 3]" else 1):
+            account_rows.append(Row("x", "x", reason="malformed_row"))
     blank = draw(st.sampled_from(["", "   ", "\t"]))
     if draw(st.booleans()):
         lines.insert(draw(st.integers(0, len(lines))), blank)  # blank lines are not rows
@@ -277,7 +286,7 @@ def parquet_files(draw) -> HostileFile:
         time_arr = pa.array(times, {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}[time_type])
     n = len(rs)
     cols = {"event_name": name_arr, "event_time": time_arr,
-            "value": pa.array([1.5] * n, pa.decimal128(10, 2)) if draw(st.booleans()) else pa.array([None] * n, pa.null()),
+            "value": pa.array([decimal.Decimal("1.50")] * n, pa.decimal128(10, 2)) if draw(st.booleans()) else pa.array([None] * n, pa.null()),
             "user_data": pa.array([{"em": [r.extra["em"]], "ph": r.extra["ph"]} for r in rs],
                                   pa.struct([("em", pa.list_(pa.string())), ("ph", pa.string())])),
             "flags": pa.array([[True, False]] * n, pa.list_(pa.bool_())),
