@@ -439,7 +439,8 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
         sniff = db.fetchone(f"SELECT Delimiter, Quote FROM sniff_csv(?, {detect}, {rest})", [inp.uri])
         report.delimiter = sniff[0]
         head = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
-        if sniff[1] != '"' and '"' in head:
+        first = re.split(r"\r\n|\r|\n", head.lstrip("\ufeff"), maxsplit=1)[0]
+        if (sniff[1] != '"' and '"' in head) or sniff[0] not in first:
             explicit = _explicit_dialect(inp)
     except duckdb.OutOfMemoryException:
         raise
@@ -519,7 +520,8 @@ def _stage_json_lines(db: Database, inp: _Input) -> None:
         inp.replace_with_text(inp.all_bytes().decode("utf-8", errors="strict"))
     try:
         db.execute("""CREATE OR REPLACE TEMP TABLE _capi_lines AS
-            WITH t AS (SELECT string_split(replace(content, chr(13), ''), chr(10)) AS parts FROM read_text(?))
+            WITH t AS (SELECT string_split(replace(ltrim(content, chr(65279)), chr(13), ''), chr(10)) AS parts
+                       FROM read_text(?))
             SELECT CAST(unnest(generate_series(1, len(parts))) AS BIGINT) AS _line, unnest(parts) AS l
             FROM t""", [inp.uri])
     except duckdb.OutOfMemoryException:

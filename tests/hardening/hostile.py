@@ -113,7 +113,8 @@ def rows(draw, min_size: int = 0, max_size: int = 12) -> list[Row]:
         elif kind != "good":
             time, reason = draw(BAD_TIMES[kind]), kind
         extra = {
-            "event_id": draw(st.one_of(st.text(max_size=6), st.sampled_from(["00123", "1e5", "NaN", "-0"]))),
+            # a NUL byte marks a binary file (refused, see test_ingest): never in a text cell here
+            "event_id": draw(st.one_of(st.text(st.characters(exclude_characters="\x00"), max_size=6), st.sampled_from(["00123", "1e5", "NaN", "-0"]))),
             "em": draw(st.one_of(st.emails(), st.just(""), st.sampled_from(["John.Doe@Example.com", "a" * 64]))),
             "ph": draw(st.sampled_from(["+33 6 12 34 56 12", "(555) 867-5309", "", "null"])),
             "value": draw(st.sampled_from(["129.95", "129,95", "NaN", "Infinity", "-Infinity",
