@@ -64,3 +64,10 @@ def test_report_out_of_memory_exits_2_with_the_limit_named(capsys, monkeypatch):
     assert out.err.startswith("capi-diag: Memory limit reached: the import or report needed more memory than "
                               "DuckDB's memory_limit (976.5 KiB)")
     assert "Raise --memory-limit" in out.err
+
+
+def test_report_demo_completes_at_a_memory_limit_below_the_csv_buffer(capsys, monkeypatch):
+    # DuckDB's default CSV buffer (16 x max_line_size = 512 MiB) alone broke any smaller memory_limit
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    assert main(["report", "--demo", "--memory-limit", "300MB"]) in (0, 1)
+    assert capsys.readouterr().err == ""

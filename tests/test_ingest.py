@@ -338,3 +338,52 @@ def test_cli_report_json_has_inputs(tmp_path):
     assert rep["inputs"]["browser"]["rows_read"] == 2
     assert rep["inputs"]["browser"]["rows"] == 1
     assert rep["inputs"]["browser"]["rejected_reasons"] == {"event_name_empty": 1}
+
+
+# -- regressions found by the hostile-file generator (tests/hardening/test_hostile_files.py) ----------------
+
+def _reasons(ds, role="browser"):
+    info = ds.inputs[role]
+    return info["rows_read"], info["rows"], info["rejected_reasons"]
+
+
+def test_import_huge_event_time_numbers_are_implausible_not_a_crash(tmp_path):
+    text = ("event_name,event_time\nA,1700000000\nB,99999999999999999999999999999\nC,1e300\nD,-1e300\n"
+            "E,1794873602000000000\n")
+    ds, _ = _import(tmp_path, text)
+    assert _reasons(ds) == (5, 1, {"event_time_implausible": 4})
+
+
+def test_import_quote_left_open_on_the_last_line_keeps_quoted_newlines(tmp_path):
+    # the sniffer, seeing the open quote, would pick "no quote" and split the quoted newline in two
+    text = 'event_name,event_time,value\n"two\nlines",1700000000,"a,b"\nB,1700000001,1\nC,"1700000002,x\n'
+    ds, db = _import(tmp_path, text)
+    assert _reasons(ds)[:2] == (3, 2)
+    assert _rows(db, "SELECT event_name, value FROM browser_events ORDER BY line") == [("two\nlines", "a,b"),
+                                                                                      ("B", "1")]
+
+
+def test_import_utf16_csv_with_lone_cr_line_ends(tmp_path):
+    text = "event_name|event_time|value\rLead|1700000000|\"a\rb\"\rPurchase|1700000001|2\r"
+    ds, db = _import(tmp_path, text.encode("utf-16"))
+    assert _reasons(ds) == (2, 2, {})
+    assert ds.inputs["browser"]["file_reports"][0]["encoding"] == "utf-16"
+    assert _rows(db, "SELECT value FROM browser_events ORDER BY line") == [("a\rb",), ("2",)]
+
+
+def test_import_jsonl_with_a_bom_reads_its_first_line(tmp_path):
+    text = '\ufeff{"event_name": "A", "event_time": 1700000000}\n{"event_name": "B", "event_time": 1700000001}\n'
+    ds, _ = _import(tmp_path, text.encode("utf-8"), bname="b.jsonl")
+    assert _reasons(ds) == (2, 2, {})
+
+
+def test_import_jsonl_without_any_event_is_one_clear_error(tmp_path):
+    with pytest.raises(IngestError, match=r"browser log 'b.jsonl': has .*no data rows"):
+        _import(tmp_path, "\ufeff\n".encode("utf-16"), bname="b.jsonl")
+
+
+def test_import_sniffed_delimiter_missing_from_the_header_uses_the_headers(tmp_path):
+    body = "".join(f"E{i}\t1700000000\t{i},{i}\n" for i in range(5))
+    ds, db = _import(tmp_path, "event_name\tevent_time\tvalue\n" + body)
+    assert _reasons(ds) == (5, 5, {})
+    assert _rows(db, "SELECT value FROM browser_events ORDER BY line LIMIT 1") == [("0,0",)]

@@ -150,6 +150,7 @@ def _reasons_match(actual: dict[str, int], expected: dict[str, int]) -> bool:
     return all(actual.get(r, 0) >= n for r, n in expected.items() if r != ANY_REASON)
 
 
+@pytest.mark.timeout(1800)
 def test_hostile_files_every_row_counted_no_crash_no_hang(tmp_path):
     run = Run(tmp_path)
     t0 = time.perf_counter()
@@ -183,3 +184,51 @@ def test_hostile_files_every_row_counted_no_crash_no_hang(tmp_path):
     assert run.n >= FILES * 0.95
     assert not run.problems, "\n".join(dict.fromkeys(p.split(": ", 1)[0] + ": " + p.rsplit("): ", 1)[-1][:300]
                                                        for p in run.problems))
+
+
+def _fixed_cases() -> list[tuple[str, bytes, int, int, dict[str, int]]]:
+    """(name, bytes, rows, loaded, rejected by reason): the sizes too big to draw a thousand times."""
+    big = "x" * 10_000_000
+    good = "Purchase,1794873602"
+    wide_header = ",".join(["event_name", "event_time", *(f"c{i}" for i in range(4998))])
+    wide_row = ",".join([good, *("v" for _ in range(4998))])
+    huge = "y" * 40_000_000  # over the 32 MiB line limit: one malformed row, the others read
+    return [
+        ("cell-10mb.csv", f"event_name,event_time,note\n{good},{big}\n{good},small\n".encode(), 2, 2, {}),
+        ("cell-10mb.jsonl", (json.dumps({"event_name": "Purchase", "event_time": 1794873602, "note": big}) + "\n"
+                             + json.dumps({"event_name": "Lead", "event_time": 1794873603}) + "\n").encode(),
+         2, 2, {}),
+        ("cols-5000.csv", (wide_header + "\n" + (wide_row + "\n") * 3).encode(), 3, 3, {}),
+        ("cols-5000.jsonl", ((json.dumps({"event_name": "Purchase", "event_time": 1794873602,
+                                          **{f"c{i}": i for i in range(4998)}}) + "\n") * 3).encode(), 3, 3, {}),
+        ("line-40mb.csv", f"event_name,event_time,note\n{good},a\n{good},{huge}\n{good},b\n".encode(), 3, 2,
+         {"malformed_row": 1}),
+    ]
+
+
+def test_hostile_files_fixed_giants_ten_mb_cell_five_thousand_columns(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text(GOOD)
+    tried = problems = 0
+    slowest = 0.0
+    for name, data, rows, loaded, rejected in _fixed_cases():
+        path = tmp_path / name
+        path.write_bytes(data)
+        tried += 1
+        t0 = time.perf_counter()
+        out = tmp_path / (name + ".json")
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["report", "--server", str(path), "--browser", str(good), "--output", str(out)])
+        slowest = max(slowest, time.perf_counter() - t0)
+        if rc not in (0, 1):
+            problems += 1
+            print(name, rc, err.getvalue())
+            continue
+        fr = json.loads(out.read_text(encoding="utf-8"))["inputs"]["server"]["file_reports"][0]
+        if (fr["rows_read"], fr["rows_loaded"], fr["rejected_reasons"]) != (rows, loaded, rejected):
+            problems += 1
+            print(name, fr["rows_read"], fr["rows_loaded"], fr["rejected_reasons"])
+        path.unlink()
+    record("hostile_files", giants_tried=tried, giants_failures=problems, giants_slowest_s=round(slowest, 1))
+    assert problems == 0

@@ -54,6 +54,7 @@ def make_logs(folder: Path, target_bytes: int) -> tuple[Path, Path, dict[str, in
                                                             "server_rows": rows_s}
 
 
+@pytest.mark.timeout(1800)
 def test_limits_one_gigabyte_at_512mb_completes_or_stops_clearly(tmp_path):
     t0 = time.perf_counter()
     browser, server, counts = make_logs(tmp_path, TARGET_BYTES)
