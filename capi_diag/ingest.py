@@ -825,7 +825,7 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
                  progress: ProgressFn | None) -> Dataset:
     with db.lock:
         _check_tz(db, assume_tz)
-        for stmt in (_MACROS + pii.sql_macros(_pii_key(db))).strip().split(";"):
+        for stmt in [*_MACROS.strip().split(";"), *pii.sql_macros(_pii_key(db))]:
             if stmt.strip():
                 db.execute(stmt)
         present: dict[str, frozenset[str]] = {}

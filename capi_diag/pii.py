@@ -77,7 +77,7 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def sql_macros(key: str) -> str:
+def sql_macros(key: str) -> list[str]:
     """DuckDB macros the import uses to store ``em``/``ph`` values: ``capi_pii_at_rest(field, v)`` is
     ``v`` unless the value rules call it unhashed, else its masked form + ``#`` + fingerprint under
     ``key`` (the open database's random key). The masked form is :func:`mask_value`'s, in SQL."""
@@ -85,17 +85,17 @@ def sql_macros(key: str) -> str:
 
     keep = " OR ".join(f"regexp_matches(v, {_sql_str(p)})" for p in (
         rules.BLANK_RE, rules.HASH_RE, rules.SPACED_HASH_RE, rules.PLACEHOLDER_RE))
-    return f"""
-CREATE OR REPLACE TEMP MACRO capi_pii_strip(v) AS regexp_replace(v, '\\A{_PY_SPACE}+|{_PY_SPACE}+\\z', '', 'g');
+    # one statement each (a rule's pattern may hold a ';'), never split on ';'
+    strip = f"regexp_replace(v, '\\A{_PY_SPACE}+|{_PY_SPACE}+\\z', '', 'g')"
+    return [f"CREATE OR REPLACE TEMP MACRO capi_pii_strip(v) AS {strip}", """
 CREATE OR REPLACE TEMP MACRO capi_pii_display(f, v) AS
     CASE WHEN f = 'em' AND contains(v, '@')
               THEN left(split_part(capi_pii_strip(v), '@', 1), 1) || '***@'
                    || substr(capi_pii_strip(v), strpos(capi_pii_strip(v), '@') + 1)
-         WHEN f = 'ph' THEN '***' || CASE WHEN length(regexp_replace(v, '\\P{{Nd}}', '', 'g')) > 4
-                                          THEN right(regexp_replace(v, '\\P{{Nd}}', '', 'g'), 4) ELSE '' END
-         ELSE left(capi_pii_strip(v), 1) || '***' END;
+         WHEN f = 'ph' THEN '***' || CASE WHEN length(regexp_replace(v, '\\P{Nd}', '', 'g')) > 4
+                                          THEN right(regexp_replace(v, '\\P{Nd}', '', 'g'), 4) ELSE '' END
+         ELSE left(capi_pii_strip(v), 1) || '***' END""", f"""
 CREATE OR REPLACE TEMP MACRO capi_pii_at_rest(f, v) AS
     CASE WHEN v IS NULL OR {keep} THEN v
          ELSE capi_pii_display(f, v) || '#' || left(sha256({_sql_str(key)} || f || chr(0) || v), {FINGERPRINT_HEX})
-    END;
-"""
+    END"""]

@@ -30,7 +30,7 @@ SETTINGS = settings(max_examples=12, database=None, derandomize=True, deadline=N
 def _stored(db: Database, field: str, values: list[str]) -> list[str | None]:
     from capi_diag.ingest import _MACROS
 
-    for stmt in (_MACROS + pii.sql_macros(_pii_key(db))).strip().split(";"):
+    for stmt in [*_MACROS.strip().split(";"), *pii.sql_macros(_pii_key(db))]:
         if stmt.strip():
             db.execute(stmt)
     rel = pa.table({"v": pa.array(values, pa.string()), "i": pa.array(range(len(values)), pa.int64())})
@@ -63,9 +63,8 @@ def _check(values: list[str]) -> None:
                     if not pii.HASH_RE.match(raw.strip()) and not pii.STORED_RE[field].match(raw):
                         assert pii.mask_value(field, kept) == pii.mask_value(field, raw), (raw, kept)
             # equal raw values, equal stored forms; different raw values, different stored forms
-            assert len(set(stored)) == len(set(values))
-            assert {(a == b) for a, b in zip(values, values[1:])} == {(a == b) for a, b in zip(stored, stored[1:])} \
-                if len(values) > 1 else True
+            pairs = set(zip(values, stored, strict=True))
+            assert len(pairs) == len(set(values)) == len(set(stored))
 
 
 def test_pii_stored_form_keeps_defects_equality_and_display_on_tricky_values():
@@ -115,7 +114,8 @@ def test_pii_fingerprints_differ_between_databases_and_agree_within_one():
     for _ in range(2):
         with Database() as db:
             import_logs(db, browser=[a], server=[a])
-            values.append(db.fetchall("SELECT (SELECT em[1] FROM browser_events), (SELECT em[1] FROM server_events)")[0])
+            values.append(db.fetchall("SELECT (SELECT em[1] FROM browser_events), "
+                                      "(SELECT em[1] FROM server_events)")[0])
     assert values[0][0] == values[0][1] and values[1][0] == values[1][1]
     assert values[0][0] != values[1][0]
     assert pii.mask_value("em", values[0][0]) == pii.mask_value("em", values[1][0]) == "x***@y.com"

@@ -114,7 +114,8 @@ def rows(draw, min_size: int = 0, max_size: int = 12) -> list[Row]:
             time, reason = draw(BAD_TIMES[kind]), kind
         extra = {
             # a NUL byte marks a binary file (refused, see test_ingest): never in a text cell here
-            "event_id": draw(st.one_of(st.text(st.characters(exclude_characters="\x00"), max_size=6), st.sampled_from(["00123", "1e5", "NaN", "-0"]))),
+            "event_id": draw(st.one_of(st.text(st.characters(exclude_characters="\x00"), max_size=6),
+                                       st.sampled_from(["00123", "1e5", "NaN", "-0"]))),
             "em": draw(st.one_of(st.emails(), st.just(""), st.sampled_from(["John.Doe@Example.com", "a" * 64]))),
             "ph": draw(st.sampled_from(["+33 6 12 34 56 12", "(555) 867-5309", "", "null"])),
             "value": draw(st.sampled_from(["129.95", "129,95", "NaN", "Infinity", "-Infinity",
@@ -158,7 +159,7 @@ def csv_files(draw) -> HostileFile:
         lines.append(delim.join(_csv_cell(c, delim) for c in cells))
     # rows a reader must reject as malformed: too many cells, a quote opened and never closed (last row)
     n_bad = draw(st.integers(0, 2)) if rs else 0
-    for i in range(n_bad):
+    for _ in range(n_bad):
         pos = draw(st.integers(1, len(lines)))
         cells = ["Purchase", "1794873602"] + ["x"] * (len(headers) - 2) + ["surplus", "cells"]
         lines.insert(pos, delim.join(cells))
@@ -287,7 +288,8 @@ def parquet_files(draw) -> HostileFile:
         time_arr = pa.array(times, {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}[time_type])
     n = len(rs)
     cols = {"event_name": name_arr, "event_time": time_arr,
-            "value": pa.array([decimal.Decimal("1.50")] * n, pa.decimal128(10, 2)) if draw(st.booleans()) else pa.array([None] * n, pa.null()),
+            "value": (pa.array([decimal.Decimal("1.50")] * n, pa.decimal128(10, 2)) if draw(st.booleans())
+                      else pa.array([None] * n, pa.null())),
             "user_data": pa.array([{"em": [r.extra["em"]], "ph": r.extra["ph"]} for r in rs],
                                   pa.struct([("em", pa.list_(pa.string())), ("ph", pa.string())])),
             "flags": pa.array([[True, False]] * n, pa.list_(pa.bool_())),
