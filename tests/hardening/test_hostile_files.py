@@ -3,8 +3,9 @@
 Each file from :mod:`tests.hardening.hostile` is one log of a pair (the other a small good log),
 server and browser in turn. A file with a good row must load, every row it holds counted: the
 generator's count of data rows = rows loaded + rows rejected, and the rejections by reason as the
-generator made them; every fifth such file goes through ``capi-diag report`` (``cli.main`` in
-process) to a JSON report. A file without one must stop the import with one
+generator made them; every tenth such file goes through ``capi-diag report`` (``cli.main`` in
+process) to a JSON report, the others through the import (half of them as the Import page hands an
+upload over: bytes read from memory). A file without one must stop the import with one
 :class:`~capi_diag.errors.CapiDiagError` (through ``cli.main``: exit 2, one line on stderr naming the
 file). Any other exception, an exit 3, a traceback, or a file over :data:`DEADLINE_S` is a failure. A
 sample also runs as a subprocess. The figures go to ``bench/results/hardening/hostile_files.json``.
@@ -28,14 +29,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from capi_diag.cli import main
 from capi_diag.db import Database
 from capi_diag.errors import CapiDiagError
-from capi_diag.ingest import import_logs
+from capi_diag.ingest import Source, import_logs
 from tests.hardening.figures import ROOT, record
 from tests.hardening.hostile import ANY_REASON, HostileFile, hostile_files
 
 pytestmark = pytest.mark.hardening
 
 FILES = int(os.environ.get("CAPI_HARDENING_FILES", 1000))
-REPORT_EVERY = 5
+REPORT_EVERY = 10
 DEADLINE_S = 60.0
 GOOD = "event_name,event_id,event_time,fbp\nPurchase,e1,1794873602,fb.1.1794873601259.17318\n"
 
@@ -73,6 +74,7 @@ class Run:
         try:
             if hf.refuse:
                 self._refused(hf, path, role)
+                self._refused_upload(hf, path, role)
             else:
                 self._loaded(hf, path, role)
         finally:
@@ -103,6 +105,22 @@ class Run:
         else:
             self.figures["clean_refusals"] += 1
 
+    def _refused_upload(self, hf: HostileFile, path: Path, role: str) -> None:
+        """The same refusal when the file arrives as the Import page's upload (bytes in memory)."""
+        other = "browser" if role == "server" else "server"
+        try:
+            with Database() as db:
+                import_logs(db, **{role: [Source(path.name, data=hf.data)], other: [str(self.good)]})
+        except CapiDiagError as e:
+            if "\n" in str(e) or path.name not in str(e):
+                self.problem("message_failures", hf, path, f"upload: {e}")
+            else:
+                self.figures["clean_upload_refusals"] += 1
+        except Exception as e:  # noqa: BLE001 - counted and shown
+            self.problem("crashes", hf, path, f"upload: {type(e).__name__}: {e}")
+        else:
+            self.problem("acceptance_failures", hf, path, "upload: a file without a good row was used")
+
     def _loaded(self, hf: HostileFile, path: Path, role: str) -> None:
         report_it = self.loaded % REPORT_EVERY == 0
         self.loaded += 1
@@ -121,9 +139,12 @@ class Run:
             out.unlink()
             self.figures["reports"] += 1
         else:
+            # every other file as the Import page hands it over: an upload's bytes, read from memory
+            upload = self.loaded % 2 == 0
+            src = Source(path.name, data=hf.data) if upload else str(path)
             try:
                 with Database() as db:
-                    ds = import_logs(db, **{role: [str(path)], ("browser" if role == "server" else "server"):
+                    ds = import_logs(db, **{role: [src], ("browser" if role == "server" else "server"):
                                             [str(self.good)]})
                     fr = ds.inputs[role]["file_reports"][0]
             except CapiDiagError as e:
@@ -133,6 +154,7 @@ class Run:
                 self.problem("crashes", hf, path, f"{type(e).__name__}: {e}")
                 return
             self.figures["imports"] += 1
+            self.figures["uploads"] += upload
         if fr["rows_loaded"] + fr["rows_rejected"] != hf.rows or fr["rows_read"] != hf.rows:
             self.problem("silent_losses", hf, path, f"read {fr['rows_read']}, loaded {fr['rows_loaded']}, "
                          f"rejected {fr['rows_rejected']} {fr['rejected_reasons']}")
@@ -170,7 +192,9 @@ def test_hostile_files_every_row_counted_no_crash_no_hang(tmp_path):
             run.problem("crashes", hf, path, f"subprocess exit {proc.returncode}: {proc.stderr}")
     figures = {
         "files_tried": run.n, "reports": run.figures["reports"], "imports_checked": run.figures["imports"],
-        "clean_refusals": run.figures["clean_refusals"], "crashes": run.figures["crashes"],
+        "imports_as_uploads": run.figures["uploads"],
+        "clean_refusals": run.figures["clean_refusals"],
+        "clean_upload_refusals": run.figures["clean_upload_refusals"], "crashes": run.figures["crashes"],
         "hangs": run.figures["hangs"], "silent_losses": run.figures["silent_losses"],
         "reason_failures": run.figures["reason_failures"], "refusal_failures": run.figures["refusal_failures"],
         "acceptance_failures": run.figures["acceptance_failures"],
