@@ -229,6 +229,7 @@ def _fixed_cases() -> list[tuple[str, bytes, int, int, dict[str, int]]]:
     ]
 
 
+@pytest.mark.timeout(1800)
 def test_hostile_files_fixed_giants_ten_mb_cell_five_thousand_columns(tmp_path):
     good = tmp_path / "good.csv"
     good.write_text(GOOD)
