@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from capi_diag.config import Config
-    from capi_diag.db import Database
+    from capi_diag.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
     from capi_diag.ingest import import_logs
     from capi_diag.orders import import_extras
     from capi_diag.report import STATUS_ORDER, build_report, render, section_errors
@@ -55,7 +55,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     browser, server = _report_inputs(args)
     orders, send_log = _extra_inputs(args)
     config = Config.load(args.config)
-    db = Database.for_inputs([getattr(x, "path", x) for x in (*browser, *server, *orders, *send_log)], args.db)
+    limits = Limits.resolve(memory_limit=args.memory_limit, temp_dir=args.temp_dir,
+                            config=config.options(CONFIG_SECTION, CONFIG_DEFAULTS))
+    db = Database.for_inputs([getattr(x, "path", x) for x in (*browser, *server, *orders, *send_log)], args.db,
+                             limits=limits)
     try:
         ds = import_logs(db, browser=browser, server=server, assume_tz=args.assume_tz)
         ds = import_extras(ds, orders=orders, send_log=send_log, assume_tz=args.assume_tz)
@@ -188,6 +191,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     rep.add_argument("--db", metavar="PATH", help="keep the imported data in this DuckDB file")
     rep.add_argument("--assume-tz", default="UTC", metavar="TZ",
                      help="time zone for ISO-8601 times without an offset (default: UTC)")
+    rep.add_argument("--memory-limit", metavar="SIZE",
+                     help="DuckDB memory_limit, e.g. 512MB or 4GB (env CAPI_DIAG_MEMORY_LIMIT, config "
+                          "[database] memory_limit); beyond it DuckDB spills to --temp-dir")
+    rep.add_argument("--temp-dir", metavar="DIR",
+                     help="folder DuckDB spills to beyond --memory-limit (env CAPI_DIAG_TEMP_DIR, config "
+                          "[database] temp_directory)")
     rep.set_defaults(func=_cmd_report, prog=rep.prog)
 
     smp = sub.add_parser("sample", help="write a realistic demo pair of logs with known defects")

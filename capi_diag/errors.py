@@ -41,3 +41,9 @@ class UsageError(CapiDiagError):
     """The command line is incomplete or contradictory."""
 
     title = "Usage error"
+
+
+class ResourceLimitError(CapiDiagError):
+    """DuckDB needed more memory than its ``memory_limit`` and could not spill (see ``--memory-limit``)."""
+
+    title = "Memory limit reached"

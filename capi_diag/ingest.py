@@ -29,11 +29,14 @@ spans lines, or a malformed row before it, shifts later rows' numbers); for JSON
 
 from __future__ import annotations
 
+import csv
 import difflib
 import gzip
+import io
 import json
 import os
 import re
+import secrets
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -43,6 +46,7 @@ from typing import Any
 
 import duckdb
 
+from capi_diag import pii
 from capi_diag.dataset import Dataset
 from capi_diag.db import Database
 from capi_diag.errors import ConfigError, IngestError
@@ -61,6 +65,8 @@ from capi_diag.schema import (
 )
 
 HEAD_BYTES = 65536
+MAX_LINE_BYTES = 32 * 1024 * 1024
+"""The longest CSV line read (a 10 MB cell fits); a longer one is a malformed row."""
 EXAMPLES = 20
 REJECT_REASONS = ("malformed_row", "event_name_empty", "event_time_empty", "event_time_unreadable",
                   "event_time_implausible")
@@ -123,11 +129,12 @@ CREATE OR REPLACE TEMP MACRO capi_time_unit(s, tz) AS
               CASE WHEN abs(capi_num(s)) >= 100000000000000 THEN 'us'
                    WHEN abs(capi_num(s)) >= 100000000000 THEN 'ms' ELSE 's' END
          WHEN capi_iso(s, tz) IS NOT NULL THEN 'iso' END;
+CREATE OR REPLACE TEMP MACRO capi_clamp(x) AS CASE WHEN x IS NOT NULL THEN greatest(-1e15, least(1e15, x)) END;
 CREATE OR REPLACE TEMP MACRO capi_time_s(s, unit, tz) AS
-    CAST(floor(CASE unit WHEN 's' THEN capi_num(s)
+    CAST(floor(capi_clamp(CASE unit WHEN 's' THEN capi_num(s)
                          WHEN 'ms' THEN capi_num(s) / 1000
                          WHEN 'us' THEN capi_num(s) / 1000000
-                         WHEN 'iso' THEN epoch(capi_iso(s, tz)) END) AS BIGINT);
+                         WHEN 'iso' THEN epoch(capi_iso(s, tz)) END)) AS BIGINT);
 CREATE OR REPLACE TEMP MACRO capi_list_raw(s) AS
     CASE WHEN s IS NULL THEN NULL
          WHEN regexp_full_match(s, '(?s)\s*\[.*\]\s*') AND json_valid(s) THEN from_json(trim(s), '["VARCHAR"]')
@@ -163,6 +170,7 @@ class _Input:
         self.label = f"{role.value} log '{src.name}'"
         self._memory_paths: list[str] = []
         self.decoded = False
+        self.text_head: str | None = None
         self.uri = self._resolve()
 
     def _resolve(self) -> str:
@@ -217,7 +225,8 @@ class _Input:
         return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
     def replace_with_text(self, text: str) -> None:
-        """Use UTF-8 text decoded in Python (UTF-16 JSON, Windows-1252) instead of the original bytes."""
+        """Use UTF-8 text decoded in Python (UTF-16, Windows-1252) instead of the original bytes."""
+        self.text_head = text[:HEAD_BYTES]
         self.uri = self._to_memory(text.encode("utf-8"), self.src.name.removesuffix(".gz"))
         self.decoded = True
 
@@ -230,6 +239,15 @@ class _Input:
                 except FileNotFoundError:
                     pass
             self._memory_paths.clear()
+
+
+def _pii_key(db: Database) -> str:
+    """The random key of this database's PII fingerprints (kept in memory only, see capi_diag.pii)."""
+    key = getattr(db, "_capi_pii_key", None)
+    if key is None:
+        key = secrets.token_hex(32)
+        db._capi_pii_key = key  # type: ignore[attr-defined]
+    return key
 
 
 def _memory_fs(db: Database):
@@ -346,6 +364,10 @@ def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str,
         s = src.get(f.name)
         if s is None:
             exprs[f.name] = f"CAST(NULL AS {f.kind.value})"
+        elif f.kind is Kind.LIST and f.name in pii.MASKED_AT_REST:
+            # raw emails and phones are never stored: see capi_diag.pii
+            exprs[f.name] = (f"list_transform(capi_list_clean(capi_list_raw({s})), "
+                             f"lambda x: capi_pii_at_rest({_quote_str(f.name)}, x))")
         elif f.kind is Kind.LIST:
             exprs[f.name] = f"capi_list_clean(capi_list_raw({s}))"
         elif f.name.startswith("consent_") and f.name != "consent_region":
@@ -399,31 +421,51 @@ def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str,
 # -- staging per format ----------------------------------------------------------------------------
 
 def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> tuple[list[str], int]:
-    """Stage a CSV file as all-VARCHAR columns; returns (headers, malformed rows)."""
-    opts = ("all_varchar=true, header=true, auto_detect=true, ignore_errors=true, store_rejects=true, "
-            "rejects_table='_capi_rej', rejects_scan='_capi_rejscan', max_line_size=33554432, "
-            "compression='auto', sample_size=20480")
-    if encoding == "utf-16":
-        opts += ", encoding='utf-16'"
-    sql = (f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {opts})")
+    """Stage a CSV file as all-VARCHAR columns; returns (headers, malformed rows).
+
+    DuckDB's sniffer picks the dialect, except where it is known to go wrong, when the file is read with
+    the delimiter and the column names of its header line and the RFC 4180 quote instead (rows that
+    do not fit are still rejected one by one): when the sniffer gives up (odd rows in its sample), and
+    when it settles on "no quote" although the text has quotes (a quote opened and never closed on
+    the last line does that, and every quoted field, quoted newlines included, would be misread)."""
+    # DuckDB's read buffer defaults to 16 x max_line_size (512 MiB here), one allocation that alone
+    # breaks a small memory_limit; 2 x still holds any line up to max_line_size.
+    detect = "all_varchar=true, header=true, auto_detect=true"
+    rest = (f"max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}, compression='auto', "
+            "sample_size=20480, ignore_errors=true")
+    rejects = "store_rejects=true, rejects_table='_capi_rej', rejects_scan='_capi_rejscan'"
+    explicit = None
     try:
-        db.execute(sql, [inp.uri])
-    except duckdb.InvalidInputException as e:
-        msg = str(e)
-        if "unicode" in msg.lower() or "utf-8" in msg.lower():
-            raise _Reencode() from None
-        raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({msg.splitlines()[0]}). "
-                          "Check that it is a delimited text export with a header row.") from None
+        sniff = db.fetchone(f"SELECT Delimiter, Quote FROM sniff_csv(?, {detect}, {rest})", [inp.uri])
+        report.delimiter = sniff[0]
+        head = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
+        first = re.split(r"\r\n|\r|\n", head.lstrip("\ufeff"), maxsplit=1)[0]
+        if (sniff[1] != '"' and '"' in head) or sniff[0] not in first:
+            explicit = _explicit_dialect(inp)
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as e:
+        msg = str(e)
+        if "invalid unicode" in msg.lower():
+            raise _Reencode() from None
+        explicit = _explicit_dialect(inp)
+        if explicit is None:
+            raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({msg.splitlines()[0]}). "
+                              "Check that it is a delimited text export with a header row.") from None
+    if explicit is not None:
+        report.delimiter, columns = explicit
+        detect = (f"header=true, auto_detect=false, columns={columns}, delim={_quote_str(report.delimiter)}, "
+                  "quote='\"', escape='\"'")
+    try:
+        db.execute(f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {detect}, {rest}, {rejects})",
+                   [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as e:
+        if "invalid unicode" in str(e).lower():
+            raise _Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as CSV ({str(e).splitlines()[0]}). "
                           "Check that it is a delimited text export with a header row.") from None
-    try:
-        sniff = db.fetchone(f"SELECT Delimiter FROM sniff_csv(?, {opts.split(', store_rejects')[0]}"
-                           f"{', encoding=' + repr(encoding) if encoding == 'utf-16' else ''})",
-                           [inp.uri])
-        report.delimiter = sniff[0] if sniff else None
-    except duckdb.Error:
-        report.delimiter = None
     headers = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
     headers = [h.lstrip("\ufeff") for h in headers]
     malformed = db.fetchall("SELECT DISTINCT line FROM _capi_rej ORDER BY line")
@@ -443,6 +485,31 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
     return headers, len(malformed)
 
 
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _explicit_dialect(inp: _Input) -> tuple[str, str] | None:
+    """The delimiter found most often on the header line and DuckDB's ``columns`` for the header's
+    names (all VARCHAR; an empty name becomes ``column<i>``, a repeated one gets ``_<n>``), or None."""
+    text = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
+    text = text.lstrip("\ufeff")
+    first = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    delim = max(CSV_DELIMITERS, key=first.count)
+    if not first.count(delim):
+        return None
+    header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delim), [])
+    names: list[str] = []
+    for i, h in enumerate(header):
+        name = h or f"column{i}"
+        base, k = name, 1
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    if not names:
+        return None
+    return delim, "{" + ", ".join(f"{_quote_str(n)}: 'VARCHAR'" for n in names) + "}"
+
+
 class _Reencode(Exception):
     """The bytes are not valid UTF-8 after all: decode them as Windows-1252."""
 
@@ -453,11 +520,14 @@ def _stage_json_lines(db: Database, inp: _Input) -> None:
         inp.replace_with_text(inp.all_bytes().decode("utf-8", errors="strict"))
     try:
         db.execute("""CREATE OR REPLACE TEMP TABLE _capi_lines AS
-            WITH t AS (SELECT string_split(replace(content, chr(13), ''), chr(10)) AS parts FROM read_text(?))
+            WITH t AS (SELECT string_split(replace(ltrim(content, chr(65279)), chr(13), ''), chr(10)) AS parts
+                       FROM read_text(?))
             SELECT CAST(unnest(generate_series(1, len(parts))) AS BIGINT) AS _line, unnest(parts) AS l
             FROM t""", [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.InvalidInputException as e:
-        if "unicode" in str(e).lower() or "utf-8" in str(e).lower():
+        if "invalid unicode" in str(e).lower():
             raise _Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as JSON Lines ({str(e).splitlines()[0]}).") from None
     db.execute("DELETE FROM _capi_lines WHERE l IS NULL OR regexp_full_match(l, '\\s*')")
@@ -468,6 +538,8 @@ def _stage_json_lines(db: Database, inp: _Input) -> None:
             db.execute("""CREATE OR REPLACE TEMP TABLE _capi_lines AS
                 SELECT CAST(rowid + 1 AS BIGINT) AS _line, CAST(json AS VARCHAR) AS l
                 FROM read_json_objects(?, format='auto', compression='auto')""", [inp.uri])
+        except duckdb.OutOfMemoryException:
+            raise
         except duckdb.Error:
             raise IngestError(f"{inp.label}: is neither JSON Lines nor a JSON document. "
                               "Write one event object (or one request body) per line.") from None
@@ -508,6 +580,8 @@ def _stage_parquet(db: Database, inp: _Input) -> list[str]:
         with db.lock:
             rel = db.con.sql(f"SELECT * FROM read_parquet({_quote_str(inp.uri)}) LIMIT 0")
             columns = list(zip(rel.columns, rel.types, strict=True))
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as e:
         raise IngestError(f"{inp.label}: is not a readable Parquet file ({str(e).splitlines()[0]}). "
                           "Export it again, or use CSV or JSON Lines.") from None
@@ -526,6 +600,8 @@ def _stage_parquet(db: Database, inp: _Input) -> list[str]:
         db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_stage AS
             SELECT {body}, CAST(file_row_number + 1 AS BIGINT) AS _line, false AS _malformed
             FROM read_parquet(?, file_row_number=true)""", [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as e:
         raise IngestError(f"{inp.label}: is not a readable Parquet file ({str(e).splitlines()[0]}). "
                           "Export it again, or use CSV or JSON Lines.") from None
@@ -544,6 +620,10 @@ def _flatten_json_stage(db: Database, paths: dict[str, list[str]]) -> list[str]:
             structure.setdefault(parts[0], {})[parts[1]] = "VARCHAR"
     cols = ", ".join(
         f"_s.{'.'.join(_quote_ident(p) for p in parts)} AS {_quote_ident(h)}" for h, parts in paths.items())
+    if not structure:  # no event with a key (no line, or only broken ones): nothing to transform
+        db.execute("""CREATE OR REPLACE TEMP TABLE _capi_stage AS
+            SELECT _line, _malformed, _body_test_code FROM _capi_stage""")
+        return []
     db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_stage AS
         SELECT {cols + ', ' if cols else ''}_line, _malformed, _body_test_code
         FROM (SELECT *, CASE WHEN NOT _malformed THEN json_transform(_ev, {_quote_str(json.dumps(structure))})
@@ -595,14 +675,18 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
             headers = _stage_parquet(db, inp)
         else:
             report.encoding = _detect_encoding(inp.label, head)
-            if report.encoding == "windows-1252" or (report.encoding == "utf-16" and report.format == "json"):
+            if report.encoding in ("windows-1252", "utf-16"):
                 _transcode(inp, report)
             try:
                 _stage_text(db, inp, report)
             except _Reencode:
                 report.encoding = "windows-1252"
                 _transcode(inp, report)
-                _stage_text(db, inp, report)
+                try:
+                    _stage_text(db, inp, report)
+                except _Reencode:
+                    raise IngestError(f"{inp.label}: its text cannot be decoded (neither UTF-8 nor "
+                                      "Windows-1252). Export the log again as UTF-8.") from None
         if report.format == "json":
             headers = _flatten_json_stage(db, _json_headers(db))
         elif report.format == "csv":
@@ -659,7 +743,7 @@ def _stage_text(db: Database, inp: _Input, report: FileReport) -> None:
     if report.format == "json":
         _stage_json_lines(db, inp)
         return
-    _stage_csv(db, inp, "utf-16" if report.encoding == "utf-16" else "utf-8", report)
+    _stage_csv(db, inp, "utf-8", report)
 
 
 def _transcode(inp: _Input, report: FileReport) -> None:
@@ -730,9 +814,18 @@ def import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sour
     Several files per role are combined, in the order given (``file_index``). Raises
     :class:`IngestError` for an unusable file, :class:`ConfigError` for an unknown ``assume_tz``.
     """
+    try:
+        return _import_logs(db, browser=browser, server=server, assume_tz=assume_tz, progress=progress)
+    except duckdb.OutOfMemoryException as e:
+        raise db.limit_error(e) from None
+
+
+def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Source],
+                 server: Sequence[str | os.PathLike[str] | Source], assume_tz: str,
+                 progress: ProgressFn | None) -> Dataset:
     with db.lock:
         _check_tz(db, assume_tz)
-        for stmt in _MACROS.strip().split(";"):
+        for stmt in [*_MACROS.strip().split(";"), *pii.sql_macros(_pii_key(db))]:
             if stmt.strip():
                 db.execute(stmt)
         present: dict[str, frozenset[str]] = {}

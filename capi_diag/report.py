@@ -20,6 +20,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import duckdb
+
 from capi_diag import diagnostics, engine, fmt, labels
 from capi_diag.config import Config
 from capi_diag.dataset import Dataset, Filters
@@ -67,6 +69,8 @@ def _contained(mod: Any, ds: Dataset, config: Config, sections: dict[str, Any]) 
         return mod.analyze(ds, config, sections)
     except CapiDiagError:
         raise
+    except duckdb.OutOfMemoryException as e:  # the memory limit, not a bug: one clear message
+        raise ds.db.limit_error(e) from None
     except Exception as e:  # noqa: BLE001 - contained and reported, see docstring
         log.debug("section %s failed", mod.SECTION, exc_info=True)
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -16,6 +16,8 @@ from capi_diag.ingest import Source, import_logs
 from tests.conftest import ROOT
 
 SERVER_CSV = "event_name,event_id,event_time\nPurchase,1,1700000000\n"
+# em/ph values below are hash-shaped: unhashed ones are stored masked (capi_diag.pii, tests/test_pii.py)
+HA, HB, HC = "a" * 64, "b" * 64, "c" * 64
 
 
 def _write(tmp_path, name: str, text: str | bytes) -> str:
@@ -59,8 +61,8 @@ def test_import_header_forms_map_to_canonical(tmp_path, name_h, id_h, time_h):
 
 @pytest.mark.parametrize("header", ["user_data.em", "user_data_em", "em"])
 def test_import_user_data_header_forms(tmp_path, header):
-    ds, db = _import(tmp_path, f"event_name,event_time,{header}\nLead,1700000000,abc\n")
-    assert _rows(db, "SELECT em FROM browser_events") == [(["abc"],)]
+    ds, db = _import(tmp_path, f"event_name,event_time,{header}\nLead,1700000000,{HA}\n")
+    assert _rows(db, "SELECT em FROM browser_events") == [([HA],)]
     assert ds.has("browser", "em") and not ds.has("browser", "ph")
 
 
@@ -128,9 +130,10 @@ def test_import_rejects_rows_with_reasons_and_lines(tmp_path):
 
 
 def test_import_multi_valued_cells_become_lists_without_empty_values(tmp_path):
-    text = 'event_name,event_time,em,ph\nA,1700000000,"[""x"", """", ""y""]",  \nB,1700000000,"[]",1\n'
+    text = (f'event_name,event_time,em,ph\nA,1700000000,"[""{HA}"", """", ""{HB}""]",  \n'
+            f'B,1700000000,"[]",{HC}\n')
     _, db = _import(tmp_path, text)
-    assert _rows(db, "SELECT em, ph FROM browser_events ORDER BY line") == [(["x", "y"], None), (None, ["1"])]
+    assert _rows(db, "SELECT em, ph FROM browser_events ORDER BY line") == [([HA, HB], None), (None, [HC])]
 
 
 def test_import_whitespace_only_event_id_is_missing_but_inner_spaces_kept(tmp_path):
@@ -189,14 +192,14 @@ def test_import_csv_malformed_row_counted_not_lost(tmp_path):
 def test_import_jsonl_nested_capi_shape(tmp_path):
     ev = {"event_name": "Purchase", "event_id": "00123", "event_time": 1700000000123,
           "action_source": "website",
-          "user_data": {"em": ["h1", "h2"], "fbp": "fb.1.1700000000000.1", "client_ip_address": "1.2.3.4"},
+          "user_data": {"em": [HA, HB], "fbp": "fb.1.1700000000000.1", "client_ip_address": "1.2.3.4"},
           "custom_data": {"value": 100.2, "currency": "USD", "contents": [{"id": "p1", "quantity": 1}]},
           "consent": {"ad_storage": "granted", "ad_user_data": "denied", "region": "fr"},
           "sent_at": "2023-11-14T22:13:30Z"}
     ds, db = _import(tmp_path, SERVER_CSV, json.dumps(ev) + "\n", sname="s.jsonl")
     row = _rows(db, """SELECT event_id, event_time, event_time_raw_unit, action_source, em, fbp, value, currency,
         contents, consent_ad_storage, consent_ad_user_data, consent_region, sent_at FROM server_events""")
-    assert row == [("00123", 1700000000, "ms", "website", ["h1", "h2"], ["fb.1.1700000000000.1"], "100.2", "USD",
+    assert row == [("00123", 1700000000, "ms", "website", [HA, HB], ["fb.1.1700000000000.1"], "100.2", "USD",
                     '[{"id":"p1","quantity":1}]', "granted", "denied", "FR", 1700000010)]
     assert ds.has("server", "sent_at") and ds.has("server", "consent_ad_storage")
 
@@ -223,13 +226,13 @@ def test_import_parquet_nested_and_flat(tmp_path):
     p = tmp_path / "s.parquet"
     con = duckdb.connect()
     con.execute(f"""COPY (SELECT 'Purchase' AS event_name, '007' AS event_id, 1700000000::BIGINT AS event_time,
-        {{'em': ['h1'], 'fbp': 'fb.1.1.1'}} AS user_data, 12.5 AS "custom_data.value"
+        {{'em': ['{HA}'], 'fbp': 'fb.1.1.1'}} AS user_data, 12.5 AS "custom_data.value"
         ) TO '{p}' (FORMAT parquet)""")
     db = Database()
     b = _write(tmp_path, "b.csv", SERVER_CSV)
     ds = import_logs(db, browser=[b], server=[str(p)])
     assert _rows(db, "SELECT line, event_id, event_time, em, fbp, value FROM server_events") == [
-        (1, "007", 1700000000, ["h1"], ["fb.1.1.1"], "12.5")]
+        (1, "007", 1700000000, [HA], ["fb.1.1.1"], "12.5")]
     assert ds.inputs["server"]["file_reports"][0]["format"] == "parquet"
 
 
@@ -335,3 +338,52 @@ def test_cli_report_json_has_inputs(tmp_path):
     assert rep["inputs"]["browser"]["rows_read"] == 2
     assert rep["inputs"]["browser"]["rows"] == 1
     assert rep["inputs"]["browser"]["rejected_reasons"] == {"event_name_empty": 1}
+
+
+# -- regressions found by the hostile-file generator (tests/hardening/test_hostile_files.py) ----------------
+
+def _reasons(ds, role="browser"):
+    info = ds.inputs[role]
+    return info["rows_read"], info["rows"], info["rejected_reasons"]
+
+
+def test_import_huge_event_time_numbers_are_implausible_not_a_crash(tmp_path):
+    text = ("event_name,event_time\nA,1700000000\nB,99999999999999999999999999999\nC,1e300\nD,-1e300\n"
+            "E,1794873602000000000\n")
+    ds, _ = _import(tmp_path, text)
+    assert _reasons(ds) == (5, 1, {"event_time_implausible": 4})
+
+
+def test_import_quote_left_open_on_the_last_line_keeps_quoted_newlines(tmp_path):
+    # the sniffer, seeing the open quote, would pick "no quote" and split the quoted newline in two
+    text = 'event_name,event_time,value\n"two\nlines",1700000000,"a,b"\nB,1700000001,1\nC,"1700000002,x\n'
+    ds, db = _import(tmp_path, text)
+    assert _reasons(ds)[:2] == (3, 2)
+    assert _rows(db, "SELECT event_name, value FROM browser_events ORDER BY line") == [("two\nlines", "a,b"),
+                                                                                      ("B", "1")]
+
+
+def test_import_utf16_csv_with_lone_cr_line_ends(tmp_path):
+    text = "event_name|event_time|value\rLead|1700000000|\"a\rb\"\rPurchase|1700000001|2\r"
+    ds, db = _import(tmp_path, text.encode("utf-16"))
+    assert _reasons(ds) == (2, 2, {})
+    assert ds.inputs["browser"]["file_reports"][0]["encoding"] == "utf-16"
+    assert _rows(db, "SELECT value FROM browser_events ORDER BY line") == [("a\rb",), ("2",)]
+
+
+def test_import_jsonl_with_a_bom_reads_its_first_line(tmp_path):
+    text = '\ufeff{"event_name": "A", "event_time": 1700000000}\n{"event_name": "B", "event_time": 1700000001}\n'
+    ds, _ = _import(tmp_path, text.encode("utf-8"), bname="b.jsonl")
+    assert _reasons(ds) == (2, 2, {})
+
+
+def test_import_jsonl_without_any_event_is_one_clear_error(tmp_path):
+    with pytest.raises(IngestError, match=r"browser log 'b.jsonl': has .*no data rows"):
+        _import(tmp_path, "\ufeff\n".encode("utf-16"), bname="b.jsonl")
+
+
+def test_import_sniffed_delimiter_missing_from_the_header_uses_the_headers(tmp_path):
+    body = "".join(f"E{i}\t1700000000\t{i},{i}\n" for i in range(5))
+    ds, db = _import(tmp_path, "event_name\tevent_time\tvalue\n" + body)
+    assert _reasons(ds) == (5, 5, {})
+    assert _rows(db, "SELECT value FROM browser_events ORDER BY line LIMIT 1") == [("0,0",)]

@@ -1,0 +1,73 @@
+"""The database's limits: memory_limit and the spill folder from flag, environment or config, and one
+clear error when DuckDB runs out of memory (issue 14, "Limits")."""
+
+from __future__ import annotations
+
+import pytest
+
+from capi_diag.cli import main
+from capi_diag.config import Config
+from capi_diag.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
+from capi_diag.errors import ConfigError
+
+
+def test_limits_flag_beats_environment_beats_config(monkeypatch, tmp_path):
+    cfg = Config.from_text('[database]\nmemory_limit = "3GB"\ntemp_directory = "/cfg"\n')
+    table = cfg.options(CONFIG_SECTION, CONFIG_DEFAULTS)
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("CAPI_DIAG_TEMP_DIR", raising=False)
+    assert Limits.resolve(config=table) == Limits("3GB", "/cfg")
+    monkeypatch.setenv("CAPI_DIAG_MEMORY_LIMIT", "2GB")
+    monkeypatch.setenv("CAPI_DIAG_TEMP_DIR", "/env")
+    assert Limits.resolve(config=table) == Limits("2GB", "/env")
+    assert Limits.resolve(memory_limit="1GB", temp_dir="/flag", config=table) == Limits("1GB", "/flag")
+    assert Limits.resolve() == Limits("2GB", "/env")
+
+
+def test_database_applies_memory_limit_and_temp_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("CAPI_DIAG_TEMP_DIR", raising=False)
+    spill = tmp_path / "spill" / "here"
+    with Database(memory_limit="300MB", temp_dir=spill) as db:
+        assert db.fetchone("SELECT current_setting('memory_limit')")[0] == "286.1 MiB"
+        assert db.fetchone("SELECT current_setting('temp_directory')")[0] == str(spill)
+        assert spill.is_dir()
+
+
+def test_database_bad_memory_limit_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    with pytest.raises(ConfigError, match=r"memory limit 'lots' is not a size DuckDB understands"):
+        Database(memory_limit="lots")
+
+
+def test_report_bad_limits_exit_2_with_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    assert main(["report", "--demo", "--memory-limit", "lots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--memory-limit" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["report", "--demo", "--temp-dir", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "temp directory" in err and "--temp-dir" in err
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[database]\nmemory_limit = 512\n")
+    assert main(["report", "--demo", "--config", str(cfg)]) == 2
+    assert "[database] memory_limit must be str" in capsys.readouterr().err
+
+
+def test_report_out_of_memory_exits_2_with_the_limit_named(capsys, monkeypatch):
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    assert main(["report", "--demo", "--memory-limit", "1MB"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert out.err.startswith("capi-diag: Memory limit reached: the import or report needed more memory than "
+                              "DuckDB's memory_limit (976.5 KiB)")
+    assert "Raise --memory-limit" in out.err
+
+
+def test_report_demo_completes_at_a_memory_limit_below_the_csv_buffer(capsys, monkeypatch):
+    # DuckDB's default CSV buffer (16 x max_line_size = 512 MiB) alone broke any smaller memory_limit
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    assert main(["report", "--demo", "--memory-limit", "300MB"]) in (0, 1)
+    assert capsys.readouterr().err == ""
