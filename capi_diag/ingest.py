@@ -165,9 +165,9 @@ def _json_path(parts: Sequence[str]) -> str:
 class _Input:
     """Resolves a Source to something DuckDB can open, and removes what it registered afterwards."""
 
-    def __init__(self, db: Database, src: Source, role: Role) -> None:
+    def __init__(self, db: Database, src: Source, role: Role | None, label: str | None = None) -> None:
         self.db, self.src, self.role = db, src, role
-        self.label = f"{role.value} log '{src.name}'"
+        self.label = label if label is not None else f"{role.value} log '{src.name}'"
         self._memory_paths: list[str] = []
         self.decoded = False
         self.text_head: str | None = None

@@ -119,11 +119,7 @@ class _Input(ingest._Input):
     """The logs' input resolver, labelled for an orders export or a send log."""
 
     def __init__(self, db: Database, src: Source, label: str) -> None:  # noqa: D107
-        self.db, self.src, self.role = db, src, None
-        self.label = label
-        self._memory_paths: list[str] = []
-        self.decoded = False
-        self.uri = self._resolve()
+        super().__init__(db, src, None, label)
 
 
 # -- the orders export -------------------------------------------------------------------------------
