@@ -61,11 +61,59 @@ def _plain_logs(d: Path) -> dict[str, Path]:
     return {"browser": b, "server": s}
 
 
+PII = ("buyer.sentinel@example.com", "+33 6 12 34 56 78", "Sentinel Buyer", "12 rue du Sentinel")
+"""Customers' details in the orders export: dropped at import, so found in no output either."""
+
+
+def _send_log_with_token(d: Path) -> dict[str, Path]:
+    """The plain logs and a send log written by another tool, with the token at the top of each line
+    and inside the request body (``access_token``, ``appsecret_proof``), as some SDK loggers do."""
+    logs = _plain_logs(d)
+    lines = []
+    for i, (status, response) in enumerate([
+        (200, {"events_received": 1, "messages": [], "fbtrace_id": "AbCdEf123"}),
+        (400, {"error": {"message": "Invalid OAuth access token", "type": "OAuthException", "code": 190,
+                         "fbtrace_id": "GhIjKl456"}}),
+    ]):
+        lines.append(json.dumps({
+            "sent_at": 1799990101 + i, "pixel_id": PIXEL, "access_token": SENTINEL, "appsecret_proof": SENTINEL,
+            "request": {"access_token": SENTINEL, "data": [{
+                "event_name": "Purchase", "event_id": "ord-1", "event_time": 1799990101, "action_source": "website",
+                "user_data": {"em": ["a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"]},
+                "custom_data": {"order_id": "ord-1", "value": 12.5, "currency": "EUR"}}]},
+            "http_status": status, "response": response}))
+    logs["send_log"] = d / "send_log.jsonl"
+    logs["send_log"].write_text("\n".join(lines) + "\n")
+    return logs
+
+
+def _orders_with_customers(d: Path) -> dict[str, Path]:
+    """The plain logs and a Shopify-shaped orders export carrying a customer's email, phone, name and
+    address (and the token pasted into a note)."""
+    logs = _plain_logs(d)
+    logs["orders"] = d / "orders.csv"
+    logs["orders"].write_text(
+        "Name,Email,Financial Status,Created at,Total,Currency,Billing Name,Billing Street,Phone,Notes\n"
+        f"ord-1,{PII[0]},paid,2027-01-15 08:00:00 +0000,12.50,EUR,{PII[2]},{PII[3]},{PII[1]},token {SENTINEL}\n"
+        f"ord-2,{PII[0]},paid,2027-01-15 09:00:00 +0000,30.00,EUR,{PII[2]},{PII[3]},{PII[1]},\n")
+    return logs
+
+
 INPUTS: dict[str, Callable[[Path], dict[str, Path]]] = {
     "plain logs": _plain_logs,
-    # "send log with access_token": ...,   (issue 14's hostile-input helper adds these two)
-    # "orders export with customers' emails": ...,
+    "send log with access_token": _send_log_with_token,
+    "orders export with customers' details": _orders_with_customers,
 }
+
+
+def _extras(logs: dict[str, Path]) -> list[str]:
+    """``--orders``/``--send-log`` for the inputs that have them."""
+    out = []
+    if "orders" in logs:
+        out += ["--orders", str(logs["orders"])]
+    if "send_log" in logs:
+        out += ["--send-log", str(logs["send_log"])]
+    return out
 
 
 class _Echo:
@@ -153,14 +201,20 @@ def _db_text(path: Path) -> str:
 
 
 def _files_with_sentinel(root: Path) -> list[str]:
+    """Files the command wrote (the inputs folder aside: the inputs carry the secrets on purpose)
+    holding the token or a customer's detail, in their bytes or in a DuckDB value."""
     found = []
+    inputs = root / "inputs"
     for p in sorted(root.rglob("*")):
-        if not p.is_file():
+        if not p.is_file() or inputs in p.parents:
             continue
-        if SENTINEL.encode() in p.read_bytes():
-            found.append(f"{p.relative_to(root)} (bytes)")
-        elif p.suffix == ".duckdb" and SENTINEL in _db_text(p):
-            found.append(f"{p.relative_to(root)} (a table value)")
+        data = p.read_bytes()
+        text = _db_text(p) if p.suffix == ".duckdb" else ""
+        for needle in (SENTINEL, *PII):
+            if needle.encode() in data:
+                found.append(f"{p.relative_to(root)} (bytes: {'token' if needle == SENTINEL else 'PII'})")
+            elif needle in text:
+                found.append(f"{p.relative_to(root)} (a table value: {'token' if needle == SENTINEL else 'PII'})")
     return found
 
 
@@ -170,9 +224,10 @@ def case_report(env, tmp: Path, logs: dict[str, Path]) -> Run:
     run = Run()
     for fmt in ("json", "markdown", "html"):
         run.codes.append(main(["report", "--browser", str(logs["browser"]), "--server", str(logs["server"]),
-                               "--format", fmt, "--output", str(tmp / f"report.{fmt}"),
+                               *_extras(logs), "--format", fmt, "--output", str(tmp / f"report.{fmt}"),
                                "--db", str(tmp / f"report-{fmt}.duckdb")]))
-    run.codes.append(main(["report", "--browser", str(logs["browser"]), "--server", str(logs["server"])]))
+    run.codes.append(main(["report", "--browser", str(logs["browser"]), "--server", str(logs["server"]),
+                           *_extras(logs)]))
     return run
 
 
@@ -290,6 +345,7 @@ def test_sentinel_token_only_in_the_authorization_header(command: str, input_nam
     out, err = capsys.readouterr()
     places = {"stdout": out, "stderr": err, "logging": "\n".join(logged.lines), **run.extra_text}
     leaks = [name for name, text in places.items() if SENTINEL in text]
+    leaks += [f"{name}: a customer's detail" for name, text in places.items() if any(p in text for p in PII)]
     leaks += _files_with_sentinel(tmp_path)
     leaks += [f"request {r.get('method')} {r.get('path', '')[:60]}: URL or body" for r in run.recorded
               if SENTINEL in str(r.get("path")) + json.dumps(r.get("body"), default=str)]
@@ -298,8 +354,9 @@ def test_sentinel_token_only_in_the_authorization_header(command: str, input_nam
     accepted = [r for r in run.recorded if r.get("status") == 200]
     _FIGURES[f"{command} / {input_name}"] = {"runs": len(run.codes), "requests": len(run.recorded),
                                             "accepted_with_the_token": len(accepted), "leaks": leaks}
-    total = sum(len(f["leaks"]) for f in _FIGURES.values())
-    record("secrets", cases_run=len(_FIGURES), token_leaks=total,
+    every = [leak for f in _FIGURES.values() for leak in f["leaks"]]
+    pii = [leak for leak in every if "PII" in leak or "customer" in leak]
+    record("secrets", cases_run=len(_FIGURES), token_leaks=len(every) - len(pii), pii_leaks=len(pii),
            commands=sorted({k.split(" / ")[0] for k in _FIGURES}), inputs=sorted(INPUTS),
            outputs_searched=["stdout", "stderr", "logging (DEBUG, all loggers, tracebacks)",
                              "report files (json, markdown, html)", "DuckDB files (bytes and every value)",
