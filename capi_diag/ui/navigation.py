@@ -91,9 +91,8 @@ def sidebar(current: str | None = None) -> None:
         ws = None
     bar.empty()
     with st.sidebar:
+        import_progress()
         _data_label(ws)
-        if state.import_running() and current != "import":
-            import_progress(compact=True)
         if ws is not None and ws.options is not None:
             _filters(ws)
         st.divider()
@@ -120,10 +119,19 @@ def filter_banner() -> None:
                       icon=":material/filter_alt_off:", width="stretch")
 
 
-def import_progress(*, compact: bool = False) -> None:
-    """The running import's progress, refreshed every second; when it ends, the whole app reruns
-    so that whichever page is open shows the new data."""
-    @st.fragment(run_every=IMPORT_POLL_S)
+def import_progress() -> None:
+    """The running import's progress, at the top of the sidebar of every page, refreshed every
+    IMPORT_POLL_S; when the import ends, the whole app reruns so that whichever page is open shows
+    the new data.
+
+    One fragment, called first in the sidebar in every run of every page, so its id never changes
+    and always exists: a timer's rerun that arrives after the import page gave way to the checklist
+    still finds it, and redraws only itself. (Two fragments, one per place, left timers aimed at a
+    fragment the next page no longer had; under load such a late fragment run blanked the page that
+    had just been drawn, issue 14.) The timer runs only while an import does: a run without one
+    registers the fragment without ``run_every``, and Streamlit drops the old timer at each full run.
+    """
+    @st.fragment(run_every=IMPORT_POLL_S if state.import_running() else None)
     def _progress() -> None:
         job = state.import_job()
         if job is None:
@@ -134,13 +142,8 @@ def import_progress(*, compact: bool = False) -> None:
             return
         names = md_text(", ".join([*job.files["browser"], *job.files["server"]]))  # file names, taken literally
         text = f"{job.message} ({fmt.duration(round(job.elapsed))} so far)"
-        if compact:
-            st.caption(f"Importing {names}")
-            st.progress(job.fraction, text=text)
-        else:
-            st.progress(job.fraction, text=f"Importing {names}: {text}")
-            st.caption("You can open other pages meanwhile: the import goes on, and every page shows the "
-                       "new data when it is ready.")
+        st.caption(f"Importing {names}")
+        st.progress(job.fraction, text=f"Importing {names}: {text}")
     _progress()
 
 

@@ -5,7 +5,7 @@ import streamlit as st
 from capi_diag import fmt
 from capi_diag.report import md_text
 from capi_diag.schema import contract_rows
-from capi_diag.ui import importer, layout, navigation, state, views
+from capi_diag.ui import importer, layout, state, views
 from capi_diag.ui.navigation import page_path
 
 st.title("Import your logs")
@@ -51,7 +51,8 @@ if state.take_import_request() and (browser_files or server_files) and not state
 job = state.import_job()
 ws = st.session_state.get(state.WORKSPACE_KEY)
 if job is not None and not job.done:
-    navigation.import_progress()
+    st.info("Importing: the progress is at the top of the sidebar. You can open other pages meanwhile: the "
+            "import goes on, and every page shows the new data when it is ready.", icon=":material/hourglass_top:")
 elif job is not None and job.failed:
     # the import report below would describe the previous data, not these files: leave it out
     st.error(f"**{job.error_title}.** {job.error}", icon=":material/error:")
