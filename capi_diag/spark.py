@@ -56,12 +56,15 @@ SESSION_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
     "spark.sql.jsonGenerator.ignoreNullFields": "false",
-    "spark.sql.shuffle.partitions": "8",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.caseSensitive": "true",
+    # partition values of a lake folder stay text, as every cell does (``pixel_id=00123``)
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
 """Settings of every session capi-diag starts (a Spark Connect session gets the SQL ones)."""
+LOCAL_CONF: dict[str, str] = {"spark.sql.shuffle.partitions": "8"}
+"""Added for a ``local[...]`` master: few shuffle partitions (a cluster keeps its own, AQE coalesces)."""
 _SPARK_TYPES = {"VARCHAR": "string", "VARCHAR[]": "array<string>", "BIGINT": "bigint",
                 "INTEGER": "int", "BOOLEAN": "boolean"}
 
@@ -92,9 +95,10 @@ def connect(master: str | None = None, *, conf: Mapping[str, str] | None = None)
         raise UsageError(problem)
     from pyspark.sql import SparkSession
 
-    settings = {**SESSION_CONF, **(conf or {})}
-    owned: Path | None = None
     remote = os.environ.get("SPARK_REMOTE")
+    local = not remote and (master or DEFAULT_MASTER).startswith("local")
+    settings = {**SESSION_CONF, **(LOCAL_CONF if local else {}), **(conf or {})}
+    owned: Path | None = None
     if remote:
         builder = SparkSession.builder.remote(remote)
     else:
@@ -504,12 +508,14 @@ def _flat(df: Any) -> tuple[Any, list[str]]:
     return df.select(*cols, *extra, malformed), headers
 
 
-def _read(spark: Any, path: str, fmt: str) -> Any:
+def _read(spark: Any, path: str, fmt: str) -> tuple[Any, str | None]:
+    """(rows with their file and read order, the CSV delimiter)."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
+    sep = _delimiter(path) if fmt == "csv" else None
     if fmt == "csv":
-        opts = {"header": "true", "escape": '"', "multiLine": "true", "sep": _delimiter(path),
+        opts = {"header": "true", "escape": '"', "multiLine": "true", "sep": sep,
                 "mode": "PERMISSIVE", "enforceSchema": "false"}
         header = spark.read.options(**{**opts, "mode": "PERMISSIVE"}).csv(path).columns
         schema = T.StructType([T.StructField(h.lstrip("\ufeff"), T.StringType()) for h in header]
@@ -520,7 +526,8 @@ def _read(spark: Any, path: str, fmt: str) -> Any:
                                 columnNameOfCorruptRecord="_corrupt").json(path)
     else:
         df = spark.read.parquet(path)
-    return df.withColumn("_capi_file", F.input_file_name()).withColumn("_capi_ord", F.monotonically_increasing_id())
+    df = df.withColumn("_capi_file", F.input_file_name()).withColumn("_capi_ord", F.monotonically_increasing_id())
+    return df, sep
 
 
 # -- the import ----------------------------------------------------------------------------------------
@@ -533,7 +540,7 @@ def _check_tz(db: SparkDatabase, tz: str) -> None:
                           "UTC or Europe/Berlin.")
 
 
-def _import_one(db: SparkDatabase, role: Role, name: str, df: Any, fmt: str, file_index: int,
+def _import_one(db: SparkDatabase, role: Role, name: str, df: Any, fmt: str, sep: str | None, file_index: int,
                 row_offset: int, tz: str, n: int) -> tuple[Any, Any]:
     """One input (a file, a glob, a folder or a table) -> (its FileReport, its canonical rows)."""
     from pyspark.sql import Window
@@ -543,7 +550,7 @@ def _import_one(db: SparkDatabase, role: Role, name: str, df: Any, fmt: str, fil
 
     label = f"{role.value} log '{name}'"
     report = FileReport(name=name, role=role.value, format=fmt,
-                        encoding="binary (parquet)" if fmt == "parquet" else "utf-8")
+                        encoding="binary (parquet)" if fmt == "parquet" else "utf-8", delimiter=sep)
     flat, headers = _flat(df)
     mapping = _map_headers(headers)
     report.mapping = {h: f for f, h in mapping.canonical.items()}
@@ -626,7 +633,7 @@ def _import_one(db: SparkDatabase, role: Role, name: str, df: Any, fmt: str, fil
         db.spark.catalog.dropTempView(stage)
 
 
-def _source(db: SparkDatabase, role: Role, item: Any) -> tuple[str, Any, str]:
+def _source(db: SparkDatabase, role: Role, item: Any) -> tuple[str, Any, str, str | None]:
     """(name, DataFrame, format) of one ``--browser``/``--server`` input: a path, a glob, a folder."""
     path = str(getattr(item, "path", None) or item)
     name = getattr(item, "name", None) or os.path.basename(path.rstrip("/")) or path
@@ -638,12 +645,12 @@ def _source(db: SparkDatabase, role: Role, item: Any) -> tuple[str, Any, str]:
         raise IngestError(f"{label}: file not found at {path}. Check the path and try again.")
     fmt = _format_of(path)
     try:
-        df = _read(db.spark, path, fmt)
+        df, sep = _read(db.spark, path, fmt)
     except Exception as e:  # noqa: BLE001 - Spark's reader refused it: name the input and the fix
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise IngestError(f"{label}: Spark could not read it as {fmt} ({first[:300]}). Check the path, "
                           "the format (.csv, .jsonl, .parquet) and the cluster's access to it.") from None
-    return name, df, fmt
+    return name, df, fmt, sep
 
 
 def import_logs(db: SparkDatabase, *, browser: Sequence[Any] = (), server: Sequence[Any] = (),
@@ -667,15 +674,15 @@ def import_logs(db: SparkDatabase, *, browser: Sequence[Any] = (), server: Seque
                 sources = []
                 if table:
                     try:
-                        sources.append((table, db.spark.table(table), "table"))
+                        sources.append((table, db.spark.table(table), "table", None))
                     except Exception as e:  # noqa: BLE001
                         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                         raise IngestError(f"{role.value} table '{table}': Spark cannot read it ({first[:200]}). "
                                           "Check the table name (catalog.schema.table).") from None
                 sources += [_source(db, role, x) for x in items]
                 reports, parts, fields, offset = [], [], set(), 0
-                for i, (name, df, fmt) in enumerate(sources):
-                    rep, (canon, accepted) = _import_one(db, role, name, df, fmt, i, offset, assume_tz, i)
+                for i, (name, df, fmt, sep) in enumerate(sources):
+                    rep, (canon, accepted) = _import_one(db, role, name, df, fmt, sep, i, offset, assume_tz, i)
                     made.append(canon)
                     offset += rep.rows_read
                     reports.append(rep)
