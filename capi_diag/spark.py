@@ -3,8 +3,9 @@
 The analyses are pure Ibis expressions over named tables (:mod:`capi_diag.engine`); here they are
 compiled with Ibis's PySpark compiler (dialect ``pyspark``) instead of DuckDB's and run by a
 :class:`SparkRunner`, which has the DuckDB runner's interface (``scope`` / ``run`` / ``reset`` /
-``close``): a scope's filtered views are Spark temporary views, its shared measures cached temporary
-views (``CACHE TABLE``), lookup tables are made from Arrow. Nothing else changes: the same
+``close``): a scope's filtered views are Spark temporary views, its shared measures temporary views
+over rows materialized once (:func:`materialize`), lookup tables are made from Arrow. Nothing else
+changes: the same
 :class:`~capi_diag.dataset.Dataset`, the same measures, the same report and checklist.
 
 The session (:func:`connect`) is Spark Connect when ``SPARK_REMOTE`` is set (``sc://host:15002``,
@@ -124,6 +125,18 @@ def connect(master: str | None = None, *, conf: Mapping[str, str] | None = None)
     return SparkDatabase(session, owned_dir=owned)
 
 
+def materialize(df: Any, name: str) -> Any:
+    """``df``'s rows computed now and kept by Spark (``localCheckpoint``), as the temporary view
+    ``name``. The view's plan is then a scan of those rows, not the query that made them: a query over
+    a view made with ``CACHE TABLE ... AS`` re-analyses the whole chain of views under it (the
+    import's typing, the key table's windows) and matches it against every cached plan, which costs
+    far more than running it on small inputs. The rows are freed when the view is dropped and the
+    DataFrame is no longer referenced (Spark's context cleaner)."""
+    kept = df.localCheckpoint(eager=True)
+    kept.createOrReplaceTempView(name)
+    return kept
+
+
 class SparkDatabase:
     """What :class:`~capi_diag.dataset.Dataset` needs of a database, on a Spark session: a runner, a
     lock and :meth:`tables_changed`. The canonical tables are cached temporary views."""
@@ -134,7 +147,7 @@ class SparkDatabase:
         self.lock = threading.RLock()
         self.runner = SparkRunner(self)
         self._owned_dir = owned_dir
-        self._tables: list[str] = []
+        self._tables: dict[str, Any] = {}
 
     def tables_changed(self) -> None:
         self.runner.reset()
@@ -147,22 +160,14 @@ class SparkDatabase:
         return df
 
     def put_table(self, name: str, df: Any) -> None:
-        """``df`` as the cached temporary view ``name`` (a canonical table, materialized now)."""
+        """``df`` as the temporary view ``name`` over its rows materialized now (a canonical table)."""
         with self.lock:
             self.drop_table(name)
-            df.createOrReplaceTempView(name)
-            self.spark.catalog.cacheTable(name)
-            self.spark.table(name).count()
-            self._tables.append(name)
+            self._tables[name] = materialize(df, name)
 
     def drop_table(self, name: str) -> None:
-        if name in self._tables:
-            try:
-                self.spark.catalog.uncacheTable(name)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+        if self._tables.pop(name, None) is not None:
             self.spark.catalog.dropTempView(name)
-            self._tables.remove(name)
 
     def put_arrow(self, name: str, table: Any) -> None:
         """An Arrow table as the cached temporary view ``name`` (tests, Dataset.from_records copies)."""
@@ -217,6 +222,7 @@ class SparkRunner:
         self._scopes: OrderedDict[tuple, Scope] = OrderedDict()
         self._counter = 0
         self._lookups: list[str] = []
+        self._kept: dict[str, Any] = {}
 
     def scope(self, key: tuple, plan_key: str, views: Mapping[str, str],
               measure_sql: Callable[[str], str]) -> Scope:
@@ -236,10 +242,9 @@ class SparkRunner:
 
     def _drop(self, sc: Scope) -> None:
         cat = self.db.spark.catalog
-        for kind, name in reversed([tuple(x.split(":", 1)) for x in sc.created]):
+        for _kind, name in reversed([tuple(x.split(":", 1)) for x in sc.created]):
+            self._kept.pop(name, None)
             try:
-                if kind == "TABLE":
-                    cat.uncacheTable(name)
                 cat.dropTempView(name)
             except Exception:  # noqa: BLE001 - the session may already be stopped
                 pass
@@ -256,8 +261,8 @@ class SparkRunner:
         with self.db.lock:
             self.reset()
             for name in self._lookups:
+                self._kept.pop(name, None)
                 try:
-                    self.db.spark.catalog.uncacheTable(name)
                     self.db.spark.catalog.dropTempView(name)
                 except Exception:  # noqa: BLE001
                     pass
@@ -274,9 +279,7 @@ class SparkRunner:
                 name = f"{prefix}{suffix}"
                 if name in self._lookups:
                     continue
-                df = self.db.spark.createDataFrame(build(suffix))
-                df.createOrReplaceTempView(name)
-                self.db.spark.catalog.cacheTable(name)
+                self._kept[name] = materialize(self.db.spark.createDataFrame(build(suffix)), name)
                 self._lookups.append(name)
 
     def _ensure(self, sc: Scope, sql: str, depth: int = 0) -> None:
@@ -295,7 +298,13 @@ class SparkRunner:
             template = sc.measure_sql(m)
             self._ensure(sc, template, depth + 1)
             self._ensure_lookups(template)
-            self._exec(f"CACHE TABLE `{name}` AS {sc.name(template)}")
+            t0 = time.perf_counter()
+            sql = sc.name(template)
+            self._kept[name] = materialize(self.db.spark.sql(sql), name)
+            _trace(sql, time.perf_counter() - t0)
+            STATS.execute_s += time.perf_counter() - t0
+            STATS.queries += 1
+            STATS.sql_bytes += len(sql)
             STATS.materialized += 1
             sc.created.append(f"TABLE:{name}")
             sc.ready.add(name)
