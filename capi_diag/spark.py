@@ -210,6 +210,38 @@ def _trace(sql: str, seconds: float) -> None:
         print(f"spark {seconds:7.2f}s {len(sql):7d}B {sql[:90]!r}", file=sys.stderr, flush=True)
 
 
+_COMPILER_READY = False
+
+
+def prepare_compiler() -> None:
+    """Make Ibis's PySpark compiler usable without a PySpark backend object, once per process:
+
+    * its options (``ibis.options.pyspark``) are registered when the backend loads; compiling with
+      ``dialect="pyspark"`` alone leaves them unset and any float column fails to compile;
+    * ``BIT_OR`` as an aggregate (``rules.row_validity`` folds each value's defect bits with it) is
+      Spark SQL's ``bit_or`` (since Spark 3.0), which Ibis maps for Databricks but not for PySpark.
+    """
+    global _COMPILER_READY
+    if _COMPILER_READY:
+        return
+    import ibis
+    import ibis.expr.operations as ops
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    ibis.pyspark  # noqa: B018 - loading the backend registers its options
+    if getattr(ibis.options, "pyspark", None) is None:  # pragma: no cover - older Ibis
+        from ibis.backends.pyspark import Backend
+
+        ibis.options.pyspark = Backend.Options()
+
+    def visit_bit_or(self, _op, *, where, order_by=(), **kw):
+        return self.agg["bit_or"](*kw.values(), where=where, order_by=order_by)
+
+    assert ops.BitOr.__name__ == "BitOr"
+    PySparkCompiler.visit_BitOr = visit_bit_or
+    _COMPILER_READY = True
+
+
 class SparkRunner:
     """:class:`capi_diag.engine.Runner`'s interface on a Spark session (see the module docstring)."""
 
@@ -218,6 +250,7 @@ class SparkRunner:
     dialect = DIALECT
 
     def __init__(self, db: SparkDatabase) -> None:
+        prepare_compiler()
         self.db = db
         self._scopes: OrderedDict[tuple, Scope] = OrderedDict()
         self._counter = 0
