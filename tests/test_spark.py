@@ -84,14 +84,14 @@ def test_table_inputs_need_the_spark_engine(capsys):
 @pytest.mark.spark
 def test_report_engine_spark_on_demo_equals_duckdb_json(tmp_path):
     """The whole command, end to end: Spark's JSON report equals DuckDB's on the demo logs."""
-    env = {**os.environ, "CAPI_DIAG_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "CAPI_DIAG_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     env.pop("SPARK_REMOTE", None)
     runs = {}
     for engine in ("duckdb", "spark"):
         extra = ["--engine", "spark", "--spark-master", "local[2]"] if engine == "spark" else []
         proc = subprocess.run([sys.executable, "-m", "capi_diag", "report", "--demo", *extra],
                               capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
-        assert proc.returncode == 1, proc.stderr[-2000:]  # the demo has checklist failures
+        assert proc.returncode == 1 and proc.stdout, proc.stderr[-2000:]  # the demo has checklist failures
         runs[engine] = json.loads(proc.stdout)
     assert runs["spark"]["engine"] == "spark"
     assert runs["duckdb"]["engine"] == "duckdb"
