@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 BENCH_ARGS ?=
 
-.PHONY: run test test-wheel hardening dist lint sample bench clean
+.PHONY: run test test-spark test-wheel hardening dist lint sample bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +24,16 @@ run: $(VENV)/.req-stamp
 
 test: $(VENV)/.dev-stamp
 	$(BIN)/python -m pytest
+
+$(VENV)/.spark-stamp: requirements-spark.txt $(VENV)/.dev-stamp
+	$(BIN)/pip install -r requirements-spark.txt
+	touch $@
+
+# issue 15's Spark engine (pyspark and Java 17): `report --engine spark` on the demo against DuckDB's
+# JSON, a partitioned Parquet folder and table inputs, the import's rules, and the dedup, timing and
+# match-key tests on a local[2] session.
+test-spark: $(VENV)/.spark-stamp
+	$(BIN)/python -m pytest -m spark tests/test_spark.py tests/test_dedup.py tests/test_timing.py tests/test_match_keys.py
 
 # Builds the sdist and wheel, installs the wheel into a fresh venv under the temp folder and runs the
 # installed capi-diag from another folder (tests/test_wheel.py; `make test` leaves these out).

@@ -151,9 +151,10 @@ def _stats_summary(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
-def _report_cmd(python: str, browser: Path, server: Path, output: Path) -> list[str]:
+def _report_cmd(python: str, browser: Path, server: Path, output: Path, engine: str = "duckdb") -> list[str]:
+    extra = ["--engine", "spark", "--spark-master", "local[*]"] if engine == "spark" else []
     return [python, "-m", "capi_diag", "report", "--browser", str(browser), "--server", str(server),
-            "--output", str(output)]
+            "--output", str(output), *extra]
 
 
 def _capi_run(tool: Tool, python: str, browser: Path, server: Path, tmp: Path, timeout: float | None) -> None:
@@ -223,6 +224,17 @@ def measure_size(label: str, args: argparse.Namespace, log: Log) -> dict[str, An
             log("  " + ", ".join(f"{t.name} {t.runs[-1]['wall_s']:.2f} s" + (" FAILED" if t.failed else "")
                                  for t in (capi, floor, pandas) if t is not None and t.runs))
         report = _read_report(tmp / "report.json") if not capi.failed else None
+        if label in args.spark_labels:
+            # issue 15: Spark local beside DuckDB, for reference (Spark pays off on a cluster, not 2 cores)
+            spark = Tool("spark_local", ok_codes=(0, 1))
+            for i in range(args.runs):
+                log(f"{label}: Spark run {i + 1}/{args.runs}")
+                spark.measure(_report_cmd(python, logs.browser, logs.server, tmp / "spark.json", "spark"),
+                              timeout=args.timeout)
+                log(f"  spark_local {spark.runs[-1]['wall_s']:.2f} s" + (" FAILED" if spark.failed else ""))
+            entry["spark_local"] = spark.summary()
+            if report is not None and not spark.failed:
+                entry["spark_agrees"] = _same_report(report, _read_report(tmp / "spark.json"))
     entry["capi_diag"] = {**capi.summary(), "stats": _stats_summary(capi.runs)}
     entry["floor"] = {**floor.summary(), "database": kind, "database_reason": reason}
     if pandas is not None:
@@ -232,6 +244,14 @@ def measure_size(label: str, args: argparse.Namespace, log: Log) -> dict[str, An
     if any(t is not None and t.failed for t in (capi, floor, pandas)):
         entry["status"] = "failed"
     return entry
+
+
+def _same_report(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
+    """Whether two reports agree but for when and by which engine they were made."""
+    if b is None:
+        return False
+    strip = ("generated_at", "engine")
+    return {k: v for k, v in a.items() if k not in strip} == {k: v for k, v in b.items() if k not in strip}
 
 
 def _read_report(path: Path) -> dict[str, Any] | None:
@@ -391,6 +411,9 @@ def build_table(results: dict[str, Any]) -> list[dict[str, str]]:
         row(f"{label}: `report`", _timed(e["capi_diag"], e["capi_diag"].get("stats")))
         if "pandas" in e:
             row(f"{label}: pandas baseline", _timed(e["pandas"]))
+        if "spark_local" in e:
+            agrees = {True: ", same report", False: ", report differs"}.get(e.get("spark_agrees"), "")
+            row(f"{label}: `report --engine spark`, local[*] (reference){agrees}", _timed(e["spark_local"]))
         row(f"{label}: compiled SQL of the report", _sql(e["capi_diag"].get("stats")))
         if "agreement" in e:
             a = e["agreement"]
@@ -525,9 +548,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=str(datagen.DATA_DIR), help="cache of generated logs")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "latest.json"),
                         help="where to write the results (the table goes next to it as .md)")
+    parser.add_argument("--spark", default="",
+                        help="sizes at which to also time `report --engine spark` on local[*] (e.g. 1M; "
+                             "needs requirements-spark.txt and Java 17)")
     parser.add_argument("--generate-only", action="store_true", help="generate (or find) the logs and stop")
     args = parser.parse_args(argv)
     args.size_labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    args.spark_labels = [s.strip() for s in args.spark.split(",") if s.strip()]
     for label in args.size_labels:
         try:
             datagen.parse_size(label)

@@ -50,8 +50,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from capi_diag.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
     from capi_diag.ingest import import_logs
     from capi_diag.orders import import_extras
-    from capi_diag.report import STATUS_ORDER, build_report, render, section_errors
+    from capi_diag.report import build_report
 
+    if args.engine == "spark":
+        return _finish_report(args, *_spark_report(args))
+    if args.browser_table or args.server_table or args.spark_master:
+        raise UsageError(f"{args.prog}: --browser-table, --server-table and --spark-master need --engine spark.")
     browser, server = _report_inputs(args)
     orders, send_log = _extra_inputs(args)
     config = Config.load(args.config)
@@ -65,6 +69,48 @@ def _cmd_report(args: argparse.Namespace) -> int:
         report = build_report(ds, config)
     finally:
         db.close()
+    return _finish_report(args, report, config)
+
+
+def _spark_report(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """The report computed by Spark (:mod:`capi_diag.spark`): inputs are paths or tables."""
+    from capi_diag import spark
+    from capi_diag.config import Config
+    from capi_diag.report import build_report
+
+    if args.db:
+        raise UsageError(f"{args.prog}: --db keeps a DuckDB file; it does not apply to --engine spark.")
+    if args.orders or args.send_log:
+        raise UsageError(f"{args.prog}: --orders and --send-log are read by the DuckDB engine only; run the "
+                         "reconciliation without --engine spark (export the orders and sends of the period).")
+    if args.memory_limit or args.temp_dir:
+        raise UsageError(f"{args.prog}: --memory-limit and --temp-dir configure DuckDB; with --engine spark set "
+                         "spark.driver.memory / spark.local.dir in the Spark session instead.")
+    tables = {r: getattr(args, f"{r}_table") for r in ("browser", "server")}
+    if args.demo or not any(tables.values()):
+        browser, server = _report_inputs(args)
+    else:
+        browser, server = args.browser or [], args.server or []
+        missing = [f"--{r}" for r in tables if not tables[r] and not getattr(args, r)]
+        if missing:
+            raise UsageError(f"{args.prog}: the following arguments are required: {', '.join(missing)} "
+                             f"(a path, or --{missing[0][2:]}-table NAME)")
+    config = Config.load(args.config)
+    problem = spark.missing_requirements()
+    if problem:
+        raise UsageError(problem)
+    db = spark.connect(args.spark_master)
+    try:
+        ds = spark.import_logs(db, browser=browser, server=server, browser_table=tables["browser"],
+                               server_table=tables["server"], assume_tz=args.assume_tz)
+        return build_report(ds, config), config
+    finally:
+        db.close(stop=True)
+
+
+def _finish_report(args: argparse.Namespace, report: dict[str, Any], config: Any) -> int:
+    from capi_diag.report import STATUS_ORDER, render, section_errors
+
     text = render(report, args.format, config)
     if args.output:
         try:
@@ -197,6 +243,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     rep.add_argument("--temp-dir", metavar="DIR",
                      help="folder DuckDB spills to beyond --memory-limit (env CAPI_DIAG_TEMP_DIR, config "
                           "[database] temp_directory)")
+    rep.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                     help="compute the report with DuckDB (default) or Spark (pip install -r "
+                          "requirements-spark.txt; Java 17); see the README's 'Running on Spark'")
+    rep.add_argument("--spark-master", metavar="URL", default=None,
+                     help="Spark master for --engine spark (default local[*]; SPARK_REMOTE=sc://... "
+                          "uses Spark Connect instead)")
+    rep.add_argument("--browser-table", metavar="NAME", help="--engine spark: read the browser log from this table")
+    rep.add_argument("--server-table", metavar="NAME", help="--engine spark: read the server log from this table")
     rep.set_defaults(func=_cmd_report, prog=rep.prog)
 
     smp = sub.add_parser("sample", help="write a realistic demo pair of logs with known defects")

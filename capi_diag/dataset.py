@@ -125,7 +125,8 @@ class Dataset:
     def _measure_sql(self, name: str) -> str:
         from capi_diag import measures
 
-        return engine.cached_sql(self.plan_key, f"measure:{name}", lambda: measures.build(self, name))
+        return engine.cached_sql(self.plan_key, f"measure:{name}", lambda: measures.build(self, name),
+                                  self.db.runner.dialect)
 
     # -- expressions (pure) ----------------------------------------------------------------------
     def events(self, role: Role | str) -> ir.Table:
@@ -176,7 +177,7 @@ class Dataset:
         """Run query ``name`` (built by ``build`` only when its SQL is not compiled yet) as Arrow.
         ``name`` must identify the query within this plan: the builder's choices that are not in
         :attr:`plan_key` (a role, a field) belong in the name."""
-        sql = engine.cached_sql(self.plan_key, name, build)
+        sql = engine.cached_sql(self.plan_key, name, build, self.db.runner.dialect)
         return self.db.runner.run(self.scope(), sql)
 
     def fetch(self, name: str, build: ir.Table | Callable[[], ir.Table]) -> list[dict[str, Any]]:
@@ -185,7 +186,7 @@ class Dataset:
 
     def query(self, expr: ir.Table) -> pa.Table:
         """Run an ad-hoc expression (a dashboard search, a test) in this scope; compiled each time."""
-        return self.db.runner.run(self.scope(), engine.compile_sql(expr))
+        return self.db.runner.run(self.scope(), engine.compile_sql(expr, self.db.runner.dialect))
 
     def rows(self, role: Role | str) -> int:
         r = Role(role).value

@@ -196,12 +196,13 @@ CACHE = SqlCache()
 atexit.register(CACHE.flush)
 
 
-def compile_sql(expr: ir.Expr) -> str:
-    """Ibis expression -> DuckDB SQL (compact), counted in :data:`STATS`."""
+def compile_sql(expr: ir.Expr, dialect: str = DIALECT) -> str:
+    """Ibis expression -> SQL of ``dialect`` (DuckDB's by default; ``pyspark`` for the Spark runner,
+    :mod:`capi_diag.spark`), compact, counted in :data:`STATS`."""
     import ibis
 
     t0 = time.perf_counter()
-    sql = ibis.to_sql(expr, dialect=DIALECT, pretty=False)
+    sql = ibis.to_sql(expr, dialect=dialect, pretty=False)
     STATS.compile_s += time.perf_counter() - t0
     STATS.compiled += 1
     return sql
@@ -217,9 +218,12 @@ class StaleSqlError(AssertionError):
     """A cached query's SQL differs from the SQL its builder compiles to now (a naming bug)."""
 
 
-def cached_sql(plan_key: str, name: str, build: ir.Expr | Callable[[], ir.Expr]) -> str:
+def cached_sql(plan_key: str, name: str, build: ir.Expr | Callable[[], ir.Expr], dialect: str = DIALECT) -> str:
     """The SQL template of query ``name`` in plan ``plan_key``: from the cache, or built (``build`` is
-    the expression or a function returning it, called only when needed) and compiled once."""
+    the expression or a function returning it, called only when needed) and compiled once. Another
+    ``dialect`` than DuckDB's is cached under its own key (``<dialect>:<name>``)."""
+    if dialect != DIALECT:
+        name = f"{dialect}:{name}"
     if not callable(build):
         expr = build
 
@@ -230,11 +234,11 @@ def cached_sql(plan_key: str, name: str, build: ir.Expr | Callable[[], ir.Expr])
     if sql is not None:
         STATS.cache_hits += 1
         if check_enabled():
-            fresh = compile_sql(build())
+            fresh = compile_sql(build(), dialect)
             if fresh != sql:
                 raise StaleSqlError(f"query {name!r}: the cached SQL differs from its builder's SQL")
         return sql
-    sql = compile_sql(build())
+    sql = compile_sql(build(), dialect)
     CACHE.put(plan_key, name, sql)
     return sql
 
@@ -263,6 +267,10 @@ class Runner:
     """Owns the scopes of one database connection and every temporary object made for them."""
 
     max_scopes = 4
+    engine = "duckdb"
+    """The report's ``engine`` field."""
+    dialect = DIALECT
+    """The Ibis dialect queries are compiled to for this runner (:func:`cached_sql`)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -43,6 +43,7 @@ def build_report(ds: Dataset, config: Config | None = None, *,
     now = now or dt.datetime.now(dt.timezone.utc)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "engine": getattr(ds.db.runner, "engine", "duckdb"),
         "generated_at": now.isoformat(timespec="seconds"),
         "inputs": ds.inputs,
         "filters": filters_record(getattr(ds, "filters", None)),

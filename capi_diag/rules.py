@@ -81,9 +81,10 @@ FBC_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.{FBCLID}(?:\.{APPENDIX})?\z"
 FBC_FBCLID_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.({FBCLID})(?:\.{APPENDIX})?\z"
 URL_FBCLID_RE = r"\A[^?#]*\?(?:[^#]*&)?fbclid=([^&#]+)"
 """The first ``fbclid`` query parameter of a URL (before any ``#`` fragment)."""
-BLANK_RE = r"\A[\s\v\p{Z}]*\z"
-"""Empty or whitespace-only (``\\p{Z}`` covers the no-break space); the same test as ``dedup``."""
-_SPACE = r"[\s\v\p{Z}]"
+BLANK_RE = r"\A[\s\x0B\p{Z}]*\z"
+"""Empty or whitespace-only (``\\p{Z}`` covers the no-break space); the same test as ``dedup``.
+``\\x0B``, not ``\\v``: RE2's ``\\v`` is the vertical tab, Java's (Spark) all vertical whitespace."""
+_SPACE = r"[\s\x0B\p{Z}]"
 SPACED_HASH_RE = rf"\A(?:{_SPACE}+{_HASH}{_SPACE}*|{_HASH}{_SPACE}+)\z"
 """A hash-shaped value with surrounding whitespace (a stray space or newline)."""
 

@@ -41,3 +41,39 @@ def clean_graph_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return monkeypatch
+
+
+# -- the engines the analysis tests run on (issue 15) ---------------------------------------------------
+
+SPARK_TEST_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    # tiny inputs: interpreting beats compiling each query's generated code
+    "spark.sql.codegen.wholeStage": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def spark_db(tmp_path_factory):
+    """One local Spark session for the whole run (``local[2]``, few shuffle partitions, UI off, UTC,
+    its warehouse in a temporary folder): the :class:`capi_diag.spark.SparkDatabase` over it."""
+    from capi_diag import spark
+
+    problem = spark.missing_requirements()
+    if problem:
+        pytest.fail(f"the Spark tests need pyspark and Java: {problem}")
+    conf = {**SPARK_TEST_CONF, "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse"))}
+    db = spark.connect("local[2]", conf=conf)
+    yield db
+    db.close(stop=True)
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("pyspark", marks=pytest.mark.spark)])
+def on_engine(request):
+    """``ds -> ds`` on the engine under test: DuckDB's dataset itself, or the same canonical tables
+    copied into the Spark session (``make test-spark`` runs the ``pyspark`` cases)."""
+    if request.param == "duckdb":
+        return lambda ds: ds
+    from capi_diag import spark
+
+    db = request.getfixturevalue("spark_db")
+    return lambda ds: spark.copy_dataset(ds, db)

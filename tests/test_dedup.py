@@ -141,8 +141,8 @@ SERVER: list[dict[str, Any]] = [
 
 
 @pytest.fixture(scope="module")
-def shared() -> dict[str, Any]:
-    ds = Dataset.from_records(browser=BROWSER, server=SERVER)
+def shared(on_engine) -> dict[str, Any]:
+    ds = on_engine(Dataset.from_records(browser=BROWSER, server=SERVER))
     result = dedup.analyze(ds, Config(), {})
     failing = ds.query(dedup.failing_rows(ds, Config())).to_pylist()
     return {"ds": ds, "r": result, "n": result["by_event_name"], "keys": keys_of(ds), "failing": failing}

@@ -49,8 +49,8 @@ BROWSER = [
 
 
 @pytest.fixture(scope="module")
-def ds() -> Dataset:
-    return Dataset.from_records(browser=BROWSER, server=SERVER)
+def ds(on_engine) -> Dataset:
+    return on_engine(Dataset.from_records(browser=BROWSER, server=SERVER))
 
 
 @pytest.fixture(scope="module")

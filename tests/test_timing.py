@@ -84,8 +84,8 @@ SERVER += [
 
 
 @pytest.fixture(scope="module")
-def shared() -> dict[str, Any]:
-    ds = Dataset.from_records(browser=BROWSER, server=SERVER)
+def shared(on_engine) -> dict[str, Any]:
+    ds = on_engine(Dataset.from_records(browser=BROWSER, server=SERVER))
     r = timing.analyze(ds, Config(), {})
     failing = ds.query(timing.failing_rows(ds, Config())).to_pylist()
     return {"ds": ds, "r": r, "n": r["by_event_name"], "failing": failing}

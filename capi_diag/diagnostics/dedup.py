@@ -135,7 +135,7 @@ def reused_ids(kt: ir.Table, keys: Sequence[str], role: str, window_s: int) -> i
     t = t.semi_join(c, key_preds(t, c, idcols, "", "_c_"))
     spread = t[f"{role}_last_time"] - t[f"{role}_time"]
     g = t.group_by(idcols).aggregate(
-        event_names=t.event_name.collect(order_by=t.event_name, distinct=True),
+        event_names=t.event_name.collect(distinct=True).sort(),  # sorted list: portable (Spark has no ordered collect)
         keys=t.count(),
         rows=t[f"{role}_rows"].sum(),
         first_time=t[f"{role}_time"].min(),

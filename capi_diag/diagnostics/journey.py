@@ -58,7 +58,7 @@ def steps(config: Config) -> list[str]:
 
 def fold(name: ir.StringValue) -> ir.StringValue:
     """An event name without case, spaces, ``-`` and ``_``: how near names are recognised."""
-    return name.lower().re_replace(r"[\s_-]", "")
+    return name.lower().re_replace(r"[ \t\n\f\r_-]", "")  # RE2's \s spelled out: Java's also has \x0B
 
 
 def _fold_text(name: str) -> str:

@@ -1,0 +1,184 @@
+"""The Spark engine (issue 15): the same report as DuckDB's, the import's rules on Spark, lake inputs.
+
+The tests marked ``spark`` need pyspark and Java 17 (``make test-spark``); the analysis tests of
+dedup, timing and match keys also run on Spark through the ``on_engine`` fixture (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from capi_diag import cli
+from capi_diag.db import Database
+from capi_diag.ingest import import_logs
+from capi_diag.report import build_report
+from capi_diag.schema import Role
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text(encoding="utf-8"))
+
+IMPORT_CSV = """\
+event_name,event_id,event_time,em,ad_storage,pixel_id,custom_data_note,extra_col
+Purchase,1,1763373600,ABC@example.com,granted,00123,n1,x
+Purchase,2,1763373600000,"[""a"", "" "", ""b""]",true,00123,,y
+,3,1763373600,,,00123,,
+Lead,4,,,,00123,,
+Lead,5,yesterday,,,00123,,
+Lead,6,12,,,00123,,
+Lead,7,2026-11-17T10:00:00Z,,maybe,00123,,
+Lead,8,2026-11-17 10:00:00,,no,00123,,
+Lead,9,2026-11-17T12:00:00+02:00,,,00123,,
+Lead,10,1763373600123456,  ,,00123,,
+Lead,11,1763373600.9,"[]",,00123,,
+"""
+
+
+def _normalized(report: dict[str, Any]) -> dict[str, Any]:
+    """A report without what differs between runs and engines by design: when and by which engine
+    it was made."""
+    out = json.loads(json.dumps(report))
+    out.pop("generated_at", None)
+    out.pop("engine", None)
+    return out
+
+
+def _duckdb_report(browser: list[str], server: list[str]) -> dict[str, Any]:
+    with Database() as db:
+        return build_report(import_logs(db, browser=browser, server=server))
+
+
+def _canonical_rows(table: Any) -> list[dict[str, Any]]:
+    return sorted(table.to_pylist(), key=lambda r: r["row_id"])
+
+
+# -- without Spark: exit 2 with the fix, never DuckDB instead ---------------------------------------
+
+def test_engine_spark_without_java_or_pyspark_exits_2_with_the_fix(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    rc = cli.main(["report", "--demo", "--engine", "spark"])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert out == ""  # no report computed by DuckDB instead
+    assert "--engine spark needs" in err
+    assert ("openjdk-17-jre-headless" in err) or ("requirements-spark.txt" in err)
+
+
+def test_table_inputs_need_the_spark_engine(capsys):
+    rc = cli.main(["report", "--demo", "--browser-table", "lake.browser"])
+    assert rc == 2
+    assert "need --engine spark" in capsys.readouterr().err
+
+
+# -- on Spark ------------------------------------------------------------------------------------------
+
+@pytest.mark.spark
+def test_report_engine_spark_on_demo_equals_duckdb_json(tmp_path):
+    """The whole command, end to end: Spark's JSON report equals DuckDB's on the demo logs."""
+    env = {**os.environ, "CAPI_DIAG_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    env.pop("SPARK_REMOTE", None)
+    runs = {}
+    for engine in ("duckdb", "spark"):
+        extra = ["--engine", "spark", "--spark-master", "local[2]"] if engine == "spark" else []
+        proc = subprocess.run([sys.executable, "-m", "capi_diag", "report", "--demo", *extra],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+        assert proc.returncode == 1 and proc.stdout, proc.stderr[-2000:]  # the demo has checklist failures
+        runs[engine] = json.loads(proc.stdout)
+    assert runs["spark"]["engine"] == "spark"
+    assert runs["duckdb"]["engine"] == "duckdb"
+    jsonschema.validate(runs["spark"], SCHEMA)
+    assert _normalized(runs["spark"]) == _normalized(runs["duckdb"])
+
+
+@pytest.mark.spark
+def test_import_on_spark_types_and_rejects_like_duckdb(spark_db, tmp_path):
+    """Aliases, event_time units (s, ms, µs, ISO with and without a zone), lists, consent words,
+    custom and unknown columns, and the rejects with their reasons: the same rows and report."""
+    from capi_diag import spark
+
+    path = tmp_path / "browser.csv"
+    path.write_text(IMPORT_CSV, encoding="utf-8")
+    server = tmp_path / "server.csv"
+    server.write_text("event,eventID,timestamp\nPurchase,1,1763373600\n", encoding="utf-8")
+    with Database() as duck:
+        d_ds = import_logs(duck, browser=[str(path)], server=[str(server)])
+        d_rows = _canonical_rows(duck.con.sql(f"SELECT * FROM {Role.BROWSER.table}").to_arrow_table())
+        d_inputs = d_ds.inputs
+    s_ds = spark.import_logs(spark_db, browser=[str(path)], server=[str(server)])
+    s_rows = _canonical_rows(spark_db.spark.table(Role.BROWSER.table).toArrow())
+    assert s_ds.inputs["browser"]["rejected_reasons"] == {
+        "event_name_empty": 1, "event_time_empty": 1, "event_time_unreadable": 1, "event_time_implausible": 1}
+    assert s_ds.present == d_ds.present
+    for role in ("browser", "server"):
+        s_fr, d_fr = s_ds.inputs[role].pop("file_reports"), d_inputs[role].pop("file_reports")
+        assert s_ds.inputs[role] == d_inputs[role]
+        for s, d in zip(s_fr, d_fr, strict=True):
+            assert s == d
+    assert [r["row_id"] for r in s_rows] == [0, 1, 6, 7, 8, 9, 10]
+    assert s_rows == d_rows
+
+
+def _partitioned(tmp_path: Path, name: str, csv: Path) -> Path:
+    """The demo log as a Parquet folder partitioned by pixel id (pixel_id=<id>/part-*.parquet)."""
+    out = tmp_path / name
+    with Database() as db:
+        db.execute(f"COPY (SELECT * FROM read_csv('{csv.as_posix()}', all_varchar=true)) TO '{out.as_posix()}' "
+                   "(FORMAT parquet, PARTITION_BY (pixel_id))")
+    return out
+
+
+def _checklist(report: dict[str, Any]) -> list[tuple]:
+    return [(i["id"], i["status"], json.dumps(i["observed"], sort_keys=True)) for i in report["checklist"]]
+
+
+@pytest.mark.spark
+def test_partitioned_parquet_folder_and_table_inputs(spark_db, tmp_path):
+    """A partitioned Parquet folder (``--browser DIR``) and a table (``--server-table NAME``) give the
+    demo's figures: every count of the checklist as from the CSV files."""
+    from capi_diag import spark
+
+    browser_csv, server_csv = ROOT / "data" / "browser_events.csv", ROOT / "data" / "server_events.csv"
+    folder = _partitioned(tmp_path, "browser_lake", browser_csv)
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir())[0].startswith("pixel_id=")
+    spark_db.spark.read.option("header", "true").option("escape", '"').option("multiLine", "true") \
+        .csv(str(server_csv)).createOrReplaceTempView("lake_server_events")
+    try:
+        ds = spark.import_logs(spark_db, browser=[str(folder)], server_table="lake_server_events")
+        report = build_report(ds)
+    finally:
+        spark_db.spark.catalog.dropTempView("lake_server_events")
+    assert report["engine"] == "spark"
+    assert report["inputs"]["browser"]["files"] == ["browser_lake"]
+    assert report["inputs"]["server"]["files"] == ["lake_server_events"]
+    reference = _duckdb_report([str(browser_csv)], [str(server_csv)])
+    for role in ("browser", "server"):
+        for key in ("rows_read", "rows", "rejected_rows", "rejected_reasons", "unknown_columns"):
+            assert report["inputs"][role][key] == reference["inputs"][role][key], (role, key)
+    assert _checklist(report) == _checklist(reference)
+
+
+def test_spark_extra_pins_exactly_requirements_spark_txt():
+    """The package's ``spark`` extra and requirements-spark.txt pin the same pyspark, inside the range
+    Ibis 12's PySpark backend supports (>= 3.5, < 4.1), and pyspark is never a core dependency."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    lines = [ln.split(" #", 1)[0].strip() for ln in (ROOT / "requirements-spark.txt").read_text().splitlines()]
+    pins = [ln for ln in lines if ln and not ln.startswith(("#", "-r"))]
+    assert "-r requirements.txt" in lines
+    assert pins == pyproject["project"]["optional-dependencies"]["spark"] == ["pyspark==4.0.5"]
+    version = Version(next(iter(Requirement(pins[0]).specifier)).version)
+    assert Version("3.5") <= version < Version("4.1")
+    assert not any(Requirement(d).name == "pyspark" for d in pyproject["project"]["dependencies"])
