@@ -200,6 +200,7 @@ def _settled_rss(app: Dashboard, seconds: float = 20.0) -> int:
     return app.rss
 
 
+@pytest.mark.load
 @pytest.mark.timeout(1500)
 def test_twenty_sessions_upload_at_once_each_sees_only_its_own_data(tmp_path: Path, chromium_path: str) -> None:
     logs = tmp_path / "logs"
