@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -36,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from capi_diag import engine
+from capi_diag import engine, pii
 from capi_diag.engine import MEASURE_PREFIX, SCOPE, STATS, VIEW_PREFIX, Scope
 from capi_diag.errors import ConfigError, IngestError, UsageError
 from capi_diag.schema import (
@@ -148,6 +149,8 @@ class SparkDatabase:
         self.runner = SparkRunner(self)
         self._owned_dir = owned_dir
         self._tables: dict[str, Any] = {}
+        self.pii_key = secrets.token_hex(32)
+        """The random key of this session's PII fingerprints, in memory only (see capi_diag.pii)."""
 
     def tables_changed(self) -> None:
         self.runner.reset()
@@ -428,8 +431,27 @@ def _time_columns(col: str | None, prefix: str, tz: str) -> dict[str, str]:
             f"{prefix}_tzless": f"({unit} = 'iso' AND NOT {_has_tz(col)})"}
 
 
+def _pii_at_rest(field: str, x: str, key: str) -> str:
+    """Spark SQL of :func:`capi_diag.pii.sql_macros`' ``capi_pii_at_rest``: an ``em``/``ph`` value the
+    value rules call unhashed is stored as its display mask + ``#`` + a fingerprint under ``key``."""
+    from capi_diag import pii, rules
+
+    keep = " OR ".join(f"{x} RLIKE {_lit(p)}" for p in (
+        rules.BLANK_RE, rules.HASH_RE, rules.SPACED_HASH_RE, rules.PLACEHOLDER_RE))
+    edges = "\\A" + pii._PY_SPACE + "+|" + pii._PY_SPACE + "+\\z"
+    strip = f"regexp_replace({x}, {_lit(edges)}, '')"
+    digits = f"regexp_replace({x}, {_lit(chr(92) + 'P{Nd}')}, '')"
+    if field == "em":
+        shown = (f"CASE WHEN instr({x}, '@') > 0 THEN concat(left(split_part({strip}, '@', 1), 1), '***@', "
+                 f"substr({strip}, instr({strip}, '@') + 1)) ELSE concat(left({strip}, 1), '***') END")
+    else:
+        shown = f"concat('***', CASE WHEN length({digits}) > 4 THEN right({digits}, 4) ELSE '' END)"
+    mark = f"left(sha2(concat({_lit(key)}, {_lit(field)}, chr(0), {x}), 256), {pii.FINGERPRINT_HEX})"
+    return f"CASE WHEN {x} IS NULL OR {keep} THEN {x} ELSE concat({shown}, '#', {mark}) END"
+
+
 def _canonical_sql(stage: str, mapping: Any, *, name: str, file_index: int, tz: str,
-                   row_id: str) -> str:
+                   row_id: str, pii_key: str = "") -> str:
     """Spark SQL over the staged view (one string column per header, ``_line``, ``_malformed``,
     ``_rid``) giving the canonical columns plus ``_reject`` and ``_consent_unreadable``: the same
     columns and rules as :func:`capi_diag.ingest._canonical_select`."""
@@ -442,6 +464,8 @@ def _canonical_sql(stage: str, mapping: Any, *, name: str, file_index: int, tz: 
         s = src.get(f.name)
         if s is None:
             exprs[f.name] = f"CAST(NULL AS {_SPARK_TYPES[f.kind.value]})"
+        elif f.kind is Kind.LIST and f.name in pii.MASKED_AT_REST:  # raw emails and phones are never stored
+            exprs[f.name] = f"transform({_list_clean(_list_raw(s))}, x -> {_pii_at_rest(f.name, 'x', pii_key)})"
         elif f.kind is Kind.LIST:
             exprs[f.name] = _list_clean(_list_raw(s))
         elif f.name.startswith("consent_") and f.name != "consent_region":
@@ -622,7 +646,7 @@ def _import_one(db: SparkDatabase, role: Role, name: str, df: Any, fmt: str, sep
     stage = f"_capi_stage_{role.value}_{n}"
     staged.createOrReplaceTempView(stage)
     canon = db.sql(_canonical_sql(stage, mapping, name=name, file_index=file_index, tz=_lit(tz),
-                                  row_id="CAST(_rid AS BIGINT)")).cache()
+                                  row_id="CAST(_rid AS BIGINT)", pii_key=db.pii_key)).cache()
     try:
         rows = canon.groupBy("_reject", "event_time_raw_unit", "event_time_tz_missing", "_consent_unreadable",
                              (F.col("sent_at_raw").isNotNull() & F.expr(f"{_text('sent_at_raw')} IS NOT NULL")

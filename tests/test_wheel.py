@@ -125,8 +125,16 @@ def test_wheel_metadata_requires_dist_equals_requirements_txt(installed: Install
         entry_points = whl.read(f"capi_diag-{capi_diag.__version__}.dist-info/entry_points.txt").decode()
     assert meta["Name"] == "capi-diag" and meta["Version"] == capi_diag.__version__
     assert meta["Requires-Python"] == ">=3.11"
-    problems = differences(requirements_txt(), meta.get_all("Requires-Dist") or [], "the wheel's Requires-Dist")
+    requires = meta.get_all("Requires-Dist") or []
+    core = [t for t in requires if "extra ==" not in t]
+    problems = differences(requirements_txt(), core, "the wheel's Requires-Dist")
     assert problems == [], "\n".join(problems)
+    # the one extra, `spark`, is exactly requirements-spark.txt's own pin
+    spark = sorted(t.split(";")[0].replace(" ", "") for t in requires if "extra ==" in t)
+    pins = sorted(line.strip() for line in (ROOT / "requirements-spark.txt").read_text().splitlines()
+                  if line.strip() and not line.startswith(("#", "-r")))
+    assert spark == pins and all("extra == 'spark'" in t or 'extra == "spark"' in t
+                                 for t in requires if "extra ==" in t)
     assert "capi-diag = capi_diag.cli:main" in entry_points
 
 
@@ -165,7 +173,8 @@ def test_wheel_report_on_packaged_demo_exit_1_valid_and_same_as_checkout(install
     assert "fail" in [i["status"] for i in report["checklist"]]
     assert "site-packages" not in r.stdout and str(installed.venv) not in r.stdout
     checkout = subprocess.run([sys.executable, "-m", "capi_diag", "report", "--browser", "browser_events.csv",
-                               "--server", "server_events.csv"], capture_output=True, text=True,
+                               "--server", "server_events.csv", "--orders", "orders.csv",
+                               "--send-log", "send_log.jsonl"], capture_output=True, text=True,
                               cwd=ROOT / "data", env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
     assert checkout.returncode == 1, checkout.stderr
     same = json.loads(checkout.stdout)
@@ -188,9 +197,10 @@ def test_wheel_report_exit_codes_and_output_file(installed: Installed) -> None:
 def test_wheel_sample_writes_exactly_the_packaged_demo(installed: Installed) -> None:
     r = installed.run("sample", "--out", "sample")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["sample/browser_events.csv", "sample/server_events.csv", "sample/manifest.json"]
+    names = ["browser_events.csv", "server_events.csv", "manifest.json", "orders.csv", "send_log.jsonl"]
+    assert r.stdout.split() == [f"sample/{n}" for n in names]
     bundle = _site_packages(installed) / "capi_diag" / "_bundle" / "data"
-    for name in ("browser_events.csv", "server_events.csv", "manifest.json"):
+    for name in names:
         assert (installed.elsewhere / "sample" / name).read_bytes() == (bundle / name).read_bytes(), name
 
 
