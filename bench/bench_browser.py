@@ -106,6 +106,8 @@ def main(browser_log: str, server_log: str) -> None:
             page.wait_for_timeout(2000)
             clicked = time.time()
             page.locator(".st-key-run_import button").click()
+            page.wait_for_selector(".st-key-import_done a", timeout=900_000)  # the import's own summary
+            page.locator(".st-key-import_done a").first.click()
             page.wait_for_selector("h1:has-text('Pre-launch checklist')", timeout=900_000)
             page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
             page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",

@@ -65,8 +65,9 @@ def streamlit_command(port: int, address: str) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.port", str(port), "--server.address", address,
             # the same as .streamlit/config.toml: no file watcher (an installed package does not
-            # change while it runs; watching site-packages overflowed inotify under load), no rerun on save
-            "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+            # change while it runs; watching site-packages overflowed inotify under load), no rerun on save,
+            # no full garbage collection after every script run (it starved twenty sessions, issue 14)
+            "--server.fileWatcherType", "none", "--server.runOnSave", "false", "--runner.postScriptGC", "false"]
 
 
 def check_port(port: int, address: str) -> None:

@@ -139,8 +139,7 @@ def _upload(at: AppTest, browser: bytes = BROWSER_CSV, server: bytes = SERVER_CS
     at.switch_page(_path("import")).run()
     at.file_uploader(key="upload_browser").set_value([(names[0], browser, "text/csv")])
     at.file_uploader(key="upload_server").set_value([(names[1], server, "text/csv")])
-    at.run()
-    at.button(key="run_import").click().run()
+    at.button(key="run_import").click().run()  # the files go with the click (one form)
     return _wait_import(at)
 
 
@@ -253,13 +252,19 @@ def test_import_two_uploads_checklist_shows_their_pairing_rate(uploaded: AppTest
     at = uploaded
     _assert_clean(at, "import")
     report = _small_report()
-    assert at.title[0].value == "Pre-launch checklist"
-    assert _metric(at, "Pairing rate") == fmt.share(report["dedup"]["pairing_rate"])
-    assert _metric(at, "Browser events") == "4"
-    assert any("Imported 4 browser and 4 server events" in s.value for s in at.success)
-    notice = next(s.value for s in at.success if "Imported 4 browser" in s.value)
+    # the Import page stays: what was imported, and the way on to the checklist
+    assert at.title[0].value == "Import your logs"
+    notice = next(s.value for s in at.success if "Imported 4 browser and 4 server events" in s.value)
     ws = _ws(at)
     assert f"in {fmt.duration(ws.import_seconds)} and analysed them in {fmt.duration(ws.analysis_seconds)}" in notice
+    links = [p.proto for p in at.get("page_link")]
+    assert [link.label for link in links].count("Open the checklist: can this setup go live?") == 1, links
+    at.switch_page(_path("checklist")).run()
+    _assert_clean(at, "checklist after the import")
+    assert at.title[0].value == "Pre-launch checklist"
+    assert not [s for s in at.success if "Imported 4 browser" in s.value], "the summary is shown once"
+    assert _metric(at, "Pairing rate") == fmt.share(report["dedup"]["pairing_rate"])
+    assert _metric(at, "Browser events") == "4"
     assert _checklist_shown(at) == _expected_checklist(report)
     ws = _ws(at)
     assert ws.source == "upload" and ws.files == {"browser": ["browser.csv"], "server": ["server.csv"]}
@@ -445,8 +450,7 @@ def test_import_without_server_file_says_what_is_not_evaluated(monkeypatch: pyte
     at = _app().run()
     at.switch_page(_path("import")).run()
     at.file_uploader(key="upload_browser").set_value([("browser.csv", BROWSER_CSV, "text/csv")])
-    at.run()
-    at.button(key="run_import").click().run()
+    at.button(key="run_import").click().run()  # the files go with the click (one form)
     _wait_import(at)
     assert not at.exception
     assert any("Imported 4 browser and 0 server events" in s.value and "No server (CAPI) log was imported"
@@ -549,6 +553,7 @@ def test_filters_upload_after_filtered_demo_every_page_shows_unfiltered_upload(
     at = _upload(at, logs_a["browser"].read_bytes(), logs_a["server"].read_bytes(),
                  names=(logs_a["browser"].name, logs_a["server"].name))
     _assert_clean(at, "after import")
+    at.switch_page(_path("checklist")).run()
     assert at.title[0].value == "Pre-launch checklist"
     assert _metric(at, "Server events") == fmt.count(report_a["inputs"]["server"]["rows"]) != demo_filtered
     _assert_unfiltered_figures(at, report_a)
@@ -615,8 +620,7 @@ def test_import_leaving_the_page_keeps_the_import_and_shows_it_on_return(
     at.switch_page(_path("import")).run()
     at.file_uploader(key="upload_browser").set_value([("browser_a.csv", logs_a["browser"].read_bytes(), "text/csv")])
     at.file_uploader(key="upload_server").set_value([("server_a.csv", logs_a["server"].read_bytes(), "text/csv")])
-    at.run()
-    at.button(key="run_import").click().run()
+    at.button(key="run_import").click().run()  # the files go with the click (one form)
     assert any(p.proto.text.startswith("Importing browser_a.csv, server_a.csv") for p in at.get("progress"))
     assert at.button(key="run_import").disabled, "one import at a time"
     at.switch_page(_path("dedup")).run()  # the analyst opens another page meanwhile
@@ -669,7 +673,7 @@ def test_failing_analysis_page_says_error_others_still_show(no_demo: None, monke
         raise duckdb.BinderException("Binder Error: column boom not found")
 
     monkeypatch.setattr(timing, "analyze", broken)
-    at = _upload(_app().run())
+    at = _upload(_app().run()).switch_page(_path("checklist")).run()
     assert _ws(at).analysis().report["timing"]["status"] == "error"
     assert any(m.value.startswith("Not judged") or "Not judged" in m.value for m in at.markdown), \
         "the verdict says items could not be judged"

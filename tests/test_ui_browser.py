@@ -188,6 +188,10 @@ def _choose_files(page, url: str | None, files: dict[str, Path]) -> None:
 def _upload(page, url: str | None, files: dict[str, Path]) -> None:
     _choose_files(page, url, files)
     page.locator(".st-key-run_import button").click()
+    # the Import page stays, shows what was imported and links to the checklist
+    page.wait_for_selector(".st-key-import_done a", timeout=WAIT_MS)
+    assert "Imported " in page.locator(".st-key-import_done").inner_text()
+    page.locator(".st-key-import_done a").first.click()
     page.wait_for_selector("h1:has-text('Pre-launch checklist')", timeout=WAIT_MS)
     page.wait_for_selector('[data-testid="stMetric"]', timeout=WAIT_MS)
     _settle(page)

@@ -226,8 +226,7 @@ def test_words_upload_filtered_every_page_has_no_internal_identifier(
     at.switch_page(next(p.path for p in PAGES if p.url_path == "import")).run()
     at.file_uploader(key="upload_browser").set_value([("browser.csv", held_out["browser"].read_bytes(), "text/csv")])
     at.file_uploader(key="upload_server").set_value([("server.csv", held_out["server"].read_bytes(), "text/csv")])
-    at.run()
-    at.button(key="run_import").click().run()
+    at.button(key="run_import").click().run()  # the files go with the click (one form)
     job = at.session_state[state.JOB_KEY]
     deadline = time.monotonic() + TIMEOUT
     while not job.done:

@@ -28,7 +28,8 @@ def run_import(browser: Sequence[state.Upload], server: Sequence[state.Upload],
                config_upload: state.Upload | None, assume_tz: str, *, orders: Sequence[state.Upload] = (),
                send_log: Sequence[state.Upload] = ()) -> state.ImportJob | None:
     """Start the import and its first analysis in the background; ``None`` (and the error shown)
-    when the config is invalid. The page shows the progress; the checklist opens when it is done."""
+    when the config is invalid. The sidebar shows the progress; when it is done, the page open then shows the
+    new data (the Import page: what was imported, and a link to the checklist)."""
     try:
         config, name = read_config(config_upload)
     except CapiDiagError as e:

@@ -20,7 +20,7 @@ from capi_diag.report import describe_filters, md_text
 from capi_diag.ui import state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
-IMPORT_POLL_S = 0.5
+IMPORT_POLL_S = 1.0
 """How often a page refreshes the progress of a running import."""
 APP_ROOT = resources.path(resources.APP).parent
 """The folder of the ``app.py`` Streamlit runs: the checkout, or the installed bundle (``capi_diag/_bundle``)."""
@@ -75,12 +75,14 @@ def pages() -> list[st.Page]:
                     default=(i == 0)) for i, p in enumerate(PAGES)]
 
 
-def sidebar(current: str | None = None) -> None:
+def sidebar() -> None:
     """Collect a finished import, load this session's data (the demo on first visit) and draw the
-    shared sidebar. ``current`` is the page being shown (its ``url_path``)."""
-    job = state.collect_import()
-    if job is not None and job.workspace is not None and current == "import":
-        st.switch_page(page_path("checklist"))
+    shared sidebar."""
+    # A finished import becomes the session's data on whichever page is open; the Import page then
+    # shows what was imported and links to the checklist. No page is switched from the server here: a
+    # progress refresh the browser sent just before the switch would come back as a run of the old
+    # page and blank the new one (issue 14's twenty sessions).
+    state.collect_import()
     bar = st.empty()
     try:
         ws = state.workspace(progress=lambda msg, frac: bar.progress(min(max(frac, 0.0), 1.0),

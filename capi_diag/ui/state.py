@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gc
 import itertools
 import threading
 import time
@@ -436,9 +437,13 @@ def replace(ws: Workspace | None) -> None:
     """Make ``ws`` this session's data; the previous database is closed. The filters start at "all":
     ``ws`` is a new generation, so the sidebar draws new filter widgets for it."""
     old = st.session_state.get(WORKSPACE_KEY)
+    st.session_state[WORKSPACE_KEY] = ws
     if old is not None and old is not ws:
         old.close()
-    st.session_state[WORKSPACE_KEY] = ws
+        del old
+        # the shipped config turns off Streamlit's collection after every run (.streamlit/config.toml):
+        # collect once here, where a whole dataset's objects have just become garbage
+        gc.collect()
     st.session_state[EMPTY_KEY] = ws is None
     st.session_state[EPOCH_KEY] = 0
 

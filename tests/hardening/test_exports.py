@@ -197,6 +197,8 @@ def test_dashboard_pages_with_markup_in_names_and_ids_run_nothing(tmp_path: Path
                     await page.wait_for_selector(f".st-key-upload_{role} [data-testid='stFileChipName']",
                                                  timeout=240_000)
                 await page.locator(".st-key-run_import button").click()
+                await page.wait_for_selector(".st-key-import_done a", timeout=240_000)
+                await page.locator(".st-key-import_done a").first.click()
                 await page.wait_for_selector("h1:has-text('Pre-launch checklist')", timeout=240_000)
                 visited, bad = [], []
                 for spec in PAGES:

@@ -12,41 +12,67 @@ st.title("Import your logs")
 st.caption("Upload the browser (Pixel) and server (CAPI) event logs: several files each, "
            "CSV, JSON Lines, Parquet or .csv.gz. Files stay in this browser session only.")
 
-TYPES = ["csv", "gz", "jsonl", "ndjson", "json", "parquet", "txt", "tsv"]
-left, right = st.columns(2)
-browser_files = left.file_uploader("Browser (Pixel) log", type=TYPES, accept_multiple_files=True,
-                                   key="upload_browser", help="What the Pixel sent: fbq event logs, GTM exports.")
-server_files = right.file_uploader("Server (CAPI) log", type=TYPES, accept_multiple_files=True,
-                                   key="upload_server", help="What your server sent to the Conversions API.")
-with st.expander("Orders and Meta's answers (optional): follow every order to Meta"):
-    o_col, s_col = st.columns(2)
-    orders_files = o_col.file_uploader(
-        "Orders export", type=TYPES, accept_multiple_files=True, key="upload_orders",
-        help="The shop's order export (Shopify, WooCommerce, or plain order id, creation time, total and "
-             "currency columns). Only "
-             "the order fields are kept: customers' emails, phones and addresses are dropped at import.")
-    send_files = s_col.file_uploader(
-        "Send log", type=["jsonl", "ndjson", "json", "gz"], accept_multiple_files=True, key="upload_send_log",
-        help="What Meta answered to each server request, one JSON line per request (as `capi-diag send-test "
-             "--send-log-out` records it). Access tokens found in it are removed, never stored.")
-with st.expander("Options: thresholds, consent policy, time zone"):
-    config_file = st.file_uploader("Config (TOML, optional)", type=["toml"], key="upload_config",
-                                   help="The same file as `report --config`: thresholds and consent policy.")
-    assume_tz = st.text_input("Time zone of ISO times without an offset", value="UTC", key="assume_tz")
-    ws = st.session_state.get(state.WORKSPACE_KEY)
-    if ws is not None and st.button("Apply config to the current data", key="apply_config",
-                                    disabled=config_file is None or state.import_running()):
-        importer.apply_config(ws, config_file)
+job = state.import_job()
+ws = st.session_state.get(state.WORKSPACE_KEY)
+if job is not None and job.done and job.workspace is not None and job.workspace is ws:
+    # the import this session just finished: what it did, and the way on (the page stays here, so the
+    # import report below is the first thing seen: rows loaded and rejected, file by file)
+    state.pop_notice()  # the same summary: not again on the next page
+    with st.container(key="import_done"):
+        st.success(job.summary(), icon=":material/check_circle:")
+        st.page_link(page_path("checklist"), label="Open the checklist: can this setup go live?",
+                     icon=":material/checklist:")
 
-# The click is recorded by the button's callback, not read from its return value: a click's run can
-# be interrupted before it reaches this line (e.g. by the rerun of an upload finishing meanwhile), and
-# the run that replaces it sees the button unclicked; the callback has run by then (see state.request_import).
-st.button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
-          disabled=not (browser_files or server_files) or state.import_running(), on_click=state.request_import)
-if state.take_import_request() and (browser_files or server_files) and not state.import_running():
-    if importer.run_import(browser_files or [], server_files or [], config_file, assume_tz,
-                           orders=orders_files or [], send_log=send_files or []) is not None:
+TYPES = ["csv", "gz", "jsonl", "ndjson", "json", "parquet", "txt", "tsv"]
+# One form: the files chosen reach the script together with the click, and Streamlit keeps "Import and
+# analyse" disabled while any file of the form is still uploading. Without the form, a click made while
+# the second log was still uploading (its name already listed) imported the first log alone; and every
+# upload's own rerun could abandon the click's run under load (issue 14's twenty sessions).
+with st.form("import_form", border=False):
+    left, right = st.columns(2)
+    browser_files = left.file_uploader("Browser (Pixel) log", type=TYPES, accept_multiple_files=True,
+                                       key="upload_browser", help="What the Pixel sent: fbq event logs, GTM exports.")
+    server_files = right.file_uploader("Server (CAPI) log", type=TYPES, accept_multiple_files=True,
+                                       key="upload_server", help="What your server sent to the Conversions API.")
+    with st.expander("Orders and Meta's answers (optional): follow every order to Meta"):
+        o_col, s_col = st.columns(2)
+        orders_files = o_col.file_uploader(
+            "Orders export", type=TYPES, accept_multiple_files=True, key="upload_orders",
+            help="The shop's order export (Shopify, WooCommerce, or plain order id, creation time, total and "
+                 "currency columns). Only "
+                 "the order fields are kept: customers' emails, phones and addresses are dropped at import.")
+        send_files = s_col.file_uploader(
+            "Send log", type=["jsonl", "ndjson", "json", "gz"], accept_multiple_files=True, key="upload_send_log",
+            help="What Meta answered to each server request, one JSON line per request (as `capi-diag send-test "
+                 "--send-log-out` records it). Access tokens found in it are removed, never stored.")
+    with st.expander("Options: thresholds, consent policy, time zone"):
+        config_file = st.file_uploader("Config (TOML, optional)", type=["toml"], key="upload_config",
+                                       help="The same file as `report --config`: thresholds and consent policy.")
+        assume_tz = st.text_input("Time zone of ISO times without an offset", value="UTC", key="assume_tz")
+    # The click is recorded by the button's callback, not read from its return value: a click's run can
+    # be abandoned before it reaches this line (by another rerun request arriving meanwhile), and the run
+    # that replaces it sees the button unclicked; the callback has run by then (see state.request_import).
+    st.form_submit_button("Import and analyse", key="run_import", type="primary", icon=":material/play_arrow:",
+                          disabled=state.import_running(), on_click=state.request_import)
+if state.take_import_request() and not state.import_running():
+    if not (browser_files or server_files):
+        st.warning("Choose a browser or a server log (or both) above, then press **Import and analyse**.",
+                   icon=":material/upload_file:")
+    elif importer.run_import(browser_files or [], server_files or [], config_file, assume_tz,
+                             orders=orders_files or [], send_log=send_files or []) is not None:
         st.rerun()  # draw every page element (buttons, sidebar) as "import running"
+
+if ws is not None:
+    with st.expander("Apply a config to the current data (no re-import)"):
+        with st.form("apply_config_form", border=False):
+            new_config = st.file_uploader("Config (TOML)", type=["toml"], key="apply_config_file",
+                                          help="Thresholds and consent policy, as `report --config` reads them.")
+            if st.form_submit_button("Apply config to the current data", key="apply_config",
+                                     disabled=state.import_running()):
+                if new_config is None:
+                    st.warning("Choose a config file first.", icon=":material/upload_file:")
+                else:
+                    importer.apply_config(ws, new_config)
 
 job = state.import_job()
 ws = st.session_state.get(state.WORKSPACE_KEY)
