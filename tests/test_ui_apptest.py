@@ -445,6 +445,35 @@ def test_coverage_matrix_fields_by_event_name() -> None:
     assert m.loc["em", "PageView"] == 0.25 and pd.isna(m.loc["ph", "PageView"])
 
 
+def test_import_pressed_without_files_asks_for_a_log_and_imports_nothing(no_demo: None) -> None:
+    at = _app().run()
+    at.switch_page(_path("import")).run()
+    at.button(key="run_import").click().run()
+    _assert_clean(at, "import without files")
+    assert [w.value for w in at.warning] == [
+        "Choose a browser or a server log (or both) above, then press **Import and analyse**."]
+    assert state.JOB_KEY not in at.session_state and _ws(at) is None
+
+
+def test_apply_config_reanalyses_the_current_data_with_its_thresholds(no_demo: None) -> None:
+    toml = b"[checklist.pairing_rate]\nwarn_below = 0.01\nfail_below = 0.0\n"
+    at = _upload(_app().run())
+    before = _ws(at).analysis().report
+    with Database() as db:
+        ds = import_logs(db, browser=[Source("browser.csv", data=BROWSER_CSV)],
+                         server=[Source("server.csv", data=SERVER_CSV)])
+        expected = build_report(ds, Config.from_text(toml.decode(), source="lenient.toml"))
+    pairing = {i["id"]: i["status"] for i in expected["checklist"]}["pairing_rate"]
+    assert pairing == "pass" != {i["id"]: i["status"] for i in before["checklist"]}["pairing_rate"]
+    at.file_uploader(key="apply_config_file").set_value([("lenient.toml", toml, "application/toml")])
+    at.button(key="apply_config").click().run()  # the file goes with the click (its own form)
+    _assert_clean(at, "apply config")
+    assert any(s.value == "Config lenient.toml applied: every page now uses it." for s in at.success)
+    assert _ws(at).config_name == "lenient.toml"
+    at.switch_page(_path("checklist")).run()
+    assert _checklist_shown(at) == _expected_checklist(expected)
+
+
 def test_import_without_server_file_says_what_is_not_evaluated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAPI_DEMO_DIR", "/nonexistent/capi-demo")
     at = _app().run()

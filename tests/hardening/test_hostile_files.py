@@ -3,9 +3,10 @@
 Each file from :mod:`tests.hardening.hostile` is one log of a pair (the other a small good log),
 server and browser in turn. A file with a good row must load, every row it holds counted: the
 generator's count of data rows = rows loaded + rows rejected, and the rejections by reason as the
-generator made them; every tenth such file goes through ``capi-diag report`` (``cli.main`` in
-process) to a JSON report, the others through the import (half of them as the Import page hands an
-upload over: bytes read from memory). A file without one must stop the import with one
+generator made them, and the file yields a report: every tenth such file through ``capi-diag
+report`` (``cli.main`` in process) to a JSON report, the others through the import and
+``build_report`` as the dashboard runs them (half of them as the Import page hands an upload over:
+bytes read from memory), the report's row count checked against the import's. A file without one must stop the import with one
 :class:`~capi_diag.errors.CapiDiagError` (through ``cli.main``: exit 2, one line on stderr naming the
 file). Any other exception, an exit 3, a traceback, or a file over :data:`DEADLINE_S` is a failure. A
 sample also runs as a subprocess. The figures go to ``bench/results/hardening/hostile_files.json``.
@@ -27,9 +28,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from capi_diag.cli import main
+from capi_diag.config import Config
 from capi_diag.db import Database
 from capi_diag.errors import CapiDiagError
 from capi_diag.ingest import Source, import_logs
+from capi_diag.report import build_report
 from tests.hardening.figures import ROOT, record
 from tests.hardening.hostile import ANY_REASON, HostileFile, hostile_files
 
@@ -138,6 +141,7 @@ class Run:
             fr = json.loads(out.read_text(encoding="utf-8"))["inputs"][role]["file_reports"][0]
             out.unlink()
             self.figures["reports"] += 1
+            self.figures["cli_reports"] += 1
         else:
             # every other file as the Import page hands it over: an upload's bytes, read from memory
             upload = self.loaded % 2 == 0
@@ -147,14 +151,21 @@ class Run:
                     ds = import_logs(db, **{role: [src], ("browser" if role == "server" else "server"):
                                             [str(self.good)]})
                     fr = ds.inputs[role]["file_reports"][0]
+                    self.figures["imports"] += 1
+                    self.figures["uploads"] += upload
+                    # every file with a good row yields a report, as the dashboard builds it
+                    report = build_report(ds, Config())
+                    if report["inputs"][role]["rows"] != fr["rows_loaded"]:
+                        self.problem("silent_losses", hf, path, f"report counts {report['inputs'][role]['rows']} "
+                                     f"rows, the import loaded {fr['rows_loaded']}")
+                        return
+                    self.figures["reports"] += 1
             except CapiDiagError as e:
                 self.problem("refusal_failures", hf, path, str(e))
                 return
             except Exception as e:  # noqa: BLE001 - counted and shown
                 self.problem("crashes", hf, path, f"{type(e).__name__}: {e}")
                 return
-            self.figures["imports"] += 1
-            self.figures["uploads"] += upload
         if fr["rows_loaded"] + fr["rows_rejected"] != hf.rows or fr["rows_read"] != hf.rows:
             self.problem("silent_losses", hf, path, f"read {fr['rows_read']}, loaded {fr['rows_loaded']}, "
                          f"rejected {fr['rows_rejected']} {fr['rejected_reasons']}")
@@ -191,7 +202,8 @@ def test_hostile_files_every_row_counted_no_crash_no_hang(tmp_path):
         if not ok or "Traceback" in proc.stderr:
             run.problem("crashes", hf, path, f"subprocess exit {proc.returncode}: {proc.stderr}")
     figures = {
-        "files_tried": run.n, "reports": run.figures["reports"], "imports_checked": run.figures["imports"],
+        "files_tried": run.n, "reports": run.figures["reports"], "reports_through_cli": run.figures["cli_reports"],
+        "imports_checked": run.figures["imports"],
         "imports_as_uploads": run.figures["uploads"],
         "clean_refusals": run.figures["clean_refusals"],
         "clean_upload_refusals": run.figures["clean_upload_refusals"], "crashes": run.figures["crashes"],

@@ -3,13 +3,14 @@
 One ``streamlit run app.py`` with the shipped configuration (the demo opens first, as for a new
 user), twenty Playwright contexts in one headless Chromium. Each session opens the app, goes to
 Import, chooses its own two small logs and clicks "Import and analyse" as soon as both files are
-listed (a person does not wait for the page to settle: that is how the click was lost), then:
-its checklist shows its own figures (the report's, computed here), its sidebar names only its own
-files, its JSON download describes its own files, and "Delete my data" empties it. Recorded: sessions
-tried / held / failed, seconds from click to checklist, the server's RSS before (after a warm-up
-session), at peak and after every session deleted its data, and temporary files left once the
-server stopped. A second server with a 1 MB upload limit refuses a larger file with Streamlit's own
-message.
+listed (a person does not wait for the page to settle: that is how the click was lost), then: the
+Import page says what it imported (its own row counts), its link opens the checklist with its own
+figures (the report's, computed here), its sidebar names only its own files, its JSON download
+describes its own files, and "Delete my data" empties it. Recorded: sessions tried / held / failed
+(and how: a lost click, a blank page after the import), seconds from click to the import's summary,
+the server's RSS before (after a warm-up session), at peak and after every session deleted its data,
+and temporary files left once the server stopped. A second server with a 1 MB upload limit refuses
+a larger file with Streamlit's own message, and the refused file is not imported.
 """
 
 from __future__ import annotations
