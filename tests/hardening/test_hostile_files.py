@@ -6,10 +6,11 @@ generator's count of data rows = rows loaded + rows rejected, and the rejections
 generator made them, and the file yields a report: every tenth such file through ``capi-diag
 report`` (``cli.main`` in process) to a JSON report, the others through the import and
 ``build_report`` as the dashboard runs them (half of them as the Import page hands an upload over:
-bytes read from memory), the report's row count checked against the import's. A file without one must stop the import with one
-:class:`~capi_diag.errors.CapiDiagError` (through ``cli.main``: exit 2, one line on stderr naming the
-file). Any other exception, an exit 3, a traceback, or a file over :data:`DEADLINE_S` is a failure. A
-sample also runs as a subprocess. The figures go to ``bench/results/hardening/hostile_files.json``.
+bytes read from memory), the report's row count checked against the import's. A file without one
+must stop the import with one :class:`~capi_diag.errors.CapiDiagError` (through ``cli.main``: exit
+2, one line on stderr naming the file). Any other exception, an exit 3, a traceback, or a file over
+:data:`DEADLINE_S` is a failure. A sample also runs as a subprocess. The figures go to
+``bench/results/hardening/hostile_files.json``.
 """
 
 from __future__ import annotations
