@@ -236,7 +236,8 @@ def _free_port() -> int:
 def test_serve_command_runs_this_interpreters_streamlit_on_the_found_app() -> None:
     cmd = serve.streamlit_command(8600, "127.0.0.1")
     assert cmd == [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", "8600",
-                   "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+                   "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+                   "--runner.postScriptGC", "false"]
 
 
 def test_serve_port_in_use_exit_2_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
