@@ -6,6 +6,6 @@ from capi_diag.ui import navigation
 
 st.set_page_config(page_title="capi-diag", layout="wide")
 page = st.navigation(navigation.pages())
-navigation.sidebar()
+progress = navigation.sidebar()
 navigation.filter_banner()
-page.run()
+navigation.run_page(page, progress)

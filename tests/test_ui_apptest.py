@@ -22,7 +22,7 @@ from capi_diag.db import Database
 from capi_diag.ingest import Source, import_logs
 from capi_diag.orders import import_extras
 from capi_diag.report import build_report, render
-from capi_diag.ui import findings, state, views
+from capi_diag.ui import findings, navigation, state, views
 from capi_diag.ui.navigation import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,8 +123,8 @@ def _path(url_path: str) -> str:
 
 
 def _wait_import(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
-    """Wait for the session's background import to finish, then run the page once more (as the
-    page's own progress fragment does), which hands the result to the session."""
+    """Wait for the session's background import to finish (the click's run already waited for it:
+    see navigation.follow_import), then run the page once more."""
     job = at.session_state[state.JOB_KEY] if state.JOB_KEY in at.session_state else None
     assert job is not None, "no import was started"
     deadline = time.monotonic() + timeout
@@ -634,34 +634,43 @@ def test_filters_reports_record_the_active_filters(demo_dir: Path, monkeypatch: 
 
 # -- the import runs in the background ----------------------------------------------------------------
 
-def test_import_leaving_the_page_keeps_the_import_and_shows_it_on_return(
+def test_import_run_follows_a_slow_import_and_shows_it_when_done(
         monkeypatch: pytest.MonkeyPatch, logs_a: dict[str, Path], report_a: dict) -> None:
+    """The import runs in its own thread; the click's run draws the page, then waits for it with the
+    progress in the sidebar, and reruns the app when it is done (leaving the page meanwhile is
+    test_ui_browser's: AppTest cannot click during a run)."""
     monkeypatch.setenv("CAPI_DEMO_DIR", "/nonexistent/capi-demo")
-    gate = threading.Event()
+    gate, seen = threading.Event(), []
     real = state.import_workspace
+    real_draw = navigation._draw_progress
 
     def held(*args, **kwargs):
         assert gate.wait(TIMEOUT), "the test never released the import"
         return real(*args, **kwargs)
 
+    def draw(progress, job):  # the progress as the sidebar shows it, while the import is held
+        real_draw(progress, job)
+        seen.append(job.message)
+        if len(seen) == 3:
+            gate.set()
+
     monkeypatch.setattr(state, "import_workspace", held)
+    monkeypatch.setattr(navigation, "_draw_progress", draw)
     at = _app().run()
     at.switch_page(_path("import")).run()
     at.file_uploader(key="upload_browser").set_value([("browser_a.csv", logs_a["browser"].read_bytes(), "text/csv")])
     at.file_uploader(key="upload_server").set_value([("server_a.csv", logs_a["server"].read_bytes(), "text/csv")])
     at.button(key="run_import").click().run()  # the files go with the click (one form)
-    assert any(p.proto.text.startswith("Importing browser_a.csv, server_a.csv") for p in at.get("progress"))
-    assert at.button(key="run_import").disabled, "one import at a time"
-    at.switch_page(_path("dedup")).run()  # the analyst opens another page meanwhile
-    _assert_clean(at, "dedup while importing")
-    assert any("Importing browser_a.csv, server_a.csv" in c.value for c in at.sidebar.caption)
-    assert _ws(at) is None
-    gate.set()
-    _wait_import(at)  # the page's progress fragment reruns the app when the import is done
-    _assert_clean(at, "dedup after the import")
-    assert at.title[0].value == "Dedup pairing"
+    assert len(seen) >= 3 and seen[0] == "Starting the import", seen
+    _assert_clean(at, "import after the wait")
+    assert not at.get("progress"), "the progress is gone once the import is shown"
+    assert at.title[0].value == "Import your logs"
+    rows = report_a["inputs"]
+    assert any(s.value.startswith(f"Imported {rows['browser']['rows']:,} browser and {rows['server']['rows']:,} "
+                                  "server events") for s in at.success)
+    assert not at.button(key="run_import").disabled
+    at.switch_page(_path("dedup")).run()
     assert _metric(at, "Pairing rate") == fmt.share(report_a["dedup"]["pairing_rate"])
-    assert any(s.value.startswith("Imported ") for s in at.success)
     at.switch_page(_path("checklist")).run()
     assert _metric(at, "Server events") == fmt.count(report_a["inputs"]["server"]["rows"])
     assert _checklist_shown(at) == _expected_checklist(report_a)

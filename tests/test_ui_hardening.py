@@ -64,11 +64,11 @@ def test_import_click_whose_run_is_abandoned_still_starts_the_import(monkeypatch
     real = navigation.sidebar
     abandoned = []
 
-    def sidebar() -> None:
+    def sidebar():
         if st.session_state.get("run_import") and not abandoned:
             abandoned.append("sidebar")
             st.rerun()  # what Streamlit does when a newer rerun request arrives mid-run
-        real()
+        return real()
 
     monkeypatch.setattr(navigation, "sidebar", sidebar)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()

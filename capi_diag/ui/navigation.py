@@ -9,10 +9,14 @@ while one is active every page says so above its title.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
 from capi_diag import fmt, resources
 from capi_diag.errors import CapiDiagError
@@ -20,8 +24,8 @@ from capi_diag.report import describe_filters, md_text
 from capi_diag.ui import state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
-IMPORT_POLL_S = 1.0
-"""How often a page refreshes the progress of a running import."""
+IMPORT_POLL_S = 0.5
+"""How often the run that follows a running import refreshes its progress."""
 APP_ROOT = resources.path(resources.APP).parent
 """The folder of the ``app.py`` Streamlit runs: the checkout, or the installed bundle (``capi_diag/_bundle``)."""
 
@@ -75,9 +79,9 @@ def pages() -> list[st.Page]:
                     default=(i == 0)) for i, p in enumerate(PAGES)]
 
 
-def sidebar() -> None:
+def sidebar() -> DeltaGenerator:
     """Collect a finished import, load this session's data (the demo on first visit) and draw the
-    shared sidebar."""
+    shared sidebar; returns the place of the running import's progress (see :func:`run_page`)."""
     # A finished import becomes the session's data on whichever page is open; the Import page then
     # shows what was imported and links to the checklist. No page is switched from the server here: a
     # progress refresh the browser sent just before the switch would come back as a run of the old
@@ -93,7 +97,10 @@ def sidebar() -> None:
         ws = None
     bar.empty()
     with st.sidebar:
-        import_progress()
+        progress = st.empty()  # the running import's progress (follow_import), first in the sidebar
+        job = state.import_job()
+        if job is not None and not job.done:
+            _draw_progress(progress, job)
         _data_label(ws)
         if ws is not None and ws.options is not None:
             _filters(ws)
@@ -104,6 +111,7 @@ def sidebar() -> None:
                   help="Closes this session's database and forgets its uploads and results.")
         st.caption("Your uploads stay in this browser session only: other sessions never see them, "
                    "and they are gone when you delete them or close the tab.")
+    return progress
 
 
 def filter_banner() -> None:
@@ -121,32 +129,46 @@ def filter_banner() -> None:
                       icon=":material/filter_alt_off:", width="stretch")
 
 
-def import_progress() -> None:
-    """The running import's progress, at the top of the sidebar of every page, refreshed every
-    IMPORT_POLL_S; when the import ends, the whole app reruns so that whichever page is open shows
-    the new data.
+def run_page(page: Any, progress: DeltaGenerator) -> None:
+    """Run the page (``st.navigation``'s choice), then follow this session's running import (see
+    :func:`follow_import`), also after a page that stopped early (``st.stop()``, e.g. the empty state)."""
+    try:
+        page.run()
+    except StopException:
+        follow_import(progress)
+        raise
+    follow_import(progress)
 
-    One fragment, called first in the sidebar in every run of every page, so its id never changes
-    and always exists: a timer's rerun that arrives after the import page gave way to the checklist
-    still finds it, and redraws only itself. (Two fragments, one per place, left timers aimed at a
-    fragment the next page no longer had; under load such a late fragment run blanked the page that
-    had just been drawn, issue 14.) The timer runs only while an import does: a run without one
-    registers the fragment without ``run_every``, and Streamlit drops the old timer at each full run.
+
+def follow_import(progress: DeltaGenerator) -> None:
+    """While this session's import runs, keep this run going after the page is drawn and refresh
+    the progress at the top of the sidebar every IMPORT_POLL_S; when the import ends, rerun the app
+    so that the page that is open shows the new data.
+
+    The run itself waits, so the browser never has to ask: no timer of the page's sends a rerun
+    that can arrive after the page changed. (A progress fragment with ``run_every`` did: a refresh
+    sent just before a page switch came back as a run of the old page and blanked the new one, and
+    one session in twenty was left showing "Importing" after its import had been shown in the
+    sidebar, issue 14's twenty sessions.) Any click still interrupts the wait at once: each refresh
+    of the progress is a point where Streamlit takes the newer request, and the page then run waits
+    in turn.
     """
-    @st.fragment(run_every=IMPORT_POLL_S if state.import_running() else None)
-    def _progress() -> None:
-        job = state.import_job()
-        if job is None:
-            return
-        if job.done:
-            if not job.collected:
-                st.rerun()
-            return
-        names = md_text(", ".join([*job.files["browser"], *job.files["server"]]))  # file names, taken literally
-        text = f"{job.message} ({fmt.duration(round(job.elapsed))} so far)"
+    job = state.import_job()
+    if job is None or job.collected:
+        return
+    while not job.done:
+        _draw_progress(progress, job)
+        time.sleep(IMPORT_POLL_S)
+    progress.empty()
+    st.rerun()
+
+
+def _draw_progress(progress: DeltaGenerator, job: state.ImportJob) -> None:
+    names = md_text(", ".join([*job.files["browser"], *job.files["server"]]))  # file names, taken literally
+    text = f"{job.message} ({fmt.duration(round(job.elapsed))} so far)"
+    with progress.container():
         st.caption(f"Importing {names}")
         st.progress(job.fraction, text=f"Importing {names}: {text}")
-    _progress()
 
 
 def _data_label(ws: state.Workspace | None) -> None:
