@@ -28,6 +28,7 @@ from capi_diag.db import Database
 from capi_diag.ingest import Source, import_logs
 from capi_diag.report import build_report, md_text, to_html, to_markdown
 from capi_diag.ui import findings, layout, navigation, state
+from tests.markdown_tables import table_row_widths
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 240
@@ -104,18 +105,8 @@ def test_markdown_report_takes_log_values_literally(hostile_report: dict) -> Non
     assert "<img" not in rendered and "<script" not in rendered and "<b>" not in rendered
     assert "href=" not in rendered, "a value became a link"
     # every table keeps its header's number of cells, however many pipes the values hold
-    tokens = md.parse(text)
-    widths, row = [], 0
-    for t in tokens:
-        if t.type == "tr_open":
-            row = 0
-        elif t.type in ("th_open", "td_open"):
-            row += 1
-        elif t.type == "tr_close":
-            widths.append(row)
-        elif t.type == "table_close":
-            assert len(set(widths)) == 1, widths
-            widths = []
+    for widths in table_row_widths(text):
+        assert len(set(widths)) == 1, widths
     assert html.escape(HOSTILE.split("|")[0]) in rendered  # shown as text
 
 

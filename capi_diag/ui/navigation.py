@@ -83,9 +83,9 @@ def sidebar() -> DeltaGenerator:
     """Collect a finished import, load this session's data (the demo on first visit) and draw the
     shared sidebar; returns the place of the running import's progress (see :func:`run_page`)."""
     # A finished import becomes the session's data on whichever page is open; the Import page then
-    # shows what was imported and links to the checklist. No page is switched from the server here: a
-    # progress refresh the browser sent just before the switch would come back as a run of the old
-    # page and blank the new one (issue 14's twenty sessions).
+    # shows what was imported and links to the checklist. No page is switched from the server: when
+    # the progress was refreshed by the browser's timer, a refresh sent just before such a switch came
+    # back as a run of the old page and blanked the new one (issue 14's twenty sessions).
     state.collect_import()
     bar = st.empty()
     try:

@@ -31,6 +31,7 @@ from capi_diag.ui import findings
 from capi_diag.ui.navigation import PAGES
 from tests.hardening.figures import record
 from tests.hardening.serving import CHROMIUM_ARGS, Dashboard
+from tests.markdown_tables import table_row_widths
 
 pytestmark = pytest.mark.hardening
 
@@ -130,19 +131,8 @@ def test_html_report_opened_in_chromium_runs_nothing(exports: dict, chromium_pat
 
 def test_markdown_report_rendered_runs_nothing_and_tables_keep_their_width(exports: dict,
                                                                             chromium_path: str) -> None:
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    widths, broken, tables = [], 0, 0
-    for t in md.parse(exports["markdown"]):
-        if t.type == "tr_open":
-            row = 0
-        elif t.type in ("th_open", "td_open"):
-            row += 1
-        elif t.type == "tr_close":
-            widths.append(row)
-        elif t.type == "table_close":
-            tables += 1
-            broken += len(set(widths)) != 1
-            widths = []
+    widths = table_row_widths(exports["markdown"])
+    tables, broken = len(widths), sum(len(set(w)) != 1 for w in widths)
     headings = [line for line in exports["markdown"].splitlines() if line.startswith("#")]
     injected = [h for h in headings if "injected" in h or "heading" in h]
     seen = asyncio.run(_open(chromium_path, exports["files"]["markdown_rendered"].as_uri()))
