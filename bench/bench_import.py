@@ -5,8 +5,8 @@ Not a test (CI never runs it). Usage, from the repository root::
     .venv/bin/python bench/bench_import.py --server-rows 1000000
     .venv/bin/python bench/bench_import.py --server-rows 200000 --format parquet --threads 2
 
-It writes a browser/server pair with :func:`capi_diag.sample.write_sample` into a temporary folder
-(or ``--keep DIR``), imports it with :func:`capi_diag.ingest.import_logs` into an in-memory DuckDB
+It writes a browser/server pair with :func:`capi_diag.io.sample.write_sample` into a temporary folder
+(or ``--keep DIR``), imports it with :func:`capi_diag.io.ingest.import_logs` into an in-memory DuckDB
 database, runs :func:`capi_diag.report.build_report`, and prints the seconds and rows per second
 of each step, the time of each analysis, and the report's counts next to the manifest's ground
 truth where both exist.
@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from capi_diag import diagnostics, sample  # noqa: E402
-from capi_diag.db import Database  # noqa: E402
+from capi_diag import diagnostics  # noqa: E402
+from capi_diag.engine.db import Database  # noqa: E402
+from capi_diag.io import sample
 
 SERVER_ROWS_PER_SESSION = 2.99
 """Server rows per session of the default mix (4,490 rows for 1,500 sessions)."""
@@ -71,7 +72,7 @@ def _compare(report: dict, manifest: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from capi_diag.ingest import import_logs
+    from capi_diag.io.ingest import import_logs
     from capi_diag.report import build_report
 
     sessions = args.sessions or max(1, math.ceil(args.server_rows / SERVER_ROWS_PER_SESSION))

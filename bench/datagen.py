@@ -1,6 +1,6 @@
 """Benchmark logs: demo-generator CSV pairs at a requested number of server events, cached on disk.
 
-The logs are made by the demo generator (:mod:`capi_diag.sample`, the same as ``make sample``):
+The logs are made by the demo generator (:mod:`capi_diag.io.sample`, the same as ``make sample``):
 ``sessions`` is chosen so that the server log has about the requested number of rows, using the
 generator's server rows per session measured once on a small run (about 2.97 for the default mix).
 
@@ -17,7 +17,7 @@ occurs in two chunks.
 
 **Cache.** ``bench/_data/<label>-seed<seed>-gen<version>/`` holds ``browser.csv``, ``server.csv``,
 ``meta.json`` (sessions, rows, bytes, chunks, generation time) and each chunk's ground-truth
-``manifests/chunk_NN.json``. ``version`` is a hash of ``capi_diag/sample.py`` and of
+``manifests/chunk_NN.json``. ``version`` is a hash of ``capi_diag/io/sample.py`` and of
 :data:`LAYOUT_VERSION`, so a changed generator makes new files instead of reusing stale ones. A
 folder is complete once ``meta.json`` exists: it is built under ``*.partial`` and renamed at the end.
 """
@@ -39,7 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench" / "_data"
-SAMPLE_SOURCE = ROOT / "capi_diag" / "sample.py"
+SAMPLE_SOURCE = ROOT / "capi_diag" / "io" / "sample.py"
 
 CHUNK_SESSIONS = 170_000
 """Sessions per generator process: about 505k server rows and a 1.8 GB peak (the brief allows ~3 GB)."""
@@ -257,13 +257,13 @@ def one_row_logs(data_dir: Path = DATA_DIR) -> tuple[Path, Path]:
 # -- the chunk process ------------------------------------------------------------------------------
 
 def write_chunk(out: Path, *, sessions: int, offset: int, seed: int) -> list[Path]:
-    """``capi_diag.sample.write_sample`` over the session ids ``offset .. offset + sessions - 1``.
+    """``capi_diag.io.sample.write_sample`` over the session ids ``offset .. offset + sessions - 1``.
 
     The generator numbers sessions ``range(sessions)``; this shifts that one range. If the generator
     changes shape, the replacement no longer finds its text and this fails loudly instead of
     producing overlapping chunks.
     """
-    from capi_diag import sample
+    from capi_diag.io import sample
 
     original = sample._sessions_sql
 
@@ -271,7 +271,7 @@ def write_chunk(out: Path, *, sessions: int, offset: int, seed: int) -> list[Pat
         sql = original(n, end)
         needle = f"FROM range({int(n)})"
         if sql.count(needle) != 1:
-            raise RuntimeError("capi_diag.sample._sessions_sql no longer numbers sessions with "
+            raise RuntimeError("capi_diag.io.sample._sessions_sql no longer numbers sessions with "
                                f"'{needle}': update bench/datagen.py write_chunk")
         return sql.replace(needle, f"FROM range({int(offset)}, {int(offset) + int(n)})")
 

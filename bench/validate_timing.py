@@ -2,7 +2,7 @@
 
     python bench/validate_timing.py [--repeat 5]      # prints JSON
 
-Builds batches of ten events (two five-event test journeys, :func:`capi_diag.graph.payload.build_journey`,
+Builds batches of ten events (two five-event test journeys, :func:`capi_diag.meta.payload.build_journey`,
 each batch with its own event ids and browser ids), validates one as a warm-up (the first call
 imports the analyses and opens the validation database), then times :func:`validate_events` on
 ``--repeat`` further batches with every rule on (``validate.SECTIONS`` as shipped) and prints the
@@ -27,7 +27,7 @@ EVENTS_PER_BATCH = 10
 
 
 def batch(i: int) -> list[dict]:
-    from capi_diag.graph.payload import build_journey
+    from capi_diag.meta.payload import build_journey
 
     rng = random.Random(i)
     events = build_journey(now=NOW + i, rng=rng) + build_journey(now=NOW + i, rng=rng, fbclid=f"IwAR{i:06d}bench")
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    from capi_diag.graph import validate
+    from capi_diag.testevents import validate
     import_s = time.perf_counter() - t0
 
     batches = [batch(i) for i in range(args.repeat + 1)]

@@ -55,8 +55,8 @@ SPARK_TEST_CONF = {
 @pytest.fixture(scope="session")
 def spark_db(tmp_path_factory):
     """One local Spark session for the whole run (``local[2]``, few shuffle partitions, UI off, UTC,
-    its warehouse in a temporary folder): the :class:`capi_diag.spark.SparkDatabase` over it."""
-    from capi_diag import spark
+    its warehouse in a temporary folder): the :class:`capi_diag.io.spark.SparkDatabase` over it."""
+    from capi_diag.io import spark
 
     problem = spark.missing_requirements()
     if problem:
@@ -73,7 +73,7 @@ def on_engine(request):
     copied into the Spark session (``make test-spark`` runs the ``pyspark`` cases)."""
     if request.param == "duckdb":
         return lambda ds: ds
-    from capi_diag import spark
+    from capi_diag.io import spark
 
     db = request.getfixturevalue("spark_db")
     return lambda ds: spark.copy_dataset(ds, db)

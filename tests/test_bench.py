@@ -35,7 +35,7 @@ def test_pandas_baseline_demo_data_matches_manifest():
 
 
 def test_datagen_chunks_hold_the_rows_of_one_run(tmp_path, monkeypatch):
-    from capi_diag import sample
+    from capi_diag.io import sample
 
     monkeypatch.setattr(datagen, "CHUNK_SESSIONS", 150)
     monkeypatch.setattr(datagen, "CALIBRATION_SESSIONS", 300)

@@ -4,10 +4,10 @@ import copy
 
 import pytest
 
-from capi_diag import checklist
-from capi_diag.config import Config
-from capi_diag.errors import ConfigError
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.report import worst_status
+from capi_diag.verdict import checklist
 
 FIELDS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id", "fbp", "fbc",
           "client_ip_address", "client_user_agent")

@@ -17,13 +17,12 @@ import time
 import httpx
 import pytest
 
-from capi_diag.cli import main
-from capi_diag.graph import commands
-from capi_diag.graph.client import GraphClient, GraphConfig
-from capi_diag.graph.fake_server import FakeGraph
-from capi_diag.graph.store import Store
-from capi_diag.graph.token import Secret
-from capi_diag.promotion import BLIND_SPOT, CONTRACT_CHECK, Phase, Window
+from capi_diag.cli import main, testevents
+from capi_diag.meta.client import GraphClient, GraphConfig
+from capi_diag.meta.token import Secret
+from capi_diag.standins.fake_server import FakeGraph
+from capi_diag.testevents.store import Store
+from capi_diag.verdict.promotion import BLIND_SPOT, CONTRACT_CHECK, Phase, Window
 from tests.conftest import clean_graph_env
 
 PIXEL = "1234567890"
@@ -51,8 +50,8 @@ class VirtualClock:
 @pytest.fixture
 def clock(monkeypatch):
     c = VirtualClock()
-    monkeypatch.setattr(commands, "CLOCK", c)
-    monkeypatch.setattr(commands, "SLEEP", c.sleep)
+    monkeypatch.setattr(testevents, "CLOCK", c)
+    monkeypatch.setattr(testevents, "SLEEP", c.sleep)
     return c
 
 
@@ -273,7 +272,7 @@ def test_watch_rejects_nonpositive_interval_exit_2(run, clock):
 def test_sender_local_validation_error_blocks_send(env, clock, tmp_path):
     with fake_graph(clock) as fake:
         client = GraphClient(TOKEN, config=GraphConfig(graph_url=fake.url))
-        sender = commands.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
+        sender = testevents.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
                                  secret=Secret(TOKEN, "test"), rng=random.Random(3))
         journey = sender.build(START)
         journey[0]["user_data"]["em"] = ["Mary.Smith@Example.com"]
@@ -294,7 +293,7 @@ def test_sender_local_validation_error_blocks_send(env, clock, tmp_path):
 def test_sender_missing_fbp_is_unclean(env, clock):
     with fake_graph(clock) as fake:
         client = GraphClient(TOKEN, config=GraphConfig(graph_url=fake.url))
-        sender = commands.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
+        sender = testevents.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
                                  secret=Secret(TOKEN, "test"), rng=random.Random(3))
         journey = sender.build(START)
         del journey[4]["user_data"]["fbp"]
@@ -314,7 +313,7 @@ def test_sender_keeps_the_record_when_sending_fails_inside_capi_diag(env, tmp_pa
 
     with httpx.Client(transport=httpx.MockTransport(explode)) as http:
         client = GraphClient(TOKEN, config=GraphConfig(), http=http)
-        sender = commands.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
+        sender = testevents.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
                                  secret=Secret(TOKEN, "test"), rng=random.Random(3))
         window = Window(window_s=600, interval_s=60)
         window.start(START)

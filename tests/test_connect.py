@@ -14,11 +14,10 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag.cli import main
-from capi_diag.errors import UsageError
-from capi_diag.graph import commands, fake_quality
-from capi_diag.graph.client import GraphClient, GraphConfig, build_get, object_url, parse_get
-from capi_diag.graph.connect import (
+from capi_diag.cli import main, testevents
+from capi_diag.core.errors import UsageError
+from capi_diag.meta.client import GraphClient, GraphConfig, build_get, object_url, parse_get
+from capi_diag.meta.connect import (
     FIELDS,
     ConnectResult,
     PixelInfo,
@@ -28,7 +27,8 @@ from capi_diag.graph.connect import (
     format_connect,
     parse_pixel,
 )
-from capi_diag.graph.fake_server import FakeGraph
+from capi_diag.standins import fake_quality
+from capi_diag.standins.fake_server import FakeGraph
 from capi_diag.ui.pages import test_events
 from tests.conftest import clean_graph_env
 
@@ -53,8 +53,8 @@ def fake():
 def env(monkeypatch, tmp_path):
     clean_graph_env(monkeypatch, tmp_path)
     clock = [NOW]
-    monkeypatch.setattr(commands, "CLOCK", lambda: clock[0])
-    monkeypatch.setattr(commands, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(testevents, "CLOCK", lambda: clock[0])
+    monkeypatch.setattr(testevents, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
     return monkeypatch
 
 
@@ -379,8 +379,8 @@ def test_page_fixed_token_checks_again_and_unblocks(page):
 
 
 def test_connect_and_quality_modules_do_not_import_streamlit():
-    code = ("import sys\nimport capi_diag.graph.connect, capi_diag.graph.quality, capi_diag.graph.meta_commands, "
-            "capi_diag.graph.fake_quality, capi_diag.cli\n"
+    code = ("import sys\nimport capi_diag.meta.connect, capi_diag.meta.quality, capi_diag.cli.meta, "
+            "capi_diag.standins.fake_quality, capi_diag.cli\n"
             "assert 'streamlit' not in sys.modules, 'streamlit imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=str(ROOT))

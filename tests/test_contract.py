@@ -4,9 +4,9 @@ import hashlib
 
 import pytest
 
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core.config import Config
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, contract
+from capi_diag.engine.dataset import Dataset
 
 T = 1_700_000_000
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from capi_diag.cli import main
-from capi_diag.config import Config
-from capi_diag.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
-from capi_diag.errors import ConfigError
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
+from capi_diag.engine.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
 
 
 def test_limits_flag_beats_environment_beats_config(monkeypatch, tmp_path):

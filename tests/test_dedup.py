@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup
-from capi_diag.errors import ConfigError
+from capi_diag.engine.dataset import Dataset
 
 T = 1_700_000_000
 H48 = 172_800

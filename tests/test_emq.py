@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, emq, match_keys
-from capi_diag.errors import ConfigError
+from capi_diag.engine.dataset import Dataset
 
 FIELDS = list(emq.WEIGHTS)
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"

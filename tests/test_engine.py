@@ -8,15 +8,16 @@ import os
 import duckdb
 import pytest
 
-from capi_diag import diagnostics, engine, measures
+from capi_diag import diagnostics
 from capi_diag.cli import main
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset, Filters
-from capi_diag.db import Database
+from capi_diag.core.config import Config
 from capi_diag.diagnostics import timing
-from capi_diag.graph import validate
-from capi_diag.ingest import import_logs
+from capi_diag.engine import measures, runner
+from capi_diag.engine.dataset import Dataset, Filters
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import import_logs
 from capi_diag.report import build_report
+from capi_diag.testevents import validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = {"browser": [os.path.join(ROOT, "data", "browser_events.csv")],
@@ -45,8 +46,8 @@ def temp_objects(db: Database) -> set[str]:
 def test_engine_building_every_expression_runs_no_query(monkeypatch):
     ds = small()
     calls = []
-    monkeypatch.setattr(engine.Runner, "run", lambda *a, **k: calls.append(a) or pytest.fail("a query ran"))
-    monkeypatch.setattr(engine.Runner, "_exec", lambda *a, **k: calls.append(a) or pytest.fail("a query ran"))
+    monkeypatch.setattr(runner.Runner, "run", lambda *a, **k: calls.append(a) or pytest.fail("a query ran"))
+    monkeypatch.setattr(runner.Runner, "_exec", lambda *a, **k: calls.append(a) or pytest.fail("a query ran"))
     for name in measures.MEASURES:
         measures.build(ds, name)
     for mod in diagnostics.modules():
@@ -56,15 +57,15 @@ def test_engine_building_every_expression_runs_no_query(monkeypatch):
 
 def test_engine_report_compiles_once_then_reuses_the_sql(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPI_DIAG_CACHE_DIR", str(tmp_path / "cache"))
-    engine.CACHE.clear_memory()
-    engine.STATS.reset()
+    runner.CACHE.clear_memory()
+    runner.STATS.reset()
     first = build_report(small())
-    compiled = engine.STATS.compiled
+    compiled = runner.STATS.compiled
     assert compiled > 0 and list((tmp_path / "cache").glob("sql-*.json"))
-    engine.CACHE.clear_memory()  # as a new process would: the SQL comes from disk
-    engine.STATS.reset()
+    runner.CACHE.clear_memory()  # as a new process would: the SQL comes from disk
+    runner.STATS.reset()
     second = build_report(small())
-    assert engine.STATS.compiled == 0 and engine.STATS.cache_hits > 0
+    assert runner.STATS.compiled == 0 and runner.STATS.cache_hits > 0
     first.pop("generated_at"), second.pop("generated_at")
     assert first == second
 
@@ -74,7 +75,7 @@ def test_engine_cached_sql_equals_what_the_builders_compile_now(tmp_path, monkey
     demo data (all columns), on a tiny log and under a non-default configuration."""
     monkeypatch.setenv("CAPI_DIAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CAPI_DIAG_SQL_CHECK", "1")
-    engine.CACHE.clear_memory()
+    runner.CACHE.clear_memory()
     db = Database()
     demo = import_logs(db, **DEMO)
     cfg = Config.from_text("[dedup]\nwindow_s = 3600\n[timing]\nskew_threshold_s = 30\n")

@@ -8,8 +8,8 @@ import json
 import httpx
 import pytest
 
-from capi_diag.errors import ConfigError
-from capi_diag.graph.fake_server import SEVEN_DAYS_S, FakeGraph
+from capi_diag.core.errors import ConfigError
+from capi_diag.standins.fake_server import SEVEN_DAYS_S, FakeGraph
 
 NOW = 1764975551
 H = "a" * 64  # a SHA-256-shaped value
@@ -292,11 +292,11 @@ def test_fake_graph_answer_without_http_is_same_logic():
 
 
 def test_fake_graph_validation_does_not_import_diagnostics_rules():
-    import capi_diag.graph.fake_server as mod
+    import capi_diag.standins.fake_server as mod
 
     source = open(mod.__file__, encoding="utf-8").read()
-    assert "capi_diag.rules" not in source.replace("``capi_diag.rules``", "")
-    assert "import capi_diag.normalize" not in source and "from capi_diag.normalize" not in source
+    assert "capi_diag.engine.rules" not in source.replace("``capi_diag.engine.rules``", "")
+    assert "import capi_diag.core.normalize" not in source and "from capi_diag.core.normalize" not in source
 
 
 def test_fake_graph_stop_releases_and_restart_works():

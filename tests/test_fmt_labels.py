@@ -1,4 +1,4 @@
-"""The one number format (capi_diag.fmt), the one label table (capi_diag.labels), the plain-words
+"""The one number format (capi_diag.core.fmt), the one label table (capi_diag.core.labels), the plain-words
 guide, the checklist verdict, and the charts' honesty (gaps, whole-number count axes, the skew
 threshold drawn as a line)."""
 
@@ -10,11 +10,12 @@ import sys
 import pandas as pd
 import pytest
 
-from capi_diag import checklist, fmt, guide, labels
-from capi_diag.config import Config
-from capi_diag.dataset import Filters
-from capi_diag.report import describe_filters, entry_value, example_cell, filters_record
+from capi_diag.core import fmt, labels
+from capi_diag.core.config import Config
+from capi_diag.engine.dataset import Filters
+from capi_diag.report import describe_filters, entry_value, example_cell, filters_record, guide
 from capi_diag.ui import charts, views
+from capi_diag.verdict import checklist
 
 
 @pytest.mark.parametrize(("value", "text"), [
@@ -64,8 +65,8 @@ def test_labels_ids_become_the_analysts_words():
 
 
 def test_labels_every_finding_the_analyses_report_has_a_label():
-    from capi_diag import rules
     from capi_diag.diagnostics import contract, dedup
+    from capi_diag.engine import rules
 
     for ident in [*contract.RULES, *dedup._SEVERITY, "below_emq_target", "forwarded_without_consent",
                   "consent_unknown", *labels.REJECTIONS]:
@@ -164,6 +165,6 @@ def test_charts_skew_threshold_drawn_as_a_line_at_its_bin_edge():
 
 
 def test_core_modules_import_without_streamlit():
-    code = ("import sys; import capi_diag.labels, capi_diag.fmt, capi_diag.guide, capi_diag.report, "
-            "capi_diag.checklist, capi_diag.cli; assert 'streamlit' not in sys.modules, 'streamlit imported'")
+    code = ("import sys; import capi_diag.core.labels, capi_diag.core.fmt, capi_diag.report.guide, capi_diag.report, "
+            "capi_diag.verdict.checklist, capi_diag.cli; assert 'streamlit' not in sys.modules, 'streamlit imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

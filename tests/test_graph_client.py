@@ -9,9 +9,9 @@ import random
 import httpx
 import pytest
 
-from capi_diag.errors import ConfigError
-from capi_diag.graph import errors as gerr
-from capi_diag.graph.client import (
+from capi_diag.core.errors import ConfigError
+from capi_diag.meta import errors as gerr
+from capi_diag.meta.client import (
     DEFAULT_API_VERSION,
     DEFAULT_GRAPH_URL,
     MAX_EVENTS,
@@ -21,9 +21,9 @@ from capi_diag.graph.client import (
     events_url,
     parse_response,
 )
-from capi_diag.graph.errors import CATALOGUE, GraphAPIError, lookup, parse_error
-from capi_diag.graph.fake_server import SEVEN_DAYS_S, FakeGraph
-from capi_diag.graph.payload import PayloadError, build_journey
+from capi_diag.meta.errors import CATALOGUE, GraphAPIError, lookup, parse_error
+from capi_diag.meta.payload import PayloadError, build_journey
+from capi_diag.standins.fake_server import SEVEN_DAYS_S, FakeGraph
 
 NOW = 1764975551
 PIXEL = "1234567890"

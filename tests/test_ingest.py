@@ -10,13 +10,13 @@ import sys
 import duckdb
 import pytest
 
-from capi_diag.db import Database
-from capi_diag.errors import ConfigError, IngestError
-from capi_diag.ingest import Source, import_logs
+from capi_diag.core.errors import ConfigError, IngestError
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
 from tests.conftest import ROOT
 
 SERVER_CSV = "event_name,event_id,event_time\nPurchase,1,1700000000\n"
-# em/ph values below are hash-shaped: unhashed ones are stored masked (capi_diag.pii, tests/test_pii.py)
+# em/ph values below are hash-shaped: unhashed ones are stored masked (capi_diag.engine.pii, tests/test_pii.py)
 HA, HB, HC = "a" * 64, "b" * 64, "c" * 64
 
 
@@ -263,7 +263,7 @@ def test_import_db_file_keeps_data(tmp_path):
     b = _write(tmp_path, "b.csv", "event_name,event_time\nA,1700000000\n")
     import_logs(db, browser=[b], server=[b])
     db.close()
-    from capi_diag.dataset import Dataset
+    from capi_diag.engine.dataset import Dataset
     with Database(path) as db2:
         ds = Dataset.load(db2)
         assert ds.rows("browser") == 1 and ds.has("server", "event_time")

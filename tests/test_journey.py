@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, journey
-from capi_diag.errors import ConfigError
+from capi_diag.engine.dataset import Dataset
 
 T = 1_700_000_000
 

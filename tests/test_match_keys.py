@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, match_keys
-from capi_diag.errors import ConfigError
+from capi_diag.engine.dataset import Dataset
 
 T = 1_700_000_000
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -13,14 +13,13 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag.cli import main
-from capi_diag.config import Config
-from capi_diag.db import Database
-from capi_diag.errors import ConfigError
-from capi_diag.graph import commands, fake_quality
-from capi_diag.graph.client import GraphClient, GraphConfig
-from capi_diag.graph.fake_server import FakeGraph
-from capi_diag.graph.quality import (
+from capi_diag.cli import main, testevents
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
+from capi_diag.meta.client import GraphClient, GraphConfig
+from capi_diag.meta.quality import (
     DEFAULTS,
     PERMISSION_HINT,
     WEB_FIELDS,
@@ -42,8 +41,9 @@ from capi_diag.graph.quality import (
     to_markdown,
     tolerances,
 )
-from capi_diag.ingest import Source, import_logs
 from capi_diag.report import build_report
+from capi_diag.standins import fake_quality
+from capi_diag.standins.fake_server import FakeGraph
 from capi_diag.ui import meta_view, state
 from tests.conftest import clean_graph_env
 
@@ -98,8 +98,8 @@ def fake():
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     clean_graph_env(monkeypatch, tmp_path)
-    monkeypatch.setattr(commands, "CLOCK", lambda: NOW)
-    monkeypatch.setattr(commands, "SLEEP", lambda s: None)
+    monkeypatch.setattr(testevents, "CLOCK", lambda: NOW)
+    monkeypatch.setattr(testevents, "SLEEP", lambda s: None)
     monkeypatch.setenv("CAPI_ACCESS_TOKEN", TOKEN)
     return monkeypatch
 

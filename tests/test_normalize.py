@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capi_diag.normalize import FIELDS, UnknownFieldError, explain_invalid, hash_value, is_hashed, normalize
+from capi_diag.core.normalize import FIELDS, UnknownFieldError, explain_invalid, hash_value, is_hashed, normalize
 
 # capi-examples §E1: Meta's own examples (DOC-CIP), with the hashes Meta publishes.
 META_EXAMPLES = [

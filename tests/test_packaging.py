@@ -1,7 +1,7 @@
 """The package definition and the commands it adds, checked from the checkout (fast; no wheel built).
 
 requirements.txt and pyproject.toml list the same pinned runtime dependencies; the files the wheel
-bundles are the ones :mod:`capi_diag.resources` looks up; ``--version``, ``report --help``,
+bundles are the ones :mod:`capi_diag.core.resources` looks up; ``--version``, ``report --help``,
 ``report --demo``, ``schema`` and ``serve`` behave as documented. tests/test_wheel.py (``make
 test-wheel``) checks the built and installed wheel itself.
 """
@@ -28,8 +28,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import capi_diag
-from capi_diag import resources, serve
-from capi_diag.cli import build_parser, main
+from capi_diag.cli import build_parser, main, serve
+from capi_diag.core import resources
 from capi_diag.ui import navigation
 
 ROOT = Path(__file__).resolve().parents[1]

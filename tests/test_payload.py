@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from capi_diag.graph.payload import (
+from capi_diag.meta.payload import (
     DEFAULT_USER_AGENT,
     JOURNEY_STEPS,
     MAX_EVENTS,

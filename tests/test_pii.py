@@ -11,10 +11,10 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capi_diag import pii, rules
 from capi_diag.cli import main
-from capi_diag.db import Database
-from capi_diag.ingest import Source, _pii_key, import_logs
+from capi_diag.engine import pii, rules
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, _pii_key, import_logs
 
 TRICKY = [
     "john.doe@example.com", " John@Example.COM ", "\u00a0jane@x.org\u2003", "@nolocal.com", "a@b@c",
@@ -28,7 +28,7 @@ SETTINGS = settings(max_examples=12, database=None, derandomize=True, deadline=N
 
 
 def _stored(db: Database, field: str, values: list[str]) -> list[str | None]:
-    from capi_diag.ingest import _MACROS
+    from capi_diag.io.ingest import _MACROS
 
     for stmt in [*_MACROS.strip().split(";"), *pii.sql_macros(_pii_key(db))]:
         if stmt.strip():

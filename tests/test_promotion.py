@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from capi_diag.promotion import (
+from capi_diag.verdict.promotion import (
     CONTRACT_CHECK,
     READY_ADVICE,
     TRANSITIONS,

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
-from capi_diag.db import Database
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError, IngestError
 from capi_diag.diagnostics import reconciliation
-from capi_diag.errors import ConfigError, IngestError
-from capi_diag.ingest import Source, import_logs
-from capi_diag.orders import import_extras
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
+from capi_diag.io.orders import import_extras
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"

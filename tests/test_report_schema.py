@@ -10,12 +10,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from capi_diag import checklist
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
-from capi_diag.db import Database
-from capi_diag.ingest import Source, import_logs
+from capi_diag.core.config import Config
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
 from capi_diag.report import SCHEMA_VERSION, build_report, to_html, to_json, to_markdown
+from capi_diag.verdict import checklist
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "report.schema.json"
 T = 1_700_000_000

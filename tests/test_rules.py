@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capi_diag import rules
-from capi_diag.dataset import Dataset
+from capi_diag.engine import rules
+from capi_diag.engine.dataset import Dataset
 
 TODAY = dt.date(2024, 6, 30)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from capi_diag import sample
 from capi_diag.cli import main
-from capi_diag.errors import UsageError
+from capi_diag.core.errors import UsageError
+from capi_diag.io import sample
 
 ROOT = Path(__file__).resolve().parent.parent
 HASH64 = re.compile(r"\A[0-9a-f]{64}\Z")
@@ -88,7 +88,7 @@ def test_write_sample_each_format_parses_same_rows(small):
 
 
 def test_write_sample_csv_headers_in_accepted_forms(small):
-    from capi_diag.schema import canonical_name
+    from capi_diag.core.schema import canonical_name
 
     for path in small["csv"][:2]:
         header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
@@ -323,8 +323,8 @@ def test_cli_sample_writes_files_and_prints_paths(tmp_path, capsys):
 
 @pytest.mark.parametrize("fmt", sample.FORMATS)
 def test_import_logs_demo_files_rejects_only_documented_rows(small, fmt):
-    ingest = pytest.importorskip("capi_diag.ingest")
-    from capi_diag.db import Database
+    ingest = pytest.importorskip("capi_diag.io.ingest")
+    from capi_diag.engine.db import Database
 
     paths = small[fmt]
     m = _manifest(paths)
@@ -362,8 +362,8 @@ _GROUND_TRUTH = {
 
 def test_report_on_demo_files_matches_manifest_ground_truth(small):
     """The analyses that exist count exactly what the generator injected (sections not there yet skip)."""
-    ingest = pytest.importorskip("capi_diag.ingest")
-    from capi_diag.db import Database
+    ingest = pytest.importorskip("capi_diag.io.ingest")
+    from capi_diag.engine.db import Database
     from capi_diag.report import build_report
 
     paths = small["csv"]

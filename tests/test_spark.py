@@ -17,11 +17,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from capi_diag import cli, resources
-from capi_diag.db import Database
-from capi_diag.ingest import import_logs
+from capi_diag import cli
+from capi_diag.core import resources
+from capi_diag.core.schema import Role
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import import_logs
 from capi_diag.report import build_report
-from capi_diag.schema import Role
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text(encoding="utf-8"))
@@ -116,7 +117,7 @@ def test_report_engine_spark_on_demo_equals_duckdb_json(tmp_path):
 def test_import_on_spark_types_and_rejects_like_duckdb(spark_db, tmp_path):
     """Aliases, event_time units (s, ms, µs, ISO with and without a zone), lists, consent words,
     custom and unknown columns, and the rejects with their reasons: the same rows and report."""
-    from capi_diag import spark
+    from capi_diag.io import spark
 
     path = tmp_path / "browser.csv"
     path.write_text(IMPORT_CSV, encoding="utf-8")
@@ -160,7 +161,7 @@ def _checklist(report: dict[str, Any]) -> list[tuple]:
 def test_partitioned_parquet_folder_and_table_inputs(spark_db, tmp_path):
     """A partitioned Parquet folder (``--browser DIR``) and a table (``--server-table NAME``) give the
     demo's figures: every count of the checklist as from the CSV files."""
-    from capi_diag import spark
+    from capi_diag.io import spark
 
     browser_csv, server_csv = ROOT / "data" / "browser_events.csv", ROOT / "data" / "server_events.csv"
     folder = _partitioned(tmp_path, "browser_lake", browser_csv)

@@ -11,7 +11,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag.graph.fake_server import FakeGraph
+from capi_diag.standins.fake_server import FakeGraph
 from capi_diag.ui.pages import test_events
 from tests.conftest import clean_graph_env
 

@@ -15,12 +15,13 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from capi_diag import engine, report
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
-from capi_diag.db import Database
+from capi_diag import report
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, dedup, timing
-from capi_diag.errors import ConfigError
+from capi_diag.engine import runner
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.db import Database
 
 T = 1_700_000_000
 D7 = 604_800
@@ -220,7 +221,7 @@ def test_paired_skews_read_the_shared_key_table_measure():
     rows = ds.query(timing.paired_skews(ds)).to_pylist()
     assert [r["skew_s"] for r in rows] == [5]
     # The measure reads the materialized key table by name instead of recomputing the pairing.
-    assert f"capi_m_key_table{engine.SCOPE}" in ds._measure_sql("paired_skews")
+    assert f"capi_m_key_table{runner.SCOPE}" in ds._measure_sql("paired_skews")
     assert "ROW_NUMBER" not in ds._measure_sql("paired_skews").upper()
 
 

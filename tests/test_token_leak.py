@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from capi_diag.cli import main
-from capi_diag.db import Database
-from capi_diag.graph import commands
-from capi_diag.graph.fake_server import FakeGraph
-from capi_diag.graph.store import Store
-from capi_diag.graph.token import Secret, resolve_token, scrub
+from capi_diag.cli import main, testevents
+from capi_diag.engine.db import Database
+from capi_diag.meta.token import Secret, resolve_token, scrub
+from capi_diag.standins.fake_server import FakeGraph
+from capi_diag.testevents.store import Store
 from tests.conftest import clean_graph_env
 
 SENTINEL = "EAAB-SENTINEL-TOKEN-7f3c9d21e5a84b06"
@@ -25,8 +24,8 @@ PIXEL = "1234567890"
 def env(monkeypatch, tmp_path):
     clean_graph_env(monkeypatch, tmp_path)
     clock = [1_800_000_000.0]
-    monkeypatch.setattr(commands, "CLOCK", lambda: clock[0])
-    monkeypatch.setattr(commands, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(testevents, "CLOCK", lambda: clock[0])
+    monkeypatch.setattr(testevents, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
     return monkeypatch
 
 
@@ -77,7 +76,7 @@ def test_token_sentinel_never_leaves_the_authorization_header(env, tmp_path, cap
     history = Store(db).sends()
     assert len(history) >= 5
     assert SENTINEL not in json.dumps([vars(r) for r in history], default=str)
-    reports = "\n".join("\n".join(commands.format_send(_as_sent(r))) for r in history)
+    reports = "\n".join("\n".join(testevents.format_send(_as_sent(r))) for r in history)
     assert SENTINEL not in reports
     assert recorded, "the stand-in recorded nothing"
     assert all(SENTINEL not in r["path"] for r in recorded)
@@ -87,8 +86,8 @@ def test_token_sentinel_never_leaves_the_authorization_header(env, tmp_path, cap
 
 def _as_sent(record):
     """A stored record shaped for :func:`commands.format_send` (the report printed for a send)."""
-    from capi_diag.graph.validate import Validation
-    return commands.Sent(record=record, events=[], validation=Validation(), result=None)
+    from capi_diag.testevents.validate import Validation
+    return testevents.Sent(record=record, events=[], validation=Validation(), result=None)
 
 
 def test_secret_repr_and_format_hide_the_token():
@@ -111,14 +110,14 @@ def test_resolve_token_env_before_secrets_before_session(tmp_path):
 
 
 def test_resolve_token_missing_names_the_fix(tmp_path):
-    from capi_diag.graph.token import TokenError
+    from capi_diag.meta.token import TokenError
     with pytest.raises(TokenError) as e:
         resolve_token(env={}, paths=[tmp_path / "none.toml"], session="  ")
     assert "CAPI_ACCESS_TOKEN" in str(e.value) and "secrets.toml" in str(e.value)
 
 
 def test_secrets_file_invalid_toml_error_does_not_quote_it(tmp_path):
-    from capi_diag.graph.token import TokenError
+    from capi_diag.meta.token import TokenError
     bad = tmp_path / "secrets.toml"
     bad.write_text(f"CAPI_ACCESS_TOKEN = {SENTINEL}\n")  # unquoted: invalid TOML
     with pytest.raises(TokenError) as e:
@@ -127,7 +126,7 @@ def test_secrets_file_invalid_toml_error_does_not_quote_it(tmp_path):
 
 
 def test_token_with_inner_space_rejected_without_echo():
-    from capi_diag.graph.token import TokenError
+    from capi_diag.meta.token import TokenError
     with pytest.raises(TokenError) as e:
         resolve_token(env={"CAPI_ACCESS_TOKEN": "abc def"}, paths=[])
     assert "abc" not in str(e.value)
@@ -171,7 +170,7 @@ class _EchoingGraph:
 
 
 def test_token_sentinel_connect_and_meta_quality_never_leave_the_header(env, tmp_path, capsys):
-    from capi_diag.graph import fake_quality
+    from capi_diag.standins import fake_quality
 
     env.setenv("CAPI_ACCESS_TOKEN", SENTINEL)
     (tmp_path / "b.csv").write_text("event_name,event_id,event_time,pixel_id\nPageView,pv-1,1799990000,1234567890\n")

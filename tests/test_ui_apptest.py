@@ -15,15 +15,16 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag import checklist, fmt
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset, Filters
-from capi_diag.db import Database
-from capi_diag.ingest import Source, import_logs
-from capi_diag.orders import import_extras
+from capi_diag.core import fmt
+from capi_diag.core.config import Config
+from capi_diag.engine.dataset import Dataset, Filters
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
+from capi_diag.io.orders import import_extras
 from capi_diag.report import build_report, render
 from capi_diag.ui import findings, navigation, state, views
 from capi_diag.ui.navigation import PAGES
+from capi_diag.verdict import checklist
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -52,7 +53,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled demo (data/), or the same generator's output when data/ is not there yet."""
     if state.demo_paths() is not None and (ROOT / "data" / "browser_events.csv").is_file():
         return ROOT / "data"
-    from capi_diag.sample import write_sample
+    from capi_diag.io.sample import write_sample
 
     out = tmp_path_factory.mktemp("demo")
     write_sample(out, sessions=1500, seed=7, fmt="csv")
@@ -491,7 +492,7 @@ def test_import_without_server_file_says_what_is_not_evaluated(monkeypatch: pyte
 @pytest.fixture(scope="module")
 def logs_a(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Held-out logs A: ``python -m capi_diag sample --sessions 300 --seed 11`` (not the demo's seed)."""
-    from capi_diag.sample import write_sample
+    from capi_diag.io.sample import write_sample
 
     out = tmp_path_factory.mktemp("logs_a")
     write_sample(out, sessions=300, seed=11, fmt="csv")

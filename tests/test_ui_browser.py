@@ -23,12 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from capi_diag import checklist, fmt
-from capi_diag.config import Config
-from capi_diag.db import Database
-from capi_diag.ingest import import_logs
+from capi_diag.core import fmt
+from capi_diag.core.config import Config
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import import_logs
 from capi_diag.report import build_report
 from capi_diag.ui.navigation import PAGES
+from capi_diag.verdict import checklist
 
 pytestmark = pytest.mark.browser
 
@@ -106,7 +107,7 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     output when it is not there)."""
     demo = ROOT / "data"
     if not (demo / "browser_events.csv").is_file():
-        from capi_diag.sample import write_sample
+        from capi_diag.io.sample import write_sample
 
         demo = tmp_path_factory.mktemp("demo")
         write_sample(demo, sessions=1500, seed=7, fmt="csv")
@@ -133,7 +134,7 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]
         out[name] = {"browser": d / f"browser_{name}.csv", "server": d / f"server_{name}.csv"}
         out[name]["browser"].write_text(b)
         out[name]["server"].write_text(s)
-    from capi_diag.sample import write_sample
+    from capi_diag.io.sample import write_sample
 
     held = tmp_path_factory.mktemp("held_out")  # python -m capi_diag sample --sessions 300 --seed 11
     write_sample(held, sessions=300, seed=11, fmt="csv")

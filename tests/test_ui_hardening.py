@@ -22,10 +22,10 @@ import streamlit as st
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from capi_diag import serve
-from capi_diag.config import Config
-from capi_diag.db import Database
-from capi_diag.ingest import Source, import_logs
+from capi_diag.cli import serve
+from capi_diag.core.config import Config
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
 from capi_diag.report import build_report, md_text, to_html, to_markdown
 from capi_diag.ui import findings, layout, navigation, state
 from tests.markdown_tables import table_row_widths

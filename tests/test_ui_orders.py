@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag import fmt
-from capi_diag.config import Config
-from capi_diag.db import Database
+from capi_diag.core import fmt
+from capi_diag.core.config import Config
 from capi_diag.diagnostics import reconciliation
-from capi_diag.ingest import Source, import_logs
-from capi_diag.orders import import_extras
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
+from capi_diag.io.orders import import_extras
 from capi_diag.ui import state, views
 from capi_diag.ui.navigation import PAGES
 

@@ -2,7 +2,7 @@
 Markdown/HTML report.
 
 The forbidden identifiers are built, not listed by hand: every id of the label table
-(:func:`capi_diag.labels.known_ids`), every key of a real report (its sections, figures, example
+(:func:`capi_diag.core.labels.known_ids`), every key of a real report (its sections, figures, example
 columns, ``field.defect`` pairs) and every finding of its failing rows, keeping those that look like
 identifiers (``stale_over_7d``, ``em.unhashed``) and leaving out Meta's own parameter names and the
 header forms the import accepts (``event_id``, ``client_user_agent``, ``user_data.em``), which are
@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag import labels, schema
-from capi_diag.config import Config
-from capi_diag.db import Database
-from capi_diag.ingest import import_logs
+from capi_diag.core import labels, schema
+from capi_diag.core.config import Config
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import import_logs
 from capi_diag.report import build_report, to_html, to_markdown
 from capi_diag.ui import findings, state
 from capi_diag.ui.navigation import PAGES
@@ -167,7 +167,7 @@ def _failing_findings(browser: Path, server: Path) -> set[str]:
 def demo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if state.demo_paths() is not None:
         return dict(state.demo_paths())
-    from capi_diag.sample import write_sample
+    from capi_diag.io.sample import write_sample
 
     out = tmp_path_factory.mktemp("demo")
     write_sample(out, sessions=1500, seed=7, fmt="csv")
@@ -176,7 +176,7 @@ def demo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from capi_diag.sample import write_sample
+    from capi_diag.io.sample import write_sample
 
     out = tmp_path_factory.mktemp("held_out")
     write_sample(out, sessions=300, seed=11, fmt="csv")

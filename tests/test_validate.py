@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from capi_diag.graph.payload import build_journey
-from capi_diag.graph.validate import validate_events
+from capi_diag.meta.payload import build_journey
+from capi_diag.testevents.validate import validate_events
 
 
 def test_validate_second_batch_judged_on_its_own_rows_not_the_first():

@@ -31,7 +31,7 @@ import jsonschema
 import pytest
 
 import capi_diag
-from capi_diag import resources
+from capi_diag.core import resources
 from tests.test_packaging import ROOT, differences, requirements_txt
 
 pytestmark = [pytest.mark.wheel, pytest.mark.timeout(1200)]
@@ -258,9 +258,10 @@ def test_wheel_serve_health_endpoint_answers(server: Server) -> None:
 def test_wheel_serve_checklist_renders_in_chromium(server: Server, installed: Installed, chromium_path: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    from capi_diag import checklist, fmt
+    from capi_diag.core import fmt
     from capi_diag.ui.layout import STATUS_LABELS
     from capi_diag.ui.navigation import BY_URL, SECTION_PAGE
+    from capi_diag.verdict import checklist
 
     report = json.loads(installed.run("report", "--demo").stdout)
     with sync_playwright() as pw:

@@ -46,13 +46,13 @@ import ibis
 import ibis.expr.types as ir
 import pycountry
 
-from capi_diag import labels
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core import labels
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
+from capi_diag.core.schema import CONSENT_PURPOSES
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.errors import ConfigError
-from capi_diag.pii import mask_row
-from capi_diag.schema import CONSENT_PURPOSES
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.pii import mask_row
 
 SECTION = "consent"
 

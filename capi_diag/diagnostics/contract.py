@@ -49,13 +49,14 @@ import ibis
 import ibis.expr.types as ir
 import pycountry
 
-from capi_diag import labels, measures, rules
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core import labels
+from capi_diag.core.config import Config
+from capi_diag.core.schema import ACTION_SOURCES, STANDARD_EVENTS, USER_DATA_KEYS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.pii import mask_row
-from capi_diag.rules import BLANK_RE
-from capi_diag.schema import ACTION_SOURCES, STANDARD_EVENTS, USER_DATA_KEYS
+from capi_diag.engine import measures, rules
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.pii import mask_row
+from capi_diag.engine.rules import BLANK_RE
 
 SECTION = "contract"
 

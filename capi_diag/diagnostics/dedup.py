@@ -36,9 +36,9 @@ empty or whitespace-only ``event_id`` is missing. The *earliest row* of a key in
 with the smallest ``event_time``, ties broken by file order, then line. A list-valued field
 (``fbp``, ``external_id``) is matched on its first value.
 
-The key table, the paired rows and the row-level helpers (:func:`~capi_diag.measures.key_columns`,
-:func:`~capi_diag.measures.has_event_id`, :func:`~capi_diag.measures.first_value`) are shared measures
-in :mod:`capi_diag.measures`; :func:`key_table`, :func:`paired_rows` and :func:`pairing_by_hour` here
+The key table, the paired rows and the row-level helpers (:func:`~capi_diag.engine.measures.key_columns`,
+:func:`~capi_diag.engine.measures.has_event_id`, :func:`~capi_diag.engine.measures.first_value`) are shared measures
+in :mod:`capi_diag.engine.measures`; :func:`key_table`, :func:`paired_rows` and :func:`pairing_by_hour` here
 read them.
 """
 
@@ -50,11 +50,12 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import fmt, labels, measures
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core import fmt, labels
+from capi_diag.core.config import Config
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.measures import (
+from capi_diag.engine import measures
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.measures import (
     DEDUP_DEFAULTS,
     ROW_ORDER,
     dedup_options,
@@ -64,12 +65,12 @@ from capi_diag.measures import (
     key_preds,
     ranked_rows,
 )
-from capi_diag.pii import mask_row
+from capi_diag.engine.pii import mask_row
 
 SECTION = "dedup"
 
 DEFAULTS: dict[str, Any] = DEDUP_DEFAULTS
-"""See :data:`capi_diag.measures.DEDUP_DEFAULTS`."""
+"""See :data:`capi_diag.engine.measures.DEDUP_DEFAULTS`."""
 
 CATEGORIES: tuple[str, ...] = ("paired", "outside_window", "browser_only", "server_only")
 SERVER_REASONS: tuple[str, ...] = ("name_case_mismatch", "different_ids_probable", "server_only_unexplained")
@@ -91,12 +92,12 @@ def options(config: Config | None) -> dict[str, Any]:
 # -- preparation ---------------------------------------------------------------------------------
 
 def key_table(ds: Dataset, config: Config | None = None) -> ir.Table:
-    """The shared key table (:func:`capi_diag.measures.key_table_expr`) as the engine materializes it."""
+    """The shared key table (:func:`capi_diag.engine.measures.key_table_expr`) as the engine materializes it."""
     return ds.using(config).measure("key_table")
 
 
 def paired_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
-    """The earliest browser and server row of each paired key (:func:`capi_diag.measures.paired_rows_expr`)."""
+    """The earliest browser and server row of each paired key (:func:`capi_diag.engine.measures.paired_rows_expr`)."""
     return ds.using(config).measure("paired_rows")
 
 

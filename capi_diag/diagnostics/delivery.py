@@ -3,7 +3,7 @@
 What it measures (needs Meta's answers: a send log, or response columns on the server log's rows):
 events sent and requests; events **accepted** (their request got a 2xx without an error body) and
 **rejected** (every other answer), the rejections grouped by Meta's ``code`` / ``error_subcode`` with
-the error catalogue's meaning and fix (:mod:`capi_diag.graph.errors`); requests whose
+the error catalogue's meaning and fix (:mod:`capi_diag.meta.errors`); requests whose
 ``events_received`` is lower than the events they carried (Meta dropped some without an error); the
 warnings Meta returned inside 200 answers (``messages``); and example requests with their
 ``fbtrace_id`` (what Meta support asks for).
@@ -26,11 +26,11 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import fmt
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core import fmt
+from capi_diag.core.config import Config
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.graph.errors import lookup
+from capi_diag.engine.dataset import Dataset
+from capi_diag.meta.errors import lookup
 
 SECTION = "delivery"
 

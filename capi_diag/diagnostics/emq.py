@@ -9,7 +9,7 @@ place (:data:`WEIGHTS`) so that anyone can read and challenge it.
 
 The model: each match key ``f`` has a weight ``w_f`` in (0, 1), read as "the chance that this key
 alone lets Meta match an event". With ``c_f`` the key's ``valid_coverage`` over the scored rows
-(from :mod:`capi_diag.rules`: invalid values count as absent), the estimate is
+(from :mod:`capi_diag.engine.rules`: invalid values count as absent), the estimate is
 
     estimate = 10 × (1 − Π_f (1 − w_f × c_f))
 
@@ -54,11 +54,12 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import labels, measures, rules
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core import labels
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.errors import ConfigError
+from capi_diag.engine import measures, rules
+from capi_diag.engine.dataset import Dataset
 
 SECTION = "emq"
 
@@ -145,7 +146,7 @@ def options(config: Config | None) -> dict[str, Any]:
 
 def scored_validity(ds: Dataset) -> tuple[ir.Table, str]:
     """The rows the estimate covers, with their per-row validity flags
-    (:func:`capi_diag.rules.server_validity`, shared with match_keys and contract), and the scope's
+    (:func:`capi_diag.engine.rules.server_validity`, shared with match_keys and contract), and the scope's
     name: ``website`` rows (exact value) when the server log has an ``action_source`` column, else
     ``all_server_rows``."""
     rv = rules.server_validity(ds)

@@ -27,10 +27,10 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.errors import ConfigError
+from capi_diag.engine.dataset import Dataset
 
 SECTION = "journey"
 

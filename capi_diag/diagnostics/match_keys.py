@@ -8,7 +8,7 @@ fbc client_ip_address client_user_agent``), over all server rows (duplicates inc
   server rows (``null`` when there are no server rows); ``by_event_name``: ``valid_coverage`` per
   event name;
 * ``defects``: rows per defect (a row with several defects counts once in each). The rules are in
-  :mod:`capi_diag.rules` (written once, shared with ``emq``, ``contract`` and the Test Events
+  :mod:`capi_diag.engine.rules` (written once, shared with ``emq``, ``contract`` and the Test Events
   sender): ``unhashed`` (raw PII where a SHA-256 hash is required), ``uppercase_hash``,
   ``hashed_empty`` (the SHA-256 of ""), ``hashed_placeholder`` (the hash of ``null``,
   ``undefined``...), ``surrounding_whitespace`` (a hash with a stray space or newline; also
@@ -43,12 +43,13 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import fmt, labels, measures, rules
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core import fmt, labels
+from capi_diag.core.config import Config
+from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.errors import ConfigError
-from capi_diag.pii import mask_value
+from capi_diag.engine import measures, rules
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.pii import mask_value
 
 SECTION = "match_keys"
 FIELDS = rules.MATCH_KEY_FIELDS
@@ -144,13 +145,13 @@ def _name(v: Any) -> str:
 
 def field_counts(ds: Dataset, rv: ir.Table, fields: Sequence[str] = FIELDS,
                  name: str = "match_keys.field_counts") -> dict[str, Any]:
-    """:func:`capi_diag.measures.field_counts` (kept here for the analyses that read it)."""
+    """:func:`capi_diag.engine.measures.field_counts` (kept here for the analyses that read it)."""
     return measures.field_counts(ds, rv, fields, name)
 
 
 def valid_by_event_name(ds: Dataset, rv: ir.Table, fields: Sequence[str] = FIELDS,
                         name: str = "match_keys.valid_by_event_name") -> dict[str, dict[str, int]]:
-    """:func:`capi_diag.measures.valid_by_event_name`."""
+    """:func:`capi_diag.engine.measures.valid_by_event_name`."""
     return measures.valid_by_event_name(ds, rv, fields, name)
 
 

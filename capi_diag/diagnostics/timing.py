@@ -44,19 +44,21 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from capi_diag import fmt, labels, measures
-from capi_diag.config import Config, whole_numbers
-from capi_diag.dataset import Dataset
+from capi_diag.core import fmt, labels
+from capi_diag.core.config import Config, whole_numbers
+from capi_diag.core.errors import ConfigError
+from capi_diag.core.schema import FUTURE_TOLERANCE_S, MAX_EVENT_AGE_S
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, bucket_counts
-from capi_diag.errors import ConfigError
-from capi_diag.pii import mask_row
+from capi_diag.engine import measures
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.pii import mask_row
 
 SECTION = "timing"
 
 DEFAULTS: dict[str, Any] = {
     "skew_threshold_s": 300,
-    "stale_s": 604_800,
-    "future_s": 60,
+    "stale_s": MAX_EVENT_AGE_S,
+    "future_s": FUTURE_TOLERANCE_S,
     "hour_tolerance_s": 60,
     "browser_preference_s": 300,
     "examples": 20,

@@ -1,8 +1,8 @@
 """Plotly figures for the dashboard. Pure functions from small tables to figures, no streamlit.
 
 Every chart is readable without hovering: a title, axis titles with units, values written on bars
-or cells where it helps, in the analyst's words (:mod:`capi_diag.labels`) and the one number format
-(:mod:`capi_diag.fmt`). Charts tell the truth: count axes have whole-number ticks, a line is never
+or cells where it helps, in the analyst's words (:mod:`capi_diag.core.labels`) and the one number format
+(:mod:`capi_diag.core.fmt`). Charts tell the truth: count axes have whole-number ticks, a line is never
 drawn through an hour without data, and a threshold is drawn where it lies. Colours are Okabe-Ito
 (colour-blind safe); a status is never told by colour alone.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from capi_diag import fmt, labels
+from capi_diag.core import fmt, labels
 
 OKABE_ITO = {
     "green": "#009E73", "orange": "#E69F00", "vermillion": "#D55E00", "sky": "#56B4E9",

@@ -20,10 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from capi_diag import diagnostics, fmt, labels
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset, Filters
+from capi_diag import diagnostics
+from capi_diag.core import fmt, labels
+from capi_diag.core.config import Config
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
+from capi_diag.engine.dataset import Dataset, Filters
 from capi_diag.report import describe_filters
 from capi_diag.ui import views
 

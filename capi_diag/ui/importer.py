@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from capi_diag.config import Config
-from capi_diag.errors import CapiDiagError
+from capi_diag.core.config import Config
+from capi_diag.core.errors import CapiDiagError
 from capi_diag.ui import state
 
 

@@ -1,6 +1,6 @@
 """Pieces every page shares: the page frame (title, purpose, data label, the one analysis call, the
 empty state), status chips, a section's "what and why" text, its explanations and example rows, all
-in the analyst's words (:mod:`capi_diag.labels`) and one number format (:mod:`capi_diag.fmt`)."""
+in the analyst's words (:mod:`capi_diag.core.labels`) and one number format (:mod:`capi_diag.core.fmt`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from typing import Any
 
 import streamlit as st
 
-from capi_diag import guide, labels, report
-from capi_diag.config import Config
-from capi_diag.errors import CapiDiagError
+from capi_diag import report
+from capi_diag.core import labels
+from capi_diag.core.config import Config
+from capi_diag.core.errors import CapiDiagError
+from capi_diag.report import guide
 from capi_diag.ui import state, views
 from capi_diag.ui.navigation import page_path
 
@@ -116,7 +118,7 @@ def _load_demo() -> None:
 
 
 def section_intro(section: str, config: Config | None = None) -> None:
-    """What the section measures, why it matters and the usual fix (:mod:`capi_diag.guide`), with
+    """What the section measures, why it matters and the usual fix (:mod:`capi_diag.report.guide`), with
     the thresholds in force."""
     text = guide.about(section, config)
     if not text:

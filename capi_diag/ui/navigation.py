@@ -18,8 +18,8 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
-from capi_diag import fmt, resources
-from capi_diag.errors import CapiDiagError
+from capi_diag.core import fmt, resources
+from capi_diag.core.errors import CapiDiagError
 from capi_diag.report import describe_filters, md_text
 from capi_diag.ui import state
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset
+from capi_diag.core.config import Config
+from capi_diag.engine.dataset import Dataset
 from capi_diag.ui.views import DELAY_BUCKETS
 
 

@@ -2,8 +2,8 @@
 
 Streamlit's ``st.cache_*`` is shared by every session of the process, so nothing derived from a
 session's uploads lives there. Instead each browser session keeps one :class:`Workspace` in
-``st.session_state``: its own in-memory DuckDB :class:`~capi_diag.db.Database`, the imported
-:class:`~capi_diag.dataset.Dataset`, the config, and the analyses already computed, keyed by the
+``st.session_state``: its own in-memory DuckDB :class:`~capi_diag.engine.db.Database`, the imported
+:class:`~capi_diag.engine.dataset.Dataset`, the config, and the analyses already computed, keyed by the
 filters they were computed for. So:
 
 * the import and the analyses run once per upload; switching pages reads what is kept;
@@ -19,7 +19,7 @@ filters they were computed for. So:
   always opens unfiltered (a widget keyed as before would get its old value back from the browser).
 
 With no upload yet, a session opens on the bundled demo logs (``data/`` of the checkout or of the
-installed package, see :mod:`capi_diag.resources`; ``CAPI_DEMO_DIR`` overrides the folder),
+installed package, see :mod:`capi_diag.core.resources`; ``CAPI_DEMO_DIR`` overrides the folder),
 labelled "Demo data". After "Delete my data" the session stays empty until the analyst imports
 files or reloads the demo.
 """
@@ -44,15 +44,15 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from capi_diag import fmt, labels, resources
-from capi_diag.config import Config
-from capi_diag.dataset import Dataset, Filters
-from capi_diag.db import Database
-from capi_diag.errors import CapiDiagError
-from capi_diag.ingest import Source, import_logs
-from capi_diag.orders import ORDERS_TABLE, SENDS_TABLE, import_extras
+from capi_diag.core import fmt, labels, resources
+from capi_diag.core.config import Config
+from capi_diag.core.errors import CapiDiagError
+from capi_diag.core.schema import Role
+from capi_diag.engine.dataset import Dataset, Filters
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
+from capi_diag.io.orders import ORDERS_TABLE, SENDS_TABLE, import_extras
 from capi_diag.report import build_report
-from capi_diag.schema import Role
 
 DEMO_FILES = resources.DEMO_FILES
 KEEP_ANALYSES = 8
@@ -317,7 +317,7 @@ def import_workspace(browser: Sequence[Upload | Source | str | Path], server: Se
                      send_log: Sequence[Upload | Source | str | Path] = ()) -> Workspace:
     """Import the files into a new database and run the unfiltered analysis once.
 
-    Raises :class:`~capi_diag.errors.CapiDiagError` (unusable file, invalid config); the new
+    Raises :class:`~capi_diag.core.errors.CapiDiagError` (unusable file, invalid config); the new
     database is closed then, and the caller's current workspace is left as it was.
     """
     db = Database()

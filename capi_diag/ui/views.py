@@ -2,9 +2,9 @@
 
 Every number comes from the report dict that :func:`capi_diag.report.build_report` returns (the
 same dict the ``report`` command renders), so the dashboard and the report always agree. Ids become
-the analyst's labels (:mod:`capi_diag.labels`), numbers take the one format (:mod:`capi_diag.fmt`),
+the analyst's labels (:mod:`capi_diag.core.labels`), numbers take the one format (:mod:`capi_diag.core.fmt`),
 and every count says what it counts (dedup keys or rows). Example rows pass through
-:func:`capi_diag.pii.mask_row` before they are shown.
+:func:`capi_diag.engine.pii.mask_row` before they are shown.
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ from typing import Any
 
 import pandas as pd
 
-from capi_diag import fmt, labels
-from capi_diag.checklist import GROUP_ORDER, grouped
-from capi_diag.pii import mask_row
+from capi_diag.core import fmt, labels
+from capi_diag.core.schema import DEDUP_WINDOW_S
+from capi_diag.engine.pii import mask_row
 from capi_diag.report import entry_value, example_table
+from capi_diag.verdict.checklist import GROUP_ORDER, grouped
 
 STATUSES = GROUP_ORDER
 """Checklist statuses in reading order: blockers, warnings, not evaluated, passing."""
 
 
 def diagnostic_module(section: str) -> ModuleType | None:
-    """``capi_diag.diagnostics.<section>`` (or ``capi_diag.checklist``), ``None`` until it exists."""
-    name = "capi_diag.checklist" if section == "checklist" else f"capi_diag.diagnostics.{section}"
+    """``capi_diag.diagnostics.<section>`` (or ``capi_diag.verdict.checklist``), ``None`` until it exists."""
+    name = "capi_diag.verdict.checklist" if section == "checklist" else f"capi_diag.diagnostics.{section}"
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
@@ -227,7 +228,7 @@ UNPAIRED_REASONS: tuple[tuple[str, str], ...] = (
 
 def dedup_words(result: Mapping[str, Any]) -> dict[str, str]:
     """The section's windows in words (``window``: ``48 h``, ``probable``: ``60 s``)."""
-    return {"window": fmt.duration(result.get("window_s", 172_800)),
+    return {"window": fmt.duration(result.get("window_s", DEDUP_WINDOW_S)),
             "probable": fmt.duration(result.get("probable_window_s", 60))}
 
 

@@ -2,9 +2,9 @@
 
 Each :class:`HostileFile` carries its bytes, its name and the generator's own account of its data
 rows: how many there are (``rows``), and for each reason the import may reject a row
-(:data:`capi_diag.ingest.REJECT_REASONS`) how many carry it (``rejected``); the rest are good rows.
+(:data:`capi_diag.io.ingest.REJECT_REASONS`) how many carry it (``rejected``); the rest are good rows.
 ``refuse`` marks files no correct reader can use (empty, header only, binary, a truncated gzip, no
-good row): the import must stop with one clear :class:`~capi_diag.errors.CapiDiagError`.
+good row): the import must stop with one clear :class:`~capi_diag.core.errors.CapiDiagError`.
 
 The strategies (``hypothesis``) mix: CSV with ``,``/``;``/tab/``|`` delimiters, LF/CRLF/lone-CR line
 ends, a BOM, UTF-16, Latin-1/Windows-1252 text, quoted newlines and delimiters, a stray or unclosed

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from capi_diag.config import Config
-from capi_diag.db import Database
-from capi_diag.ingest import Source, import_logs
+from capi_diag.core.config import Config
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
 from capi_diag.report import build_report, to_html, to_markdown
 from capi_diag.ui import findings
 from capi_diag.ui.navigation import PAGES

@@ -1,6 +1,6 @@
 """Graph API faults against the local stand-in, through the real ``send-test`` and ``watch`` commands.
 
-Each fault of :data:`capi_diag.graph.fake_server.FAULTS` is injected into real HTTP answers on
+Each fault of :data:`capi_diag.standins.fake_server.FAULTS` is injected into real HTTP answers on
 127.0.0.1 (plus a closed port for "connection refused"). For every one the suite checks that the
 sender retries exactly what is transient, records every attempt the stand-in saw, never loses a
 send record, and that a ``watch`` promotion window resets with the fault's reason. The figures go
@@ -14,10 +14,9 @@ import time
 
 import pytest
 
-from capi_diag.cli import main
-from capi_diag.graph import commands
-from capi_diag.graph.fake_server import FAULTS, FakeGraph
-from capi_diag.graph.store import Store
+from capi_diag.cli import main, testevents
+from capi_diag.standins.fake_server import FAULTS, FakeGraph
+from capi_diag.testevents.store import Store
 from tests.conftest import clean_graph_env
 from tests.hardening.figures import record
 
@@ -43,8 +42,8 @@ RESULTS: dict[str, dict] = {}
 def env(monkeypatch, tmp_path):
     clean_graph_env(monkeypatch, tmp_path)
     clock = [1_800_000_000.0]
-    monkeypatch.setattr(commands, "CLOCK", lambda: clock[0])
-    monkeypatch.setattr(commands, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(testevents, "CLOCK", lambda: clock[0])
+    monkeypatch.setattr(testevents, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
     monkeypatch.setenv("CAPI_ACCESS_TOKEN", TOKEN)
     return monkeypatch
 

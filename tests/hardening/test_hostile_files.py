@@ -7,7 +7,7 @@ generator made them, and the file yields a report: every tenth such file through
 report`` (``cli.main`` in process) to a JSON report, the others through the import and
 ``build_report`` as the dashboard runs them (half of them as the Import page hands an upload over:
 bytes read from memory), the report's row count checked against the import's. A file without one
-must stop the import with one :class:`~capi_diag.errors.CapiDiagError` (through ``cli.main``: exit
+must stop the import with one :class:`~capi_diag.core.errors.CapiDiagError` (through ``cli.main``: exit
 2, one line on stderr naming the file). Any other exception, an exit 3, a traceback, or a file over
 :data:`DEADLINE_S` is a failure. A sample also runs as a subprocess. The figures go to
 ``bench/results/hardening/hostile_files.json``.
@@ -29,10 +29,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from capi_diag.cli import main
-from capi_diag.config import Config
-from capi_diag.db import Database
-from capi_diag.errors import CapiDiagError
-from capi_diag.ingest import Source, import_logs
+from capi_diag.core.config import Config
+from capi_diag.core.errors import CapiDiagError
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import Source, import_logs
 from capi_diag.report import build_report
 from tests.hardening.figures import ROOT, record
 from tests.hardening.hostile import ANY_REASON, HostileFile, hostile_files

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from capi_diag.cli import main
-from capi_diag.config import Config
-from capi_diag.db import Database
-from capi_diag.ingest import import_logs
+from capi_diag.core.config import Config
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import import_logs
 from capi_diag.report import build_report, render
 from tests.hardening.figures import record
 

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from capi_diag import fmt
-from capi_diag.config import Config
-from capi_diag.db import Database
-from capi_diag.ingest import import_logs
+from capi_diag.core import fmt
+from capi_diag.core.config import Config
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import import_logs
+from capi_diag.io.sample import write_sample
 from capi_diag.report import build_report
-from capi_diag.sample import write_sample
 from tests.hardening.figures import record
 from tests.hardening.serving import CHROMIUM_ARGS, Dashboard
 

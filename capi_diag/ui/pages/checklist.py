@@ -5,9 +5,10 @@ import html
 
 import streamlit as st
 
-from capi_diag import checklist, fmt
+from capi_diag.core import fmt
 from capi_diag.ui import layout, views
 from capi_diag.ui.navigation import SECTION_PAGE, page_path
+from capi_diag.verdict import checklist
 
 an = layout.page("Pre-launch checklist",
                  "Can this setup go live? The verdict, what blocks launch and what to fix first, each with the "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from capi_diag import fmt
+from capi_diag.core import fmt
 from capi_diag.ui import charts, layout, views
 
 an = layout.page("Consent & contract",

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from capi_diag import fmt
+from capi_diag.core import fmt
+from capi_diag.core.schema import contract_rows
 from capi_diag.report import md_text
-from capi_diag.schema import contract_rows
 from capi_diag.ui import importer, layout, state, views
 from capi_diag.ui.navigation import page_path
 

@@ -4,7 +4,7 @@ import html
 
 import streamlit as st
 
-from capi_diag import fmt, labels
+from capi_diag.core import fmt, labels
 from capi_diag.ui import charts, layout, views
 
 an = layout.page("Match keys & EMQ",

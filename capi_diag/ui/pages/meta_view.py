@@ -7,11 +7,11 @@ import os
 import pandas as pd
 import streamlit as st
 
-from capi_diag.config import Config
-from capi_diag.errors import CapiDiagError
-from capi_diag.graph.client import GraphConfig
-from capi_diag.graph.quality import cause_lines, compared, table_rows, to_markdown
-from capi_diag.graph.token import configured_token, resolve_token
+from capi_diag.core.config import Config
+from capi_diag.core.errors import CapiDiagError
+from capi_diag.meta.client import GraphConfig
+from capi_diag.meta.quality import cause_lines, compared, table_rows, to_markdown
+from capi_diag.meta.token import configured_token, resolve_token
 from capi_diag.ui import layout, meta_view, state
 
 RESULT_KEY = "mq_fetched"

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from capi_diag import fmt, labels
+from capi_diag.core import fmt, labels
 from capi_diag.ui import charts, findings, layout, views
 from capi_diag.ui.navigation import page_path
 

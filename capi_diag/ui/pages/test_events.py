@@ -1,14 +1,14 @@
 """Test Events: send complete test journeys to Meta and watch the ten-minute promotion window.
 
-The page is a thin front end over :class:`capi_diag.graph.commands.Sender` (the same sender as the
-``send-test`` and ``watch`` commands) and :class:`capi_diag.promotion.Window`.
+The page is a thin front end over :class:`capi_diag.cli.testevents.Sender` (the same sender as the
+``send-test`` and ``watch`` commands) and :class:`capi_diag.verdict.promotion.Window`.
 
 * The Graph URL comes only from configuration (``CAPI_GRAPH_URL``), never from this page.
 * The token comes from ``CAPI_ACCESS_TOKEN`` or ``.streamlit/secrets.toml``; when neither is set,
   a password field asks for it and its value stays in this browser session's memory
   (``st.session_state``) only: it is never written to the history, the page or a log.
 * As soon as the Pixel ID and a token are there, the connect check
-  (:func:`capi_diag.graph.connect.check_connection`) reads the Pixel and shows "Connected to Pixel
+  (:func:`capi_diag.meta.connect.check_connection`) reads the Pixel and shows "Connected to Pixel
   <name> (<id>)" before the first send; when Meta refuses the token, the Pixel or a permission, the
   catalogue's fix is shown and sending is blocked. The check runs once per Pixel, token and Graph URL.
 * Sends and the window live in a DuckDB file per browser session, named by a random id kept in the
@@ -30,14 +30,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from capi_diag.errors import CapiDiagError
-from capi_diag.graph.client import GraphClient, GraphConfig
-from capi_diag.graph.commands import Sender, Sent
-from capi_diag.graph.payload import TestIdentity, request_body
-from capi_diag.graph.store import SendRecord, Store, new_session_id, session_path
-from capi_diag.graph.token import Secret, configured_token, resolve_token
-from capi_diag.promotion import BLIND_SPOT, READY_ADVICE, Phase, Window
+from capi_diag.cli.testevents import Sender, Sent
+from capi_diag.core.errors import CapiDiagError
+from capi_diag.meta.client import GraphClient, GraphConfig
+from capi_diag.meta.payload import TestIdentity, request_body
+from capi_diag.meta.token import Secret, configured_token, resolve_token
+from capi_diag.testevents.store import SendRecord, Store, new_session_id, session_path
 from capi_diag.ui import meta_view
+from capi_diag.verdict.promotion import BLIND_SPOT, READY_ADVICE, Phase, Window
 
 REHEARSE = """
 capi-diag ships a local stand-in for the Graph API that answers like Meta (errors, warnings,

@@ -1,0 +1,101 @@
+"""Raw PII: masked at rest by the import, and masked for display.
+
+**At rest.** An ``em`` or ``ph`` value that the value rules (:mod:`capi_diag.engine.rules`) would call
+``unhashed`` (not empty, not hash-shaped, not a hash with stray spaces, not a placeholder such as
+``null``) is raw customer data. The import never stores it: it stores its masked form (as
+:func:`mask_value` shows it) followed by ``#`` and a 16-hex-digit *fingerprint*, e.g.
+``j***@example.com#5e0c1a9b27d4f3e8``. The fingerprint is the SHA-256 of the raw value under a random
+key held by the open :class:`~capi_diag.engine.db.Database` only (never written anywhere, gone when it
+closes), so a database file (``--db``) or a session database can be shared without exposing the
+value, and cannot be matched against a list of known emails. What the stored form keeps:
+
+* its defect flags: the rules classify the masked form exactly as the raw value (``unhashed``, and
+  nothing else: a masked form is never blank, hash-shaped, spaced or a placeholder), so every count
+  of ``match_keys``, ``emq`` and ``contract`` is unchanged;
+* equality: equal raw values (within one import, both logs) have equal stored forms and different
+  ones differ (a 64-bit fingerprint), so repeated values and browser/server mismatches count alike.
+
+**For display.** Wherever a value is shown (report examples, the dashboard, CSV downloads of example
+rows) it passes through :func:`mask_value`: a stored form loses its fingerprint, a raw value of a PII
+field is masked (``j***@example.com``, ``***1212``, ``M***``). Hash-shaped values and browser context
+keys are shown as they are: they are not personal data in the clear.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+HASH_RE = re.compile(r"\A[0-9A-Fa-f]{64}(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
+PII_FIELDS = frozenset({"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "external_id"})
+"""Fields whose raw (unhashed) values are personal data. ``country`` alone is not masked."""
+MASKED_AT_REST: tuple[str, ...] = ("em", "ph")
+"""Fields whose unhashed values the import stores masked (with a fingerprint)."""
+FINGERPRINT_HEX = 16
+_FP = rf"#[0-9a-f]{{{FINGERPRINT_HEX}}}\Z"
+STORED_RE: dict[str, re.Pattern[str]] = {
+    "em": re.compile(rf"\A(.?\*\*\*(?:@.*)?){_FP}", re.DOTALL),
+    "ph": re.compile(rf"\A(\*\*\*(?:\d{{4}})?){_FP}"),
+}
+"""A value as the import stores it, per field: its masked form (group 1), ``#``, the fingerprint."""
+
+
+def mask_value(field: str, value: Any) -> Any:
+    """``value`` masked if ``field`` holds personal data and the value is not hash-shaped; a value
+    stored masked by the import is shown without its fingerprint."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [mask_value(field, v) for v in value]
+    text = str(value)
+    if field not in PII_FIELDS or HASH_RE.match(text.strip()) or not text.strip():
+        return value
+    stored = STORED_RE[field].match(text) if field in STORED_RE else None
+    if stored:
+        return stored.group(1)
+    if field == "em" and "@" in text:
+        local, _, domain = text.strip().partition("@")
+        return f"{local[:1]}***@{domain}"
+    if field == "ph":
+        digits = re.sub(r"\D", "", text)
+        return f"***{digits[-4:]}" if len(digits) > 4 else "***"
+    if field in ("db", "ge"):
+        return "***"
+    return f"{text.strip()[:1]}***"
+
+
+def mask_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``row`` (canonical column names) with every PII column masked."""
+    return {k: mask_value(k, v) for k, v in row.items()}
+
+
+_PY_SPACE = r"[\s\v\p{Z}\x{1c}-\x{1f}\x{85}]"
+"""What Python's ``str.strip()`` removes, as an RE2 class (so SQL masks exactly as :func:`mask_value`)."""
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_macros(key: str) -> list[str]:
+    """DuckDB macros the import uses to store ``em``/``ph`` values: ``capi_pii_at_rest(field, v)`` is
+    ``v`` unless the value rules call it unhashed, else its masked form + ``#`` + fingerprint under
+    ``key`` (the open database's random key). The masked form is :func:`mask_value`'s, in SQL."""
+    from capi_diag.engine import rules  # the one definition of blank / hash / spaced hash / placeholder
+
+    keep = " OR ".join(f"regexp_matches(v, {_sql_str(p)})" for p in (
+        rules.BLANK_RE, rules.HASH_RE, rules.SPACED_HASH_RE, rules.PLACEHOLDER_RE))
+    # one statement each (a rule's pattern may hold a ';'), never split on ';'
+    strip = f"regexp_replace(v, '\\A{_PY_SPACE}+|{_PY_SPACE}+\\z', '', 'g')"
+    return [f"CREATE OR REPLACE TEMP MACRO capi_pii_strip(v) AS {strip}", """
+CREATE OR REPLACE TEMP MACRO capi_pii_display(f, v) AS
+    CASE WHEN f = 'em' AND contains(v, '@')
+              THEN left(split_part(capi_pii_strip(v), '@', 1), 1) || '***@'
+                   || substr(capi_pii_strip(v), strpos(capi_pii_strip(v), '@') + 1)
+         WHEN f = 'ph' THEN '***' || CASE WHEN length(regexp_replace(v, '\\P{Nd}', '', 'g')) > 4
+                                          THEN right(regexp_replace(v, '\\P{Nd}', '', 'g'), 4) ELSE '' END
+         ELSE left(capi_pii_strip(v), 1) || '***' END""", f"""
+CREATE OR REPLACE TEMP MACRO capi_pii_at_rest(f, v) AS
+    CASE WHEN v IS NULL OR {keep} THEN v
+         ELSE capi_pii_display(f, v) || '#' || left(sha256({_sql_str(key)} || f || chr(0) || v), {FINGERPRINT_HEX})
+    END"""]

@@ -1,0 +1,598 @@
+"""Value rules for ``user_data`` match keys, each written once as an Ibis expression builder.
+
+Every format and hashing rule of Meta's customer-information parameters (facts §4) lives here, as a
+function from an Ibis string expression (one value) to a boolean expression. The ``match_keys`` and
+``emq`` analyses, the ``contract`` check ``insufficient_user_data``, the dashboard and the Test Events
+sender's local validation all read these functions, so a rule means the same thing everywhere.
+
+Portability: the rules use only anchored regular expressions (``\\A...\\z``, RE2/Java/PCRE
+compatible), prefixes, ``lower``/``substr``/``lpad`` and membership in small tables. No engine
+extension (such as DuckDB's ``inet``) and no array lambdas are used, so the same expressions can
+run on another Ibis backend.
+
+Public API
+----------
+* :data:`MATCH_KEY_FIELDS`: the 15 fields the analyses score, in report order.
+* :data:`DEFECTS`: for each field, its defect names in report order (value-level and row-level).
+* :func:`value_defects` ``(field, value) -> {defect: BooleanValue}``: the value-level defects of one
+  string value (``not_normalized`` uses an ``IN (subquery)`` against the allowed-hash table, which
+  is fine for a column expression but not inside an array lambda).
+* :func:`value_valid` ``(field, value) -> BooleanValue``: ``value`` is non-empty and has none of the
+  field's invalidating defects.
+* :func:`row_validity` ``(table, *, keep=(), fields=MATCH_KEY_FIELDS) -> ibis.Table``: one row per
+  event row of ``table`` (a canonical events table) with the columns ``source_file, file_index,
+  line, event_name, event_id`` plus ``keep``, and for each field ``<field>_present`` (at least one
+  non-empty value), ``<field>_valid`` (present and every non-empty value passes) and one boolean
+  ``<field>_<defect>`` per defect of :data:`DEFECTS` (the row has at least one value with it).
+  Other ``user_data`` keys of :data:`capi_diag.core.schema.USER_DATA_KEYS` (``subscription_id``,
+  ``lead_id``...) may be listed in ``fields``: they have no format rule, so valid = present.
+  This is how other analyses count rows by their *valid* keys (e.g. ``insufficient_user_data``):
+  ``row_validity(ds.events("server"), keep=["action_source"])`` then filter on ``<field>_valid``.
+
+Multi-valued cells: ``user_data`` columns are ``VARCHAR[]``; a value is *non-empty* when it is not
+null and not only whitespace; a row is *valid* for a field when it has at least one non-empty value
+and every non-empty value passes; a row can carry several defects, and each counts it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pycountry
+
+from capi_diag.core.schema import HASHED_KEYS, USER_DATA_KEYS
+from capi_diag.engine import runner
+
+if TYPE_CHECKING:  # the dataset calls into this module; it is only a type here
+    from capi_diag.engine.dataset import Dataset
+
+MATCH_KEY_FIELDS: tuple[str, ...] = (
+    "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id",
+    "fbp", "fbc", "client_ip_address", "client_user_agent",
+)
+HASHED_FIELDS: tuple[str, ...] = HASHED_KEYS
+"""Fields Meta requires SHA-256 hashed (lowercase hex)."""
+SET_FIELDS: tuple[str, ...] = ("ge", "country", "db")
+"""Hashed fields whose normalized values form a small known set (checked by ``not_normalized``)."""
+CONTEXT_FIELDS: tuple[str, ...] = ("fbp", "fbc", "client_ip_address", "client_user_agent")
+"""Browser context keys that must never be hashed."""
+ROW_COLUMNS: tuple[str, ...] = ("source_file", "file_index", "line", "event_name", "event_id")
+
+APPENDIX_TOKENS: tuple[str, ...] = ("AQ", "Ag", "Aw", "BA", "BQ", "Bg")
+"""Legacy 2-character parameter-builder appendices (language tokens PHP..client JS, facts §4.3)."""
+APPENDIX = r"(?:AQ|Ag|Aw|BA|BQ|Bg|[A-Za-z0-9_-]{8})"
+"""A parameter-builder appendix: a known 2-character token or 8 URL-safe base64 characters."""
+
+_HASH = rf"[0-9A-Fa-f]{{64}}(?:\.{APPENDIX})?"
+HASH_RE = rf"\A{_HASH}\z"
+LOWER_HASH_RE = rf"\A[0-9a-f]{{64}}(?:\.{APPENDIX})?\z"
+FBP_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.[0-9]+(?:\.{APPENDIX})?\z"
+"""``fb.<subdomain index>.<13-digit creation time ms>.<random digits>[.<appendix>]``."""
+FBCLID = r"[A-Za-z0-9_-]+"
+"""An fbclid as Meta issues it (URL-safe base64 characters); anything else was modified or encoded."""
+FBC_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.{FBCLID}(?:\.{APPENDIX})?\z"
+"""``fb.<subdomain index>.<13-digit creation time ms>.<fbclid>[.<appendix>]``."""
+FBC_FBCLID_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.({FBCLID})(?:\.{APPENDIX})?\z"
+URL_FBCLID_RE = r"\A[^?#]*\?(?:[^#]*&)?fbclid=([^&#]+)"
+"""The first ``fbclid`` query parameter of a URL (before any ``#`` fragment)."""
+BLANK_RE = r"\A[\s\x0B\p{Z}]*\z"
+"""Empty or whitespace-only (``\\p{Z}`` covers the no-break space); the same test as ``dedup``.
+``\\x0B``, not ``\\v``: RE2's ``\\v`` is the vertical tab, Java's (Spark) all vertical whitespace."""
+_SPACE = r"[\s\x0B\p{Z}]"
+SPACED_HASH_RE = rf"\A(?:{_SPACE}+{_HASH}{_SPACE}*|{_HASH}{_SPACE}+)\z"
+"""A hash-shaped value with surrounding whitespace (a stray space or newline)."""
+
+PLACEHOLDER_VALUES: tuple[str, ...] = (
+    "null", "undefined", "none", "nil", "nan", "n/a", "unknown", "[object object]", "-", "(not set)",
+)
+"""Raw values that stand for "no value" (compared after trimming, ignoring case)."""
+TEMPLATES: tuple[str, ...] = (r"\{\{.*\}\}", r"\$\{.*\}", r"%%.*%%")
+"""Unrendered template variables (``{{Email}}``, ``${email}``, ``%%email%%``) are placeholders too."""
+PLACEHOLDER_RE = (
+    rf"\A{_SPACE}*(?i:"
+    + "|".join([*(re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", p) for p in PLACEHOLDER_VALUES), *TEMPLATES])
+    + rf"){_SPACE}*\z"
+)
+JUNK_SOURCES: tuple[str, ...] = (
+    " ", "null", "NULL", "Null", "undefined", "None", "none", "nil", "nan", "NaN", "n/a", "N/A",
+    "unknown", "[object Object]", "-", "(not set)",
+)
+"""Texts whose SHA-256 is a *placeholder hash* (``hashed_placeholder``); the empty string has its
+own defect, ``hashed_empty``."""
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+EMPTY_HASH = sha256_hex("")
+"""SHA-256 of the empty string: a pipeline hashed a missing value."""
+PLACEHOLDER_HASHES: tuple[str, ...] = tuple(sorted({sha256_hex(s) for s in JUNK_SOURCES}))
+
+NON_BROWSER_TOKENS: tuple[str, ...] = (
+    "python-requests", "python-urllib", "python-httpx", "aiohttp", "curl/", "wget", "libwww-perl",
+    "node-fetch", "axios/", "undici", "go-http-client", "okhttp", "java/", "apache-httpclient",
+    "postmanruntime", "insomnia/", "httpie/", "guzzlehttp", "faraday", "rest-client", "restsharp",
+    "dart/", "scrapy",
+)
+"""Substrings (compared ignoring case) of HTTP-client user agents: a server forwarding its own
+library's user agent instead of the visitor's browser user agent."""
+
+DEFECTS: dict[str, tuple[str, ...]] = {
+    **{f: ("unhashed", "uppercase_hash", "hashed_empty", "hashed_placeholder",
+           "surrounding_whitespace", "placeholder") + (("not_normalized",) if f in SET_FIELDS else ())
+       for f in HASHED_FIELDS},
+    "external_id": ("unhashed", "hashed_empty", "hashed_placeholder", "placeholder"),
+    "fbp": ("hashed", "malformed", "placeholder"),
+    "fbc": ("hashed", "malformed", "placeholder", "missing_with_fbclid", "modified_fbclid"),
+    "client_ip_address": ("hashed", "private", "malformed", "placeholder"),
+    "client_user_agent": ("hashed", "non_browser", "placeholder"),
+}
+"""Defect names per field, in report order."""
+ROW_DEFECTS: dict[str, tuple[str, ...]] = {"fbc": ("missing_with_fbclid", "modified_fbclid")}
+"""Defects judged on the whole row (they need ``event_source_url``), not on one value."""
+INVALIDATING: dict[str, frozenset[str]] = {
+    **{f: frozenset(DEFECTS[f]) for f in HASHED_FIELDS},
+    "external_id": frozenset({"hashed_empty", "hashed_placeholder", "placeholder"}),
+    "fbp": frozenset({"hashed", "malformed", "placeholder"}),
+    "fbc": frozenset({"hashed", "malformed", "placeholder"}),
+    "client_ip_address": frozenset({"hashed", "private", "malformed", "placeholder"}),
+    "client_user_agent": frozenset({"hashed", "non_browser", "placeholder"}),
+}
+"""Defects that make a value invalid. ``external_id`` ``unhashed`` (Meta accepts it raw) and the
+row-level fbc defects are reported but leave the value valid."""
+SEVERITY_ERROR: frozenset[tuple[str, str]] = frozenset(
+    {(f, "unhashed") for f in HASHED_FIELDS}
+    | {(f, "hashed") for f in CONTEXT_FIELDS}
+    | {("fbc", "malformed")}
+)
+"""(field, defect) pairs Meta rejects or that break matching outright (severity ``error``)."""
+
+
+def severity(field: str, defect: str) -> str:
+    return "error" if (field, defect) in SEVERITY_ERROR else "warning"
+
+
+# -- IP addresses ---------------------------------------------------------------------------------
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+"""Dotted-quad IPv4 without leading zeros (``010.0.0.1`` is ambiguous: octal in some parsers)."""
+_H = r"[0-9A-Fa-f]{1,4}"
+
+
+def _ipv6_pattern() -> str:
+    """Every textual IPv6 form of RFC 4291 §2.2 (full, ``::``-compressed, IPv4 tail), no zone id."""
+    alts = [rf"(?:{_H}:){{7}}{_H}", rf"(?:{_H}:){{6}}{IPV4}"]
+    for left in range(0, 8):
+        head = "" if left == 0 else rf"(?:{_H}:){{{left - 1}}}{_H}"
+        rest = 7 - left
+        tail = "" if rest == 0 else rf"(?:{_H}(?::{_H}){{0,{rest - 1}}})?"
+        alts.append(rf"{head}::{tail}")
+    for left in range(0, 6):
+        head = "" if left == 0 else rf"(?:{_H}:){{{left - 1}}}{_H}"
+        alts.append(rf"{head}::(?:{_H}:){{0,{5 - left}}}{IPV4}")
+    return "(?:" + "|".join(alts) + ")"
+
+
+IPV6 = _ipv6_pattern()
+IPV4_RE = rf"\A{IPV4}\z"
+IPV6_RE = rf"\A{IPV6}\z"
+IP_APPENDIX_RE = rf"\.{APPENDIX}\z"
+IPV4_NOT_PUBLIC_RE = (
+    r"\A(?:0|10|127)\.|\A100\.(?:6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\.|\A169\.254\.|"
+    r"\A172\.(?:1[6-9]|2[0-9]|3[01])\.|\A192\.168\.|\A(?:22[4-9]|23[0-9]|24[0-9]|25[0-5])\."
+)
+"""0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, 224/4 (multicast), 240/4."""
+IPV4_HEX_NOT_PUBLIC_RE = r"\A(?:00|0a|7f|e|f)|\A64[4-7]|\Aa9fe|\Aac1|\Ac0a8"
+"""The same ranges on the high 16 bits of an IPv4 address written as 4 lowercase hex digits."""
+IPV6_NOT_PUBLIC_RE = (
+    r"\A[0:]*:0{0,3}1\z|\A[0:]+\z|\Af[cd][0-9a-f]{2}:|\Afe[89ab][0-9a-f]:|\Aff[0-9a-f]{2}:"
+)
+"""On a lowercased valid IPv6: ``::1``, ``::``, ``fc00::/7``, ``fe80::/10``, ``ff00::/8`` (multicast)."""
+MAPPED_DOTTED_RE = rf"\A[0:]*:(?:ffff:)?({IPV4})\z"
+"""IPv4-mapped (``::ffff:a.b.c.d``) or IPv4-compatible (``::a.b.c.d``) IPv6: group 1 is the IPv4."""
+MAPPED_HEX_RE = r"\A[0:]*:ffff:([0-9a-f]{1,4}):[0-9a-f]{1,4}\z"
+"""IPv4-mapped IPv6 in hex (``::ffff:c0a8:101``): group 1 holds the high 16 bits of the IPv4."""
+
+
+def ip_core(v: ir.StringValue) -> ir.StringValue:
+    """``v`` without a parameter-builder appendix (``203.0.113.7.AQQAAQIB`` -> ``203.0.113.7``)."""
+    return v.re_replace(IP_APPENDIX_RE, "")
+
+
+def _ipv6_not_public(low: ir.StringValue) -> ir.BooleanValue:
+    """On a lowercased, syntactically valid IPv6: loopback, unspecified, ULA, link-local, multicast,
+    or an IPv4-mapped / -compatible form of a non-public IPv4."""
+    dotted = low.re_extract(MAPPED_DOTTED_RE, 1)
+    high16 = low.re_extract(MAPPED_HEX_RE, 1).lpad(4, "0")
+    return ibis.cases(
+        (low.re_search(IPV6_NOT_PUBLIC_RE), True),
+        (low.re_search(MAPPED_DOTTED_RE), dotted.re_search(IPV4_NOT_PUBLIC_RE)),
+        (low.re_search(MAPPED_HEX_RE), high16.re_search(IPV4_HEX_NOT_PUBLIC_RE)),
+        else_=False,
+    )
+
+
+def ip_kind(v: ir.StringValue) -> ir.StringValue:
+    """``public``, ``private`` (any non-public range), ``hashed`` (hash-shaped) or ``malformed``
+    (anything else, including ``ip:port``, bracketed IPv6, zone ids and comma-separated lists).
+    An optional parameter-builder appendix is ignored."""
+    core = ip_core(v)
+    return ibis.cases(
+        (core.re_search(IPV4_RE), ibis.ifelse(core.re_search(IPV4_NOT_PUBLIC_RE), "private", "public")),
+        (core.re_search(IPV6_RE), ibis.ifelse(_ipv6_not_public(core.lower()), "private", "public")),
+        (hash_shaped(v), "hashed"),
+        else_="malformed",
+    )
+
+
+def ip_public(v: ir.StringValue) -> ir.BooleanValue:
+    """``v`` (optionally with an appendix) is a syntactically valid, public IPv4 or IPv6 address."""
+    return ip_kind(v) == "public"
+
+
+# -- shared value predicates ------------------------------------------------------------------------
+
+def nonempty(v: ir.StringValue) -> ir.BooleanValue:
+    """Not null and not only whitespace."""
+    return v.notnull() & ~v.re_search(BLANK_RE)
+
+
+def hash_shaped(v: ir.StringValue) -> ir.BooleanValue:
+    """64 hex digits (either case), optionally ``.`` + a parameter-builder appendix. Not trimmed."""
+    return v.re_search(HASH_RE)
+
+
+def hash_hex(v: ir.StringValue) -> ir.StringValue:
+    """The 64 hex digits of a hash-shaped value, lowercased (the appendix dropped)."""
+    return v.substr(0, 64).lower()
+
+
+def hashed_empty(v: ir.StringValue) -> ir.BooleanValue:
+    return hash_shaped(v) & (hash_hex(v) == EMPTY_HASH)
+
+
+def hashed_placeholder(v: ir.StringValue) -> ir.BooleanValue:
+    return hash_shaped(v) & hash_hex(v).isin(list(PLACEHOLDER_HASHES))
+
+
+def placeholder(v: ir.StringValue) -> ir.BooleanValue:
+    """A raw stand-in for "no value": ``undefined``, ``null``, ``[object Object]``, ``{{Email}}``..."""
+    return v.re_search(PLACEHOLDER_RE)
+
+
+NON_BROWSER_RE = "(?:" + "|".join(re.escape(t) for t in NON_BROWSER_TOKENS) + ")"
+"""Any of :data:`NON_BROWSER_TOKENS` (one alternation: one pass over the text instead of one per token)."""
+
+
+def non_browser(v: ir.StringValue) -> ir.BooleanValue:
+    return v.lower().re_search(NON_BROWSER_RE)
+
+
+def url_fbclid(url: ir.StringValue) -> ir.StringValue:
+    """The ``fbclid`` query parameter of ``url`` ('' when there is none)."""
+    return url.re_extract(URL_FBCLID_RE, 1).fill_null("")
+
+
+def fbc_fbclid(v: ir.StringValue) -> ir.StringValue:
+    """The fbclid segment of a valid ``fbc`` ('' otherwise)."""
+    return v.re_extract(FBC_FBCLID_RE, 1).fill_null("")
+
+
+# -- allowed values of ge / country / db ----------------------------------------------------------------
+
+DB_FIRST = dt.date(1900, 1, 1)
+
+
+def allowed_values(field: str, today: dt.date | None = None) -> tuple[str, ...]:
+    """Normalized values Meta accepts for ``ge`` (f, m), ``country`` (ISO 3166-1 alpha-2, lowercase,
+    from pycountry) and ``db`` (``YYYYMMDD`` from 1900-01-01 to ``today``, UTC)."""
+    if field == "ge":
+        return ("f", "m")
+    if field == "country":
+        return tuple(sorted(c.alpha_2.lower() for c in pycountry.countries))
+    if field == "db":
+        end = today or dt.datetime.now(dt.timezone.utc).date()
+        days = (end - DB_FIRST).days + 1
+        first = DB_FIRST.toordinal()
+        return tuple(dt.date.fromordinal(first + i).isoformat().replace("-", "") for i in range(max(days, 0)))
+    raise ValueError(f"{field!r} has no closed set of allowed values; use one of {', '.join(SET_FIELDS)}")
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed_hashes(field: str, today: dt.date) -> tuple[str, ...]:
+    return tuple(sha256_hex(x) for x in allowed_values(field, today))
+
+
+def allowed_hashes(field: str, today: dt.date | None = None) -> frozenset[str]:
+    """SHA-256 (lowercase hex) of every allowed value of ``field``; built once per field and day."""
+    day = today or dt.datetime.now(dt.timezone.utc).date()
+    return frozenset(_allowed_hashes(field, day))
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed_table(field: str, today: dt.date) -> ir.Table:
+    return ibis.memtable(pa.table({"h": pa.array(_allowed_hashes(field, today), pa.string())}))
+
+
+def allowed_table(field: str, today: dt.date | None = None) -> ir.Table:
+    """A one-column (``h``) in-memory table of :func:`allowed_hashes`, cached per field and day."""
+    return _allowed_table(field, today or dt.datetime.now(dt.timezone.utc).date())
+
+
+# -- per-field rules -----------------------------------------------------------------------------------
+
+def _require(field: str) -> None:
+    if field not in DEFECTS:
+        raise ValueError(f"no value rule for {field!r}; fields with rules: {', '.join(MATCH_KEY_FIELDS)}")
+
+
+def primitives(v: ir.StringValue, field: ir.StringValue, allowed: ir.BooleanValue) -> dict[str, ir.Value]:
+    """The per-value primitives every rule is written in (see :func:`value_primitives`), for value
+    ``v`` of ``field``; ``allowed`` says whether ``v``'s hash is an allowed ge/country/db value. The one
+    definition behind both :func:`value_defects` and the stored value table."""
+    return {
+        "_sh": hash_shaped(v),
+        "_emp": hashed_empty(v),
+        "_phh": hashed_placeholder(v),
+        "_upper": v.substr(0, 64) != v.substr(0, 64).lower(),
+        "_fmt": ibis.cases((field == "fbp", v.re_search(FBP_RE)), (field == "fbc", v.re_search(FBC_RE)),
+                           else_=False),
+        "_plh": placeholder(v),
+        "_spc": ibis.ifelse(field.isin(list(HASHED_FIELDS)), v.re_search(SPACED_HASH_RE), False),
+        "_ipk": ibis.ifelse(field == "client_ip_address", ip_kind(v), ibis.null("string")),
+        "_nb": ibis.ifelse(field == "client_user_agent", non_browser(v), False),
+        "_seg": ibis.ifelse(field == "fbc", fbc_fbclid(v), ""),
+        "_alw": allowed,
+    }
+
+
+def value_defects(field: str, v: ir.StringValue, *, today: dt.date | None = None) -> dict[str, ir.BooleanValue]:
+    """The value-level defects of one non-empty string ``v`` of ``field``, by name (report order):
+    the same rules as :func:`row_validity` (:func:`primitives` folded by :func:`_field_defects`).
+
+    Callers combine them with :func:`nonempty`; the row-level fbc defects (``missing_with_fbclid``,
+    ``modified_fbclid``) are in :func:`row_validity`, since they need ``event_source_url``.
+    """
+    _require(field)
+    allowed = hash_hex(v).isin(allowed_table(field, today).h) if field in SET_FIELDS else ibis.literal(False)
+    return _field_defects(field, SimpleNamespace(**primitives(v, ibis.literal(field), allowed)))
+
+
+IMPLIED: dict[str, str] = {"surrounding_whitespace": "unhashed", "placeholder": "unhashed"}
+"""For hashed fields, defects that imply another invalidating defect (skipped when computing
+validity, which is the same by construction and cheaper)."""
+_IMPLIED_CONTEXT: dict[str, str] = {"placeholder": "malformed"}
+
+
+def _invalid(field: str, defects: Mapping[str, ir.BooleanValue]) -> ir.BooleanValue:
+    implied = IMPLIED if field in HASHED_FIELDS else _IMPLIED_CONTEXT if field in ("fbp", "fbc",
+                                                                                  "client_ip_address") else {}
+    names = [n for n in defects if n in INVALIDATING[field]
+             and not (n in implied and implied[n] in INVALIDATING[field])]
+    out: ir.BooleanValue = defects[names[0]]
+    for name in names[1:]:
+        out = out | defects[name]
+    return out
+
+
+def value_valid(field: str, v: ir.StringValue, *, today: dt.date | None = None) -> ir.BooleanValue:
+    """``v`` is non-empty and has none of the invalidating defects of ``field``."""
+    return nonempty(v) & ~_invalid(field, value_defects(field, v, today=today))
+
+
+# -- per-row validity ------------------------------------------------------------------------------------
+
+ALLOWED_PREFIX = "capi_allowed_"
+"""Name prefix of the lookup table of allowed ``ge``/``country``/``db`` hashes (``+ YYYYMMDD``): the
+engine creates it on first use from :func:`allowed_lookup` (it holds data, so compiled SQL names it
+instead of carrying it)."""
+
+
+def allowed_lookup(day: str) -> pa.Table:
+    """``(field, h)`` for every allowed hash of each field of :data:`SET_FIELDS` on ``day`` (YYYYMMDD)."""
+    today = dt.date(int(day[:4]), int(day[4:6]), int(day[6:8]))
+    fields, hashes = [], []
+    for f in SET_FIELDS:
+        hs = _allowed_hashes(f, today)
+        fields += [f] * len(hs)
+        hashes += hs
+    return pa.table({"field": pa.array(fields, pa.string()), "h": pa.array(hashes, pa.string())})
+
+
+runner.LOOKUPS[ALLOWED_PREFIX] = allowed_lookup
+
+
+def allowed_hash_table(today: dt.date | None = None) -> ir.Table:
+    day = (today or dt.datetime.now(dt.timezone.utc).date()).strftime("%Y%m%d")
+    return ibis.table(ibis.schema({"field": "string", "h": "string"}), name=f"{ALLOWED_PREFIX}{day}")
+
+
+def _field_defects(f: str, b: ir.Table) -> dict[str, ir.BooleanValue]:
+    """The defects of field ``f`` over the per-value primitives of :func:`row_validity`'s value table
+    (each primitive is computed once per value; this only combines them)."""
+    sh, plh = b._sh, b._plh
+    if f in HASHED_FIELDS:
+        empty, junk = b._emp, b._phh
+        out = {"unhashed": ~sh, "uppercase_hash": sh & b._upper, "hashed_empty": empty,
+               "hashed_placeholder": junk, "surrounding_whitespace": b._spc, "placeholder": plh}
+        if f in SET_FIELDS:
+            out["not_normalized"] = sh & ~b._upper & ~empty & ~junk & ~b._alw
+        return out
+    if f == "external_id":
+        return {"unhashed": ~sh, "hashed_empty": b._emp, "hashed_placeholder": b._phh, "placeholder": plh}
+    if f in ("fbp", "fbc"):
+        ok = b._fmt
+        return {"hashed": ~ok & sh, "malformed": ~ok & ~sh, "placeholder": ~ok & plh}
+    if f == "client_ip_address":
+        return {"hashed": b._ipk == "hashed", "private": b._ipk == "private",
+                "malformed": b._ipk == "malformed", "placeholder": (b._ipk == "malformed") & plh}
+    return {"hashed": sh, "non_browser": b._nb, "placeholder": plh}
+
+
+_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
+    [d for ds_ in DEFECTS.values() for d in ds_] + ["_invalid"]))}
+"""One bit per defect name (and one for "invalid"), for the per-value masks of :func:`row_validity`."""
+
+
+def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date | None = None) -> ir.Table:
+    """One row per non-empty ``user_data`` value of ``table``: ``_rid`` (the row's ``row_id``), ``_f``
+    (the field), ``_v`` (the value), ``_url`` (the row's URL fbclid, for ``fbc`` values) and one column per primitive a
+    rule needs, each computed once per value: ``_sh`` (hash-shaped), ``_emp`` / ``_phh`` (hash of the
+    empty string / of a placeholder), ``_upper`` (uppercase hex), ``_fmt`` (a well-formed fbp/fbc),
+    ``_plh`` (a placeholder text), ``_spc`` (a hash with surrounding whitespace), ``_ipk`` (the IP
+    kind), ``_nb`` (an HTTP client's user agent), ``_seg`` (the fbclid of an fbc) and ``_alw`` (the
+    hash of an allowed ge/country/db value). The engine materializes it (the ``user_data_values``
+    measure) so that the aggregation in :func:`row_validity` reads each primitive as a stored column
+    instead of re-evaluating its expression inside every defect."""
+    parts = []
+    for f in fields:
+        url = url_fbclid(table.event_source_url) if f == "fbc" else ibis.null("string")
+        parts.append(table.select(_rid=table.row_id, _f=ibis.literal(f), _v=table[f].unnest(), _url=url))
+    values = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+    values = values.filter(nonempty(values._v))
+    lookup = allowed_hash_table(today)
+    j = values.left_join(lookup, [values._f == lookup.field, values._v.substr(0, 64).lower() == lookup.h])
+    return j.select(_rid=j._rid, _f=j._f, _v=j._v, _url=j._url, **primitives(j._v, j._f, j.h.notnull()))
+
+
+def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
+                 today: dt.date | None = None, absent: Iterable[str] = (),
+                 values: ir.Table | None = None) -> ir.Table:
+    """One row per row of ``table`` with ``<field>_present``, ``<field>_valid`` and
+    ``<field>_<defect>`` booleans (see the module docstring), plus ``row_id``, :data:`ROW_COLUMNS`
+    and ``keep``.
+
+    One pass, set-based: every field's list is unnested once into one value table (row, field,
+    value, primitives: :func:`value_primitives`, or ``values`` when the caller stored it); one
+    aggregation by row folds the primitives into every field's defect flags; one left join brings
+    back the rows without any value. Fields listed in ``absent`` (the log has no such column:
+    :meth:`Dataset.has`) get constant false columns without being scanned. ``table`` needs a unique
+    ``row_id`` (every canonical table has one).
+    """
+    fields = tuple(fields)
+    for f in fields:
+        if f not in DEFECTS and f not in USER_DATA_KEYS:
+            raise ValueError(f"unknown user_data field {f!r}")
+    keep_cols = tuple(dict.fromkeys(("row_id", *ROW_COLUMNS, *keep)))
+    skip = set(absent)
+    scanned = [f for f in fields if f not in skip]
+    has_fbc = "fbc" in fields
+
+    if scanned:
+        b = values if values is not None else value_primitives(table, scanned, today=today)
+        # Each value's defects become bits of one integer (its field decides which rules apply);
+        # one BIT_OR per (row, field) and one pivot per row fold them, instead of one BOOL_OR per
+        # (field, defect) over every value.
+        masks = []
+        for f in scanned:
+            if f not in DEFECTS:
+                continue
+            defects = _field_defects(f, b)
+            if f == "fbc":
+                seg, url_id = b._seg, b._url
+                defects = {**defects, "modified_fbclid": (url_id != "") & (seg != "") & (seg != url_id)
+                           & (seg.lower() == url_id.lower())}
+            bits = [ibis.ifelse(expr, _BIT[name], 0) for name, expr in defects.items()]
+            bits.append(ibis.ifelse(_invalid(f, defects), _BIT["_invalid"], 0))
+            mask = bits[0]
+            for bit in bits[1:]:
+                mask = mask + bit
+            masks.append((b._f == f, mask))
+        m = b.mutate(_m=ibis.cases(*masks, else_=0) if masks else ibis.literal(0))
+        per_field = m.group_by(["_rid", "_f"]).aggregate(_m=m._m.bit_or())
+        per = per_field.group_by(_rid2=per_field._rid).aggregate(
+            **{f"_{f}_m": ibis.ifelse(per_field._f == f, per_field._m, ibis.null("int64")).max()
+               for f in scanned})
+
+    pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
+    if has_fbc:
+        pre["_url_fbclid"] = url_fbclid(table.event_source_url)
+    base = table.select(**pre)
+    g = base.left_join(per, base.row_id == per._rid2) if scanned else base
+
+    out: dict[str, ir.Value] = {c: g[c] for c in keep_cols}
+    false = ibis.literal(False)
+    for f in fields:
+        if f in skip:
+            out[f"{f}_present"] = out[f"{f}_valid"] = false
+            for name in DEFECTS.get(f, ()):
+                out[f"{f}_{name}"] = (g._url_fbclid != "") if name == "missing_with_fbclid" else false
+            continue
+        mask = g[f"_{f}_m"]
+        present = mask.notnull()
+        out[f"{f}_present"] = present
+        if f not in DEFECTS:
+            out[f"{f}_valid"] = present
+            continue
+        out[f"{f}_valid"] = present & ((mask.fill_null(0) & _BIT["_invalid"]) == 0)
+        for name in DEFECTS[f]:
+            if f == "fbc" and name == "missing_with_fbclid":
+                out[f"{f}_{name}"] = (g._url_fbclid != "") & ~present
+            else:
+                out[f"{f}_{name}"] = (mask.fill_null(0) & _BIT[name]) != 0
+    return g.select(**out)
+
+
+SHARED_KEEP: tuple[str, ...] = (
+    "event_time", "value", "currency", "action_source", "event_source_url", "test_event_code",
+)
+"""Server columns kept beside the flags in the ``server_validity`` measure (what match_keys, emq and
+contract read; the value lists stay in the events table, joined by ``row_id`` where shown)."""
+
+
+def server_fields(ds: Dataset) -> list[str]:
+    """The ``user_data`` keys the server log carried (the others are not scanned)."""
+    return [f for f in USER_DATA_KEYS if ds.has("server", f)]
+
+
+def server_values_expr(ds: Dataset) -> ir.Table:
+    """:func:`value_primitives` of the dataset's server rows (the ``user_data_values`` measure)."""
+    return value_primitives(ds.events("server"), server_fields(ds))
+
+
+def server_validity_expr(ds: Dataset) -> ir.Table:
+    """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
+    :data:`SHARED_KEEP` (the ``server_validity`` measure of :mod:`capi_diag.engine.measures`), aggregated
+    from the stored ``user_data_values`` measure."""
+    present = server_fields(ds)
+    absent = [f for f in USER_DATA_KEYS if f not in present]
+    values = ds.measure("user_data_values") if present else None
+    return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent,
+                        values=values)
+
+
+def server_validity(ds: Dataset) -> ir.Table:
+    """The shared ``server_validity`` measure (materialized once per scope by the engine)."""
+    return ds.measure("server_validity")
+
+
+def defect_columns(fields: Sequence[str] = MATCH_KEY_FIELDS) -> list[tuple[str, str, str]]:
+    """``(field, defect, column)`` for every defect column :func:`row_validity` produces."""
+    return [(f, d, f"{f}_{d}") for f in fields if f in DEFECTS for d in DEFECTS[f]]
+
+
+def explode_defects(rv: ir.Table, fields: Sequence[str] = MATCH_KEY_FIELDS,
+                    keep: Sequence[str] = ROW_COLUMNS,
+                    include: Callable[[str, str], bool] | None = None) -> ir.Table:
+    """One row per (row of ``rv``, defect it carries): ``keep`` columns plus ``field`` and ``defect``.
+
+    ``rv`` is a :func:`row_validity` table; ``include(field, defect)`` may restrict the defects.
+    """
+    cols = [(f, d, c) for f, d, c in defect_columns(fields) if include is None or include(f, d)]
+    codes = ibis.array([ibis.ifelse(rv[c], ibis.literal(f"{f}|{d}"), ibis.null("string"))
+                        for f, d, c in cols])
+    t = rv.select(*keep, _code=codes).unnest("_code")
+    t = t.filter(t._code.notnull())
+    return t.select(*keep, field=t._code.re_extract(r"\A([^|]*)\|", 1),
+                    defect=t._code.re_extract(r"\|([^|]*)\z", 1))

@@ -1,0 +1,882 @@
+"""Log files -> the canonical DuckDB tables ``browser_events`` / ``server_events``, with an import report.
+
+DuckDB reads every file itself (``read_csv``, ``read_parquet``, and JSON functions over the lines of a
+JSON Lines file); rows never pass through per-row Python or a pandas round trip. The import is the one
+DuckDB-native layer of capi-diag: everything downstream reads the canonical tables through Ibis.
+
+What the import guarantees (see the README's "Input format"):
+
+* every accepted header form maps to one canonical field of :mod:`capi_diag.core.schema`; unknown columns are
+  kept (the ``extra`` JSON column) and listed in the report, never dropped;
+* every cell is read as text first, so ``00123`` stays ``00123``; the import then types it:
+  ``event_time`` / ``sent_at`` become integer UTC seconds from Unix seconds, milliseconds
+  (>= 100,000,000,000), microseconds (>= 100,000,000,000,000) or ISO-8601 (with ``Z`` / an offset, or
+  without one, taken in ``assume_tz``, UTC by default, and counted as "no time zone");
+* a value is empty when null, ``""`` or whitespace only; user_data cells may hold one value or a JSON
+  array, stored as a list without its empty values;
+* a row is rejected, counted with its reason and shown with its line, when its ``event_name`` is empty
+  (``event_name_empty``), its ``event_time`` is empty / unreadable / before 2000-01-01 or after 2100-01-01
+  (``event_time_empty``, ``event_time_unreadable``, ``event_time_implausible``), or the row itself cannot
+  be parsed (``malformed_row``: a CSV line with too many columns, a JSON line that is not an object);
+  rejection never aborts the import;
+* a file that cannot be used at all raises :class:`~capi_diag.core.errors.IngestError` naming the file, what
+  was found and what to do.
+
+Line numbers: for CSV the header is line 1 and the n-th data record is line n + 1 (a quoted field that
+spans lines, or a malformed row before it, shifts later rows' numbers); for JSON Lines the physical line
+(several events of one request body share its line); for Parquet the row number + 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import gzip
+import io
+import json
+import os
+import re
+import secrets
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from capi_diag.core.errors import ConfigError, IngestError
+from capi_diag.core.schema import (
+    ALIASES,
+    FIELDS,
+    FIELDS_BY_NAME,
+    PLAUSIBLE_MAX,
+    PLAUSIBLE_MIN,
+    REQUIRED,
+    Kind,
+    Role,
+    canonical_columns,
+    canonical_name,
+    is_custom_data_header,
+)
+from capi_diag.engine import pii
+from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.db import Database
+
+HEAD_BYTES = 65536
+MAX_LINE_BYTES = 32 * 1024 * 1024
+"""The longest CSV line read (a 10 MB cell fits); a longer one is a malformed row."""
+EXAMPLES = 20
+REJECT_REASONS = ("malformed_row", "event_name_empty", "event_time_empty", "event_time_unreadable",
+                  "event_time_implausible")
+
+ProgressFn = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One log file: a path on disk, or the bytes of an upload (read by DuckDB from memory)."""
+
+    name: str
+    path: str | None = None
+    data: bytes | None = None
+
+    @classmethod
+    def of(cls, item: str | os.PathLike[str] | Source) -> Source:
+        if isinstance(item, Source):
+            return item
+        return cls(name=os.path.basename(str(item)), path=str(item))  # reports name files, never paths
+
+
+@dataclass
+class FileReport:
+    name: str
+    role: str
+    format: str = ""
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    rejected_examples: list[dict[str, Any]] = field(default_factory=list)
+    mapping: dict[str, str] = field(default_factory=dict)
+    unknown_columns: list[str] = field(default_factory=list)
+    time_formats: dict[str, int] = field(default_factory=dict)
+    no_time_zone: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- SQL building blocks (DuckDB macros, created once per connection) -------------------------------
+
+_MACROS = r"""
+CREATE OR REPLACE TEMP MACRO capi_text(s) AS
+    CASE WHEN s IS NULL OR regexp_full_match(s, '\s*') THEN NULL ELSE s END;
+CREATE OR REPLACE TEMP MACRO capi_num(s) AS
+    CASE WHEN regexp_full_match(trim(s), '[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?')
+         THEN TRY_CAST(trim(s) AS DOUBLE) END;
+CREATE OR REPLACE TEMP MACRO capi_has_tz(s) AS regexp_matches(trim(s), '(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$');
+CREATE OR REPLACE TEMP MACRO capi_iso(s, tz) AS
+    CASE WHEN capi_has_tz(s) THEN TRY_CAST(trim(s) AS TIMESTAMPTZ)
+         ELSE timezone(tz, TRY_CAST(trim(s) AS TIMESTAMP)) END;
+CREATE OR REPLACE TEMP MACRO capi_time_unit(s, tz) AS
+    CASE WHEN capi_text(s) IS NULL THEN NULL
+         WHEN capi_num(s) IS NOT NULL THEN
+              CASE WHEN abs(capi_num(s)) >= 100000000000000 THEN 'us'
+                   WHEN abs(capi_num(s)) >= 100000000000 THEN 'ms' ELSE 's' END
+         WHEN capi_iso(s, tz) IS NOT NULL THEN 'iso' END;
+CREATE OR REPLACE TEMP MACRO capi_clamp(x) AS CASE WHEN x IS NOT NULL THEN greatest(-1e15, least(1e15, x)) END;
+CREATE OR REPLACE TEMP MACRO capi_time_s(s, unit, tz) AS
+    CAST(floor(capi_clamp(CASE unit WHEN 's' THEN capi_num(s)
+                         WHEN 'ms' THEN capi_num(s) / 1000
+                         WHEN 'us' THEN capi_num(s) / 1000000
+                         WHEN 'iso' THEN epoch(capi_iso(s, tz)) END)) AS BIGINT);
+CREATE OR REPLACE TEMP MACRO capi_list_raw(s) AS
+    CASE WHEN s IS NULL THEN NULL
+         WHEN regexp_full_match(s, '(?s)\s*\[.*\]\s*') AND json_valid(s) THEN from_json(trim(s), '["VARCHAR"]')
+         ELSE [s] END;
+CREATE OR REPLACE TEMP MACRO capi_list_clean(l) AS
+    CASE WHEN l IS NULL OR len(list_filter(l, lambda x: capi_text(x) IS NOT NULL)) = 0 THEN NULL
+         ELSE list_filter(l, lambda x: capi_text(x) IS NOT NULL) END;
+CREATE OR REPLACE TEMP MACRO capi_consent(s) AS
+    CASE WHEN lower(trim(s)) IN ('granted', 'true', '1', 'yes', 'y') THEN 'granted'
+         WHEN lower(trim(s)) IN ('denied', 'false', '0', 'no', 'n') THEN 'denied' END;
+"""
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _json_path(parts: Sequence[str]) -> str:
+    return "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in parts)
+
+
+# -- reading raw bytes, detecting format and encoding -------------------------------------------------
+
+class _Input:
+    """Resolves a Source to something DuckDB can open, and removes what it registered afterwards."""
+
+    def __init__(self, db: Database, src: Source, role: Role | None, label: str | None = None) -> None:
+        self.db, self.src, self.role = db, src, role
+        self.label = label if label is not None else f"{role.value} log '{src.name}'"
+        self._memory_paths: list[str] = []
+        self.decoded = False
+        self.text_head: str | None = None
+        self.uri = self._resolve()
+
+    def _resolve(self) -> str:
+        if self.src.data is not None:
+            return self._to_memory(self.src.data, self.src.name)
+        path = Path(self.src.path or self.src.name)
+        if not path.exists():
+            raise IngestError(f"{self.label}: file not found at {path}. Check the path and try again.")
+        if path.is_dir():
+            raise IngestError(f"{self.label}: {path} is a folder. Pass the log file itself.")
+        try:
+            with open(path, "rb") as fh:
+                fh.read(1)
+        except OSError as e:
+            raise IngestError(f"{self.label}: cannot be read ({e.strerror}). "
+                              "Check the file's permissions.") from None
+        return str(path)
+
+    def _to_memory(self, data: bytes, name: str) -> str:
+        fs = _memory_fs(self.db)
+        key = f"/capi-diag/{uuid.uuid4().hex}/{Path(name).name or 'upload'}"
+        with fs.open(key, "wb") as fh:
+            fh.write(data)
+        self._memory_paths.append(key)
+        return f"memory://{key}"
+
+    def head(self) -> bytes:
+        if self.src.data is not None:
+            raw = self.src.data[:HEAD_BYTES]
+        else:
+            with open(self.uri, "rb") as fh:
+                raw = fh.read(HEAD_BYTES)
+        if raw[:2] == b"\x1f\x8b":
+            try:
+                return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)
+            except zlib.error:
+                raise IngestError(f"{self.label}: looks gzip-compressed but cannot be decompressed. "
+                                  "Export it again or decompress it first.") from None
+        return raw
+
+    def is_gzip(self) -> bool:
+        """Whether DuckDB would read compressed bytes (false once replaced by decoded text)."""
+        if self.decoded:
+            return False
+        if self.src.data is not None:
+            return self.src.data[:2] == b"\x1f\x8b"
+        with open(self.uri, "rb") as fh:
+            return fh.read(2) == b"\x1f\x8b"
+
+    def all_bytes(self) -> bytes:
+        raw = self.src.data if self.src.data is not None else Path(self.uri).read_bytes()
+        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+    def replace_with_text(self, text: str) -> None:
+        """Use UTF-8 text decoded in Python (UTF-16, Windows-1252) instead of the original bytes."""
+        self.text_head = text[:HEAD_BYTES]
+        self.uri = self._to_memory(text.encode("utf-8"), self.src.name.removesuffix(".gz"))
+        self.decoded = True
+
+    def close(self) -> None:
+        if self._memory_paths:
+            fs = _memory_fs(self.db)
+            for key in self._memory_paths:
+                try:
+                    fs.rm(key)
+                except FileNotFoundError:
+                    pass
+            self._memory_paths.clear()
+
+
+def _pii_key(db: Database) -> str:
+    """The random key of this database's PII fingerprints (kept in memory only, see capi_diag.engine.pii)."""
+    key = getattr(db, "_capi_pii_key", None)
+    if key is None:
+        key = secrets.token_hex(32)
+        db._capi_pii_key = key  # type: ignore[attr-defined]
+    return key
+
+
+def _memory_fs(db: Database):
+    """An fsspec in-memory filesystem registered with this connection (uploads, transcoded text)."""
+    fs = getattr(db, "_capi_memory_fs", None)
+    if fs is None:
+        import fsspec
+
+        fs = fsspec.filesystem("memory", skip_instance_cache=True)
+        db.con.register_filesystem(fs)
+        db._capi_memory_fs = fs  # type: ignore[attr-defined]
+    return fs
+
+
+def _detect_format(name: str, head: bytes) -> str:
+    lower = name.lower().removesuffix(".gz")
+    if head[:4] == b"PAR1" or lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lower.endswith((".jsonl", ".ndjson", ".json")):
+        return "json"
+    if lower.endswith((".csv", ".tsv", ".txt")):
+        return "csv"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "json" if stripped[:1] in (b"{", b"[") else "csv"
+
+
+def _detect_encoding(label: str, head: bytes) -> str:
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    if b"\x00" in head:
+        at = head.index(b"\x00")
+        raise IngestError(f"{label}: is not a text file (binary content at byte {at}). "
+                          "Export the log as CSV, JSON Lines or Parquet.")
+    sample = head.decode("latin-1")
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n\f")
+    if sample and controls / len(sample) > 0.05:
+        raise IngestError(f"{label}: is not a text file (control bytes found). "
+                          "Export the log as CSV, JSON Lines or Parquet.")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a multi-byte character cut at the end of the sample
+            return "windows-1252"
+    return "utf-8"
+
+
+# -- header mapping ------------------------------------------------------------------------------------
+
+@dataclass
+class _Mapping:
+    canonical: dict[str, str]  # canonical field -> source header
+    custom: dict[str, str]  # extra custom_data key -> source header
+    unknown: list[str]
+    warnings: list[str]
+
+
+def _map_headers(headers: Sequence[str]) -> _Mapping:
+    chosen: dict[str, tuple[int, str]] = {}
+    custom: dict[str, str] = {}
+    unknown: list[str] = []
+    warnings: list[str] = []
+    for h in headers:
+        name = canonical_name(h)
+        if name is None:
+            key = is_custom_data_header(h)
+            if key is not None:
+                custom[key] = h
+            else:
+                unknown.append(h)
+            continue
+        aliases = FIELDS_BY_NAME[name].aliases
+        rank = aliases.index(h) if h in aliases else len(aliases)
+        if name in chosen:
+            keep, drop = (chosen[name][1], h) if chosen[name][0] <= rank else (h, chosen[name][1])
+            warnings.append(f"columns '{keep}' and '{drop}' both map to {name}; '{keep}' is used, "
+                            f"'{drop}' is kept as an unknown column")
+            unknown.append(drop)
+            if keep == h:
+                chosen[name] = (rank, h)
+        else:
+            chosen[name] = (rank, h)
+    return _Mapping({k: v for k, (_, v) in chosen.items()}, custom, unknown, warnings)
+
+
+def _missing_required_error(label: str, headers: Sequence[str], mapping: _Mapping) -> IngestError:
+    missing = [f for f in REQUIRED if f not in mapping.canonical]
+    hints = []
+    for f in missing:
+        aliases = FIELDS_BY_NAME[f].aliases
+        scored = [(max(difflib.SequenceMatcher(None, h.lower(), a.lower()).ratio() for a in aliases), h)
+                  for h in headers if h not in mapping.canonical.values()]
+        best = max(scored, default=(0.0, ""))
+        near = f" (closest: '{best[1]}')" if best[0] >= 0.6 else ""
+        hints.append(f"{f}: rename a column to one of {', '.join(aliases)}{near}")
+    shown = ", ".join(repr(h) for h in list(headers)[:15]) or "none"
+    looks_like_data = headers and all(re.fullmatch(r"[\d.:\-+TZ ]+|[A-Z][A-Za-z]+", h or "") for h in headers[:3])
+    prefix = "the first line looks like data, not a header; add a header row. " if looks_like_data else ""
+    return IngestError(
+        f"{label}: no column maps to {' or '.join(missing)}. {prefix}Headers found: {shown}. "
+        + "; ".join(hints) + "."
+    )
+
+
+# -- the canonical SELECT ----------------------------------------------------------------------------
+
+def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str, body_code: bool,
+                      row_offset: int = 0, order: str = "rowid") -> str:
+    """SQL over ``_capi_stage`` (one VARCHAR column per source header, whatever the format)
+    producing the canonical columns plus ``_reject``."""
+    text = _quote_ident
+    exprs: dict[str, str] = {}
+    src: dict[str, str] = {f: text(h) for f, h in mapping.canonical.items()}
+    for f in FIELDS:
+        s = src.get(f.name)
+        if s is None:
+            exprs[f.name] = f"CAST(NULL AS {f.kind.value})"
+        elif f.kind is Kind.LIST and f.name in pii.MASKED_AT_REST:
+            # raw emails and phones are never stored: see capi_diag.engine.pii
+            exprs[f.name] = (f"list_transform(capi_list_clean(capi_list_raw({s})), "
+                             f"lambda x: capi_pii_at_rest({_quote_str(f.name)}, x))")
+        elif f.kind is Kind.LIST:
+            exprs[f.name] = f"capi_list_clean(capi_list_raw({s}))"
+        elif f.name.startswith("consent_") and f.name != "consent_region":
+            exprs[f.name] = f"capi_consent({s})"
+        elif f.name == "consent_region":
+            exprs[f.name] = f"upper(trim(capi_text({s})))"
+        elif f.kind is Kind.INT:
+            exprs[f.name] = f"capi_time_s({s}, capi_time_unit({s}, {tz}), {tz})"
+        else:
+            exprs[f.name] = f"capi_text({s})"
+    if body_code:
+        exprs["test_event_code"] = f"coalesce({exprs['test_event_code']}, capi_text(_body_test_code))"
+    et = src.get("event_time", "NULL")
+    sa = src.get("sent_at")
+
+    def obj(pairs: dict[str, str]) -> str:
+        if not pairs:
+            return "CAST(NULL AS VARCHAR)"
+        args = ", ".join(f"{_quote_str(k)}, {text(h)}" for k, h in pairs.items())
+        return f"CAST(json_object({args}) AS VARCHAR)"
+
+    cols = canonical_columns()
+    select = {
+        "row_id": f"CAST({order} + {int(row_offset)} AS BIGINT)",
+        "source_file": _quote_str(name),
+        "file_index": str(file_index),
+        "line": "_line",
+        "event_time_raw": f"{et}",
+        "event_time_raw_unit": f"capi_time_unit({et}, {tz})",
+        "event_time_tz_missing": f"(capi_time_unit({et}, {tz}) = 'iso' AND NOT capi_has_tz({et}))",
+        "sent_at_raw": f"{sa}" if sa else "CAST(NULL AS VARCHAR)",
+        "custom_data_extra": obj(mapping.custom),
+        "extra": obj({h: h for h in mapping.unknown}),
+        **exprs,
+    }
+    body = ",\n  ".join(f"{select[c]} AS {_quote_ident(c)}" for c, _ in cols)
+    reject = (
+        "CASE WHEN _malformed THEN 'malformed_row' "
+        "WHEN event_name IS NULL THEN 'event_name_empty' "
+        "WHEN capi_text(event_time_raw) IS NULL THEN 'event_time_empty' "
+        "WHEN event_time IS NULL THEN 'event_time_unreadable' "
+        f"WHEN event_time < {PLAUSIBLE_MIN} OR event_time > {PLAUSIBLE_MAX} THEN 'event_time_implausible' END"
+    )
+    consent = [f"(capi_text({src[f]}) IS NOT NULL AND capi_consent({src[f]}) IS NULL)"
+               for f in src if f.startswith("consent_") and f != "consent_region"]
+    unreadable = " OR ".join(consent) or "false"
+    return (f"SELECT *, {reject} AS _reject FROM (SELECT\n  {body},\n  _malformed,\n"
+            f"  ({unreadable}) AS _consent_unreadable\nFROM _capi_stage)")
+
+
+# -- staging per format ----------------------------------------------------------------------------
+
+def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> tuple[list[str], int]:
+    """Stage a CSV file as all-VARCHAR columns; returns (headers, malformed rows).
+
+    DuckDB's sniffer picks the dialect, except where it is known to go wrong, when the file is read with
+    the delimiter and the column names of its header line and the RFC 4180 quote instead (rows that
+    do not fit are still rejected one by one): when the sniffer gives up (odd rows in its sample), and
+    when it settles on "no quote" although the text has quotes (a quote opened and never closed on
+    the last line does that, and every quoted field, quoted newlines included, would be misread)."""
+    # DuckDB's read buffer defaults to 16 x max_line_size (512 MiB here), one allocation that alone
+    # breaks a small memory_limit; 2 x still holds any line up to max_line_size.
+    detect = "all_varchar=true, header=true, auto_detect=true"
+    rest = (f"max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}, compression='auto', "
+            "sample_size=20480, ignore_errors=true")
+    rejects = "store_rejects=true, rejects_table='_capi_rej', rejects_scan='_capi_rejscan'"
+    explicit = None
+    try:
+        sniff = db.fetchone(f"SELECT Delimiter, Quote FROM sniff_csv(?, {detect}, {rest})", [inp.uri])
+        report.delimiter = sniff[0]
+        head = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
+        first = re.split(r"\r\n|\r|\n", head.lstrip("\ufeff"), maxsplit=1)[0]
+        if (sniff[1] != '"' and '"' in head) or sniff[0] not in first:
+            explicit = _explicit_dialect(inp)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as e:
+        msg = str(e)
+        if "invalid unicode" in msg.lower():
+            raise _Reencode() from None
+        explicit = _explicit_dialect(inp)
+        if explicit is None:
+            raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({msg.splitlines()[0]}). "
+                              "Check that it is a delimited text export with a header row.") from None
+    if explicit is not None:
+        report.delimiter, columns = explicit
+        detect = (f"header=true, auto_detect=false, columns={columns}, delim={_quote_str(report.delimiter)}, "
+                  "quote='\"', escape='\"'")
+    try:
+        db.execute(f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {detect}, {rest}, {rejects})",
+                   [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as e:
+        if "invalid unicode" in str(e).lower():
+            raise _Reencode() from None
+        raise IngestError(f"{inp.label}: could not be read as CSV ({str(e).splitlines()[0]}). "
+                          "Check that it is a delimited text export with a header row.") from None
+    headers = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
+    headers = [h.lstrip("\ufeff") for h in headers]
+    malformed = db.fetchall("SELECT DISTINCT line FROM _capi_rej ORDER BY line")
+    raw_cols = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
+    for old in raw_cols:
+        if old.startswith("\ufeff"):
+            db.execute(f"ALTER TABLE _capi_raw RENAME {_quote_ident(old)} TO {_quote_ident(old.lstrip(chr(0xFEFF)))}")
+    # The stage is a view over the rows DuckDB read (no copy): ``_ord`` is the read order (the row id),
+    # ``_line`` the data record's line under the header. Malformed lines become stage rows that only
+    # carry their line number and reason.
+    stage = "SELECT *, CAST(rowid + 2 AS BIGINT) AS _line, false AS _malformed, rowid AS _ord FROM _capi_raw"
+    if malformed:
+        cols = ", ".join(f"NULL AS {_quote_ident(h.lstrip(chr(0xFEFF)))}" for h in raw_cols)
+        stage += (f" UNION ALL SELECT {cols}, CAST(line AS BIGINT), true, NULL "
+                  "FROM (SELECT DISTINCT line FROM _capi_rej)")
+    db.execute(f"CREATE OR REPLACE TEMP VIEW _capi_stage AS {stage}")
+    return headers, len(malformed)
+
+
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _explicit_dialect(inp: _Input) -> tuple[str, str] | None:
+    """The delimiter found most often on the header line and DuckDB's ``columns`` for the header's
+    names (all VARCHAR; an empty name becomes ``column<i>``, a repeated one gets ``_<n>``), or None."""
+    text = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
+    text = text.lstrip("\ufeff")
+    first = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    delim = max(CSV_DELIMITERS, key=first.count)
+    if not first.count(delim):
+        return None
+    header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delim), [])
+    names: list[str] = []
+    for i, h in enumerate(header):
+        name = h or f"column{i}"
+        base, k = name, 1
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    if not names:
+        return None
+    return delim, "{" + ", ".join(f"{_quote_str(n)}: 'VARCHAR'" for n in names) + "}"
+
+
+class _Reencode(Exception):
+    """The bytes are not valid UTF-8 after all: decode them as Windows-1252."""
+
+
+def _stage_json_lines(db: Database, inp: _Input) -> None:
+    """Stage a JSON Lines (or JSON array) file as one JSON value per event in ``_ev``."""
+    if inp.is_gzip():
+        inp.replace_with_text(inp.all_bytes().decode("utf-8", errors="strict"))
+    try:
+        db.execute("""CREATE OR REPLACE TEMP TABLE _capi_lines AS
+            WITH t AS (SELECT string_split(replace(ltrim(content, chr(65279)), chr(13), ''), chr(10)) AS parts
+                       FROM read_text(?))
+            SELECT CAST(unnest(generate_series(1, len(parts))) AS BIGINT) AS _line, unnest(parts) AS l
+            FROM t""", [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.InvalidInputException as e:
+        if "invalid unicode" in str(e).lower():
+            raise _Reencode() from None
+        raise IngestError(f"{inp.label}: could not be read as JSON Lines ({str(e).splitlines()[0]}).") from None
+    db.execute("DELETE FROM _capi_lines WHERE l IS NULL OR regexp_full_match(l, '\\s*')")
+    valid = db.fetchone("SELECT count(*) FILTER (json_valid(l)), count(*) FROM _capi_lines")
+    if valid[1] and not valid[0]:
+        # Not one JSON value per line: a pretty-printed array or object. Read it whole.
+        try:
+            db.execute("""CREATE OR REPLACE TEMP TABLE _capi_lines AS
+                SELECT CAST(rowid + 1 AS BIGINT) AS _line, CAST(json AS VARCHAR) AS l
+                FROM read_json_objects(?, format='auto', compression='auto')""", [inp.uri])
+        except duckdb.OutOfMemoryException:
+            raise
+        except duckdb.Error:
+            raise IngestError(f"{inp.label}: is neither JSON Lines nor a JSON document. "
+                              "Write one event object (or one request body) per line.") from None
+    db.execute("""CREATE OR REPLACE TEMP TABLE _capi_docs AS
+        SELECT _line, CASE WHEN json_valid(l) THEN l::JSON END AS _doc FROM _capi_lines""")
+    db.execute("""CREATE OR REPLACE TEMP TABLE _capi_stage AS
+        WITH d AS (
+            SELECT _line, _doc,
+                   json_type(_doc) = 'OBJECT' AND json_type(_doc, '$.data') = 'ARRAY'
+                       AND json_extract(_doc, '$.event_name') IS NULL AS _is_body
+            FROM _capi_docs)
+        SELECT _line, unnest(CASE WHEN _doc IS NULL THEN [NULL::JSON]
+                                  WHEN _is_body THEN from_json(json_extract(_doc, '$.data'), '["JSON"]')
+                                  WHEN json_type(_doc) = 'ARRAY' THEN from_json(_doc, '["JSON"]')
+                                  ELSE [_doc] END) AS _ev,
+               CASE WHEN _is_body THEN _doc ->> '$.test_event_code' END AS _body_test_code
+        FROM d""")
+    db.execute("ALTER TABLE _capi_stage ADD COLUMN _malformed BOOLEAN")
+    db.execute("UPDATE _capi_stage SET _malformed = (_ev IS NULL OR json_type(_ev) <> 'OBJECT')")
+    db.execute("DROP TABLE IF EXISTS _capi_lines; DROP TABLE IF EXISTS _capi_docs")
+
+
+_NESTED_TYPES = ("list", "struct", "map", "array", "union")
+
+
+def _parquet_text(expr: str, type_id: str) -> str:
+    """A Parquet column as the text the CSV path reads: scalars cast, nested values as JSON text."""
+    if type_id in _NESTED_TYPES:
+        return f"CAST(to_json({expr}) AS VARCHAR)"
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def _stage_parquet(db: Database, inp: _Input) -> list[str]:
+    """Stage a Parquet file as VARCHAR columns, one per header (``parent.child`` for the fields of a
+    struct column such as ``user_data``), so that it takes the same path as CSV; returns the headers.
+    Columnar reads stay columnar: no per-row JSON."""
+    try:
+        with db.lock:
+            rel = db.con.sql(f"SELECT * FROM read_parquet({_quote_str(inp.uri)}) LIMIT 0")
+            columns = list(zip(rel.columns, rel.types, strict=True))
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as e:
+        raise IngestError(f"{inp.label}: is not a readable Parquet file ({str(e).splitlines()[0]}). "
+                          "Export it again, or use CSV or JSON Lines.") from None
+    select: dict[str, str] = {}
+    for name, typ in columns:
+        if name == "file_row_number":
+            continue
+        if typ.id == "struct":
+            for sub, sub_type in typ.children:
+                select.setdefault(f"{name}.{sub}", _parquet_text(f"{_quote_ident(name)}.{_quote_ident(sub)}",
+                                                               sub_type.id))
+        else:
+            select.setdefault(name, _parquet_text(_quote_ident(name), typ.id))
+    body = ", ".join(f"{expr} AS {_quote_ident(h)}" for h, expr in select.items())
+    try:
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_stage AS
+            SELECT {body}, CAST(file_row_number + 1 AS BIGINT) AS _line, false AS _malformed
+            FROM read_parquet(?, file_row_number=true)""", [inp.uri])
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as e:
+        raise IngestError(f"{inp.label}: is not a readable Parquet file ({str(e).splitlines()[0]}). "
+                          "Export it again, or use CSV or JSON Lines.") from None
+    return list(select)
+
+
+def _flatten_json_stage(db: Database, paths: dict[str, list[str]]) -> list[str]:
+    """Replace the staged JSON events by one VARCHAR column per flattened header, parsing each event
+    once (``json_transform``) instead of once per field. Strings become their text, numbers their
+    JSON text (``1.50`` -> ``1.5``), arrays and objects their JSON text (read as lists later)."""
+    structure: dict[str, Any] = {}
+    for parts in paths.values():
+        if len(parts) == 1:
+            structure[parts[0]] = "VARCHAR"
+        else:
+            structure.setdefault(parts[0], {})[parts[1]] = "VARCHAR"
+    cols = ", ".join(
+        f"_s.{'.'.join(_quote_ident(p) for p in parts)} AS {_quote_ident(h)}" for h, parts in paths.items())
+    if not structure:  # no event with a key (no line, or only broken ones): nothing to transform
+        db.execute("""CREATE OR REPLACE TEMP TABLE _capi_stage AS
+            SELECT _line, _malformed, _body_test_code FROM _capi_stage""")
+        return []
+    db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_stage AS
+        SELECT {cols + ', ' if cols else ''}_line, _malformed, _body_test_code
+        FROM (SELECT *, CASE WHEN NOT _malformed THEN json_transform(_ev, {_quote_str(json.dumps(structure))})
+                        END AS _s FROM _capi_stage)""")
+    return list(paths)
+
+
+def _json_headers(db: Database) -> dict[str, list[str]]:
+    """Flattened keys of the staged events -> JSON path parts: top-level keys, and ``parent.child`` for
+    the keys of object values (``user_data.em``), in order of first appearance."""
+    rows = db.execute("""
+        WITH k AS (
+            SELECT key, min(_line) AS first_line, bool_or(json_type(_ev, '$."' || replace(key, '"', '\\"') || '"')
+                   = 'OBJECT') AS is_obj
+            FROM (SELECT _line, _ev, unnest(json_keys(_ev)) AS key FROM _capi_stage WHERE NOT _malformed)
+            GROUP BY key)
+        SELECT key, is_obj FROM k ORDER BY first_line, key""").fetchall()
+    headers: dict[str, list[str]] = {}
+    for key, is_obj in rows:
+        if key == "file_row_number":
+            continue
+        if is_obj:
+            path = _quote_str(_json_path([key]))
+            subs = db.execute(f"""
+                SELECT sub FROM (SELECT unnest(json_keys(json_extract(_ev, {path}))) AS sub, min(_line) AS fl
+                FROM _capi_stage WHERE NOT _malformed AND json_type(_ev, {path}) = 'OBJECT' GROUP BY sub)
+                ORDER BY fl, sub""").fetchall()
+            for (sub,) in subs:
+                headers.setdefault(f"{key}.{sub}", [key, sub])
+        else:
+            headers.setdefault(key, [key])
+    return headers
+
+
+# -- one file -----------------------------------------------------------------------------------------
+
+def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str,
+                 row_offset: int = 0) -> FileReport:
+    report = FileReport(name=src.name, role=role.value)
+    inp = _Input(db, src, role)
+    try:
+        head = inp.head()
+        if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+            raise IngestError(f"{inp.label}: is empty. Export the log again with a header row and "
+                              "at least one event.")
+        report.format = _detect_format(src.name, head)
+        if report.format == "parquet":
+            report.encoding = "binary (parquet)"
+            headers = _stage_parquet(db, inp)
+        else:
+            report.encoding = _detect_encoding(inp.label, head)
+            if report.encoding in ("windows-1252", "utf-16"):
+                _transcode(inp, report)
+            try:
+                _stage_text(db, inp, report)
+            except _Reencode:
+                report.encoding = "windows-1252"
+                _transcode(inp, report)
+                try:
+                    _stage_text(db, inp, report)
+                except _Reencode:
+                    raise IngestError(f"{inp.label}: its text cannot be decoded (neither UTF-8 nor "
+                                      "Windows-1252). Export the log again as UTF-8.") from None
+        if report.format == "json":
+            headers = _flatten_json_stage(db, _json_headers(db))
+        elif report.format == "csv":
+            headers = _csv_headers(db)
+        mapping = _map_headers(headers)
+        report.mapping = {h: f for f, h in mapping.canonical.items()}
+        report.unknown_columns = list(mapping.unknown)
+        report.warnings += mapping.warnings
+        if mapping.custom:
+            report.mapping.update({h: f"custom_data_extra.{k}" for k, h in mapping.custom.items()})
+        total = db.fetchone("SELECT count(*) FROM _capi_stage")[0]
+        if total == 0:
+            raise IngestError(f"{inp.label}: has a header but no data rows. Export the log again "
+                              "with its events.")
+        if any(f not in mapping.canonical for f in REQUIRED):
+            raise _missing_required_error(inp.label, headers, mapping)
+        body_code = report.format == "json" and db.fetchone(
+            "SELECT count(*) FROM (DESCRIBE _capi_stage) WHERE column_name = '_body_test_code'")[0] > 0
+        tz_sql = _quote_str(tz)
+        db.execute("CREATE OR REPLACE TEMP TABLE _capi_canon AS " + _canonical_select(
+            mapping, name=src.name, file_index=file_index, tz=tz_sql,
+            body_code=body_code, row_offset=row_offset, order="_ord" if report.format == "csv" else "rowid"))
+        _summarize(db, report, mapping)
+        if report.rows_loaded == 0:
+            reasons = ", ".join(f"{k}: {v}" for k, v in report.rejected_reasons.items())
+            ex = report.rejected_examples[0] if report.rejected_examples else {}
+            raise IngestError(
+                f"{inp.label}: every row was rejected ({reasons}); e.g. line {ex.get('line')}: "
+                f"{ex.get('reason')} (event_time {ex.get('event_time')!r}). Fix those columns and import again."
+            )
+        cols = ", ".join(_quote_ident(c) for c, _ in canonical_columns())
+        db.execute(f"INSERT INTO {role.table} SELECT {cols} FROM _capi_canon WHERE _reject IS NULL")
+        return report
+    finally:
+        _drop_staging(db)
+        inp.close()
+
+
+def _drop_staging(db: Database) -> None:
+    """Drop the staging objects of one file (the CSV stage is a view over ``_capi_raw``)."""
+    kinds = dict(db.fetchall("SELECT table_name, table_type FROM information_schema.tables "
+                             "WHERE table_name LIKE '\\_capi\\_%' ESCAPE '\\'"))
+    for t in ("_capi_stage", "_capi_canon", "_capi_raw", "_capi_lines", "_capi_docs"):
+        if t in kinds:
+            db.execute(f"DROP {'VIEW' if kinds[t] == 'VIEW' else 'TABLE'} IF EXISTS {t}")
+
+
+def _csv_headers(db: Database) -> list[str]:
+    return [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_stage)")
+            if r[0] not in ("_line", "_malformed", "_ord")]
+
+
+def _stage_text(db: Database, inp: _Input, report: FileReport) -> None:
+    if report.format == "json":
+        _stage_json_lines(db, inp)
+        return
+    _stage_csv(db, inp, "utf-8", report)
+
+
+def _transcode(inp: _Input, report: FileReport) -> None:
+    raw = inp.all_bytes()
+    if report.encoding == "utf-16":
+        text = raw.decode("utf-16")
+    else:
+        text = raw.decode("cp1252", errors="replace")
+        report.warnings.append("the file is not valid UTF-8; it was decoded as Windows-1252 (Excel export). "
+                               "Check accented characters, or export as UTF-8.")
+    inp.replace_with_text(text)
+
+
+def _summarize(db: Database, report: FileReport, mapping: _Mapping) -> None:
+    row = db.fetchone("""SELECT count(*), count(*) FILTER (_reject IS NULL),
+        count(*) FILTER (_reject IS NULL AND event_time_tz_missing) FROM _capi_canon""")
+    report.rows_read, report.rows_loaded, report.no_time_zone = int(row[0]), int(row[1]), int(row[2])
+    report.rows_rejected = report.rows_read - report.rows_loaded
+    reasons = dict(db.fetchall("""SELECT _reject, count(*) FROM _capi_canon WHERE _reject IS NOT NULL
+                                 GROUP BY _reject"""))
+    report.rejected_reasons = {r: int(reasons[r]) for r in REJECT_REASONS if r in reasons}
+    examples = db.fetchall(f"""SELECT line, _reject, event_name, event_time_raw FROM _capi_canon
+        WHERE _reject IS NOT NULL ORDER BY line LIMIT {EXAMPLES}""")
+    report.rejected_examples = [{"line": int(li), "reason": r, "event_name": n, "event_time": t}
+                                for li, r, n, t in examples]
+    report.time_formats = {u: int(n) for u, n in db.fetchall("""SELECT event_time_raw_unit, count(*)
+        FROM _capi_canon WHERE _reject IS NULL GROUP BY 1 ORDER BY 1""")}
+    if "sent_at" in mapping.canonical:
+        bad = db.fetchone("""SELECT count(*) FROM _capi_canon WHERE _reject IS NULL
+            AND capi_text(sent_at_raw) IS NOT NULL AND sent_at IS NULL""")[0]
+        if bad:
+            report.warnings.append(f"{bad} rows have a sent_at that cannot be read as a time; "
+                                   "it is treated as missing")
+    consent_cols = [f for f in mapping.canonical if f.startswith("consent_") and f != "consent_region"]
+    if consent_cols:
+        bad = db.fetchone("SELECT count(*) FROM _capi_canon WHERE _reject IS NULL AND _consent_unreadable"
+                         )[0]
+        if bad:
+            report.warnings.append(f"{bad} rows have a consent value other than granted/denied (true/false, "
+                                   "1/0, yes/no); it is treated as missing")
+    if report.no_time_zone:
+        report.warnings.append(f"{report.no_time_zone} ISO-8601 times have no time zone; they were read as "
+                               "UTC (use --assume-tz to change it)")
+    if report.time_formats.get("ms") or report.time_formats.get("us"):
+        report.warnings.append("some event_time values are in milliseconds/microseconds; they were converted "
+                               "to seconds for analysis, but Meta requires Unix seconds")
+
+
+# -- public entry point --------------------------------------------------------------------------------
+
+def _check_tz(db: Database, tz: str) -> None:
+    ok = db.fetchone("SELECT count(*) FROM pg_timezone_names() WHERE name = ?", [tz])[0]
+    if not ok:
+        raise ConfigError(f"--assume-tz {tz!r} is not a known time zone; use an IANA name such as "
+                          "UTC or Europe/Berlin.")
+
+
+def _create_table(db: Database, role: Role) -> None:
+    cols = ", ".join(f"{_quote_ident(c)} {t}" for c, t in canonical_columns())
+    db.execute(f"CREATE OR REPLACE TABLE {role.table} ({cols})")
+
+
+def import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Source],
+                server: Sequence[str | os.PathLike[str] | Source], assume_tz: str = "UTC",
+                progress: ProgressFn | None = None) -> Dataset:
+    """Import the browser and server logs into ``db``; return the :class:`Dataset`.
+
+    Several files per role are combined, in the order given (``file_index``). Raises
+    :class:`IngestError` for an unusable file, :class:`ConfigError` for an unknown ``assume_tz``.
+    """
+    try:
+        return _import_logs(db, browser=browser, server=server, assume_tz=assume_tz, progress=progress)
+    except duckdb.OutOfMemoryException as e:
+        raise db.limit_error(e) from None
+
+
+def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Source],
+                 server: Sequence[str | os.PathLike[str] | Source], assume_tz: str,
+                 progress: ProgressFn | None) -> Dataset:
+    with db.lock:
+        _check_tz(db, assume_tz)
+        for stmt in [*_MACROS.strip().split(";"), *pii.sql_macros(_pii_key(db))]:
+            if stmt.strip():
+                db.execute(stmt)
+        present: dict[str, frozenset[str]] = {}
+        inputs: dict[str, Any] = {}
+        plan = [(Role.BROWSER, [Source.of(s) for s in browser]), (Role.SERVER, [Source.of(s) for s in server])]
+        total = sum(len(s) for _, s in plan) or 1
+        done = 0
+        for role, sources in plan:
+            _create_table(db, role)
+            reports: list[FileReport] = []
+            fields: set[str] = set()
+            offset = 0
+            for i, src in enumerate(sources):
+                if progress:
+                    progress(f"Importing {role.value} log {src.name}", done / total)
+                rep = _import_file(db, role, src, i, assume_tz, offset)
+                offset += rep.rows_read
+                reports.append(rep)
+                fields |= {f for f in rep.mapping.values() if f in FIELDS_BY_NAME}
+                done += 1
+            present[role.value] = frozenset(fields)
+            inputs[role.value] = _role_summary(reports)
+        if progress:
+            progress("Import finished", 1.0)
+        db.tables_changed()
+        ds = Dataset(db, present, inputs)
+        ds.save_meta()
+        return ds
+
+
+def _role_summary(reports: list[FileReport]) -> dict[str, Any]:
+    reasons: dict[str, int] = {}
+    unknown: list[str] = []
+    for r in reports:
+        for k, v in r.rejected_reasons.items():
+            reasons[k] = reasons.get(k, 0) + v
+        unknown += [c for c in r.unknown_columns if c not in unknown]
+    return {
+        "files": [r.name for r in reports],
+        "rows_read": sum(r.rows_read for r in reports),
+        "rows": sum(r.rows_loaded for r in reports),
+        "rejected_rows": sum(r.rows_rejected for r in reports),
+        "rejected_reasons": {k: reasons[k] for k in REJECT_REASONS if k in reasons},
+        "unknown_columns": unknown,
+        "file_reports": [r.to_dict() for r in reports],
+    }
+
+
+def accepted_headers() -> dict[str, str]:
+    """Every accepted header form -> canonical field (for docs and the dashboard)."""
+    return dict(ALIASES)
+
+
+__all__ = ["FileReport", "Source", "accepted_headers", "import_logs"]
