@@ -55,8 +55,8 @@ SPARK_TEST_CONF = {
 @pytest.fixture(scope="session")
 def spark_db(tmp_path_factory):
     """One local Spark session for the whole run (``local[2]``, few shuffle partitions, UI off, UTC,
-    its warehouse in a temporary folder): the :class:`capi_diag.io.spark.SparkDatabase` over it."""
-    from capi_diag.io import spark
+    its warehouse in a temporary folder): the :class:`capi_diag.engine.spark.SparkDatabase` over it."""
+    from capi_diag.engine import spark
 
     problem = spark.missing_requirements()
     if problem:

@@ -253,7 +253,7 @@ def test_import_uploaded_bytes_without_temp_files(tmp_path):
     ds = import_logs(db, browser=[Source("upload.csv", data=b"event_name,event_time\nA,1700000000\n")],
                      server=[Source("s.jsonl", data=b'{"event_name":"A","event_time":1700000000}\n')])
     assert ds.inputs["browser"]["rows"] == 1 and ds.inputs["server"]["rows"] == 1
-    fs = db._capi_memory_fs
+    fs = db.memory_fs
     assert fs.find("/capi-diag") == []  # uploads are removed from memory once imported
 
 

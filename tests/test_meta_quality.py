@@ -44,7 +44,7 @@ from capi_diag.meta.quality import (
 from capi_diag.report import build_report
 from capi_diag.standins import fake_quality
 from capi_diag.standins.fake_server import FakeGraph
-from capi_diag.ui import meta_view, state
+from capi_diag.ui import meta_view, session, state
 from tests.conftest import clean_graph_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -714,7 +714,7 @@ def page(monkeypatch, tmp_path):
     fg.stop()
 
 
-def _page(ws: state.Workspace | None = None, **session) -> AppTest:
+def _page(ws: session.Workspace | None = None, **session) -> AppTest:
     """The app, on the "Meta's view" page (through the navigation, as a user gets there)."""
     at = AppTest.from_file(APP, default_timeout=120)
     if ws is not None:
@@ -743,7 +743,7 @@ def test_page_no_data_fetch_shows_metas_figures_alone(page):
 
 
 def test_page_with_logs_side_by_side_uses_session_report(page):
-    ws = state.import_workspace([Source("b.csv", data=BROWSER_CSV)], [Source("s.csv", data=SERVER_CSV)])
+    ws = session.import_workspace([Source("b.csv", data=BROWSER_CSV)], [Source("s.csv", data=SERVER_CSV)])
     report = ws.analysis().report
     at = _page(ws, **{meta_view.TOKEN_KEY: TOKEN})
     assert at.text_input(key="mq_pixel_id").value == PIXEL  # the logs' only Pixel

@@ -306,9 +306,9 @@ def _wait_for_health(proc: subprocess.Popen, port: int, log: Path, seconds: floa
 # -- the dashboard's demo ------------------------------------------------------------------------------
 
 def test_state_demo_workspace_names_files_by_name_only() -> None:
-    from capi_diag.ui import state
+    from capi_diag.ui import session, state
 
-    paths = state.demo_paths()
+    paths = session.demo_paths()
     assert paths is not None
     ws = state.demo_workspace(paths)
     try:

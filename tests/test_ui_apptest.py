@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from capi_diag import api
 from capi_diag.core import fmt
 from capi_diag.core.config import Config
 from capi_diag.engine.dataset import Dataset, Filters
@@ -22,7 +23,7 @@ from capi_diag.engine.db import Database
 from capi_diag.io.ingest import Source, import_logs
 from capi_diag.io.orders import import_extras
 from capi_diag.report import build_report, render
-from capi_diag.ui import findings, navigation, state, views
+from capi_diag.ui import findings, navigation, session, state, views
 from capi_diag.ui.navigation import PAGES
 from capi_diag.verdict import checklist
 
@@ -51,7 +52,7 @@ SERVER_CSV = (
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled demo (data/), or the same generator's output when data/ is not there yet."""
-    if state.demo_paths() is not None and (ROOT / "data" / "browser_events.csv").is_file():
+    if session.demo_paths() is not None and (ROOT / "data" / "browser_events.csv").is_file():
         return ROOT / "data"
     from capi_diag.io.sample import write_sample
 
@@ -74,7 +75,7 @@ def no_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAPI_DEMO_DIR", str(tmp_path / "no-demo-here"))
 
 
-def _ws(at: AppTest) -> state.Workspace | None:
+def _ws(at: AppTest) -> session.Workspace | None:
     return at.session_state[state.WORKSPACE_KEY] if state.WORKSPACE_KEY in at.session_state else None
 
 
@@ -185,7 +186,7 @@ def test_app_no_data_every_page_shows_empty_state(no_demo: None) -> None:
 
 def test_app_empty_dataset_every_page_runs_without_exception(no_demo: None) -> None:
     at = _app()
-    at.session_state[state.WORKSPACE_KEY] = state.records_workspace(Dataset.from_records([], []))
+    at.session_state[state.WORKSPACE_KEY] = session.records_workspace(Dataset.from_records([], []))
     at.run()
     for page in PAGES:
         at.switch_page(page.path).run()
@@ -309,7 +310,7 @@ def test_report_page_offers_three_formats_and_failing_rows_csv(uploaded: AppTest
 def test_session_switching_pages_does_not_rerun_analysis_filter_does(uploaded: AppTest) -> None:
     at = uploaded
     calls: list[Filters] = []
-    real = state.build_report
+    real = api.report
 
     def counting(ds, config, **kw):
         calls.append(ds.filters)
@@ -317,7 +318,7 @@ def test_session_switching_pages_does_not_rerun_analysis_filter_does(uploaded: A
 
     ws = _ws(at)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(state, "build_report", counting)
+        mp.setattr(api, "report", counting)
         for page in PAGES[:6]:
             at.switch_page(page.path).run()
             _assert_clean(at, page.title)
@@ -373,20 +374,20 @@ def test_import_failed_after_upload_hides_previous_import_report(no_demo: None) 
 
 # -- pure helpers ----------------------------------------------------------------------------------
 
-OPTIONS = state.FilterOptions(dt.date(2023, 11, 14), dt.date(2023, 11, 16), ("PageView",), ())
+OPTIONS = session.FilterOptions(dt.date(2023, 11, 14), dt.date(2023, 11, 16), ("PageView",), ())
 
 
 def test_filters_from_full_range_is_no_filter() -> None:
-    assert state.filters_from(OPTIONS, (dt.date(2023, 11, 14), dt.date(2023, 11, 16)), [], []) == Filters()
+    assert session.filters_from(OPTIONS, (dt.date(2023, 11, 14), dt.date(2023, 11, 16)), [], []) == Filters()
 
 
 def test_filters_from_inner_days_are_whole_utc_days_end_exclusive() -> None:
-    f = state.filters_from(OPTIONS, (dt.date(2023, 11, 15), dt.date(2023, 11, 15)), ["b", "a"], [])
+    f = session.filters_from(OPTIONS, (dt.date(2023, 11, 15), dt.date(2023, 11, 15)), ["b", "a"], [])
     assert f == Filters(start=1700006400, end=1700092800, event_names=("a", "b"))
 
 
 def test_filters_from_half_picked_range_is_no_date_filter() -> None:
-    assert state.filters_from(OPTIONS, (dt.date(2023, 11, 15),), [], []) == Filters()
+    assert session.filters_from(OPTIONS, (dt.date(2023, 11, 15),), [], []) == Filters()
 
 
 def test_side_by_side_masks_pii_and_drops_empty_fields() -> None:
@@ -642,7 +643,7 @@ def test_import_run_follows_a_slow_import_and_shows_it_when_done(
     test_ui_browser's: AppTest cannot click during a run)."""
     monkeypatch.setenv("CAPI_DEMO_DIR", "/nonexistent/capi-demo")
     gate, seen = threading.Event(), []
-    real = state.import_workspace
+    real = session.import_workspace
     real_draw = navigation._draw_progress
 
     def held(*args, **kwargs):
@@ -655,7 +656,7 @@ def test_import_run_follows_a_slow_import_and_shows_it_when_done(
         if len(seen) == 3:
             gate.set()
 
-    monkeypatch.setattr(state, "import_workspace", held)
+    monkeypatch.setattr(session, "import_workspace", held)
     monkeypatch.setattr(navigation, "_draw_progress", draw)
     at = _app().run()
     at.switch_page(_path("import")).run()
@@ -682,16 +683,16 @@ def test_workspace_filtered_analysis_runs_in_background_and_is_kept(monkeypatch:
     script stopped) does not lose the work, and asking again joins the running analysis."""
     with Database() as db:
         ds = import_logs(db, browser=[Source("b.csv", data=BROWSER_CSV)], server=[Source("s.csv", data=SERVER_CSV)])
-        ws = state.Workspace(db, ds, "upload")
+        ws = session.Workspace(db, ds, "upload")
         gate, calls = threading.Event(), []
-        real = state.build_report
+        real = api.report
 
         def held(d, config, **kw):
             calls.append(d.filters)
             assert gate.wait(TIMEOUT)
             return real(d, config, **kw)
 
-        monkeypatch.setattr(state, "build_report", held)
+        monkeypatch.setattr(api, "report", held)
         f = Filters(event_names=("Purchase",))
         job = ws.start_analysis(f)
         assert ws.start_analysis(f) is job, "a second request joins the running analysis"

@@ -18,7 +18,7 @@ from capi_diag.diagnostics import reconciliation
 from capi_diag.engine.db import Database
 from capi_diag.io.ingest import Source, import_logs
 from capi_diag.io.orders import import_extras
-from capi_diag.ui import state, views
+from capi_diag.ui import session, state, views
 from capi_diag.ui.navigation import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def test_orders_page_demo_shows_waterfall_equal_to_report(demo_recon, monkeypatc
 def test_orders_page_upload_without_orders_says_not_evaluated(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPI_DEMO_DIR", str(tmp_path / "none"))
     at = _app()
-    ws = state.import_workspace([Source("b.csv", data=b"event_name,event_id,event_time\nPurchase,1,1795000000\n")],
+    ws = session.import_workspace([Source("b.csv", data=b"event_name,event_id,event_time\nPurchase,1,1795000000\n")],
                                 [Source("s.csv", data=b"event_name,event_id,event_time\nPurchase,1,1795000001\n")])
     at.session_state[state.WORKSPACE_KEY] = ws
     at.run()
@@ -124,7 +124,7 @@ def test_orders_page_upload_with_orders_and_send_log(tmp_path, monkeypatch):
                        "request": {"data": [{"event_name": "Purchase", "event_id": "1", "event_time": t,
                                              "custom_data": {"order_id": "1"}}], "access_token": "SECRET-X"},
                        "response": {"events_received": 1, "messages": [], "fbtrace_id": "AB"}}).encode()
-    ws = state.import_workspace(
+    ws = session.import_workspace(
         [Source("b.csv", data=b"event_name,event_id,event_time\nPageView,p,1795000000\n")],
         [Source("s.csv", data=f"event_name,event_id,event_time,order_id,em\nPurchase,1,{t},1,{'a' * 64}\n".encode())],
         orders=[Source("woo.csv", data=orders)], send_log=[Source("send.jsonl", data=send)])

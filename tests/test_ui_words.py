@@ -28,7 +28,7 @@ from capi_diag.core.config import Config
 from capi_diag.engine.db import Database
 from capi_diag.io.ingest import import_logs
 from capi_diag.report import build_report, to_html, to_markdown
-from capi_diag.ui import findings, state
+from capi_diag.ui import findings, session, state
 from capi_diag.ui.navigation import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,8 +165,8 @@ def _failing_findings(browser: Path, server: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if state.demo_paths() is not None:
-        return dict(state.demo_paths())
+    if session.demo_paths() is not None:
+        return dict(session.demo_paths())
     from capi_diag.io.sample import write_sample
 
     out = tmp_path_factory.mktemp("demo")

@@ -46,37 +46,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from capi_diag import api
     from capi_diag.core.config import Config
-    from capi_diag.engine.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
-    from capi_diag.io.ingest import import_logs
-    from capi_diag.io.orders import import_extras
-    from capi_diag.report import build_report
 
     if args.engine == "spark":
-        return _finish_report(args, *_spark_report(args))
-    if args.browser_table or args.server_table or args.spark_master:
-        raise UsageError(f"{args.prog}: --browser-table, --server-table and --spark-master need --engine spark.")
-    browser, server = _report_inputs(args)
-    orders, send_log = _extra_inputs(args)
+        inputs = _spark_inputs(args)
+    else:
+        if args.browser_table or args.server_table or args.spark_master:
+            raise UsageError(f"{args.prog}: --browser-table, --server-table and --spark-master need --engine spark.")
+        inputs = _report_inputs(args)
     config = Config.load(args.config)
-    limits = Limits.resolve(memory_limit=args.memory_limit, temp_dir=args.temp_dir,
-                            config=config.options(CONFIG_SECTION, CONFIG_DEFAULTS))
-    db = Database.for_inputs([getattr(x, "path", x) for x in (*browser, *server, *orders, *send_log)], args.db,
-                             limits=limits)
-    try:
-        ds = import_logs(db, browser=browser, server=server, assume_tz=args.assume_tz)
-        ds = import_extras(ds, orders=orders, send_log=send_log, assume_tz=args.assume_tz)
-        report = build_report(ds, config)
-    finally:
-        db.close()
-    return _finish_report(args, report, config)
+    engine = api.Engine(args.engine, db_path=args.db, memory_limit=args.memory_limit, temp_dir=args.temp_dir,
+                        spark_master=args.spark_master)
+    return _finish_report(args, api.analyze(inputs, config, engine), config)
 
 
-def _spark_report(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
-    """The report computed by Spark (:mod:`capi_diag.io.spark`): inputs are paths or tables."""
-    from capi_diag.core.config import Config
-    from capi_diag.io import spark
-    from capi_diag.report import build_report
+def _spark_inputs(args: argparse.Namespace) -> Any:
+    """The inputs of ``--engine spark``: paths or tables; options that configure DuckDB are refused."""
+    from capi_diag import api
 
     if args.db:
         raise UsageError(f"{args.prog}: --db keeps a DuckDB file; it does not apply to --engine spark.")
@@ -88,24 +75,14 @@ def _spark_report(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
                          "spark.driver.memory / spark.local.dir in the Spark session instead.")
     tables = {r: getattr(args, f"{r}_table") for r in ("browser", "server")}
     if args.demo or not any(tables.values()):
-        browser, server = _report_inputs(args)
-    else:
-        browser, server = args.browser or [], args.server or []
-        missing = [f"--{r}" for r in tables if not tables[r] and not getattr(args, r)]
-        if missing:
-            raise UsageError(f"{args.prog}: the following arguments are required: {', '.join(missing)} "
-                             f"(a path, or --{missing[0][2:]}-table NAME)")
-    config = Config.load(args.config)
-    problem = spark.missing_requirements()
-    if problem:
-        raise UsageError(problem)
-    db = spark.connect(args.spark_master)
-    try:
-        ds = spark.import_logs(db, browser=browser, server=server, browser_table=tables["browser"],
-                               server_table=tables["server"], assume_tz=args.assume_tz)
-        return build_report(ds, config), config
-    finally:
-        db.close(stop=True)
+        logs = _report_inputs(args, extras=False)
+        return api.Inputs(browser=logs.browser, server=logs.server, assume_tz=args.assume_tz)
+    missing = [f"--{r}" for r in tables if not tables[r] and not getattr(args, r)]
+    if missing:
+        raise UsageError(f"{args.prog}: the following arguments are required: {', '.join(missing)} "
+                         f"(a path, or --{missing[0][2:]}-table NAME)")
+    return api.Inputs(browser=args.browser or [], server=args.server or [], browser_table=tables["browser"],
+                      server_table=tables["server"], assume_tz=args.assume_tz)
 
 
 def _finish_report(args: argparse.Namespace, report: dict[str, Any], config: Any) -> int:
@@ -132,41 +109,22 @@ def _finish_report(args: argparse.Namespace, report: dict[str, Any], config: Any
     return EXIT_BAD_RESULT if bad else EXIT_OK
 
 
-def _report_inputs(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
-    """The logs to import: ``--browser``/``--server``, or the bundled demo pair (named by file name only)."""
-    from capi_diag.core import resources
-    from capi_diag.io.ingest import Source
+def _report_inputs(args: argparse.Namespace, *, extras: bool = True) -> Any:
+    """The inputs of ``report``: ``--browser``/``--server`` (with ``--orders``/``--send-log``), or the
+    bundled demo pair with the demo's orders export and send log where those are not given."""
+    from capi_diag import api
 
     if not args.demo:
         missing = [f"--{r}" for r in ("browser", "server") if not getattr(args, r)]
         if missing:
             raise UsageError(f"{args.prog}: the following arguments are required: {', '.join(missing)} "
                              f"(or --demo for the bundled demo logs; see '{args.prog} --help')")
-        return args.browser, args.server
+        return api.Inputs(browser=args.browser, server=args.server, orders=args.orders or [],
+                          send_log=args.send_log or [], assume_tz=args.assume_tz)
     if args.browser or args.server:
         raise UsageError(f"{args.prog}: --demo replaces --browser and --server; give one or the other.")
-    paths = resources.demo_paths()
-    if paths is None:
-        raise UsageError(f"the demo logs ({', '.join(resources.DEMO_FILES.values())}) are not in "
-                         f"{resources.demo_dir().name}/; reinstall capi-diag, or unset CAPI_DEMO_DIR.")
-    return ([Source(paths["browser"].name, path=str(paths["browser"]))],
-            [Source(paths["server"].name, path=str(paths["server"]))])
-
-
-def _extra_inputs(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
-    """The orders export and send log: ``--orders``/``--send-log``, or with ``--demo`` the bundled
-    ones (when present and not given explicitly)."""
-    from capi_diag.core import resources
-    from capi_diag.io.ingest import Source
-
-    orders, send_log = list(args.orders or []), list(args.send_log or [])
-    if args.demo:
-        extras = resources.demo_extra_paths()
-        if not orders and "orders" in extras:
-            orders = [Source(extras["orders"].name, path=str(extras["orders"]))]
-        if not send_log and "send_log" in extras:
-            send_log = [Source(extras["send_log"].name, path=str(extras["send_log"]))]
-    return orders, send_log
+    return api.Inputs.demo(orders=args.orders or [], send_log=args.send_log or [], assume_tz=args.assume_tz,
+                           extras=extras)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

@@ -101,17 +101,12 @@ def cmd_connect(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _report(args: argparse.Namespace, config: Config) -> tuple[dict[str, Any], Any]:
-    """The report of the logs (the same run as ``report``) and the logs' period and Pixel ids."""
-    from capi_diag.engine.db import Database
-    from capi_diag.io.ingest import import_logs
-    from capi_diag.report import build_report
+    """The report of the logs (the same pipeline as ``report``) and the logs' period and Pixel ids."""
+    from capi_diag import api
 
-    db = Database.for_inputs([*args.browser, *args.server])
-    try:
-        ds = import_logs(db, browser=args.browser, server=args.server, assume_tz=args.assume_tz)
-        return build_report(ds, config), logs_context(ds.using(config))
-    finally:
-        db.close()
+    inputs = api.Inputs(browser=args.browser, server=args.server, assume_tz=args.assume_tz)
+    with api.opened(inputs, config) as ds:
+        return api.report(ds, config), logs_context(ds.using(config))
 
 
 def cmd_meta_quality(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -17,6 +17,7 @@ one :class:`~capi_diag.core.errors.ResourceLimitError` naming the limit and what
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -87,6 +88,20 @@ class Database:
         self.lock = threading.RLock()
         self.runner = Runner(self)
         self._owned_dir: Path | None = None
+        self.pii_key = secrets.token_hex(32)
+        """The random key of this database's PII fingerprints, in memory only (see :mod:`capi_diag.engine.pii`)."""
+        self._memory_fs: Any = None
+
+    @property
+    def memory_fs(self) -> Any:
+        """An fsspec in-memory filesystem registered with this connection, made on first use: uploads
+        and transcoded text are read from it without temporary files."""
+        if self._memory_fs is None:
+            import fsspec
+
+            self._memory_fs = fsspec.filesystem("memory", skip_instance_cache=True)
+            self.con.register_filesystem(self._memory_fs)
+        return self._memory_fs
 
     def _apply(self, limits: Limits) -> None:
         if limits.memory_limit:

@@ -69,7 +69,7 @@ def mask_row(row: dict[str, Any]) -> dict[str, Any]:
     return {k: mask_value(k, v) for k, v in row.items()}
 
 
-_PY_SPACE = r"[\s\v\p{Z}\x{1c}-\x{1f}\x{85}]"
+PY_SPACE = r"[\s\v\p{Z}\x{1c}-\x{1f}\x{85}]"
 """What Python's ``str.strip()`` removes, as an RE2 class (so SQL masks exactly as :func:`mask_value`)."""
 
 
@@ -86,7 +86,7 @@ def sql_macros(key: str) -> list[str]:
     keep = " OR ".join(f"regexp_matches(v, {_sql_str(p)})" for p in (
         rules.BLANK_RE, rules.HASH_RE, rules.SPACED_HASH_RE, rules.PLACEHOLDER_RE))
     # one statement each (a rule's pattern may hold a ';'), never split on ';'
-    strip = f"regexp_replace(v, '\\A{_PY_SPACE}+|{_PY_SPACE}+\\z', '', 'g')"
+    strip = f"regexp_replace(v, '\\A{PY_SPACE}+|{PY_SPACE}+\\z', '', 'g')"
     return [f"CREATE OR REPLACE TEMP MACRO capi_pii_strip(v) AS {strip}", """
 CREATE OR REPLACE TEMP MACRO capi_pii_display(f, v) AS
     CASE WHEN f = 'em' AND contains(v, '@')

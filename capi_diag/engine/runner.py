@@ -48,7 +48,7 @@ SCOPE = "__capiscope__"
 """Placeholder in compiled SQL for the scope's table-name suffix."""
 VIEW_PREFIX = "capi_v_"
 MEASURE_PREFIX = "capi_m_"
-_MEASURE_RE = re.compile(rf"{MEASURE_PREFIX}([a-z0-9_]+?){SCOPE}")
+MEASURE_RE = re.compile(rf"{MEASURE_PREFIX}([a-z0-9_]+?){SCOPE}")
 DIALECT = "duckdb"
 LOOKUPS: dict[str, Callable[[str], pa.Table]] = {}
 """Small lookup tables that hold data (e.g. allowed hashes): ``prefix -> build(suffix)``. A query that
@@ -372,7 +372,7 @@ class Runner:
                 self._exec(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {view_sql}')
                 sc.created.append(f"VIEW:{name}")
                 sc.ready.add(name)
-        for m in dict.fromkeys(_MEASURE_RE.findall(sql)):
+        for m in dict.fromkeys(MEASURE_RE.findall(sql)):
             name = f"{MEASURE_PREFIX}{m}{sc.suffix}"
             if name in sc.ready:
                 continue
@@ -403,10 +403,10 @@ class Runner:
             STATS.execute_s += time.perf_counter() - t0
             STATS.queries += 1
             STATS.sql_bytes += len(sql)
-            return _whole_numbers(table)
+            return whole_numbers_from_arrow(table)
 
 
-def _whole_numbers(table: pa.Table) -> pa.Table:
+def whole_numbers_from_arrow(table: pa.Table) -> pa.Table:
     """DuckDB sums integers into HUGEINT (Arrow ``decimal(38, 0)``); give them back as int64, as the
     expressions' types say."""
     import pyarrow as pa

@@ -36,7 +36,6 @@ import io
 import json
 import os
 import re
-import secrets
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -113,7 +112,7 @@ class FileReport:
 
 # -- SQL building blocks (DuckDB macros, created once per connection) -------------------------------
 
-_MACROS = r"""
+MACROS = r"""
 CREATE OR REPLACE TEMP MACRO capi_text(s) AS
     CASE WHEN s IS NULL OR regexp_full_match(s, '\s*') THEN NULL ELSE s END;
 CREATE OR REPLACE TEMP MACRO capi_num(s) AS
@@ -162,7 +161,7 @@ def _json_path(parts: Sequence[str]) -> str:
 
 # -- reading raw bytes, detecting format and encoding -------------------------------------------------
 
-class _Input:
+class StagedInput:
     """Resolves a Source to something DuckDB can open, and removes what it registered afterwards."""
 
     def __init__(self, db: Database, src: Source, role: Role | None, label: str | None = None) -> None:
@@ -190,7 +189,7 @@ class _Input:
         return str(path)
 
     def _to_memory(self, data: bytes, name: str) -> str:
-        fs = _memory_fs(self.db)
+        fs = self.db.memory_fs
         key = f"/capi-diag/{uuid.uuid4().hex}/{Path(name).name or 'upload'}"
         with fs.open(key, "wb") as fh:
             fh.write(data)
@@ -232,7 +231,7 @@ class _Input:
 
     def close(self) -> None:
         if self._memory_paths:
-            fs = _memory_fs(self.db)
+            fs = self.db.memory_fs
             for key in self._memory_paths:
                 try:
                     fs.rm(key)
@@ -241,28 +240,7 @@ class _Input:
             self._memory_paths.clear()
 
 
-def _pii_key(db: Database) -> str:
-    """The random key of this database's PII fingerprints (kept in memory only, see capi_diag.engine.pii)."""
-    key = getattr(db, "_capi_pii_key", None)
-    if key is None:
-        key = secrets.token_hex(32)
-        db._capi_pii_key = key  # type: ignore[attr-defined]
-    return key
-
-
-def _memory_fs(db: Database):
-    """An fsspec in-memory filesystem registered with this connection (uploads, transcoded text)."""
-    fs = getattr(db, "_capi_memory_fs", None)
-    if fs is None:
-        import fsspec
-
-        fs = fsspec.filesystem("memory", skip_instance_cache=True)
-        db.con.register_filesystem(fs)
-        db._capi_memory_fs = fs  # type: ignore[attr-defined]
-    return fs
-
-
-def _detect_format(name: str, head: bytes) -> str:
+def detect_format(name: str, head: bytes) -> str:
     lower = name.lower().removesuffix(".gz")
     if head[:4] == b"PAR1" or lower.endswith((".parquet", ".pq")):
         return "parquet"
@@ -274,7 +252,7 @@ def _detect_format(name: str, head: bytes) -> str:
     return "json" if stripped[:1] in (b"{", b"[") else "csv"
 
 
-def _detect_encoding(label: str, head: bytes) -> str:
+def detect_encoding(label: str, head: bytes) -> str:
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return "utf-16"
     if b"\x00" in head:
@@ -297,14 +275,14 @@ def _detect_encoding(label: str, head: bytes) -> str:
 # -- header mapping ------------------------------------------------------------------------------------
 
 @dataclass
-class _Mapping:
+class HeaderMapping:
     canonical: dict[str, str]  # canonical field -> source header
     custom: dict[str, str]  # extra custom_data key -> source header
     unknown: list[str]
     warnings: list[str]
 
 
-def _map_headers(headers: Sequence[str]) -> _Mapping:
+def map_headers(headers: Sequence[str]) -> HeaderMapping:
     chosen: dict[str, tuple[int, str]] = {}
     custom: dict[str, str] = {}
     unknown: list[str] = []
@@ -329,10 +307,10 @@ def _map_headers(headers: Sequence[str]) -> _Mapping:
                 chosen[name] = (rank, h)
         else:
             chosen[name] = (rank, h)
-    return _Mapping({k: v for k, (_, v) in chosen.items()}, custom, unknown, warnings)
+    return HeaderMapping({k: v for k, (_, v) in chosen.items()}, custom, unknown, warnings)
 
 
-def _missing_required_error(label: str, headers: Sequence[str], mapping: _Mapping) -> IngestError:
+def missing_required_error(label: str, headers: Sequence[str], mapping: HeaderMapping) -> IngestError:
     missing = [f for f in REQUIRED if f not in mapping.canonical]
     hints = []
     for f in missing:
@@ -353,7 +331,7 @@ def _missing_required_error(label: str, headers: Sequence[str], mapping: _Mappin
 
 # -- the canonical SELECT ----------------------------------------------------------------------------
 
-def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str, body_code: bool,
+def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz: str, body_code: bool,
                       row_offset: int = 0, order: str = "rowid") -> str:
     """SQL over ``_capi_stage`` (one VARCHAR column per source header, whatever the format)
     producing the canonical columns plus ``_reject``."""
@@ -420,7 +398,7 @@ def _canonical_select(mapping: _Mapping, *, name: str, file_index: int, tz: str,
 
 # -- staging per format ----------------------------------------------------------------------------
 
-def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> tuple[list[str], int]:
+def _stage_csv(db: Database, inp: StagedInput, encoding: str, report: FileReport) -> tuple[list[str], int]:
     """Stage a CSV file as all-VARCHAR columns; returns (headers, malformed rows).
 
     DuckDB's sniffer picks the dialect, except where it is known to go wrong, when the file is read with
@@ -447,7 +425,7 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
     except duckdb.Error as e:
         msg = str(e)
         if "invalid unicode" in msg.lower():
-            raise _Reencode() from None
+            raise Reencode() from None
         explicit = _explicit_dialect(inp)
         if explicit is None:
             raise IngestError(f"{inp.label}: DuckDB could not read it as CSV ({msg.splitlines()[0]}). "
@@ -463,7 +441,7 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
         raise
     except duckdb.Error as e:
         if "invalid unicode" in str(e).lower():
-            raise _Reencode() from None
+            raise Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as CSV ({str(e).splitlines()[0]}). "
                           "Check that it is a delimited text export with a header row.") from None
     headers = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
@@ -488,7 +466,7 @@ def _stage_csv(db: Database, inp: _Input, encoding: str, report: FileReport) -> 
 CSV_DELIMITERS = (",", ";", "\t", "|")
 
 
-def _explicit_dialect(inp: _Input) -> tuple[str, str] | None:
+def _explicit_dialect(inp: StagedInput) -> tuple[str, str] | None:
     """The delimiter found most often on the header line and DuckDB's ``columns`` for the header's
     names (all VARCHAR; an empty name becomes ``column<i>``, a repeated one gets ``_<n>``), or None."""
     text = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
@@ -510,11 +488,11 @@ def _explicit_dialect(inp: _Input) -> tuple[str, str] | None:
     return delim, "{" + ", ".join(f"{_quote_str(n)}: 'VARCHAR'" for n in names) + "}"
 
 
-class _Reencode(Exception):
+class Reencode(Exception):
     """The bytes are not valid UTF-8 after all: decode them as Windows-1252."""
 
 
-def _stage_json_lines(db: Database, inp: _Input) -> None:
+def _stage_json_lines(db: Database, inp: StagedInput) -> None:
     """Stage a JSON Lines (or JSON array) file as one JSON value per event in ``_ev``."""
     if inp.is_gzip():
         inp.replace_with_text(inp.all_bytes().decode("utf-8", errors="strict"))
@@ -528,7 +506,7 @@ def _stage_json_lines(db: Database, inp: _Input) -> None:
         raise
     except duckdb.InvalidInputException as e:
         if "invalid unicode" in str(e).lower():
-            raise _Reencode() from None
+            raise Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as JSON Lines ({str(e).splitlines()[0]}).") from None
     db.execute("DELETE FROM _capi_lines WHERE l IS NULL OR regexp_full_match(l, '\\s*')")
     valid = db.fetchone("SELECT count(*) FILTER (json_valid(l)), count(*) FROM _capi_lines")
@@ -572,7 +550,7 @@ def _parquet_text(expr: str, type_id: str) -> str:
     return f"CAST({expr} AS VARCHAR)"
 
 
-def _stage_parquet(db: Database, inp: _Input) -> list[str]:
+def stage_parquet(db: Database, inp: StagedInput) -> list[str]:
     """Stage a Parquet file as VARCHAR columns, one per header (``parent.child`` for the fields of a
     struct column such as ``user_data``), so that it takes the same path as CSV; returns the headers.
     Columnar reads stay columnar: no per-row JSON."""
@@ -608,7 +586,7 @@ def _stage_parquet(db: Database, inp: _Input) -> list[str]:
     return list(select)
 
 
-def _flatten_json_stage(db: Database, paths: dict[str, list[str]]) -> list[str]:
+def flatten_json_stage(db: Database, paths: dict[str, list[str]]) -> list[str]:
     """Replace the staged JSON events by one VARCHAR column per flattened header, parsing each event
     once (``json_transform``) instead of once per field. Strings become their text, numbers their
     JSON text (``1.50`` -> ``1.5``), arrays and objects their JSON text (read as lists later)."""
@@ -631,7 +609,7 @@ def _flatten_json_stage(db: Database, paths: dict[str, list[str]]) -> list[str]:
     return list(paths)
 
 
-def _json_headers(db: Database) -> dict[str, list[str]]:
+def json_headers(db: Database) -> dict[str, list[str]]:
     """Flattened keys of the staged events -> JSON path parts: top-level keys, and ``parent.child`` for
     the keys of object values (``user_data.em``), in order of first appearance."""
     rows = db.execute("""
@@ -663,35 +641,35 @@ def _json_headers(db: Database) -> dict[str, list[str]]:
 def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str,
                  row_offset: int = 0) -> FileReport:
     report = FileReport(name=src.name, role=role.value)
-    inp = _Input(db, src, role)
+    inp = StagedInput(db, src, role)
     try:
         head = inp.head()
         if not head.strip(b" \t\r\n\xef\xbb\xbf"):
             raise IngestError(f"{inp.label}: is empty. Export the log again with a header row and "
                               "at least one event.")
-        report.format = _detect_format(src.name, head)
+        report.format = detect_format(src.name, head)
         if report.format == "parquet":
             report.encoding = "binary (parquet)"
-            headers = _stage_parquet(db, inp)
+            headers = stage_parquet(db, inp)
         else:
-            report.encoding = _detect_encoding(inp.label, head)
+            report.encoding = detect_encoding(inp.label, head)
             if report.encoding in ("windows-1252", "utf-16"):
-                _transcode(inp, report)
+                transcode(inp, report)
             try:
-                _stage_text(db, inp, report)
-            except _Reencode:
+                stage_text(db, inp, report)
+            except Reencode:
                 report.encoding = "windows-1252"
-                _transcode(inp, report)
+                transcode(inp, report)
                 try:
-                    _stage_text(db, inp, report)
-                except _Reencode:
+                    stage_text(db, inp, report)
+                except Reencode:
                     raise IngestError(f"{inp.label}: its text cannot be decoded (neither UTF-8 nor "
                                       "Windows-1252). Export the log again as UTF-8.") from None
         if report.format == "json":
-            headers = _flatten_json_stage(db, _json_headers(db))
+            headers = flatten_json_stage(db, json_headers(db))
         elif report.format == "csv":
-            headers = _csv_headers(db)
-        mapping = _map_headers(headers)
+            headers = csv_headers(db)
+        mapping = map_headers(headers)
         report.mapping = {h: f for f, h in mapping.canonical.items()}
         report.unknown_columns = list(mapping.unknown)
         report.warnings += mapping.warnings
@@ -702,7 +680,7 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
             raise IngestError(f"{inp.label}: has a header but no data rows. Export the log again "
                               "with its events.")
         if any(f not in mapping.canonical for f in REQUIRED):
-            raise _missing_required_error(inp.label, headers, mapping)
+            raise missing_required_error(inp.label, headers, mapping)
         body_code = report.format == "json" and db.fetchone(
             "SELECT count(*) FROM (DESCRIBE _capi_stage) WHERE column_name = '_body_test_code'")[0] > 0
         tz_sql = _quote_str(tz)
@@ -721,11 +699,11 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
         db.execute(f"INSERT INTO {role.table} SELECT {cols} FROM _capi_canon WHERE _reject IS NULL")
         return report
     finally:
-        _drop_staging(db)
+        drop_staging(db)
         inp.close()
 
 
-def _drop_staging(db: Database) -> None:
+def drop_staging(db: Database) -> None:
     """Drop the staging objects of one file (the CSV stage is a view over ``_capi_raw``)."""
     kinds = dict(db.fetchall("SELECT table_name, table_type FROM information_schema.tables "
                              "WHERE table_name LIKE '\\_capi\\_%' ESCAPE '\\'"))
@@ -734,19 +712,19 @@ def _drop_staging(db: Database) -> None:
             db.execute(f"DROP {'VIEW' if kinds[t] == 'VIEW' else 'TABLE'} IF EXISTS {t}")
 
 
-def _csv_headers(db: Database) -> list[str]:
+def csv_headers(db: Database) -> list[str]:
     return [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_stage)")
             if r[0] not in ("_line", "_malformed", "_ord")]
 
 
-def _stage_text(db: Database, inp: _Input, report: FileReport) -> None:
+def stage_text(db: Database, inp: StagedInput, report: FileReport) -> None:
     if report.format == "json":
         _stage_json_lines(db, inp)
         return
     _stage_csv(db, inp, "utf-8", report)
 
 
-def _transcode(inp: _Input, report: FileReport) -> None:
+def transcode(inp: StagedInput, report: FileReport) -> None:
     raw = inp.all_bytes()
     if report.encoding == "utf-16":
         text = raw.decode("utf-16")
@@ -757,7 +735,7 @@ def _transcode(inp: _Input, report: FileReport) -> None:
     inp.replace_with_text(text)
 
 
-def _summarize(db: Database, report: FileReport, mapping: _Mapping) -> None:
+def _summarize(db: Database, report: FileReport, mapping: HeaderMapping) -> None:
     row = db.fetchone("""SELECT count(*), count(*) FILTER (_reject IS NULL),
         count(*) FILTER (_reject IS NULL AND event_time_tz_missing) FROM _capi_canon""")
     report.rows_read, report.rows_loaded, report.no_time_zone = int(row[0]), int(row[1]), int(row[2])
@@ -825,7 +803,7 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
                  progress: ProgressFn | None) -> Dataset:
     with db.lock:
         _check_tz(db, assume_tz)
-        for stmt in [*_MACROS.strip().split(";"), *pii.sql_macros(_pii_key(db))]:
+        for stmt in [*MACROS.strip().split(";"), *pii.sql_macros(db.pii_key)]:
             if stmt.strip():
                 db.execute(stmt)
         present: dict[str, frozenset[str]] = {}
@@ -847,7 +825,7 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
                 fields |= {f for f in rep.mapping.values() if f in FIELDS_BY_NAME}
                 done += 1
             present[role.value] = frozenset(fields)
-            inputs[role.value] = _role_summary(reports)
+            inputs[role.value] = role_summary(reports)
         if progress:
             progress("Import finished", 1.0)
         db.tables_changed()
@@ -856,7 +834,7 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
         return ds
 
 
-def _role_summary(reports: list[FileReport]) -> dict[str, Any]:
+def role_summary(reports: list[FileReport]) -> dict[str, Any]:
     reasons: dict[str, int] = {}
     unknown: list[str] = []
     for r in reports:

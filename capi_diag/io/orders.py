@@ -96,7 +96,7 @@ class ExtraFileReport(FileReport):
     secrets_removed: int = 0
 
 
-class _Input(ingest._Input):
+class StagedInput(ingest.StagedInput):
     """The logs' input resolver, labelled for an orders export or a send log."""
 
     def __init__(self, db: Database, src: Source, label: str) -> None:  # noqa: D107
@@ -122,27 +122,27 @@ def _map_order_headers(headers: Sequence[str]) -> tuple[dict[str, str], list[str
     return mapping, [h for h in headers if h not in used]
 
 
-def _stage(db: Database, inp: _Input, report: FileReport) -> list[str]:
+def _stage(db: Database, inp: StagedInput, report: FileReport) -> list[str]:
     """Stage one file as VARCHAR columns (``_capi_stage``) the way the log import does."""
     head = inp.head()
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
         raise IngestError(f"{inp.label}: is empty. Export it again with a header row and at least one row.")
-    report.format = ingest._detect_format(inp.src.name, head)
+    report.format = ingest.detect_format(inp.src.name, head)
     if report.format == "parquet":
         report.encoding = "binary (parquet)"
-        return ingest._stage_parquet(db, inp)
-    report.encoding = ingest._detect_encoding(inp.label, head)
+        return ingest.stage_parquet(db, inp)
+    report.encoding = ingest.detect_encoding(inp.label, head)
     if report.encoding == "windows-1252" or (report.encoding == "utf-16" and report.format == "json"):
-        ingest._transcode(inp, report)
+        ingest.transcode(inp, report)
     try:
-        ingest._stage_text(db, inp, report)
-    except ingest._Reencode:
+        ingest.stage_text(db, inp, report)
+    except ingest.Reencode:
         report.encoding = "windows-1252"
-        ingest._transcode(inp, report)
-        ingest._stage_text(db, inp, report)
+        ingest.transcode(inp, report)
+        ingest.stage_text(db, inp, report)
     if report.format == "json":
-        return ingest._flatten_json_stage(db, ingest._json_headers(db))
-    return ingest._csv_headers(db)
+        return ingest.flatten_json_stage(db, ingest.json_headers(db))
+    return ingest.csv_headers(db)
 
 
 def _create(db: Database, table: str, columns: Sequence[tuple[str, str]]) -> None:
@@ -151,7 +151,7 @@ def _create(db: Database, table: str, columns: Sequence[tuple[str, str]]) -> Non
 
 def _import_orders_file(db: Database, src: Source, file_index: int, tz: str, offset: int) -> ExtraFileReport:
     report = ExtraFileReport(name=src.name, role=ORDERS_INPUT)
-    inp = _Input(db, src, f"orders export '{src.name}'")
+    inp = StagedInput(db, src, f"orders export '{src.name}'")
     try:
         headers = _stage(db, inp, report)
         mapping, dropped = _map_order_headers(headers)
@@ -213,7 +213,7 @@ def _import_orders_file(db: Database, src: Source, file_index: int, tz: str, off
         db.execute(f"INSERT INTO {ORDERS_TABLE} SELECT {cols} FROM _capi_canon WHERE _reject IS NULL")
         return report
     finally:
-        ingest._drop_staging(db)
+        ingest.drop_staging(db)
         inp.close()
 
 
@@ -230,7 +230,7 @@ def _int(expr: str) -> str:
 def _import_send_log_file(db: Database, src: Source, file_index: int, offset: int) -> ExtraFileReport:
     """One send log: each line a request (``request.data``), its HTTP status and Meta's answer."""
     report = ExtraFileReport(name=src.name, role=SENDS_INPUT, format="json")
-    inp = _Input(db, src, f"send log '{src.name}'")
+    inp = StagedInput(db, src, f"send log '{src.name}'")
     try:
         head = inp.head()
         if not head.strip(b" \t\r\n\xef\xbb\xbf"):
@@ -365,7 +365,7 @@ def import_extras(ds: Dataset, *, orders: Sequence[str | os.PathLike[str] | Sour
     present = dict(ds.present)
     inputs = dict(ds.inputs)
     with db.lock:
-        for stmt in ingest._MACROS.strip().split(";"):
+        for stmt in ingest.MACROS.strip().split(";"):
             if stmt.strip():
                 db.execute(stmt)
         _create(db, ORDERS_TABLE, ORDERS_COLUMNS)

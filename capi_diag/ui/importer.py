@@ -13,10 +13,10 @@ import streamlit as st
 
 from capi_diag.core.config import Config
 from capi_diag.core.errors import CapiDiagError
-from capi_diag.ui import state
+from capi_diag.ui import session, state
 
 
-def read_config(upload: state.Upload | None) -> tuple[Config, str | None]:
+def read_config(upload: session.Upload | None) -> tuple[Config, str | None]:
     """The uploaded TOML as a :class:`Config` (defaults when none); raises ``ConfigError``."""
     if upload is None:
         return Config(), None
@@ -24,9 +24,9 @@ def read_config(upload: state.Upload | None) -> tuple[Config, str | None]:
     return Config.from_text(text, source=upload.name), upload.name
 
 
-def run_import(browser: Sequence[state.Upload], server: Sequence[state.Upload],
-               config_upload: state.Upload | None, assume_tz: str, *, orders: Sequence[state.Upload] = (),
-               send_log: Sequence[state.Upload] = ()) -> state.ImportJob | None:
+def run_import(browser: Sequence[session.Upload], server: Sequence[session.Upload],
+               config_upload: session.Upload | None, assume_tz: str, *, orders: Sequence[session.Upload] = (),
+               send_log: Sequence[session.Upload] = ()) -> session.ImportJob | None:
     """Start the import and its first analysis in the background; ``None`` (and the error shown)
     when the config is invalid. The sidebar shows the progress; when it is done, the page open then shows the
     new data (the Import page: what was imported, and a link to the checklist)."""
@@ -39,7 +39,7 @@ def run_import(browser: Sequence[state.Upload], server: Sequence[state.Upload],
                               assume_tz=assume_tz.strip() or "UTC", orders=orders, send_log=send_log)
 
 
-def apply_config(ws: state.Workspace, upload: state.Upload | None) -> None:
+def apply_config(ws: session.Workspace, upload: session.Upload | None) -> None:
     """Re-run the analyses of the current data with the uploaded config (no re-import)."""
     try:
         config, name = read_config(upload)

@@ -16,7 +16,7 @@ from capi_diag.core import labels
 from capi_diag.core.config import Config
 from capi_diag.core.errors import CapiDiagError
 from capi_diag.report import guide
-from capi_diag.ui import state, views
+from capi_diag.ui import session, state, views
 from capi_diag.ui.navigation import page_path
 
 STATUS_COLORS: dict[str, str] = {
@@ -56,7 +56,7 @@ def table(df: Any, *, key: str, **kwargs: Any) -> None:
     st.dataframe(df, hide_index=kwargs.pop("hide_index", True), key=key, column_config=config, **kwargs)
 
 
-def page(title: str, purpose: str) -> state.Analysis | None:
+def page(title: str, purpose: str) -> session.Analysis | None:
     """Title and purpose, then this session's analysis for the current filters (computed once and
     kept), or the explicit empty state and ``None`` when the session has no data."""
     st.title(title)
@@ -84,7 +84,7 @@ def page(title: str, purpose: str) -> state.Analysis | None:
     return an
 
 
-def _analysis(ws: state.Workspace, filters: Any) -> state.Analysis:
+def _analysis(ws: session.Workspace, filters: Any) -> session.Analysis:
     """The kept analysis for ``filters``, or the one computed now in the background with its
     progress shown: leaving the page meanwhile does not lose it (it is kept when it finishes)."""
     if ws.has_analysis(filters):
@@ -109,7 +109,7 @@ def empty_state() -> None:
     with c1:
         st.page_link(page_path("import"), label="Upload your logs", icon=":material/upload_file:")
     with c2:
-        if state.demo_paths() is not None:
+        if session.demo_paths() is not None:
             st.button("Load the demo data", key="load_demo", on_click=_load_demo, icon=":material/science:")
 
 

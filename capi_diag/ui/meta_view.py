@@ -25,7 +25,7 @@ from capi_diag.meta.client import GraphClient, GraphConfig
 from capi_diag.meta.connect import ConnectResult, check_connection
 from capi_diag.meta.quality import DatasetQuality, compare, fetch_quality, logs_context, tolerances
 from capi_diag.meta.token import Secret, scrub
-from capi_diag.ui.state import Analysis
+from capi_diag.ui.session import Analysis
 
 CLOCK: Callable[[], float] = time.time
 """The clock of the Graph reads (a test seam)."""

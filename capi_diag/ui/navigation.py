@@ -21,7 +21,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 from capi_diag.core import fmt, resources
 from capi_diag.core.errors import CapiDiagError
 from capi_diag.report import describe_filters, md_text
-from capi_diag.ui import state
+from capi_diag.ui import session, state
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 IMPORT_POLL_S = 0.5
@@ -163,7 +163,7 @@ def follow_import(progress: DeltaGenerator) -> None:
     st.rerun()
 
 
-def _draw_progress(progress: DeltaGenerator, job: state.ImportJob) -> None:
+def _draw_progress(progress: DeltaGenerator, job: session.ImportJob) -> None:
     names = md_text(", ".join([*job.files["browser"], *job.files["server"]]))  # file names, taken literally
     text = f"{job.message} ({fmt.duration(round(job.elapsed))} so far)"
     with progress.container():
@@ -171,7 +171,7 @@ def _draw_progress(progress: DeltaGenerator, job: state.ImportJob) -> None:
         st.progress(job.fraction, text=f"Importing {names}: {text}")
 
 
-def _data_label(ws: state.Workspace | None) -> None:
+def _data_label(ws: session.Workspace | None) -> None:
     if ws is None:
         st.markdown("**No data loaded.**")
         st.page_link(page_path("import"), label="Upload your logs", icon=":material/upload_file:")
@@ -189,7 +189,7 @@ def _data_label(ws: state.Workspace | None) -> None:
         st.caption(f"Config: {md_text(Path(ws.config_name).name)}")
 
 
-def _filters(ws: state.Workspace) -> None:
+def _filters(ws: session.Workspace) -> None:
     """The filters of this dataset, keyed by its generation (a new dataset starts unfiltered)."""
     options, epoch = ws.options, state.filter_epoch()
     assert options is not None
@@ -197,10 +197,10 @@ def _filters(ws: state.Workspace) -> None:
     if options.first_day is not None:
         st.date_input("Event date (UTC)", value=(options.first_day, options.last_day),
                       min_value=options.first_day, max_value=options.last_day,
-                      key=state.filter_key(ws, "dates", epoch),
+                      key=session.filter_key(ws, "dates", epoch),
                       help="Whole UTC days by event_time; applies to every page.")
-    st.multiselect("Event name", options.event_names, key=state.filter_key(ws, "event_names", epoch),
+    st.multiselect("Event name", options.event_names, key=session.filter_key(ws, "event_names", epoch),
                    placeholder="All event names", help="Exact event_name values from both logs.")
     if options.pixel_ids:
-        st.multiselect("Pixel", options.pixel_ids, key=state.filter_key(ws, "pixel_ids", epoch),
+        st.multiselect("Pixel", options.pixel_ids, key=session.filter_key(ws, "pixel_ids", epoch),
                        placeholder="All Pixels")
