@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 BENCH_ARGS ?=
 
-.PHONY: run test test-spark test-wheel hardening hardening-sessions dist lint sample bench clean
+.PHONY: run test test-golden test-spark test-wheel hardening hardening-sessions dist lint sample bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,6 +34,11 @@ $(VENV)/.spark-stamp: requirements-spark.txt $(VENV)/.dev-stamp
 # match-key tests on a local[2] session.
 test-spark: $(VENV)/.spark-stamp
 	$(BIN)/python -m pytest -m spark tests/test_spark.py tests/test_dedup.py tests/test_timing.py tests/test_match_keys.py
+
+# The golden reports (tests/golden/) on the 100k benchmark logs with DuckDB, and every golden report on
+# Spark local[2]: the figures of the commit before the restructure, held on both engines.
+test-golden: $(VENV)/.spark-stamp
+	$(BIN)/python -m pytest -m golden tests/test_golden.py
 
 # Builds the sdist and wheel, installs the wheel into a fresh venv under the temp folder and runs the
 # installed capi-diag from another folder (tests/test_wheel.py; `make test` leaves these out).

@@ -5,6 +5,8 @@ Exit codes, the same for every command: 0 = the job ran and found nothing at or 
 window not reached in time); 2 = the job could not run because of the user's input or
 configuration, with one line on stderr naming the problem and the fix, never a traceback;
 3 = a bug in capi-diag itself (one line; ``CAPI_DIAG_DEBUG=1`` shows the traceback).
+
+May import: every layer of the package but :mod:`capi_diag.ui` (a front end; nothing imports it).
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@
 
 and a module docstring that says what it measures, why it matters for Meta CAPI, the usual cause of
 a bad value and the fix (the dashboard shows it).
+
+An analysis imports the measures and rules of :mod:`capi_diag.engine`, never another analysis.
+
+May import: core, engine, meta (the error catalogue), io.
 """
 
 from __future__ import annotations

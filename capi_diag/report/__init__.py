@@ -7,6 +7,8 @@ checklist's verdict and explain each number in a sentence with its fix (each ana
 ``explain``), in the analyst's words (:mod:`capi_diag.core.labels`) and one number format
 (:mod:`capi_diag.core.fmt`); the JSON keeps the ids. ``filters`` records what the report was cut to (the
 dashboard's sidebar filters; the CLI's reports are never filtered).
+
+May import: core, engine, diagnostics, verdict (the layers below the report).
 """
 
 from __future__ import annotations

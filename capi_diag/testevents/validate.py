@@ -17,13 +17,13 @@ and on the page (:data:`capi_diag.verdict.promotion.BLIND_SPOT`).
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from capi_diag import diagnostics
 from capi_diag.core.config import Config
 from capi_diag.core.schema import CUSTOM_DATA_KEYS, TOP_LEVEL_FIELDS, USER_DATA_KEYS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
@@ -187,8 +187,10 @@ class _Runner:
         with self.lock:
             ds = Dataset.from_records(server=records, db=self.db).using(config)
             for section in sections:
-                mod = _analysis(section)
-                if mod is None or not hasattr(mod, "failing_rows"):
+                if section not in diagnostics.ORDER:
+                    continue
+                mod = diagnostics.module(section)
+                if not hasattr(mod, "failing_rows"):
                     continue
 
                 def build(mod: Any = mod) -> Any:
@@ -209,12 +211,3 @@ def _runner() -> _Runner:
         if _RUNNER is None:
             _RUNNER = _Runner()
         return _RUNNER
-
-
-def _analysis(section: str):
-    try:
-        return importlib.import_module(f"capi_diag.diagnostics.{section}")
-    except ModuleNotFoundError as e:
-        if e.name != f"capi_diag.diagnostics.{section}":
-            raise
-        return None
