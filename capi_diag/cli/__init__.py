@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from capi_diag import __version__
-from capi_diag.core.errors import CapiDiagError, UsageError
-
-EXIT_OK, EXIT_BAD_RESULT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CapiDiagError, UsageError
 
 REPORT_EXAMPLES = """\
 examples:

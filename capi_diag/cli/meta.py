@@ -27,13 +27,11 @@ from urllib.parse import urlsplit
 
 from capi_diag.cli import testevents
 from capi_diag.core.config import Config
-from capi_diag.core.errors import UsageError
+from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_OK, UsageError
 from capi_diag.meta.client import GraphClient, GraphConfig
 from capi_diag.meta.connect import check_connection, check_pixel_id, format_connect
 from capi_diag.meta.quality import compare, fetch_quality, logs_context, to_markdown, tolerances
 from capi_diag.meta.token import Secret, resolve_token, scrub
-
-EXIT_OK, EXIT_BAD_RESULT = 0, 1
 
 
 def _graph_options(p: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from capi_diag.core.config import Config
-from capi_diag.core.errors import CapiDiagError, UsageError
+from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_OK, CapiDiagError, UsageError
 from capi_diag.meta.client import GraphClient, GraphConfig, SendResult
 from capi_diag.meta.errors import UNEXPECTED, GraphAPIError
 from capi_diag.meta.payload import JOURNEY_STEPS, TestIdentity, build_journey
@@ -46,8 +46,6 @@ from capi_diag.verdict.promotion import (
     Window,
     unclean_reasons,
 )
-
-EXIT_OK, EXIT_BAD_RESULT = 0, 1
 
 CLOCK: Callable[[], float] = time.time
 """The wall clock of the commands (a test seam: tests replace it with a virtual clock)."""
