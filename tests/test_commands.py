@@ -1,7 +1,7 @@
 """send-test / watch / fake-graph over real HTTP against the Graph stand-in on 127.0.0.1.
 
-The commands' clock and sleep are replaced by a virtual clock (``commands.CLOCK``/``SLEEP``), so
-windows of a few seconds run instantly and their moments are exact; the HTTP is real.
+The commands' clock and sleep are replaced by a virtual clock (``capi_diag.testevents.sender.CLOCK``
+and ``SLEEP``), so windows of a few seconds run instantly and their moments are exact; the HTTP is real.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import time
 import httpx
 import pytest
 
-from capi_diag.cli import main, testevents
+from capi_diag.cli import main
 from capi_diag.meta.client import GraphClient, GraphConfig
 from capi_diag.meta.token import Secret
 from capi_diag.standins.fake_server import FakeGraph
+from capi_diag.testevents import sender as sender_module
+from capi_diag.testevents.sender import Sender
 from capi_diag.testevents.store import Store
 from capi_diag.verdict.promotion import BLIND_SPOT, CONTRACT_CHECK, Phase, Window
 from tests.conftest import clean_graph_env
@@ -50,8 +52,8 @@ class VirtualClock:
 @pytest.fixture
 def clock(monkeypatch):
     c = VirtualClock()
-    monkeypatch.setattr(testevents, "CLOCK", c)
-    monkeypatch.setattr(testevents, "SLEEP", c.sleep)
+    monkeypatch.setattr(sender_module, "CLOCK", c)
+    monkeypatch.setattr(sender_module, "SLEEP", c.sleep)
     return c
 
 
@@ -272,8 +274,8 @@ def test_watch_rejects_nonpositive_interval_exit_2(run, clock):
 def test_sender_local_validation_error_blocks_send(env, clock, tmp_path):
     with fake_graph(clock) as fake:
         client = GraphClient(TOKEN, config=GraphConfig(graph_url=fake.url))
-        sender = testevents.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
-                                 secret=Secret(TOKEN, "test"), rng=random.Random(3))
+        sender = Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
+                        secret=Secret(TOKEN, "test"), rng=random.Random(3))
         journey = sender.build(START)
         journey[0]["user_data"]["em"] = ["Mary.Smith@Example.com"]
         sender.build = lambda now: journey
@@ -293,8 +295,8 @@ def test_sender_local_validation_error_blocks_send(env, clock, tmp_path):
 def test_sender_missing_fbp_is_unclean(env, clock):
     with fake_graph(clock) as fake:
         client = GraphClient(TOKEN, config=GraphConfig(graph_url=fake.url))
-        sender = testevents.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
-                                 secret=Secret(TOKEN, "test"), rng=random.Random(3))
+        sender = Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
+                        secret=Secret(TOKEN, "test"), rng=random.Random(3))
         journey = sender.build(START)
         del journey[4]["user_data"]["fbp"]
         sender.build = lambda now: journey
@@ -313,8 +315,8 @@ def test_sender_keeps_the_record_when_sending_fails_inside_capi_diag(env, tmp_pa
 
     with httpx.Client(transport=httpx.MockTransport(explode)) as http:
         client = GraphClient(TOKEN, config=GraphConfig(), http=http)
-        sender = testevents.Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
-                                 secret=Secret(TOKEN, "test"), rng=random.Random(3))
+        sender = Sender(client=client, pixel_id=PIXEL, test_event_code="TEST123",
+                        secret=Secret(TOKEN, "test"), rng=random.Random(3))
         window = Window(window_s=600, interval_s=60)
         window.start(START)
         store = Store(tmp_path / "s.duckdb")

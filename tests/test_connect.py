@@ -14,7 +14,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag.cli import main, testevents
+from capi_diag.cli import main
 from capi_diag.core.errors import UsageError
 from capi_diag.meta.client import GraphClient, GraphConfig, build_get, object_url, parse_get
 from capi_diag.meta.connect import (
@@ -29,6 +29,7 @@ from capi_diag.meta.connect import (
 )
 from capi_diag.standins import fake_quality
 from capi_diag.standins.fake_server import FakeGraph
+from capi_diag.testevents import sender
 from capi_diag.ui.pages import test_events
 from tests.conftest import clean_graph_env
 
@@ -53,8 +54,8 @@ def fake():
 def env(monkeypatch, tmp_path):
     clean_graph_env(monkeypatch, tmp_path)
     clock = [NOW]
-    monkeypatch.setattr(testevents, "CLOCK", lambda: clock[0])
-    monkeypatch.setattr(testevents, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(sender, "CLOCK", lambda: clock[0])
+    monkeypatch.setattr(sender, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
     return monkeypatch
 
 

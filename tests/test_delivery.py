@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from capi_diag.cli import main, testevents
+from capi_diag.cli import main
 from capi_diag.core.config import Config
 from capi_diag.core.errors import IngestError
 from capi_diag.diagnostics import delivery
@@ -21,6 +21,7 @@ from capi_diag.io.ingest import import_logs
 from capi_diag.io.orders import import_extras
 from capi_diag.meta.errors import lookup
 from capi_diag.standins.fake_server import FakeGraph
+from capi_diag.testevents import sender
 from tests.conftest import clean_graph_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,8 +164,8 @@ def test_send_test_send_log_out_is_what_report_reads(monkeypatch, tmp_path, caps
     clean_graph_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CAPI_DIAG_HOME", str(tmp_path / "home"))
     now = [1_800_000_000.0]
-    monkeypatch.setattr(testevents, "CLOCK", lambda: now[0])
-    monkeypatch.setattr(testevents, "SLEEP", lambda s: None)
+    monkeypatch.setattr(sender, "CLOCK", lambda: now[0])
+    monkeypatch.setattr(sender, "SLEEP", lambda s: None)
     token = "tok-secret-123"
     with FakeGraph(token=token, pixel_id="1234567890", now=lambda: now[0]) as fake:
         monkeypatch.setenv("CAPI_GRAPH_URL", fake.url)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from capi_diag.cli import main, testevents
+from capi_diag.cli import main
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
 from capi_diag.engine.db import Database
@@ -44,6 +44,7 @@ from capi_diag.meta.quality import (
 from capi_diag.report import build_report
 from capi_diag.standins import fake_quality
 from capi_diag.standins.fake_server import FakeGraph
+from capi_diag.testevents import sender
 from capi_diag.ui import meta_view, session, state
 from tests.conftest import clean_graph_env
 
@@ -98,8 +99,8 @@ def fake():
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     clean_graph_env(monkeypatch, tmp_path)
-    monkeypatch.setattr(testevents, "CLOCK", lambda: NOW)
-    monkeypatch.setattr(testevents, "SLEEP", lambda s: None)
+    monkeypatch.setattr(sender, "CLOCK", lambda: NOW)
+    monkeypatch.setattr(sender, "SLEEP", lambda s: None)
     monkeypatch.setenv("CAPI_ACCESS_TOKEN", TOKEN)
     return monkeypatch
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from capi_diag.cli import main, testevents
+from capi_diag.cli import main
 from capi_diag.engine.db import Database
 from capi_diag.meta.token import Secret, resolve_token, scrub
 from capi_diag.standins.fake_server import FakeGraph
+from capi_diag.testevents import sender
 from capi_diag.testevents.store import Store
 from tests.conftest import clean_graph_env
 
@@ -24,8 +25,8 @@ PIXEL = "1234567890"
 def env(monkeypatch, tmp_path):
     clean_graph_env(monkeypatch, tmp_path)
     clock = [1_800_000_000.0]
-    monkeypatch.setattr(testevents, "CLOCK", lambda: clock[0])
-    monkeypatch.setattr(testevents, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(sender, "CLOCK", lambda: clock[0])
+    monkeypatch.setattr(sender, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
     return monkeypatch
 
 
@@ -76,7 +77,7 @@ def test_token_sentinel_never_leaves_the_authorization_header(env, tmp_path, cap
     history = Store(db).sends()
     assert len(history) >= 5
     assert SENTINEL not in json.dumps([vars(r) for r in history], default=str)
-    reports = "\n".join("\n".join(testevents.format_send(_as_sent(r))) for r in history)
+    reports = "\n".join("\n".join(sender.format_send(_as_sent(r))) for r in history)
     assert SENTINEL not in reports
     assert recorded, "the stand-in recorded nothing"
     assert all(SENTINEL not in r["path"] for r in recorded)
@@ -85,9 +86,9 @@ def test_token_sentinel_never_leaves_the_authorization_header(env, tmp_path, cap
 
 
 def _as_sent(record):
-    """A stored record shaped for :func:`commands.format_send` (the report printed for a send)."""
+    """A stored record shaped for :func:`capi_diag.testevents.sender.format_send` (the report printed for a send)."""
     from capi_diag.testevents.validate import Validation
-    return testevents.Sent(record=record, events=[], validation=Validation(), result=None)
+    return sender.Sent(record=record, events=[], validation=Validation(), result=None)
 
 
 def test_secret_repr_and_format_hide_the_token():

@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from capi_diag import __version__
-from capi_diag.core.errors import CapiDiagError, UsageError
-
-EXIT_OK, EXIT_BAD_RESULT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CapiDiagError, UsageError
 
 REPORT_EXAMPLES = """\
 examples:
@@ -232,12 +230,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _add_graph_commands(sub: argparse._SubParsersAction) -> None:
-    import importlib
-    import importlib.util
+    """The commands that talk to the Graph API: Test Events (``send-test``, ``watch``, ``fake-graph``),
+    then Meta's side (``connect``, ``meta-quality``)."""
+    from capi_diag.cli import meta, testevents
 
-    if importlib.util.find_spec("capi_diag.cli.testevents") is None:
-        return  # the Test Events commands land with their own issue
-    importlib.import_module("capi_diag.cli.testevents").add_parsers(sub)
+    testevents.add_parsers(sub)
+    meta.add_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

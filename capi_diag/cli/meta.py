@@ -25,15 +25,13 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from capi_diag.cli import testevents
 from capi_diag.core.config import Config
-from capi_diag.core.errors import UsageError
+from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_OK, UsageError
 from capi_diag.meta.client import GraphClient, GraphConfig
 from capi_diag.meta.connect import check_connection, check_pixel_id, format_connect
 from capi_diag.meta.quality import compare, fetch_quality, logs_context, to_markdown, tolerances
 from capi_diag.meta.token import Secret, resolve_token, scrub
-
-EXIT_OK, EXIT_BAD_RESULT = 0, 1
+from capi_diag.testevents.sender import emit, now, sleep
 
 
 def _graph_options(p: argparse.ArgumentParser) -> None:
@@ -45,7 +43,7 @@ def _graph_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add ``connect`` and ``meta-quality`` to the CLI (called by :func:`commands.add_parsers`)."""
+    """Add ``connect`` and ``meta-quality`` to the CLI (called by :mod:`capi_diag.cli`)."""
     c = sub.add_parser("connect", help="check that the token works for a Pixel and show the Pixel's name")
     _graph_options(c)
     c.set_defaults(func=cmd_connect)
@@ -70,7 +68,7 @@ def _client(args: argparse.Namespace) -> tuple[GraphClient, Secret]:
     secret = resolve_token()
     graph = GraphConfig.from_env(os.environ, graph_url=args.graph_url, api_version=args.api_version,
                                  max_retries=args.max_retries)
-    return GraphClient(secret.reveal(), config=graph, sleep=testevents._sleep, clock=testevents._now), secret
+    return GraphClient(secret.reveal(), config=graph, sleep=sleep, clock=now), secret
 
 
 def _host(config: GraphConfig) -> str:
@@ -88,12 +86,12 @@ def cmd_connect(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if result.refused and result.error is not None:
         raise result.error  # one line on stderr with the catalogue's fix, exit 2
     graph = f"{_host(client.config)} {client.config.api_version}"
-    testevents._emit(format_connect(result, graph=graph, token_source=secret.source), out, secret)
+    emit(format_connect(result, graph=graph, token_source=secret.source), out, secret)
     if not result.connected:
         for a in result.attempts:
             answer = f"HTTP {a.status_code}" if a.status_code is not None else "no answer"
-            testevents._emit([f"  attempt {a.number}: {answer}: {a.outcome}"
-                            + (f" ({a.detail})" if a.detail else "")], out, secret)
+            emit([f"  attempt {a.number}: {answer}: {a.outcome}" + (f" ({a.detail})" if a.detail else "")],
+                 out, secret)
         return EXIT_BAD_RESULT
     if result.pixel is not None and result.pixel.is_unavailable:
         return EXIT_BAD_RESULT
@@ -126,15 +124,15 @@ def cmd_meta_quality(args: argparse.Namespace, out: TextIO | None = None) -> int
             raise fetched.error
         lines = [f"meta-quality: no answer from Meta for dataset {pixel}: {fetched.error.entry.title}.",
                  f"  fix: {fetched.error.fix}", *(f"  note: {f}" for f in fetched.findings)]
-        testevents._emit(lines, sys.stderr, secret)
+        emit(lines, sys.stderr, secret)
         return EXIT_BAD_RESULT
     assert fetched.quality is not None
     report, context = _report(args, config) if args.browser else (None, None)
-    now = testevents._now()
-    comparison = compare(fetched.quality, report, context=context, tolerances=tol, now=now)
+    fetched_at = now()
+    comparison = compare(fetched.quality, report, context=context, tolerances=tol, now=fetched_at)
     comparison.source = {
         "graph_url": _host(client.config), "api_version": client.config.api_version,
-        "fetched_at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds"),
+        "fetched_at": dt.datetime.fromtimestamp(fetched_at, dt.UTC).isoformat(timespec="seconds"),
     }
     doc = scrub(comparison.as_dict(), secret)
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n" if args.format == "json" else to_markdown(doc)

@@ -28,7 +28,7 @@ import threading
 from types import FrameType
 
 from capi_diag.core import resources
-from capi_diag.core.errors import CapiDiagError, UsageError
+from capi_diag.core.errors import EXIT_OK, CapiDiagError, UsageError
 
 DEFAULT_PORT = 8501
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -133,7 +133,7 @@ def _run(cmd: list[str]) -> int:
             proc.wait()
     if stopping.is_set() or code == 0:
         print("capi-diag dashboard stopped", flush=True)
-        return 0
+        return EXIT_OK
     raise ServeError(f"the dashboard stopped on its own with exit status {code}; its messages are above.")
 
 

@@ -1,19 +1,31 @@
-"""One error family for capi-diag.
+"""One error family for capi-diag, and the exit codes every command shares.
 
 Every error the user can cause carries a short ``title`` and a ``message`` that names the input
 (file, column, row, endpoint), what was found and what to do. Problems *in the data* are findings
-in results, never exceptions. The CLI prints ``str(error)`` as one line on stderr and exits 2; the UI
-shows it with ``st.error``.
+in results, never exceptions. The CLI prints ``str(error)`` as one line on stderr and exits with the
+error's ``exit_code`` (:data:`EXIT_USAGE` unless the error says otherwise); the UI shows it with
+``st.error``.
 """
 
 from __future__ import annotations
+
+EXIT_OK = 0
+"""The job ran and found nothing at or above the bar (``send-test``: accepted; ``watch``: ready)."""
+EXIT_BAD_RESULT = 1
+"""The job ran and the result is bad: checklist failures, Meta rejected a payload, a promotion window
+not reached in time, figures beyond their tolerance, Meta's answer not obtained after the retries."""
+EXIT_USAGE = 2
+"""The job could not run because of the user's input or configuration (or Meta refused the token, the
+Pixel or a permission): one line on stderr naming the problem and the fix, never a traceback."""
+EXIT_INTERNAL = 3
+"""A bug in capi-diag itself: one line on stderr (``CAPI_DIAG_DEBUG=1`` shows the traceback)."""
 
 
 class CapiDiagError(Exception):
     """Base class: a problem with the user's input or configuration."""
 
     title = "capi-diag error"
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, *, title: str | None = None) -> None:
         super().__init__(message)

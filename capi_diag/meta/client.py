@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -309,6 +309,9 @@ def _should_retry(status: int | None, error: GraphAPIError | None) -> bool:
     return code in RETRYABLE_CODES or (status is not None and status >= 500)
 
 
+_Result = TypeVar("_Result", SendResult, GetResult)
+
+
 class GraphClient:
     """Sends events to one Graph API host. Create once, call :meth:`send` many times, then
     :meth:`close` (or use it as a context manager). ``repr()`` never shows the token."""
@@ -383,30 +386,7 @@ class GraphClient:
         request = build_request(self.config, self._token, pixel_id, events, test_event_code)
         endpoint = events_url(self.config, pixel_id)
         redact = (self._token,)
-        attempts: list[Attempt] = []
-        number = 0
-        while True:
-            number += 1
-            at = self._clock()
-            result, status, detail, retry_after = self._attempt(request, len(events), endpoint, redact)
-            err = result.error
-            retry = err is not None and _should_retry(status, err) and number <= self.config.max_retries
-            if err is None:
-                attempts.append(Attempt(number, at, status, None, None, "ok", 0.0, detail))
-                result.attempts = attempts
-                return result
-            wait = self.backoff(number, retry_after) if retry else 0.0
-            attempts.append(Attempt(number, at, status, err.code, err.error_subcode,
-                                    "retry" if retry else "error", wait, detail))
-            if not retry:
-                if err.retryable and number > self.config.max_retries:
-                    result.findings.append(
-                        f"Gave up after {number} attempts ({self.config.max_retries} retries): "
-                        f"{err.entry.title}."
-                    )
-                result.attempts = attempts
-                return result
-            self._sleep(wait)
+        return self._with_retries(lambda: self._post_attempt(request, len(events), endpoint, redact))
 
     def get(self, path: str, params: Mapping[str, str]) -> GetResult:
         """``GET {graph_url}/{version}/{path}?{params}``, retrying transient failures like :meth:`send`
@@ -414,12 +394,22 @@ class GraphClient:
         request = build_get(self.config, self._token, path, params)
         endpoint = object_url(self.config, path)
         redact = (self._token,)
+        return self._with_retries(lambda: self._get_attempt(request, endpoint, redact))
+
+    def _with_retries(self, attempt: Callable[[], tuple[_Result, int | None, str, float | None]]) -> _Result:
+        """Run ``attempt`` until it succeeds or fails for good, recording every attempt in the result.
+
+        ``attempt`` makes one request and returns ``(result, status, detail, retry_after)``. A failure is
+        retried while :func:`_should_retry` allows and retries remain, after :meth:`backoff`; a retryable
+        failure that outlasts the retries gets a "Gave up" finding, so the reader knows it was not Meta's
+        final word. POST and GET share this loop so that both retry, wait and record alike.
+        """
         attempts: list[Attempt] = []
         number = 0
         while True:
             number += 1
             at = self._clock()
-            result, status, detail, retry_after = self._get_attempt(request, endpoint, redact)
+            result, status, detail, retry_after = attempt()
             err = result.error
             if err is None:
                 attempts.append(Attempt(number, at, status, None, None, "ok", 0.0, detail))
@@ -441,7 +431,7 @@ class GraphClient:
                   method: str) -> tuple[int | None, Any, float | None, GraphAPIError | None, str]:
         """Send one request: ``(status, body, retry_after, None, "")``, or, when no HTTP answer came
         back, ``(None, None, None, error, detail)`` (timeouts and connection failures are retried by
-        the callers; other request errors are not worth retrying)."""
+        :meth:`_with_retries`; other request errors are not worth retrying)."""
         started = time.monotonic()
         try:
             response = self._http.send(request, follow_redirects=False, stream=True)
@@ -493,7 +483,7 @@ class GraphClient:
         result = parse_get(status, body, endpoint=endpoint, redact=redact)
         return result, status, _attempt_detail(status, result.error, f"HTTP {status}"), retry_after
 
-    def _attempt(
+    def _post_attempt(
         self, request: httpx.Request, n_events: int, endpoint: str, redact: tuple[str, ...]
     ) -> tuple[SendResult, int | None, str, float | None]:
         status, body, retry_after, err, detail = self._exchange(request, endpoint, redact, "POST")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from capi_diag.core.errors import CapiDiagError
+from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_USAGE, CapiDiagError
 
 Kind = Literal["config", "payload", "transient", "permission"]
 
@@ -265,7 +265,7 @@ class GraphAPIError(CapiDiagError):
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]
-        return 2 if self.entry.kind in ("config", "permission") else 1
+        return EXIT_USAGE if self.entry.kind in ("config", "permission") else EXIT_BAD_RESULT
 
     @property
     def retryable(self) -> bool:

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from capi_diag.cli import main, testevents
+from capi_diag.cli import main
 from capi_diag.standins.fake_server import FAULTS, FakeGraph
+from capi_diag.testevents import sender
 from capi_diag.testevents.store import Store
 from tests.conftest import clean_graph_env
 from tests.hardening.figures import record
@@ -42,8 +43,8 @@ RESULTS: dict[str, dict] = {}
 def env(monkeypatch, tmp_path):
     clean_graph_env(monkeypatch, tmp_path)
     clock = [1_800_000_000.0]
-    monkeypatch.setattr(testevents, "CLOCK", lambda: clock[0])
-    monkeypatch.setattr(testevents, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(sender, "CLOCK", lambda: clock[0])
+    monkeypatch.setattr(sender, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
     monkeypatch.setenv("CAPI_ACCESS_TOKEN", TOKEN)
     return monkeypatch
 

@@ -33,10 +33,11 @@ from pathlib import Path
 
 import pytest
 
-from capi_diag.cli import main, testevents
+from capi_diag.cli import main
 from capi_diag.engine.db import Database
 from capi_diag.standins import fake_quality
 from capi_diag.standins.fake_server import FakeGraph
+from capi_diag.testevents import sender
 from tests.conftest import clean_graph_env
 from tests.hardening.figures import record
 from tests.hardening.serving import ROOT, free_port
@@ -337,8 +338,8 @@ def test_sentinel_token_only_in_the_authorization_header(command: str, input_nam
     clean_graph_env(monkeypatch, tmp_path)
     monkeypatch.setenv("CAPI_ACCESS_TOKEN", SENTINEL)
     clock = [1_800_000_000.0]
-    monkeypatch.setattr(testevents, "CLOCK", lambda: clock[0])
-    monkeypatch.setattr(testevents, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(sender, "CLOCK", lambda: clock[0])
+    monkeypatch.setattr(sender, "SLEEP", lambda s: clock.__setitem__(0, clock[0] + s))
     logs = INPUTS[input_name](_inputs_dir(tmp_path))
     with _all_logging() as logged:
         run = CASES[command](monkeypatch, tmp_path, logs)

@@ -1,6 +1,6 @@
 """Test Events: send complete test journeys to Meta and watch the ten-minute promotion window.
 
-The page is a thin front end over :class:`capi_diag.cli.testevents.Sender` (the same sender as the
+The page is a thin front end over :class:`capi_diag.testevents.sender.Sender` (the same sender as the
 ``send-test`` and ``watch`` commands) and :class:`capi_diag.verdict.promotion.Window`.
 
 * The Graph URL comes only from configuration (``CAPI_GRAPH_URL``), never from this page.
@@ -30,11 +30,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from capi_diag.cli.testevents import Sender, Sent
 from capi_diag.core.errors import CapiDiagError
 from capi_diag.meta.client import GraphClient, GraphConfig
 from capi_diag.meta.payload import TestIdentity, request_body
 from capi_diag.meta.token import Secret, configured_token, resolve_token
+from capi_diag.testevents.sender import Sender, Sent
 from capi_diag.testevents.store import SendRecord, Store, new_session_id, session_path
 from capi_diag.ui import meta_view
 from capi_diag.verdict.promotion import BLIND_SPOT, READY_ADVICE, Phase, Window
