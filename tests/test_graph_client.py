@@ -482,7 +482,7 @@ def test_catalogue_retryable_exactly_the_documented_transient_codes():
     assert retryable == {1, 2, 4, 17, 32, 341, 613}
 
 
-# Meta's real bodies (capi-examples §C) parse into the right entry.
+# Meta's real bodies (docs/meta-examples.md §C) parse into the right entry.
 EXAMPLE_BODIES = [
     (400, json.dumps({"error": {
         "message": "Invalid parameter", "type": "OAuthException", "code": 100, "error_subcode": 2804003,

@@ -141,7 +141,7 @@ def test_quality_params_request_every_section_and_subfield():
     assert web["data_freshness"] == {"upload_frequency": None, "description": None}
 
 
-DOC_BODY = {"web": [  # capi-examples.md §D, one entry per documented section
+DOC_BODY = {"web": [  # docs/meta-examples.md §D, one entry per documented section
     {"event_match_quality": {"composite_score": 6.2, "match_key_feedback": [
         {"identifier": "user_agent", "coverage": {"percentage": 100}},
         {"identifier": "external_id", "coverage": {"percentage": 100}}]}, "event_name": "pLTVPurchase"},

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from capi_diag.core.normalize import FIELDS, UnknownFieldError, explain_invalid, hash_value, is_hashed, normalize
 
-# capi-examples §E1: Meta's own examples (DOC-CIP), with the hashes Meta publishes.
+# docs/meta-examples.md §E1: Meta's own examples (DOC-CIP), with the hashes Meta publishes.
 META_EXAMPLES = [
     ("em", "John_Smith@gmail.com", None, "john_smith@gmail.com",
      "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"),
@@ -36,7 +36,7 @@ def test_hash_value_meta_published_examples_match_meta_hashes(field, raw, region
     assert explain_invalid(field, raw, region=region) is None
 
 
-# capi-examples §E2: inputs where the Python SDK and capi-param-builder disagree; the expected value
+# docs/meta-examples.md §E2: inputs where the Python SDK and capi-param-builder disagree; the expected value
 # is Meta's documented rule (docs win), as each field's docstring explains.
 SDK_TABLE = [
     ("ph", "+1 (650) 555-1212", None, "16505551212"),        # both SDKs agree

@@ -319,21 +319,25 @@ def test_state_demo_workspace_names_files_by_name_only() -> None:
         ws.close()
 
 
-# -- the README's commands -----------------------------------------------------------------------------
+# -- the documented commands (README.md and docs/*.md) ----------------------------------------------------
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+CLI_PAGE = ROOT / "docs" / "cli.md"
 
 
-def _readme_section(heading: str) -> str:
-    start = README.index(f"\n{heading}\n")
-    end = README.find("\n## ", start + 1)
-    nxt = README.find("\n### ", start + 1)
-    return README[start:min(x for x in (end, nxt) if x != -1)]
+def _page_section(page: Path, heading: str) -> str:
+    text = page.read_text(encoding="utf-8")
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + 1)
+    nxt = text.find("\n### ", start + 1)
+    return text[start:min(x for x in (end, nxt) if x != -1)]
 
 
 def test_readme_capi_diag_commands_parse() -> None:
-    """Every concrete ``capi-diag ...`` line of the README (not the synopses) is a valid command line."""
-    code = "\n".join(re.findall(r"^```(?:sh|yaml)\n(.*?)^```", README, re.M | re.S))
+    """Every concrete ``capi-diag ...`` line of the README and docs/*.md (not the synopses) is a valid command line."""
+    code = "\n".join(block for page in DOC_PAGES
+                     for block in re.findall(r"^```(?:sh|yaml)\n(.*?)^```", page.read_text(encoding="utf-8"),
+                                             re.M | re.S))
     lines = re.findall(r"^\s*(?:run: )?capi-diag (.+)$", code, re.M)
     checked = 0
     for rest in lines:
@@ -350,7 +354,7 @@ def test_readme_capi_diag_commands_parse() -> None:
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed (apt-get install jq)")
 def test_readme_jq_examples_run_on_a_real_report(tmp_path: Path) -> None:
-    block = re.search(r"```sh\n(.*?)```", _readme_section("### Reading the JSON report with jq"), re.S)
+    block = re.search(r"```sh\n(.*?)```", _page_section(CLI_PAGE, "### Reading the JSON report with jq"), re.S)
     assert block
     commands = [line.split("   #")[0].strip() for line in block[1].splitlines() if line.startswith("jq ")]
     assert len(commands) >= 8
@@ -369,4 +373,4 @@ def test_readme_jq_examples_run_on_a_real_report(tmp_path: Path) -> None:
     assert counts == {s: [i["status"] for i in report["checklist"]].count(s) for s in counts}
     assert sum(counts.values()) == len(report["checklist"])
     assert json.loads(outputs[commands[3]])["pairing_rate"] == report["dedup"]["pairing_rate"]
-    assert "null" not in outputs[commands[3]] + outputs[commands[6]], "a key in the README's jq does not exist"
+    assert "null" not in outputs[commands[3]] + outputs[commands[6]], "a key in docs/cli.md's jq does not exist"

@@ -278,7 +278,7 @@ def test_sample_defects_all_present_in_demo_manifest():
 def test_committed_data_is_what_make_sample_writes(tmp_path):
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     args = re.search(r"capi_diag sample --out data --sessions (\d+) --seed (\d+)\s*$", makefile, re.M)
-    assert args, "the Makefile's sample target changed: keep it, this test and the README in sync"
+    assert args, "the Makefile's sample target changed: keep it, this test and docs/demo-data.md in sync"
     paths = sample.write_sample(tmp_path, sessions=int(args[1]), seed=int(args[2]))
     committed = [ROOT / "data" / p.name for p in paths]
     assert _digest(paths) == _digest(committed), "data/ is stale: run `make sample` and commit data/"
@@ -286,10 +286,10 @@ def test_committed_data_is_what_make_sample_writes(tmp_path):
 
 
 def test_docs_sample_table_lists_every_rate():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "demo-data.md").read_text(encoding="utf-8")
     for r in sample.MIX:
         row = re.search(rf"^\| `{r.name}` \| ([0-9.]+) ?% \|", text, re.M)
-        assert row, f"README.md (Demo data) lacks a row for {r.name}"
+        assert row, f"docs/demo-data.md lacks a row for {r.name}"
         assert float(row[1]) == pytest.approx(r.rate * 100), r.name
 
 

@@ -3,8 +3,8 @@
 Meta matches server events to accounts by comparing SHA-256 hashes, so a value that is normalized
 differently from the way Meta normalizes its own data (``Mary-Ann`` vs ``maryann``, ``(650)555-1212``
 without the country code) hashes to something that never matches, silently. This module follows
-Meta's *documented* rules (capi-facts §4.1, the customer-information-parameters page). Where Meta's
-own SDKs disagree with each other or with the docs (facts §4.3), the docs win, and each field's
+Meta's *documented* rules (docs/facts.md §4.1, the customer-information-parameters page). Where Meta's
+own SDKs disagree with each other or with the docs (docs/facts.md §4.3), the docs win, and each field's
 function says what the Python SDK (``normalize.py``) and the newer Node SDK / capi-param-builder do
 differently, so a diagnostics user can tell why their SDK's hash differs.
 
@@ -47,7 +47,7 @@ FIELDS: tuple[str, ...] = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp",
 recommended hashed, the others are required hashed)."""
 
 SHA256_RE = re.compile(r"\A([0-9A-Fa-f]{64})(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
-"""A SHA-256 hex digest, optionally with a capi-param-builder appendix (2 or 8 chars, facts §4.3)."""
+"""A SHA-256 hex digest, optionally with a capi-param-builder appendix (2 or 8 chars, docs/facts.md §4.3)."""
 
 _MD5_RE = re.compile(r"\A[0-9A-Fa-f]{32}\Z")
 _EMAIL_RE = re.compile(r"\A[^@\s]+@[^@\s.]+(\.[^@\s.]+)+\Z")

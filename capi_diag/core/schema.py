@@ -61,7 +61,7 @@ USER_DATA_KEYS: tuple[str, ...] = (
     "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id",
     "lead_id", "anon_id", "madid",
 )
-"""Every ``user_data`` key of Meta's customer-information parameters (facts §4)."""
+"""Every ``user_data`` key of Meta's customer-information parameters (docs/facts.md §4)."""
 
 HASHED_KEYS: tuple[str, ...] = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country")
 """Keys Meta requires SHA-256 hashed (``external_id`` is recommended hashed, not required)."""

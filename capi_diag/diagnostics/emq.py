@@ -4,7 +4,7 @@ What it measures: an **estimate** (0–10) of Meta's Event Match Quality for the
 events (all server rows when the log has no ``action_source`` column), overall and per event name,
 with a ``band`` label and ``priorities``: the fields sorted by how much the estimate would gain if
 every scored row carried a valid value, each with the concrete fix. It is an estimate, not Meta's
-score: Meta publishes no formula and no weights (facts §6), so the model below is ours, kept in one
+score: Meta publishes no formula and no weights (docs/facts.md §6), so the model below is ours, kept in one
 place (:data:`WEIGHTS`) so that anyone can read and challenge it.
 
 The model: each match key ``f`` has a weight ``w_f`` in (0, 1), read as "the chance that this key
@@ -87,7 +87,7 @@ BANDS: tuple[tuple[float, str], ...] = ((8.0, "Great"), (6.0, "Good"), (4.0, "OK
 """``(lower bound, label)``, highest first. Unofficial: Meta publishes no band thresholds."""
 
 DEFAULTS: dict[str, Any] = {"target": 6.0}
-"""``target``: the estimate Meta recommends reaching (6.0, facts §6); rows below it are listed by
+"""``target``: the estimate Meta recommends reaching (6.0, docs/facts.md §6); rows below it are listed by
 :func:`failing_rows` and ``meets_target`` compares the overall estimate with it."""
 
 NOTE = ("An estimate from a published, transparent model (weights in the emq module and README): Meta "

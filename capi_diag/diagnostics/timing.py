@@ -30,7 +30,7 @@ server time taken at send time instead of the action's time: pass the browser's 
 event; batch jobs replaying old events: send in real time and drop events older than 7 days.
 
 Beyond the contract, ``meta_keeps_browser`` / ``meta_keeps_server`` estimate which copy Meta keeps
-for each paired key (facts §3): the first received, except that the browser copy wins when both
+for each paired key (docs/facts.md §3): the first received, except that the browser copy wins when both
 arrive within ``browser_preference_s`` (300 s). Arrival is estimated as the browser ``event_time``
 (the Pixel sends at once) and the server ``sent_at`` of the earliest server row, else its
 ``event_time``.
@@ -64,13 +64,13 @@ DEFAULTS: dict[str, Any] = {
     "examples": 20,
 }
 """``skew_threshold_s``: absolute skew above which a paired key is flagged (5 min, Meta's
-browser-preference window); ``stale_s``: Meta's 7-day limit (facts §2); ``future_s``: tolerated
+browser-preference window); ``stale_s``: Meta's 7-day limit (docs/facts.md §2); ``future_s``: tolerated
 future offset (RudderStack's 1 minute; Meta documents none); ``hour_tolerance_s``: distance from a
 whole hour still counted as ``skew_whole_hours`` (under 1,800); ``browser_preference_s``: Meta
-prefers the browser copy when both arrive within this (facts §3); ``examples``: rows per finding."""
+prefers the browser copy when both arrive within this (docs/facts.md §3); ``examples``: rows per finding."""
 
 DELAY_OK_S = 3_600
-"""Meta: send events as soon as possible, ideally within 1 hour (facts §2)."""
+"""Meta: send events as soon as possible, ideally within 1 hour (docs/facts.md §2)."""
 MAX_HOUR_OFFSET = 14
 """Time zones span UTC-12 to UTC+14: whole-hour skews beyond 14 h are not read as a zone bug."""
 

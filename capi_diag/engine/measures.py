@@ -63,7 +63,7 @@ DEDUP_DEFAULTS: dict[str, Any] = {
     "probable_window_s": 60,
     "examples": 20,
 }
-"""``window_s``: Meta's dedup window (48 h, facts §3); ``probable_window_s``: how far apart (inclusive)
+"""``window_s``: Meta's dedup window (48 h, docs/facts.md §3); ``probable_window_s``: how far apart (inclusive)
 the earliest rows of a server-only and a browser-only key with the same name and ``fbp`` may be to
 call them the same action with two ids; ``examples``: example keys kept per category."""
 

@@ -1,6 +1,6 @@
 """Value rules for ``user_data`` match keys, each written once as an Ibis expression builder.
 
-Every format and hashing rule of Meta's customer-information parameters (facts §4) lives here, as a
+Every format and hashing rule of Meta's customer-information parameters (docs/facts.md §4) lives here, as a
 function from an Ibis string expression (one value) to a boolean expression. The ``match_keys`` and
 ``emq`` analyses, the ``contract`` check ``insufficient_user_data``, the dashboard and the Test Events
 sender's local validation all read these functions, so a rule means the same thing everywhere.
@@ -68,7 +68,7 @@ CONTEXT_FIELDS: tuple[str, ...] = ("fbp", "fbc", "client_ip_address", "client_us
 ROW_COLUMNS: tuple[str, ...] = ("source_file", "file_index", "line", "event_name", "event_id")
 
 APPENDIX_TOKENS: tuple[str, ...] = ("AQ", "Ag", "Aw", "BA", "BQ", "Bg")
-"""Legacy 2-character parameter-builder appendices (language tokens PHP..client JS, facts §4.3)."""
+"""Legacy 2-character parameter-builder appendices (language tokens PHP..client JS, docs/facts.md §4.3)."""
 APPENDIX = r"(?:AQ|Ag|Aw|BA|BQ|Bg|[A-Za-z0-9_-]{8})"
 """A parameter-builder appendix: a known 2-character token or 8 URL-safe base64 characters."""
 

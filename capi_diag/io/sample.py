@@ -1171,7 +1171,7 @@ _ERROR_BODIES = {
                                    "are not hashed are automatically rejected by Facebook."},
     "throttle": {"message": "User request limit reached", "type": "OAuthException", "code": 17},
 }
-"""Meta's own error bodies (reference/capi-examples.md C2, C3, C7 and the throttling body), the
+"""Meta's own error bodies (docs/meta-examples.md §C2, §C3, §C7 and the throttling body of §C9), the
 ``fbtrace_id`` added per request."""
 COMMA_MESSAGE = ("The value parameter of a Purchase event is not a number (use a dot as decimal separator); "
                  "the event was received without a value.")

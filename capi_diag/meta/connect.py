@@ -3,7 +3,7 @@
 Before any live traffic the analyst must know two things: that Meta accepts the token for the Pixel,
 and that the Pixel is the production one, not an agency sandbox. One read answers both:
 ``GET {graph_url}/{version}/{pixel_id}?fields=id,name,last_fired_time,is_unavailable`` with the token
-in the ``Authorization`` header only (facts §5). On success the result carries the Pixel's name and id
+in the ``Authorization`` header only (docs/facts.md §5). On success the result carries the Pixel's name and id
 (``Connected to Pixel <name> (<id>)``), when it last fired and whether Meta marks it unavailable. On a
 refusal it carries the error catalogue's meaning and fix: 190 with its subcode (token invalid,
 expired...), 100/33 (wrong Pixel ID, or the token's system user lacks the asset), 10 and 200-299

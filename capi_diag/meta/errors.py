@@ -1,7 +1,7 @@
 """Graph API errors: the catalogue of codes Meta returns for ``/{pixel_id}/events`` and a typed error.
 
 Meta answers a rejected Conversions API request with ``{"error": {"message", "type", "code",
-"error_subcode", "error_user_title", "error_user_msg", "fbtrace_id", "is_transient"}}`` (facts §5).
+"error_subcode", "error_user_title", "error_user_msg", "fbtrace_id", "is_transient"}}`` (docs/facts.md §5).
 The code/subcode pair says what went wrong; the user title and message are localized to the
 request's locale, so the catalogue, not Meta's text, is what tells the user what it means, how to
 fix it, and whether retrying can help.
@@ -26,7 +26,7 @@ from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_USAGE, CapiDiagError
 Kind = Literal["config", "payload", "transient", "permission"]
 
 RETRYABLE_CODES: frozenset[int] = frozenset({1, 2, 4, 17, 32, 341, 613})
-"""Meta error codes worth retrying (facts §5 retry policy); HTTP 5xx, timeouts and connection errors
+"""Meta error codes worth retrying (docs/facts.md §5 retry policy); HTTP 5xx, timeouts and connection errors
 are retried too. 100, 190, 10 and 200-299 never are."""
 
 
@@ -163,7 +163,7 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
     _e(2, None, "Service temporarily unavailable", "Meta's service is temporarily unavailable.",
        "Retry with backoff.", "transient"),
 )
-"""Every documented error a CAPI sender can meet (facts §5 table)."""
+"""Every documented error a CAPI sender can meet (docs/facts.md §5 table)."""
 
 HTTP_5XX = _e(None, None, "Meta server error",
               "Graph API answered with an HTTP 5xx status: a problem on Meta's side.",

@@ -24,7 +24,7 @@ from capi_diag.core.errors import CapiDiagError
 from capi_diag.core.normalize import explain_invalid, hash_value, normalize
 
 MAX_EVENTS = 1000
-"""Meta's cap on events in one request's ``data`` (facts §2)."""
+"""Meta's cap on events in one request's ``data`` (docs/facts.md §2)."""
 
 JOURNEY_STEPS: tuple[str, ...] = ("PageView", "ViewContent", "AddToCart", "InitiateCheckout", "Purchase")
 
@@ -60,7 +60,7 @@ class TestIdentity:
 
     The default is a fictitious US shopper: an ``example.com`` address (a domain reserved for
     documentation, RFC 2606), a 555-01xx phone number (reserved for fiction), Menlo Park, CA. Meta
-    advises sending your *own* identity in test events if you want them matched (facts §6), so
+    advises sending your *own* identity in test events if you want them matched (docs/facts.md §6), so
     override it for match-quality tests.
     """
 
@@ -78,7 +78,7 @@ class TestIdentity:
 
 
 def new_fbp(now_ms: int, rng: random.Random) -> str:
-    """A browser ID in the documented format ``fb.1.<creation time ms>.<random number>`` (facts §4.4);
+    """A browser ID in the documented format ``fb.1.<creation time ms>.<random number>`` (docs/facts.md §4.4);
     subdomain index ``1`` as Meta advises for values generated server-side. The random part is a
     10-digit number like the Pixel's."""
     if now_ms < 10**12 or now_ms >= 10**13:
@@ -87,7 +87,7 @@ def new_fbp(now_ms: int, rng: random.Random) -> str:
 
 
 def fbc_from_fbclid(fbclid: str, now_ms: int) -> str:
-    """A click ID ``fb.1.<ms when the click was seen>.<fbclid>`` (facts §4.4). The fbclid is case
+    """A click ID ``fb.1.<ms when the click was seen>.<fbclid>`` (docs/facts.md §4.4). The fbclid is case
     sensitive and is kept exactly as given; one with characters outside ``A-Za-z0-9_-`` is refused
     rather than altered."""
     if not isinstance(fbclid, str) or not _FBCLID_RE.match(fbclid):

@@ -1,7 +1,7 @@
 """Meta's own numbers beside ours: the Dataset Quality API, and a comparison with the report's figures.
 
-No log analysis can say what Meta itself sees. The Dataset Quality API does (facts §3, §6, §8;
-examples §D): ``GET {graph_url}/{version}/dataset_quality?dataset_id=ID&fields=web{...}`` answers per
+No log analysis can say what Meta itself sees. The Dataset Quality API does (docs/facts.md §3, §6, §8;
+docs/meta-examples.md §D): ``GET {graph_url}/{version}/dataset_quality?dataset_id=ID&fields=web{...}`` answers per
 event name with Event Match Quality (``composite_score``, ``match_key_feedback`` per identifier with
 its coverage and ACR uplift, ``diagnostics``), ``event_coverage``, ``dedupe_key_feedback`` (the
 field table also spells it ``dedup_key_feedback``: both are read), ``data_freshness``, ``acr`` and
@@ -82,7 +82,7 @@ DEFAULTS: dict[str, Any] = {
 * ``freshness_steps``: buckets of the ordered scale real_time < hourly < daily < weekly.
 * ``freshness_*_max_s``: the median delivery delay (seconds, ``timing.delivery_delay_p50_s``) up to
   which the logs count as real_time / hourly / daily, beyond which weekly. Meta does not publish its
-  bucket bounds (facts §8); these are capi-diag's: 15 minutes, 6 hours, 2 days.
+  bucket bounds (docs/facts.md §8); these are capi-diag's: 15 minutes, 6 hours, 2 days.
 """
 
 FRESHNESS_ORDER: tuple[str, ...] = ("real_time", "hourly", "daily", "weekly")

@@ -1,5 +1,5 @@
 """What the local Graph stand-in answers to the two reads: the Pixel (connect check) and
-``dataset_quality`` (Meta's own figures). Meta-shaped bodies (``capi-examples.md`` §C, §D), selected by
+``dataset_quality`` (Meta's own figures). Meta-shaped bodies (``docs/meta-examples.md`` §C, §D), selected by
 the Pixel / dataset ID, so one running stand-in offers every scenario:
 
 ==================  ===========================  =========================================================

@@ -3,7 +3,7 @@
 figures): see :mod:`capi_diag.standins.fake_quality` for their scenarios, chosen by the Pixel ID.
 
 ``FakeGraph`` is a real HTTP server on 127.0.0.1 (it refuses any other address) that answers the way
-Meta does, with Meta's real response bodies (``capi-examples.md`` §B/§C). Tests and offline
+Meta does, with Meta's real response bodies (``docs/meta-examples.md`` §B/§C). Tests and offline
 rehearsals point the client at it (``--graph-url http://127.0.0.1:8790``); it is never the default
 target. Checks, in Meta's order (the first failure answers; one bad event rejects the whole batch):
 
@@ -25,10 +25,10 @@ target. Checks, in Meta's order (the first failure answers; one bad event reject
    -> 100/2804019 naming ``$['data'][i]['field']``; ``event_time`` older than 7 days -> 100/2804003;
    a customer-information key (``em ph fn ln ge db ct st zp country``) not SHA-256 hex -> 100/2804016
    naming the key; ``fbc`` not ``fb.<digits>.<digits>.<clickid>[.<appendix>]`` -> 100/2804001; customer
-   information missing or only a too-broad combination (facts §4.1 baseline rule) -> 100/2804050.
+   information missing or only a too-broad combination (docs/facts.md §4.1 baseline rule) -> 100/2804050.
 6. otherwise ``{"events_received": N, "messages": [...], "fbtrace_id": ...}``. ``messages`` holds the
    stand-in's own warnings for ``website`` events without ``event_source_url`` or
-   ``client_user_agent`` (Meta accepts those, facts §1; the warnings let tests exercise the
+   ``client_user_agent`` (Meta accepts those, docs/facts.md §1; the warnings let tests exercise the
    "messages become warnings" path).
 
 ``GET /{version}/{pixel_id}`` and ``GET /{version}/dataset_quality?dataset_id=...`` check the token the
