@@ -203,7 +203,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                           "[database] temp_directory)")
     rep.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
                      help="compute the report with DuckDB (default) or Spark (pip install -r "
-                          "requirements-spark.txt; Java 17); see the README's 'Running on Spark'")
+                          "requirements-spark.txt; Java 17); see docs/spark.md")
     rep.add_argument("--spark-master", metavar="URL", default=None,
                      help="Spark master for --engine spark (default local[*]; SPARK_REMOTE=sc://... "
                           "uses Spark Connect instead)")

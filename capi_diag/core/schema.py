@@ -2,7 +2,7 @@
 
 One contract serves both roles, ``browser`` (Pixel-side logs) and ``server`` (CAPI logs). This
 module is the single source of column names: the import maps every accepted header to a canonical
-name here, the analyses read only canonical names, and the README's input table is generated from
+name here, the analyses read only canonical names, and docs/input-format.md's table is generated from
 :func:`contract_rows`.
 
 Canonical tables (``browser_events`` and ``server_events``) have flat column names, no dots:
@@ -198,7 +198,7 @@ def is_custom_data_header(header: str) -> str | None:
 
 
 def contract_rows() -> list[tuple[str, str, str, str]]:
-    """``(canonical, type, accepted headers, notes)`` rows for the README table."""
+    """``(canonical, type, accepted headers, notes)`` rows for the table of docs/input-format.md."""
     return [(f.name, f.kind.value, ", ".join(f"`{a}`" for a in f.aliases), f.description)
             for f in FIELDS]
 

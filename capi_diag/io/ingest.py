@@ -4,7 +4,7 @@ DuckDB reads every file itself (``read_csv``, ``read_parquet``, and JSON functio
 JSON Lines file); rows never pass through per-row Python or a pandas round trip. The import is the one
 DuckDB-native layer of capi-diag: everything downstream reads the canonical tables through Ibis.
 
-What the import guarantees (see the README's "Input format"):
+What the import guarantees (see docs/input-format.md):
 
 * every accepted header form maps to one canonical field of :mod:`capi_diag.core.schema`; unknown columns are
   kept (the ``extra`` JSON column) and listed in the report, never dropped;

@@ -12,7 +12,7 @@ How the data is made (all of it in DuckDB SQL, so a million events take seconds)
 * Every event exists once in the "truth" table. The **browser log** holds it when the Pixel could
   fire (no ad blocker, ad_storage granted); the **server log** holds it when the server sent it.
   Both sides share ``event_id`` (a UUID, the order number for Purchase) where done right.
-* **Defects** are injected at the rates of :data:`MIX` (documented in the README, "Demo data"), each
+* **Defects** are injected at the rates of :data:`MIX` (documented in docs/demo-data.md), each
   with the story of how it happens in real set-ups.
 * Randomness is a hash of ``(seed, session/event, purpose)`` (DuckDB ``hash()``), never
   ``random()``: the same seed gives byte-identical files whatever the thread count.
@@ -126,7 +126,7 @@ MIX: tuple[Rate, ...] = (
     Rate("browser_unreadable_time", 0.001, "browser events",
          "The export lost the timestamp (empty): the import rejects these rows (event_time_empty)."),
 )
-"""The documented defect mix. The README's "Demo data" section lists the same table; a test keeps them in sync."""
+"""The documented defect mix. docs/demo-data.md lists the same table; a test keeps them in sync."""
 
 RATES: dict[str, float] = {r.name: r.rate for r in MIX}
 

@@ -677,7 +677,7 @@ ITEMS: tuple[Item, ...] = (
 
 ITEMS_BY_ID: dict[str, Item] = {i.id: i for i in ITEMS}
 DEFAULTS: dict[str, dict[str, float]] = {i.id: dict(i.defaults) for i in ITEMS}
-"""Default thresholds per item id (documented with their sources in the README's checklist section)."""
+"""Default thresholds per item id (documented with their sources in docs/checklist.md)."""
 
 _DESCRIBE: dict[str, Callable[[Thresholds], str]] = {
     "consent": lambda th: (f"fail if > {th['forwarded_fail_above']:g} forwarded without consent, "
@@ -703,7 +703,7 @@ def thresholds(config: Config | None) -> dict[str, dict[str, float]]:
         if item_id not in DEFAULTS:
             close = difflib.get_close_matches(item_id, list(DEFAULTS), n=1)
             hint = (f" Did you mean '{close[0]}'?" if close
-                    else " See the README's checklist section for the item ids.")
+                    else " See docs/checklist.md for the item ids.")
             raise ConfigError(f"{src}: unknown checklist item '{item_id}' in [checklist].{hint}")
         if not isinstance(table, Mapping):
             raise ConfigError(f"{src}: [checklist.{item_id}] must be a table of thresholds, found {table!r}.")

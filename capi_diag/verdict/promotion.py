@@ -6,7 +6,7 @@ This module turns that rule into a gate, as a small state machine: an Enum of ph
 (:class:`Phase`), an Enum of triggers (:class:`Trigger`) and one transition table
 (:data:`TRANSITIONS`). Time is always passed in (``now=``), never read here, so tests are exact.
 
-Rules (the README repeats them):
+Rules (docs/test-events.md repeats them):
 
 * A send is **clean** when the request succeeded, Meta's ``events_received`` equals the events sent,
   Meta returned no ``messages``, local validation found no error and no warning, and every event
