@@ -51,12 +51,12 @@ import pycountry
 
 from capi_diag.core import labels
 from capi_diag.core.config import Config
-from capi_diag.core.schema import ACTION_SOURCES, STANDARD_EVENTS, USER_DATA_KEYS
+from capi_diag.core.patterns import BLANK_RE, TOO_BROAD, USER_DATA_KEYS
+from capi_diag.core.schema import ACTION_SOURCES, STANDARD_EVENTS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, rules
 from capi_diag.engine.dataset import Dataset
 from capi_diag.engine.pii import mask_row
-from capi_diag.engine.rules import BLANK_RE
 
 SECTION = "contract"
 
@@ -72,15 +72,6 @@ cents needs (the third decimal decides), so the cast below never rounds twice.""
 
 CURRENCIES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
 """ISO 4217 alphabetic codes, without ``XXX`` (no currency) and ``XTS`` (reserved for testing)."""
-
-TOO_BROAD: tuple[frozenset[str], ...] = (
-    frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent"}),
-    frozenset({"db", "client_user_agent"}),
-    frozenset({"fn", "ge"}),
-    frozenset({"ln", "ge"}),
-)
-"""Meta's baseline: an event whose customer-information keys are only a subset of one of these is
-rejected (best practices; error subcode 2804050)."""
 
 ROW_RULES: tuple[str, ...] = (
     "purchase_missing_value", "purchase_missing_currency", "value_not_numeric", "currency_invalid",
