@@ -264,20 +264,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sch.set_defaults(func=_cmd_schema)
 
     if not (argv and argv[0] in CORE_COMMANDS):
-        from capi_diag.cli import serve
+        from capi_diag.cli import serve, testevents
 
         serve.add_parser(sub)
-        _add_graph_commands(sub)
+        testevents.add_parsers(sub)
     return parser
-
-
-def _add_graph_commands(sub: argparse._SubParsersAction) -> None:
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("capi_diag.cli.testevents") is None:
-        return  # the Test Events commands land with their own issue
-    importlib.import_module("capi_diag.cli.testevents").add_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

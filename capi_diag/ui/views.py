@@ -27,15 +27,10 @@ STATUSES = GROUP_ORDER
 """Checklist statuses in reading order: blockers, warnings, not evaluated, passing."""
 
 
-def diagnostic_module(section: str) -> ModuleType | None:
-    """``capi_diag.diagnostics.<section>`` (or ``capi_diag.verdict.checklist``), ``None`` until it exists."""
+def diagnostic_module(section: str) -> ModuleType:
+    """``capi_diag.diagnostics.<section>``, or ``capi_diag.verdict.checklist`` for ``checklist``."""
     name = "capi_diag.verdict.checklist" if section == "checklist" else f"capi_diag.diagnostics.{section}"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name != name:
-            raise
-        return None
+    return importlib.import_module(name)
 
 
 def cell(value: Any) -> Any:
