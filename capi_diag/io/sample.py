@@ -725,7 +725,8 @@ _PRIVATE_IP_RE = r"\A(10\.|127\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.)"
 
 
 def _manifest_sql() -> dict[str, str]:
-    """Queries measuring the generated rows with the diagnostics' definitions (issues 3 and 4)."""
+    """Queries measuring the generated rows with the diagnostics' definitions: the manifest's ground truth,
+    which the report is checked against number by number."""
     loaded_b = "(SELECT * FROM _browser WHERE NOT unreadable)"
     return {
         "keys": f"""
