@@ -29,7 +29,7 @@ $(VENV)/.spark-stamp: requirements-spark.txt $(VENV)/.dev-stamp
 	$(BIN)/pip install -r requirements-spark.txt
 	touch $@
 
-# issue 15's Spark engine (pyspark and Java 17): `report --engine spark` on the demo against DuckDB's
+# The Spark engine (pyspark and Java 17): `report --engine spark` on the demo against DuckDB's
 # JSON, a partitioned Parquet folder and table inputs, the import's rules, and the dedup, timing and
 # match-key tests on a local[2] session.
 test-spark: $(VENV)/.spark-stamp
@@ -45,7 +45,7 @@ test-golden: $(VENV)/.spark-stamp
 test-wheel: $(VENV)/.dev-stamp
 	$(BIN)/python -m pytest -m wheel tests/test_wheel.py
 
-# issue 14's hardening suite: hostile files, PII at rest, exports, secrets, sessions, Graph faults,
+# The hardening suite: hostile files, PII at rest, exports, secrets, sessions, Graph faults,
 # limits. Each module records its figures under bench/results/hardening/; the report collates them.
 hardening: $(VENV)/.dev-stamp
 	rm -rf bench/results/hardening
@@ -67,7 +67,7 @@ lint: $(VENV)/.dev-stamp
 sample: $(VENV)/.req-stamp
 	$(BIN)/python -m capi_diag sample --out data --sessions 1500 --seed 7
 
-# issue 9's benchmark (not part of `make test`): make bench BENCH_ARGS="--sizes 100k,1M --runs 3"
+# The benchmark (not part of `make test`): make bench BENCH_ARGS="--sizes 100k,1M --runs 3"
 bench: $(VENV)/.req-stamp
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

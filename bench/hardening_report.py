@@ -1,4 +1,4 @@
-"""Collates the hardening suite's figures (``make hardening``, issue 14) into one table.
+"""Collates the hardening suite's figures (``make hardening``) into one table.
 
 Reads ``bench/results/hardening/*.json`` (written by ``tests/hardening/figures.record``), writes
 ``bench/results/hardening.json`` and ``bench/results/hardening.md`` and prints the Markdown table

@@ -3,7 +3,7 @@
     python bench/pandas_baseline.py BROWSER.csv SERVER.csv      # prints the results as JSON
 
 ``bench/run.py`` times this script as a whole process against ``python -m capi_diag report`` on the
-same files (the issue's target: capi-diag at least 5 times faster at 1M server events). It computes
+same files (the target: capi-diag at least 5 times faster at 1M server events). It computes
 what an analyst checking a CAPI set-up would compute first, with ``read_csv``, ``merge`` and
 ``groupby``, for the column names of the demo generator's files (the Pixel's ``event``/``eventID``/
 ``timestamp``; the CAPI payload's dotted ``user_data.*`` paths):

@@ -1,4 +1,4 @@
-"""The benchmark of issue 9 (``make bench``): capi-diag against the DuckDB floor and a pandas baseline.
+"""The benchmark (``make bench``): capi-diag against the DuckDB floor and a pandas baseline.
 
     python bench/run.py                          # all sizes (100k, 1M, 10M server events), 3 runs each
     python bench/run.py --sizes 100k --runs 3    # one size; the sizes not run are shown as missed
@@ -49,16 +49,17 @@ from bench.measure import ProcessRun, run_measured  # noqa: E402
 
 STANDARD_SIZES = ("100k", "1M", "10M")
 PANDAS_MAX_ROWS = 1_000_000
-"""The pandas baseline runs up to this many server events (the issue asks for it at 100k and 1M)."""
+"""The pandas baseline runs up to this many server events (it is compared at 100k and 1M)."""
 FILE_DB_FROM = 5_000_000
 """Without a hint from capi-diag's stats file, the floor uses a file-backed database from this many
 server events on (in memory below): at 10M an in-memory load needs far more than the 3 GB that
 capi-diag is allowed, so capi-diag must use a file there and the floor does the same."""
 SQL_BYTES_BEFORE = 270_000
-"""Compiled SQL of one full report before issue 9 (the issue: about 270 KB over 59 queries)."""
+"""The reference the compiled-SQL target is set against: one full report compiled to about 270 KB of SQL
+over 59 queries when the targets were set."""
 GB = 1e9
 
-# the targets of issue 9 ("Targets (2-core, 24 GB machine)")
+# the targets, for a 2-core, 24 GB machine (bench/README.md, "Targets")
 ONE_ROW_MAX_S = 1.5
 DEMO_MAX_RATIO = 4.0
 VALIDATION_MAX_S = 0.2
@@ -225,7 +226,7 @@ def measure_size(label: str, args: argparse.Namespace, log: Log) -> dict[str, An
                                  for t in (capi, floor, pandas) if t is not None and t.runs))
         report = _read_report(tmp / "report.json") if not capi.failed else None
         if label in args.spark_labels:
-            # issue 15: Spark local beside DuckDB, for reference (Spark pays off on a cluster, not 2 cores)
+            # Spark local beside DuckDB, for reference (Spark pays off on a cluster, not 2 cores)
             spark = Tool("spark_local", ok_codes=(0, 1))
             for i in range(args.runs):
                 log(f"{label}: Spark run {i + 1}/{args.runs}")

@@ -66,7 +66,7 @@ def streamlit_command(port: int, address: str) -> list[str]:
             "--server.port", str(port), "--server.address", address,
             # the same as .streamlit/config.toml: no file watcher (an installed package does not
             # change while it runs; watching site-packages overflowed inotify under load), no rerun on save,
-            # no full garbage collection after every script run (it starved twenty sessions, issue 14)
+            # no full garbage collection after every script run (with twenty sessions at once it starves them)
             "--server.fileWatcherType", "none", "--server.runOnSave", "false", "--runner.postScriptGC", "false"]
 
 

@@ -41,13 +41,11 @@ import phonenumbers
 import pycountry
 
 from capi_diag.core.errors import CapiDiagError
+from capi_diag.core.patterns import HASHED_KEYS, SHA256_RE
 
-FIELDS: tuple[str, ...] = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id")
+FIELDS: tuple[str, ...] = (*HASHED_KEYS, "external_id")
 """The ``user_data`` keys this module normalizes (Meta hashes all of them; ``external_id`` is
 recommended hashed, the others are required hashed)."""
-
-SHA256_RE = re.compile(r"\A([0-9A-Fa-f]{64})(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
-"""A SHA-256 hex digest, optionally with a capi-param-builder appendix (2 or 8 chars, docs/facts.md §4.3)."""
 
 _MD5_RE = re.compile(r"\A[0-9A-Fa-f]{32}\Z")
 _EMAIL_RE = re.compile(r"\A[^@\s]+@[^@\s.]+(\.[^@\s.]+)+\Z")

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from capi_diag.core.patterns import USER_DATA_KEYS
+
 
 class Role(str, Enum):
     """Which side of the pair a log comes from."""
@@ -55,16 +57,6 @@ class Field:
     aliases: tuple[str, ...] = field(default=())
     description: str = ""
 
-
-USER_DATA_KEYS: tuple[str, ...] = (
-    "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id",
-    "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id",
-    "lead_id", "anon_id", "madid",
-)
-"""Every ``user_data`` key of Meta's customer-information parameters (docs/facts.md §4)."""
-
-HASHED_KEYS: tuple[str, ...] = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country")
-"""Keys Meta requires SHA-256 hashed (``external_id`` is recommended hashed, not required)."""
 
 CUSTOM_DATA_KEYS: tuple[str, ...] = (
     "value", "currency", "contents", "content_ids", "content_type", "order_id", "num_items",

@@ -51,12 +51,12 @@ import pycountry
 
 from capi_diag.core import labels
 from capi_diag.core.config import Config
-from capi_diag.core.schema import ACTION_SOURCES, STANDARD_EVENTS, USER_DATA_KEYS
+from capi_diag.core.patterns import BLANK_RE, TOO_BROAD, USER_DATA_KEYS
+from capi_diag.core.schema import ACTION_SOURCES, STANDARD_EVENTS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, rules
 from capi_diag.engine.dataset import Dataset
 from capi_diag.engine.pii import mask_row
-from capi_diag.engine.rules import BLANK_RE
 
 SECTION = "contract"
 
@@ -72,15 +72,6 @@ cents needs (the third decimal decides), so the cast below never rounds twice.""
 
 CURRENCIES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
 """ISO 4217 alphabetic codes, without ``XXX`` (no currency) and ``XTS`` (reserved for testing)."""
-
-TOO_BROAD: tuple[frozenset[str], ...] = (
-    frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent"}),
-    frozenset({"db", "client_user_agent"}),
-    frozenset({"fn", "ge"}),
-    frozenset({"ln", "ge"}),
-)
-"""Meta's baseline: an event whose customer-information keys are only a subset of one of these is
-rejected (best practices; error subcode 2804050)."""
 
 ROW_RULES: tuple[str, ...] = (
     "purchase_missing_value", "purchase_missing_currency", "value_not_numeric", "currency_invalid",
@@ -367,48 +358,50 @@ def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     return out.select(*FAILING_ROW_COLUMNS)
 
 
-_TEXT: dict[str, tuple[str, str, str]] = {
+_TEXT: dict[str, tuple[str, str]] = {
     "purchase_missing_value": (
-        "Purchase without value", "Server rows named Purchase with an empty value.",
+        "Server rows named Purchase with an empty value.",
         "Map the order total (a number) to custom_data.value on every Purchase."),
     "purchase_missing_currency": (
-        "Purchase without currency", "Server rows named Purchase with an empty currency.",
+        "Server rows named Purchase with an empty currency.",
         "Send custom_data.currency as the ISO 4217 code of the order (e.g. EUR) on every Purchase."),
     "value_not_numeric": (
-        "Value not numeric", "Rows whose value is not a plain decimal (129,95, €10 and 1e3 are not).",
+        "Rows whose value is not a plain decimal (129,95, €10 and 1e3 are not).",
         "Send value as a number with a dot as decimal separator and no currency sign."),
     "currency_invalid": (
-        "Currency not ISO 4217", "Rows whose currency is not an ISO 4217 code (case is ignored).",
+        "Rows whose currency is not an ISO 4217 code (case is ignored).",
         "Send the three-letter ISO 4217 code (EUR, USD), not a symbol or a name."),
     "value_mismatch": (
-        "Browser and server value differ", "Paired Purchase events whose browser and server values differ "
+        "Paired Purchase events whose browser and server values differ "
         "once rounded to cents: the copy Meta keeps decides the revenue reported.",
         "Take the value from the same source (the order total, tax and shipping rules alike) on both sides."),
     "action_source_invalid": (
-        "action_source missing or invalid", "Rows whose action_source is empty or not one of Meta's values; "
+        "Rows whose action_source is empty or not one of Meta's values; "
         "Meta rejects them, and the batch they are in.",
         "Set action_source to website (or app, email, physical_store...) on every server event."),
     "event_source_url_missing": (
-        "Website event without event_source_url", "Website rows without event_source_url, which Meta "
+        "Website rows without event_source_url, which Meta "
         "requires for web events.",
         "Forward the page URL (page_location) to the server and send it as event_source_url."),
     "nonstandard_event_name": (
-        "Standard event with a non-standard spelling", "Rows named like a standard event except for case or "
+        "Rows named like a standard event except for case or "
         "underscores (purchase, add_to_cart): Meta treats them as custom events.",
         "Use Meta's exact spelling (Purchase, AddToCart) on both the Pixel and the server."),
     "test_event_code_present": (
-        "Test event code in the log", "Rows carrying a test_event_code; Meta does not sandbox test events, "
+        "Rows carrying a test_event_code; Meta does not sandbox test events, "
         "so test traffic counts as real.",
         "Remove test_event_code from the production server configuration."),
     "insufficient_user_data": (
-        "Insufficient customer information", "Rows whose valid user_data keys are only a subset of one of "
+        "Rows whose valid user_data keys are only a subset of one of "
         "Meta's too-broad combinations (or none at all): Meta rejects them (subcode 2804050).",
         "Send at least one strong key (em, ph, external_id, fbp, client_ip_address with client_user_agent)."),
 }
+"""Per rule: what it counts, and its fix. Its title is :func:`capi_diag.core.labels.label`'s, the one table
+of titles."""
 
 
 def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dict[str, Any]]:
     """One sentence with its fix per rule."""
-    return [{"label": labels.label(r), "value": result.get(r), "text": _TEXT[r][1], "fix": _TEXT[r][2],
+    return [{"label": labels.label(r), "value": result.get(r), "text": _TEXT[r][0], "fix": _TEXT[r][1],
              "unit": labels.unit(r)} for r in RULES]
 

@@ -46,7 +46,7 @@ import ibis.expr.types as ir
 
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
-from capi_diag.core.schema import USER_DATA_KEYS
+from capi_diag.core.patterns import USER_DATA_KEYS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures
 from capi_diag.engine.dataset import Dataset

@@ -26,7 +26,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-HASH_RE = re.compile(r"\A[0-9A-Fa-f]{64}(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
+from capi_diag.core import patterns
+
+HASH_RE = patterns.SHA256_RE
+"""A hash-shaped value (Python): shown as it is."""
 PII_FIELDS = frozenset({"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "external_id"})
 """Fields whose raw (unhashed) values are personal data. ``country`` alone is not masked."""
 MASKED_AT_REST: tuple[str, ...] = ("em", "ph")
@@ -81,10 +84,8 @@ def sql_macros(key: str) -> list[str]:
     """DuckDB macros the import uses to store ``em``/``ph`` values: ``capi_pii_at_rest(field, v)`` is
     ``v`` unless the value rules call it unhashed, else its masked form + ``#`` + fingerprint under
     ``key`` (the open database's random key). The masked form is :func:`mask_value`'s, in SQL."""
-    from capi_diag.engine import rules  # the one definition of blank / hash / spaced hash / placeholder
-
     keep = " OR ".join(f"regexp_matches(v, {_sql_str(p)})" for p in (
-        rules.BLANK_RE, rules.HASH_RE, rules.SPACED_HASH_RE, rules.PLACEHOLDER_RE))
+        patterns.BLANK_RE, patterns.HASH_RE, patterns.SPACED_HASH_RE, patterns.PLACEHOLDER_RE))
     # one statement each (a rule's pattern may hold a ';'), never split on ';'
     strip = f"regexp_replace(v, '\\A{PY_SPACE}+|{PY_SPACE}+\\z', '', 'g')"
     return [f"CREATE OR REPLACE TEMP MACRO capi_pii_strip(v) AS {strip}", """

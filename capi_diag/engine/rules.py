@@ -24,7 +24,7 @@ Public API
   line, event_name, event_id`` plus ``keep``, and for each field ``<field>_present`` (at least one
   non-empty value), ``<field>_valid`` (present and every non-empty value passes) and one boolean
   ``<field>_<defect>`` per defect of :data:`DEFECTS` (the row has at least one value with it).
-  Other ``user_data`` keys of :data:`capi_diag.core.schema.USER_DATA_KEYS` (``subscription_id``,
+  Other ``user_data`` keys of :data:`capi_diag.core.patterns.USER_DATA_KEYS` (``subscription_id``,
   ``lead_id``...) may be listed in ``fields``: they have no format rule, so valid = present.
   This is how other analyses count rows by their *valid* keys (e.g. ``insufficient_user_data``):
   ``row_validity(ds.events("server"), keep=["action_source"])`` then filter on ``<field>_valid``.
@@ -49,32 +49,36 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pycountry
 
-from capi_diag.core.schema import HASHED_KEYS, USER_DATA_KEYS
+from capi_diag.core.patterns import (
+    APPENDIX,
+    BLANK_RE,
+    CONTEXT_KEYS,
+    HASH_RE,
+    HASHED_KEYS,
+    MATCH_KEY_FIELDS,
+    PLACEHOLDER_RE,
+    SPACED_HASH_RE,
+    USER_DATA_KEYS,
+)
+
+# re-exported: readers of the value rules (tests, scripts through capi_diag.rules) find every pattern here
+from capi_diag.core.patterns import APPENDIX_TOKENS as APPENDIX_TOKENS
+from capi_diag.core.patterns import LOWER_HASH_RE as LOWER_HASH_RE
+from capi_diag.core.patterns import PLACEHOLDER_VALUES as PLACEHOLDER_VALUES
+from capi_diag.core.patterns import TEMPLATES as TEMPLATES
 from capi_diag.engine import runner
 
 if TYPE_CHECKING:  # the dataset calls into this module; it is only a type here
     from capi_diag.engine.dataset import Dataset
 
-MATCH_KEY_FIELDS: tuple[str, ...] = (
-    "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id",
-    "fbp", "fbc", "client_ip_address", "client_user_agent",
-)
 HASHED_FIELDS: tuple[str, ...] = HASHED_KEYS
 """Fields Meta requires SHA-256 hashed (lowercase hex)."""
 SET_FIELDS: tuple[str, ...] = ("ge", "country", "db")
 """Hashed fields whose normalized values form a small known set (checked by ``not_normalized``)."""
-CONTEXT_FIELDS: tuple[str, ...] = ("fbp", "fbc", "client_ip_address", "client_user_agent")
+CONTEXT_FIELDS: tuple[str, ...] = CONTEXT_KEYS
 """Browser context keys that must never be hashed."""
 ROW_COLUMNS: tuple[str, ...] = ("source_file", "file_index", "line", "event_name", "event_id")
 
-APPENDIX_TOKENS: tuple[str, ...] = ("AQ", "Ag", "Aw", "BA", "BQ", "Bg")
-"""Legacy 2-character parameter-builder appendices (language tokens PHP..client JS, docs/facts.md §4.3)."""
-APPENDIX = r"(?:AQ|Ag|Aw|BA|BQ|Bg|[A-Za-z0-9_-]{8})"
-"""A parameter-builder appendix: a known 2-character token or 8 URL-safe base64 characters."""
-
-_HASH = rf"[0-9A-Fa-f]{{64}}(?:\.{APPENDIX})?"
-HASH_RE = rf"\A{_HASH}\z"
-LOWER_HASH_RE = rf"\A[0-9a-f]{{64}}(?:\.{APPENDIX})?\z"
 FBP_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.[0-9]+(?:\.{APPENDIX})?\z"
 """``fb.<subdomain index>.<13-digit creation time ms>.<random digits>[.<appendix>]``."""
 FBCLID = r"[A-Za-z0-9_-]+"
@@ -84,24 +88,6 @@ FBC_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.{FBCLID}(?:\.{APPENDIX})?\z"
 FBC_FBCLID_RE = rf"\Afb\.[0-9]+\.[0-9]{{13}}\.({FBCLID})(?:\.{APPENDIX})?\z"
 URL_FBCLID_RE = r"\A[^?#]*\?(?:[^#]*&)?fbclid=([^&#]+)"
 """The first ``fbclid`` query parameter of a URL (before any ``#`` fragment)."""
-BLANK_RE = r"\A[\s\x0B\p{Z}]*\z"
-"""Empty or whitespace-only (``\\p{Z}`` covers the no-break space); the same test as ``dedup``.
-``\\x0B``, not ``\\v``: RE2's ``\\v`` is the vertical tab, Java's (Spark) all vertical whitespace."""
-_SPACE = r"[\s\x0B\p{Z}]"
-SPACED_HASH_RE = rf"\A(?:{_SPACE}+{_HASH}{_SPACE}*|{_HASH}{_SPACE}+)\z"
-"""A hash-shaped value with surrounding whitespace (a stray space or newline)."""
-
-PLACEHOLDER_VALUES: tuple[str, ...] = (
-    "null", "undefined", "none", "nil", "nan", "n/a", "unknown", "[object object]", "-", "(not set)",
-)
-"""Raw values that stand for "no value" (compared after trimming, ignoring case)."""
-TEMPLATES: tuple[str, ...] = (r"\{\{.*\}\}", r"\$\{.*\}", r"%%.*%%")
-"""Unrendered template variables (``{{Email}}``, ``${email}``, ``%%email%%``) are placeholders too."""
-PLACEHOLDER_RE = (
-    rf"\A{_SPACE}*(?i:"
-    + "|".join([*(re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", p) for p in PLACEHOLDER_VALUES), *TEMPLATES])
-    + rf"){_SPACE}*\z"
-)
 JUNK_SOURCES: tuple[str, ...] = (
     " ", "null", "NULL", "Null", "undefined", "None", "none", "nil", "nan", "NaN", "n/a", "N/A",
     "unknown", "[object Object]", "-", "(not set)",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from capi_diag.core.errors import UsageError
+from capi_diag.core.patterns import HASH
 from capi_diag.engine.db import Database
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -268,7 +269,9 @@ BROWSER_COLUMNS: tuple[tuple[str, str], ...] = (
 """Browser CSV/Parquet header: the Pixel's own names (``event``, ``eventID``, ``timestamp``), bare keys."""
 
 _LIST_KEYS = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "external_id")
+"""The ``user_data`` keys the demo writes, as lists (it makes up no gender or date of birth)."""
 _SCALAR_KEYS = ("client_ip_address", "client_user_agent", "fbp", "fbc")
+"""The browser context keys the demo writes, as single values, in the order of its JSON events."""
 
 
 def _lit(value: Any) -> str:
@@ -670,10 +673,10 @@ def _json_event(role: str, *, envelope: bool = True) -> str:
     """One row as a CAPI event object (SQL); ``envelope=False`` leaves out what a request body does not
     carry per event (``sent_at``, ``test_event_code``, ``pixel_id``)."""
     user = []
-    for key in ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "external_id"):
+    for key in _LIST_KEYS:
         if role == "server" or key in ("em", "external_id"):
             user.append(_json_entry(key, f"to_json({key})"))
-    for key in ("client_ip_address", "client_user_agent", "fbp", "fbc"):
+    for key in _SCALAR_KEYS:
         if role == "server" or key != "client_ip_address":
             user.append(_json_entry(key, f"to_json({key})"))
     custom = [_json_entry("value", _number_or_text("value")), _json_entry("currency", "to_json(currency)"),
@@ -719,11 +722,11 @@ def _copy(db: Database, select: str, path: Path, fmt: str) -> None:
 _NON_BROWSER = ("python-requests|curl/|node-fetch|axios/|Go-http-client|okhttp|Java/|PostmanRuntime|Wget|"
                 "libwww-perl|Apache-HttpClient")
 _PRIVATE_IP_RE = r"\A(10\.|127\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.)"
-_HASH_SHAPED = r"[0-9A-Fa-f]{64}(\.([A-Za-z0-9_-]{8}|AQ|Ag|Aw|BA|BQ|Bg))?"
 
 
 def _manifest_sql() -> dict[str, str]:
-    """Queries measuring the generated rows with the diagnostics' definitions (issues 3 and 4)."""
+    """Queries measuring the generated rows with the diagnostics' definitions: the manifest's ground truth,
+    which the report is checked against number by number."""
     loaded_b = "(SELECT * FROM _browser WHERE NOT unreadable)"
     return {
         "keys": f"""
@@ -801,12 +804,12 @@ FROM _server
 """,
         "match_keys": f"""
 SELECT
-  count(*) FILTER (WHERE len(list_filter(em, lambda v: NOT regexp_full_match(v, '{_HASH_SHAPED}'))) > 0),
-  count(*) FILTER (WHERE len(list_filter(em, lambda v: regexp_full_match(v, '{_HASH_SHAPED}')
+  count(*) FILTER (WHERE len(list_filter(em, lambda v: NOT regexp_full_match(v, '{HASH}'))) > 0),
+  count(*) FILTER (WHERE len(list_filter(em, lambda v: regexp_full_match(v, '{HASH}')
                                           AND regexp_matches(v, '[A-F]'))) > 0),
   count(*) FILTER (WHERE list_contains(em, '{HASH_EMPTY}')),
   count(*) FILTER (WHERE list_contains(ph, '{HASH_EMPTY}')),
-  count(*) FILTER (WHERE regexp_full_match(fbp, '{_HASH_SHAPED}')),
+  count(*) FILTER (WHERE regexp_full_match(fbp, '{HASH}')),
   count(*) FILTER (WHERE regexp_matches(url, '[?&]fbclid=') AND fbc IS NULL),
   count(*) FILTER (WHERE regexp_matches(client_ip_address,
         '{_PRIVATE_IP_RE}')),
@@ -871,7 +874,7 @@ _MIX_OBSERVED: dict[str, tuple[str, str]] = {
     "late_event_time": (f"{_SRV} WHERE event_time - t > 300 AND event_time - t < 3600", _SRV),
     "stale_send": (f"{_SRV} WHERE sent_at - event_time > 604800", _SRV),
     "future_time": (f"{_SRV} WHERE event_time - t = 3600", _SRV),
-    "em_unhashed": (f"{_SRV} WHERE NOT regexp_full_match(em[1], '{_HASH_SHAPED}')",
+    "em_unhashed": (f"{_SRV} WHERE NOT regexp_full_match(em[1], '{HASH}')",
                     f"{_SRV} WHERE em IS NOT NULL"),
     "em_uppercase_hash": (f"{_SRV} WHERE regexp_full_match(em[1], '[0-9A-F]{{64}}') "
                           "AND regexp_matches(em[1], '[A-F]')",
@@ -880,7 +883,7 @@ _MIX_OBSERVED: dict[str, tuple[str, str]] = {
                         "SELECT count(DISTINCT sid) FROM _server WHERE em IS NOT NULL"),
     "ph_hash_of_empty": (f"{_SRV} WHERE no_phone_identity AND ph = ['{HASH_EMPTY}']",
                          f"{_SRV} WHERE no_phone_identity"),
-    "fbp_hashed": (f"{_SRV} WHERE regexp_full_match(fbp, '{_HASH_SHAPED}')", f"{_SRV} WHERE fbp IS NOT NULL"),
+    "fbp_hashed": (f"{_SRV} WHERE regexp_full_match(fbp, '{HASH}')", f"{_SRV} WHERE fbp IS NOT NULL"),
     "fbc_missing_on_landing": (f"{_SRV} WHERE slot = 0 AND contains(url, 'fbclid=') AND fbc IS NULL",
                                f"{_SRV} WHERE slot = 0 AND contains(url, 'fbclid=')"),
     "server_user_agent": (f"{_SRV} WHERE regexp_matches(client_user_agent, '{_NON_BROWSER}')", _SRV),

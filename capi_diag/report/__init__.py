@@ -30,6 +30,7 @@ from capi_diag.core.config import Config
 from capi_diag.core.errors import CapiDiagError
 from capi_diag.engine import runner
 from capi_diag.engine.dataset import Dataset, Filters
+from capi_diag.verdict import checklist
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,7 @@ def build_report(ds: Dataset, config: Config | None = None, *,
         sections[mod.SECTION] = _contained(mod, ds, config, sections)
     report.update(sections)
     runner.CACHE.flush()
-    checklist = _checklist_module()
-    if checklist is not None:
-        report["checklist"] = checklist.build(sections, config)
+    report["checklist"] = checklist.build(sections, config)
     return report
 
 
@@ -86,15 +85,6 @@ def section_errors(report: Mapping[str, Any]) -> list[str]:
     """The sections whose analysis failed (status ``error``)."""
     return [s for s in diagnostics.ORDER
             if isinstance(report.get(s), Mapping) and report[s].get("status") == "error"]
-
-
-def _checklist_module():
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("capi_diag.verdict.checklist") is None:
-        return None  # the checklist lands with its own issue
-    return importlib.import_module("capi_diag.verdict.checklist")
 
 
 def worst_status(report: Mapping[str, Any]) -> str | None:
@@ -287,14 +277,8 @@ _INPUT_HEADERS = ["Log", "Files", "Rows read", "Rows loaded", "Rows rejected", "
 _CHECK_HEADERS = ["Status", "Item", "Observed", "Threshold", "Fix"]
 
 
-def _checklist() -> Any:
-    from capi_diag.verdict import checklist
-
-    return checklist
-
-
 def _check_items(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return _checklist().grouped(list(report.get("checklist") or []))
+    return checklist.grouped(list(report.get("checklist") or []))
 
 
 def _check_rows(report: Mapping[str, Any]) -> list[list[str]]:
@@ -305,8 +289,8 @@ def _check_rows(report: Mapping[str, Any]) -> list[list[str]]:
 def verdict_lines(report: Mapping[str, Any]) -> tuple[str, str, str]:
     """``(status, verdict, note)`` of the report's checklist (see :func:`capi_diag.verdict.checklist.verdict`)."""
     items = list(report.get("checklist") or [])
-    status, text = _checklist().verdict(items)
-    return status, text, _checklist().verdict_note(items)
+    status, text = checklist.verdict(items)
+    return status, text, checklist.verdict_note(items)
 
 
 def _generated(report: Mapping[str, Any]) -> str:

@@ -40,7 +40,8 @@ clears it.
 
 This validation is written from Meta's documented behaviour, deliberately **without** importing the
 diagnostics' rules (``capi_diag.engine.rules``), so tests compare two implementations rather than one
-with itself.
+with itself. It shares only Meta's facts: the key lists and the SHA-256 shape of
+:mod:`capi_diag.core.patterns`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from capi_diag.core.errors import ConfigError
+from capi_diag.core.patterns import HASHED_KEYS, SHA256_RE, TOO_BROAD, USER_DATA_KEYS
 from capi_diag.standins import fake_quality
 
 SEVEN_DAYS_S = 7 * 24 * 3600
@@ -64,22 +66,11 @@ MAX_EVENTS = 1000
 _PATH_RE = re.compile(r"\A/(v\d+\.\d+)/([^/]+)/events/?\Z")
 _OBJECT_RE = re.compile(r"\A/(v\d+\.\d+)/([^/]+)/?\Z")
 DEFAULT_PIXEL_NAME = "capi-diag demo Pixel"
-_HASH_RE = re.compile(r"\A[0-9a-fA-F]{64}(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
 _FBC_RE = re.compile(r"\Afb\.\d+\.\d+\.[^.\s]+(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
-_HASHED_KEYS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country")
-_CUSTOMER_KEYS = _HASHED_KEYS + (
-    "external_id", "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id",
-    "fb_login_id", "lead_id", "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid",
-    "ig_account_id", "ig_sid",
+_CUSTOMER_KEYS = USER_DATA_KEYS + (
+    "page_id", "page_scoped_user_id", "ctwa_clid", "ig_account_id", "ig_sid",
 )
-# Meta's baseline rule (best practices): customer information that is only a subset of one of these
-# is too broad to match and the event is invalid.
-_TOO_BROAD = (
-    frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent"}),
-    frozenset({"db", "client_user_agent"}),
-    frozenset({"fn", "ge"}),
-    frozenset({"ln", "ge"}),
-)
+"""The ``user_data`` keys and the business-messaging keys: any of them counts as customer information."""
 _LOOPBACK = ("127.0.0.1", "localhost")
 _HTML_PAGE = ("<!DOCTYPE html><html><head><title>Error</title></head><body><h1>{status} {reason}</h1>"
               "<p>Sorry, something went wrong. We're working on it and we'll get it fixed as soon as we "
@@ -491,15 +482,15 @@ class FakeGraph:
         user = event["user_data"]
         if not isinstance(user, dict):
             return _param_error(f"$['data'][{i}]['user_data']")
-        for key in _HASHED_KEYS:
+        for key in HASHED_KEYS:
             for v in _values(user.get(key)):
-                if not isinstance(v, str) or not _HASH_RE.match(v.strip()):
+                if not isinstance(v, str) or not SHA256_RE.match(v.strip()):
                     return _not_hashed(key)
         fbc = user.get("fbc")
         if fbc is not None and (not isinstance(fbc, str) or not _FBC_RE.match(fbc)):
             return _bad_fbc()
         present = {k for k in _CUSTOMER_KEYS if _values(user.get(k))}
-        if not present or any(present <= combo for combo in _TOO_BROAD):
+        if not present or any(present <= combo for combo in TOO_BROAD):
             return _insufficient()
         if event.get("action_source") == "website":
             name = event.get("event_name")

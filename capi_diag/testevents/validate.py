@@ -25,7 +25,8 @@ from typing import Any
 
 from capi_diag import diagnostics
 from capi_diag.core.config import Config
-from capi_diag.core.schema import CUSTOM_DATA_KEYS, TOP_LEVEL_FIELDS, USER_DATA_KEYS
+from capi_diag.core.patterns import USER_DATA_KEYS
+from capi_diag.core.schema import CUSTOM_DATA_KEYS, TOP_LEVEL_FIELDS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine.dataset import Dataset
 from capi_diag.engine.db import Database

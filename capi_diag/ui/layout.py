@@ -168,6 +168,6 @@ def not_evaluated(result: Mapping[str, Any] | None, what: str) -> bool:
     return False
 
 
-def module(section: str) -> ModuleType | None:
-    """The analysis module of ``section``, or ``None`` while it has not landed."""
+def module(section: str) -> ModuleType:
+    """The analysis module of ``section``."""
     return views.diagnostic_module(section)

@@ -83,9 +83,8 @@ def sidebar() -> DeltaGenerator:
     """Collect a finished import, load this session's data (the demo on first visit) and draw the
     shared sidebar; returns the place of the running import's progress (see :func:`run_page`)."""
     # A finished import becomes the session's data on whichever page is open; the Import page then
-    # shows what was imported and links to the checklist. No page is switched from the server: when
-    # the progress was refreshed by the browser's timer, a refresh sent just before such a switch came
-    # back as a run of the old page and blanked the new one (issue 14's twenty sessions).
+    # shows what was imported and links to the checklist. No page is switched from the server: a rerun
+    # the browser sent just before such a switch comes back as a run of the old page and blanks the new one.
     state.collect_import()
     bar = st.empty()
     try:
@@ -146,12 +145,11 @@ def follow_import(progress: DeltaGenerator) -> None:
     so that the page that is open shows the new data.
 
     The run itself waits, so the browser never has to ask: no timer of the page's sends a rerun
-    that can arrive after the page changed. (A progress fragment with ``run_every`` did: a refresh
-    sent just before a page switch came back as a run of the old page and blanked the new one, and
-    one session in twenty was left showing "Importing" after its import had been shown in the
-    sidebar, issue 14's twenty sessions.) Any click still interrupts the wait at once: each refresh
-    of the progress is a point where Streamlit takes the newer request, and the page then run waits
-    in turn.
+    that can arrive after the page changed. (A progress fragment with ``run_every`` would: a refresh
+    sent just before a page switch comes back as a run of the old page and blanks the new one, and
+    under load with twenty sessions one in twenty is left showing "Importing" after its import has been
+    shown in the sidebar.) Any click still interrupts the wait at once: each refresh of the progress is
+    a point where Streamlit takes the newer request, and the page then run waits in turn.
     """
     job = state.import_job()
     if job is None or job.collected:

@@ -203,7 +203,7 @@ def request_import() -> None:
     A button's value is True only in the run its click starts, and Streamlit abandons a run when
     another rerun request arrives before it ends (an upload finishing, another click): the run that
     replaces it sees the button unclicked. With several sessions at work a run takes long enough for
-    that to happen, and the click was lost without a word (issue 14). Callbacks run before the script,
+    that to happen, and the click would be lost without a word. Callbacks run before the script,
     so the request outlives an abandoned run; the page takes it (:func:`take_import_request`) in the
     first run that reaches the button.
     """

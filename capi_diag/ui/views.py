@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from capi_diag.core import fmt, labels
+from capi_diag.core.patterns import MATCH_KEY_FIELDS
 from capi_diag.core.schema import DEDUP_WINDOW_S
 from capi_diag.engine.pii import mask_row
 from capi_diag.report import entry_value, example_table
@@ -26,15 +27,10 @@ STATUSES = GROUP_ORDER
 """Checklist statuses in reading order: blockers, warnings, not evaluated, passing."""
 
 
-def diagnostic_module(section: str) -> ModuleType | None:
-    """``capi_diag.diagnostics.<section>`` (or ``capi_diag.verdict.checklist``), ``None`` until it exists."""
+def diagnostic_module(section: str) -> ModuleType:
+    """``capi_diag.diagnostics.<section>``, or ``capi_diag.verdict.checklist`` for ``checklist``."""
     name = "capi_diag.verdict.checklist" if section == "checklist" else f"capi_diag.diagnostics.{section}"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name != name:
-            raise
-        return None
+    return importlib.import_module(name)
 
 
 def cell(value: Any) -> Any:
@@ -412,13 +408,9 @@ DELAY_BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
 
 # -- match keys and EMQ --------------------------------------------------------------------------------
 
-MATCH_FIELDS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id", "fbp", "fbc",
-                "client_ip_address", "client_user_agent")
-
-
 def _fields(result: Mapping[str, Any]) -> list[str]:
-    return [f for f in MATCH_FIELDS if isinstance(result.get(f), Mapping)] + [
-        f for f, v in result.items() if f not in MATCH_FIELDS and isinstance(v, Mapping) and "valid_coverage" in v]
+    return [f for f in MATCH_KEY_FIELDS if isinstance(result.get(f), Mapping)] + [
+        f for f, v in result.items() if f not in MATCH_KEY_FIELDS and isinstance(v, Mapping) and "valid_coverage" in v]
 
 
 def _number(v: Any, key: str) -> float | None:

@@ -38,14 +38,13 @@ from typing import Any
 from capi_diag.core import fmt, labels
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
+from capi_diag.core.patterns import CONTEXT_KEYS, HASHED_KEYS
 
 PASS, WARN, FAIL, NOT_EVALUATED, ERROR = "pass", "warn", "fail", "not_evaluated", "error"
 STATUSES = (PASS, WARN, FAIL, NOT_EVALUATED, ERROR)
 PAGES = ("checklist", "import", "dedup", "timing", "match_keys", "consent_contract", "orders_delivery")
 UNITS = ("count", "share", "seconds", "score")
 
-HASHED_FIELDS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country")
-CONTEXT_FIELDS = ("fbp", "fbc", "client_ip_address", "client_user_agent")
 HASH_DEFECTS = ("uppercase_hash", "hashed_empty", "hashed_placeholder", "surrounding_whitespace",
                 "placeholder",
                 "not_normalized")
@@ -592,13 +591,13 @@ ITEMS: tuple[Item, ...] = (
          "The [consent] policy (default ad_storage + ad_user_data, Google Consent Mode v2)."),
     Item("unhashed_pii", "match_keys", "count",
          "SHA-256 every normalized em, ph, fn, ln, ge, db, ct, st, zp and country before sending.",
-         _defect_item({f: ("unhashed",) for f in HASHED_FIELDS}, {"external_id": ("unhashed",)},
+         _defect_item({f: ("unhashed",) for f in HASHED_KEYS}, {"external_id": ("unhashed",)},
                       "were sent unhashed"),
          {"fail_above": 0, "warn_above": 0},
          "Meta rejects unhashed customer information (subcode 2804016); raw external_id is only a warning."),
     Item("hashed_context_keys", "match_keys", "count",
          "Send fbp, fbc, client_ip_address and client_user_agent raw, never hashed.",
-         _defect_item({f: ("hashed",) for f in CONTEXT_FIELDS}, {}, "of context keys are hashed"),
+         _defect_item({f: ("hashed",) for f in CONTEXT_KEYS}, {}, "of context keys are hashed"),
          {"fail_above": 0}, "Meta: do not hash IP, user agent, click ID and browser ID."),
     Item("context_key_format", "match_keys", "count",
          "Forward the _fbp/_fbc cookies unchanged and the visitor's public IP and browser user agent.",
@@ -611,7 +610,7 @@ ITEMS: tuple[Item, ...] = (
          "Meta rejects a malformed fbc (subcode 2804001); other format defects lower matching."),
     Item("hash_quality", "match_keys", "count",
          "Normalize per Meta's rules (trim, lowercase, formats) before hashing; send lowercase hex.",
-         _defect_item({}, {**{f: HASH_DEFECTS for f in HASHED_FIELDS},
+         _defect_item({}, {**{f: HASH_DEFECTS for f in HASHED_KEYS},
                            "external_id": ("hashed_empty", "hashed_placeholder", "placeholder")},
                       "are junk, uppercase or unnormalized hashes, or placeholders"),
          {"warn_above": 0}, "Meta: SHA-256 lowercase hex of the normalized value; others never match."),

@@ -17,9 +17,6 @@ if an is None:
     st.stop()
 
 items = views.checklist_items(an.report)
-if not items:
-    st.info("The checklist is not available in this build yet.", icon=":material/hourglass:")
-    st.stop()
 
 status, verdict = checklist.verdict(items)
 note = checklist.verdict_note(items)

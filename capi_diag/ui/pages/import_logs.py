@@ -26,8 +26,8 @@ if job is not None and job.done and job.workspace is not None and job.workspace 
 TYPES = ["csv", "gz", "jsonl", "ndjson", "json", "parquet", "txt", "tsv"]
 # One form: the files chosen reach the script together with the click, and Streamlit keeps "Import and
 # analyse" disabled while any file of the form is still uploading. Without the form, a click made while
-# the second log was still uploading (its name already listed) imported the first log alone; and every
-# upload's own rerun could abandon the click's run under load (issue 14's twenty sessions).
+# the second log is still uploading (its name already listed) would import the first log alone, and each
+# upload's own rerun could abandon the click's run under load (twenty sessions at once).
 with st.form("import_form", border=False):
     left, right = st.columns(2)
     browser_files = left.file_uploader("Browser (Pixel) log", type=TYPES, accept_multiple_files=True,
