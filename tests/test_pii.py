@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from capi_diag.cli import main
 from capi_diag.engine import pii, rules
 from capi_diag.engine.db import Database
-from capi_diag.io.ingest import Source, _pii_key, import_logs
+from capi_diag.io.ingest import Source, import_logs
 
 TRICKY = [
     "john.doe@example.com", " John@Example.COM ", "\u00a0jane@x.org\u2003", "@nolocal.com", "a@b@c",
@@ -28,9 +28,9 @@ SETTINGS = settings(max_examples=12, database=None, derandomize=True, deadline=N
 
 
 def _stored(db: Database, field: str, values: list[str]) -> list[str | None]:
-    from capi_diag.io.ingest import _MACROS
+    from capi_diag.io.ingest import MACROS
 
-    for stmt in [*_MACROS.strip().split(";"), *pii.sql_macros(_pii_key(db))]:
+    for stmt in [*MACROS.strip().split(";"), *pii.sql_macros(db.pii_key)]:
         if stmt.strip():
             db.execute(stmt)
     rel = pa.table({"v": pa.array(values, pa.string()), "i": pa.array(range(len(values)), pa.int64())})

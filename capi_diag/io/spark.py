@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from capi_diag.core import patterns
 from capi_diag.core.errors import ConfigError, IngestError, UsageError
 from capi_diag.core.schema import (
     FIELDS,
@@ -101,10 +102,8 @@ def _time_columns(col: str | None, prefix: str, tz: str) -> dict[str, str]:
 def _pii_at_rest(field: str, x: str, key: str) -> str:
     """Spark SQL of :func:`capi_diag.engine.pii.sql_macros`' ``capi_pii_at_rest``: an ``em``/``ph`` value the
     value rules call unhashed is stored as its display mask + ``#`` + a fingerprint under ``key``."""
-    from capi_diag.engine import pii, rules
-
     keep = " OR ".join(f"{x} RLIKE {_lit(p)}" for p in (
-        rules.BLANK_RE, rules.HASH_RE, rules.SPACED_HASH_RE, rules.PLACEHOLDER_RE))
+        patterns.BLANK_RE, patterns.HASH_RE, patterns.SPACED_HASH_RE, patterns.PLACEHOLDER_RE))
     edges = "\\A" + pii.PY_SPACE + "+|" + pii.PY_SPACE + "+\\z"
     strip = f"regexp_replace({x}, {_lit(edges)}, '')"
     digits = f"regexp_replace({x}, {_lit(chr(92) + 'P{Nd}')}, '')"
