@@ -17,6 +17,7 @@ from capi_diag.core.config import Config
 from capi_diag.core.errors import CapiDiagError
 from capi_diag.report import guide
 from capi_diag.ui import session, state, views
+from capi_diag.ui.navigation import end_page as end_page  # the pages end through layout
 from capi_diag.ui.navigation import page_path
 
 STATUS_COLORS: dict[str, str] = {

@@ -12,11 +12,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
-from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
 from capi_diag.core import fmt, resources
 from capi_diag.core.errors import CapiDiagError
@@ -128,14 +127,25 @@ def filter_banner() -> None:
                       icon=":material/filter_alt_off:", width="stretch")
 
 
+class PageEnd(Exception):
+    """Raised by a page that has drawn all it has (its empty state, a missing input): the page ends
+    there, and the run goes on to follow a running import (:func:`run_page`)."""
+
+
+def end_page() -> NoReturn:
+    """End the page here. Unlike ``st.stop()``, which leaves the whole run stopped (every later
+    Streamlit call stops it again), the run still follows this session's running import."""
+    raise PageEnd
+
+
 def run_page(page: Any, progress: DeltaGenerator) -> None:
     """Run the page (``st.navigation``'s choice), then follow this session's running import (see
-    :func:`follow_import`), also after a page that stopped early (``st.stop()``, e.g. the empty state)."""
+    :func:`follow_import`), also after a page that ended early (:func:`end_page`, e.g. the empty
+    state). After ``st.stop()`` nothing more can be drawn in the run, so none is followed then."""
     try:
         page.run()
-    except StopException:
-        follow_import(progress)
-        raise
+    except PageEnd:
+        pass
     follow_import(progress)
 
 

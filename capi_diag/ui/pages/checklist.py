@@ -14,7 +14,7 @@ an = layout.page("Pre-launch checklist",
                  "Can this setup go live? The verdict, what blocks launch and what to fix first, each with the "
                  "page that explains it.")
 if an is None:
-    st.stop()
+    layout.end_page()
 
 items = views.checklist_items(an.report)
 

@@ -9,7 +9,7 @@ an = layout.page("Consent & contract",
                  "Server events sent without the consent their region requires, payload fields Meta rejects "
                  "or cannot use, and the funnel steps each log covers.")
 if an is None:
-    st.stop()
+    layout.end_page()
 consent, contract, journey = layout.module("consent"), layout.module("contract"), layout.module("journey")
 
 st.header("Consent")

@@ -9,12 +9,12 @@ an = layout.page("Dedup pairing",
                  "Which browser and server events Meta will merge (same event name and event ID, close enough in "
                  "time), which it will count twice, and why.")
 if an is None:
-    st.stop()
+    layout.end_page()
 dedup = layout.module("dedup")
 result = an.report.get("dedup")
 layout.section_intro("dedup", an.config)
 if layout.not_evaluated(result, "Dedup pairing"):
-    st.stop()
+    layout.end_page()
 words = views.dedup_words(result)
 
 c1, c2, c3, c4 = st.columns(4)

@@ -8,20 +8,20 @@ an = layout.page("Event lookup",
                  "Paste an event_id or order_id to see that event's rows from both logs side by side, "
                  "with every finding that touches it.")
 if an is None:
-    st.stop()
+    layout.end_page()
 
 value = st.text_input("event_id or order_id", key="lookup_value", placeholder="e.g. ord-10023 or 8f14e45f...",
                       help="Compared exactly, as Meta does (case and inner spaces count).").strip()
 if not value:
     st.info("Enter an id above. Ids to try are in the example rows of the Dedup page.", icon=":material/search:")
-    st.stop()
+    layout.end_page()
 
 with st.spinner(f"Looking up {value} in both logs and in every finding..."):
     result = an.keep(f"lookup:{value}", lambda: findings.lookup(an.dataset, an.config, value))
 if not result.found:
     hint = " The sidebar filters are active: clear them to search every event." if an.filters.active else ""
     st.warning(f"No row of either log has event_id or order_id `{value}`.{hint}", icon=":material/search_off:")
-    st.stop()
+    layout.end_page()
 
 left, right = st.columns(2)
 for col, role, rows in ((left, "Browser (Pixel)", result.browser), (right, "Server (CAPI)", result.server)):

@@ -11,7 +11,7 @@ an = layout.page("Match keys & EMQ",
                  "How many server events carry each piece of customer information in a usable form, what spoils "
                  "the rest, and an explainable Event Match Quality estimate with the fixes ranked by gain.")
 if an is None:
-    st.stop()
+    layout.end_page()
 match_keys, emq = layout.module("match_keys"), layout.module("emq")
 keys_result, emq_result = an.report.get("match_keys"), an.report.get("emq")
 st.caption(f"Field codes as Meta names them: {labels.field_legend()}.")

@@ -27,7 +27,7 @@ try:
     configured = configured_token()
 except CapiDiagError as e:
     st.error(f"{e.title}: {e}")
-    st.stop()
+    layout.end_page()
 st.caption(f"Reads `{graph.graph_url}` ({graph.api_version}): `GET dataset_quality` with the token in the "
            "Authorization header. The Graph URL is set by configuration (CAPI_GRAPH_URL).")
 
@@ -71,7 +71,7 @@ if fetched is None or fetched.pixel_id != pixel:
     st.info("Meta's figures are read only when you ask: press **Fetch Meta's figures**. Meta reports them per "
             "event name over its last 7 days (about 48 hours for Event Match Quality).",
             icon=":material/cloud_download:")
-    st.stop()
+    layout.end_page()
 if fetched.error is not None:
     e = fetched.error
     code = f"{e.get('code')}" + (f"/{e.get('error_subcode')}" if e.get("error_subcode") else "")
@@ -79,13 +79,13 @@ if fetched.error is not None:
              f"\n\n**Fix:** {e.get('fix')}", icon=":material/error:")
     for finding in fetched.findings:
         st.caption(finding)
-    st.stop()
+    layout.end_page()
 
 try:
     doc = meta_view.comparison(fetched, an, config or Config())
 except CapiDiagError as e:
     st.error(f"**{e.title}.** {e}", icon=":material/error:")
-    st.stop()
+    layout.end_page()
 
 st.caption(f"Fetched {doc['source']['fetched_at']} from {doc['source']['graph_url']} "
            f"({doc['source']['api_version']}).")

@@ -10,7 +10,7 @@ an = layout.page("Orders & delivery",
                  "Every order of the shop followed through the browser log, the server log and Meta's answers: "
                  "where each one was lost, and what Meta refused.")
 if an is None:
-    st.stop()
+    layout.end_page()
 recon = layout.module("reconciliation")
 delivery = layout.module("delivery")
 result = an.report.get("reconciliation")

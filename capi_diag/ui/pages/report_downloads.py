@@ -10,7 +10,7 @@ an = layout.page("Report downloads",
                  "The same report as `python -m capi_diag report` for the data and filters shown, and the "
                  "rows behind each finding.")
 if an is None:
-    st.stop()
+    layout.end_page()
 
 st.subheader("Full report")
 if an.filters.active:
@@ -30,7 +30,7 @@ with st.spinner("Collecting the failing rows of every finding..."):
     counts = an.keep("finding_counts", lambda: findings.finding_counts(an.dataset, an.config))
 if counts.empty:
     st.success("No finding has failing rows.", icon=":material/check_circle:")
-    st.stop()
+    layout.end_page()
 layout.table(findings.counts_table(counts), key="finding_counts", width="stretch")
 st.caption(f"{fmt.count(int(counts['rows'].sum()))} failing rows in all (a row with several findings counts "
            "once per finding).")

@@ -9,12 +9,12 @@ an = layout.page("Timing",
                  "How far apart the browser and server clocks are for the same event, how late the server "
                  "delivers, and which rows Meta would reject for their event_time.")
 if an is None:
-    st.stop()
+    layout.end_page()
 timing = layout.module("timing")
 result = an.report.get("timing")
 layout.section_intro("timing", an.config)
 if layout.not_evaluated(result, "Timing"):
-    st.stop()
+    layout.end_page()
 opts = timing.options(an.config)
 words = {"stale": fmt.duration(opts["stale_s"]), "future": fmt.duration(opts["future_s"]),
          "skew": fmt.duration(result.get("skew_threshold_s", opts["skew_threshold_s"]))}
