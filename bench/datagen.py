@@ -265,21 +265,21 @@ def write_chunk(out: Path, *, sessions: int, offset: int, seed: int) -> list[Pat
     """
     from capi_diag.io import sample
 
-    original = sample._sessions_sql
+    original = sample.sessions_sql
 
     def shifted(n: int, end: int) -> str:
         sql = original(n, end)
         needle = f"FROM range({int(n)})"
         if sql.count(needle) != 1:
-            raise RuntimeError("capi_diag.io.sample._sessions_sql no longer numbers sessions with "
+            raise RuntimeError("capi_diag.io.sample.sessions_sql no longer numbers sessions with "
                                f"'{needle}': update bench/datagen.py write_chunk")
         return sql.replace(needle, f"FROM range({int(offset)}, {int(offset) + int(n)})")
 
-    sample._sessions_sql = shifted
+    sample.sessions_sql = shifted
     try:
         return sample.write_sample(out, sessions=sessions, seed=seed, fmt="csv")
     finally:
-        sample._sessions_sql = original
+        sample.sessions_sql = original
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,8 +10,9 @@ analyses and checklist.
 * :class:`Engine` says where to compute (DuckDB by default, in memory or in a ``--db`` file, with
   its memory limit and spill folder; or Spark).
 * :func:`analyze` runs everything and returns the report dict; :func:`opened` yields the imported
-  dataset for a front end that keeps it (the dashboard's filters, the connect check's context) and
-  :func:`report` analyses a dataset already imported.
+  dataset for a front end that keeps it (the dashboard's filters, ``meta-quality``'s context) and
+  :func:`report` analyses a dataset already imported; :func:`logs_context` is what Meta's figures are
+  compared against besides the report (the logs' period and Pixel ids).
 
 May import: every layer below the front ends (core, engine, io, diagnostics, verdict, report).
 """
@@ -32,6 +33,7 @@ from capi_diag.engine.dataset import Dataset
 from capi_diag.engine.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
 from capi_diag.io.ingest import Source, import_logs
 from capi_diag.io.orders import import_extras
+from capi_diag.meta.quality import LogsContext
 from capi_diag.report import build_report
 
 Input = str | os.PathLike[str] | Source
@@ -176,4 +178,25 @@ def analyze(inputs: Inputs, config: Config | None = None, engine: Engine | None 
         return report(ds, config, progress=progress)
 
 
-__all__ = ["ENGINES", "Engine", "Inputs", "analyze", "load", "opened", "report"]
+def logs_context(ds: Dataset) -> LogsContext:
+    """What Meta's figures are compared against besides the report (:func:`capi_diag.meta.quality.compare`):
+    the period (first and last ``event_time`` over both logs, with the dataset's filters) and the Pixel
+    ids of ``ds``; two small aggregate queries, for the causes (not a figure that is compared)."""
+    import ibis
+
+    parts = [ds.events(role).select("event_time") for role in ("browser", "server")]
+    both = ibis.union(*parts)
+    pixels: list[str] = []
+    span = ds.fetch("quality.span", both.aggregate(lo=both.event_time.min(), hi=both.event_time.max()))[0]
+    for role in ("browser", "server"):
+        if ds.has(role, "pixel_id"):
+            t = ds.events(role)
+            found = ds.fetch(f"quality.pixels.{role}",
+                             t.filter(t.pixel_id.notnull()).select("pixel_id").distinct().limit(50))
+            pixels += [str(r["pixel_id"]) for r in found if str(r["pixel_id"]) not in pixels]
+    lo, hi = (None if v is None else int(v) for v in (span["lo"], span["hi"]))
+    files = {role: list(info.get("files", [])) for role, info in ds.inputs.items()}
+    return LogsContext(lo, hi, tuple(sorted(pixels)), files)
+
+
+__all__ = ["ENGINES", "Engine", "Inputs", "analyze", "load", "logs_context", "opened", "report"]

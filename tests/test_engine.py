@@ -104,7 +104,7 @@ def test_engine_no_temporary_table_outlives_its_owner():
     for i in range(20):  # Test Events batches: each replaces the batch, and its measures with it
         validate.validate_events([{"event_name": "Lead", "event_time": T + i, "event_id": f"b{i}",
                                    "action_source": "website", "user_data": {"em": EM}}])
-    vdb = validate._runner().db
+    vdb = validate.batch_runner().db
     assert len(temp_objects(vdb)) <= 2 + len(measures.MEASURES) + 1
 
 

@@ -68,7 +68,7 @@ def test_labels_every_finding_the_analyses_report_has_a_label():
     from capi_diag.diagnostics import contract, dedup
     from capi_diag.engine import rules
 
-    for ident in [*contract.RULES, *dedup._SEVERITY, "below_emq_target", "forwarded_without_consent",
+    for ident in [*contract.RULES, *dedup.SEVERITY, "below_emq_target", "forwarded_without_consent",
                   "consent_unknown", *labels.REJECTIONS]:
         assert ident in labels.FINDINGS or ident in labels.REJECTIONS, ident
     for field, defects in rules.DEFECTS.items():

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from capi_diag.api import logs_context
 from capi_diag.cli import main
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
@@ -34,7 +35,6 @@ from capi_diag.meta.quality import (
     fetch_quality,
     freshness_bucket,
     label,
-    logs_context,
     parse_quality,
     quality_params,
     table_rows,

@@ -154,9 +154,9 @@ def test_write_sample_values_in_documented_formats(small):
 def test_write_sample_hashes_are_sha256_of_normalized_values(small):
     con = duckdb.connect()
     _csv(con, small["csv"][1], "s")
-    countries = {hashlib.sha256(c[0].lower().encode()).hexdigest() for c in sample._COUNTRIES}
-    cities = {hashlib.sha256(c[1].encode()).hexdigest() for c in sample._CITIES}
-    zips = {hashlib.sha256(z.encode()).hexdigest() for c in sample._CITIES for z in c[3]}
+    countries = {hashlib.sha256(c[0].lower().encode()).hexdigest() for c in sample.COUNTRIES}
+    cities = {hashlib.sha256(c[1].encode()).hexdigest() for c in sample.CITIES}
+    zips = {hashlib.sha256(z.encode()).hexdigest() for c in sample.CITIES for z in c[3]}
     got = con.execute("""SELECT list(DISTINCT "user_data.country"), list(DISTINCT "user_data.ct"),
         list(DISTINCT "user_data.zp") FROM s""").fetchone()
     got = [set(v) - {None} for v in got]

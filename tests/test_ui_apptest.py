@@ -644,7 +644,7 @@ def test_import_run_follows_a_slow_import_and_shows_it_when_done(
     monkeypatch.setenv("CAPI_DEMO_DIR", "/nonexistent/capi-demo")
     gate, seen = threading.Event(), []
     real = session.import_workspace
-    real_draw = navigation._draw_progress
+    real_draw = navigation.draw_progress
 
     def held(*args, **kwargs):
         assert gate.wait(TIMEOUT), "the test never released the import"
@@ -657,7 +657,7 @@ def test_import_run_follows_a_slow_import_and_shows_it_when_done(
             gate.set()
 
     monkeypatch.setattr(session, "import_workspace", held)
-    monkeypatch.setattr(navigation, "_draw_progress", draw)
+    monkeypatch.setattr(navigation, "draw_progress", draw)
     at = _app().run()
     at.switch_page(_path("import")).run()
     at.file_uploader(key="upload_browser").set_value([("browser_a.csv", logs_a["browser"].read_bytes(), "text/csv")])

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from capi_diag.api import logs_context
 from capi_diag.core.config import Config
 from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_OK, UsageError
 from capi_diag.meta.client import GraphClient, GraphConfig
 from capi_diag.meta.connect import check_connection, check_pixel_id, format_connect
-from capi_diag.meta.quality import compare, fetch_quality, logs_context, to_markdown, tolerances
+from capi_diag.meta.quality import compare, fetch_quality, to_markdown, tolerances
 from capi_diag.meta.token import Secret, resolve_token, scrub
 from capi_diag.testevents.sender import emit, now, sleep
 

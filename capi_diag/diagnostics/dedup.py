@@ -351,7 +351,7 @@ def _duplicate_examples(ds: Dataset, config: Config, keys: Sequence[str],
 
 # -- rows behind the findings --------------------------------------------------------------------
 
-_SEVERITY = {
+SEVERITY = {
     "name_case_mismatch": "error", "different_ids_probable": "error", "reused_event_id": "error",
     "outside_window": "warning", "server_only_unexplained": "warning", "browser_only_unexplained": "warning",
     "duplicate_browser_rows": "warning", "duplicate_server_rows": "warning",
@@ -409,7 +409,7 @@ def failing_rows(ds: Dataset, config: Config | None = None) -> ir.Table:
                 else_="not in the browser log",
             ),
         )
-        severity = finding.substitute(_SEVERITY, else_="warning")
+        severity = finding.substitute(SEVERITY, else_="warning")
         parts.append(_finding_rows(j, role, finding, partner, severity))
         dup = rows.filter(rows.copy > 0)
         parts.append(_finding_rows(dup, role, f"duplicate_{role}_rows",

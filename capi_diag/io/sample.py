@@ -131,7 +131,7 @@ MIX: tuple[Rate, ...] = (
 
 RATES: dict[str, float] = {r.name: r.rate for r in MIX}
 
-_COUNTRIES = (
+COUNTRIES = (
     # country, share of sessions, UTC offset (h), consent banner, currency, IPv4 /16 prefixes, IPv6 /32
     ("US", 0.50, -5, False, "USD", ("73.15", "98.207", "24.5", "67.180", "108.28"),
      ("2600:1700", "2601:646")),
@@ -145,7 +145,7 @@ _COUNTRIES = (
     ("IT", 0.03, 1, True, "EUR", ("79.40", "93.44"), ("2a01:e11",)),
 )
 
-_CITIES = (
+CITIES = (
     # country, city (Meta-normalized), state/region (normalized), postal codes, phone prefix, digits after
     ("US", "newyork", "ny", ("10001", "10025", "11215"), "1212", 7),
     ("US", "losangeles", "ca", ("90012", "90027", "90405"), "1213", 7),
@@ -292,9 +292,9 @@ def _values(rows: Any) -> str:
 def _setup_sql(seed: int) -> list[str]:
     """Lookup tables and the random macros."""
     cum, countries = 0.0, []
-    for code, share, tz, banner, cur, v4, v6 in _COUNTRIES:
-        n_cities = sum(1 for c in _CITIES if c[0] == code)
-        countries.append((code, cum, cum + share if code != _COUNTRIES[-1][0] else 1.0, tz, banner, cur,
+    for code, share, tz, banner, cur, v4, v6 in COUNTRIES:
+        n_cities = sum(1 for c in CITIES if c[0] == code)
+        countries.append((code, cum, cum + share if code != COUNTRIES[-1][0] else 1.0, tz, banner, cur,
                           v4, v6, n_cities))
         cum += share
     hours, total, acc = [], sum(_HOUR_WEIGHTS), 0
@@ -302,7 +302,7 @@ def _setup_sql(seed: int) -> list[str]:
         hours.append((h, acc / total, (acc + w) / total if h < 23 else 1.0))
         acc += w
     cities, idx = [], {}
-    for country, city, st, zips, prefix, rest in _CITIES:
+    for country, city, st, zips, prefix, rest in CITIES:
         i = idx.get(country, 0)
         idx[country] = i + 1
         cities.append((country, i, city, st, zips, prefix, rest))
@@ -339,7 +339,9 @@ def _setup_sql(seed: int) -> list[str]:
     ]
 
 
-def _sessions_sql(sessions: int, end: int) -> str:
+def sessions_sql(sessions: int, end: int) -> str:
+    """The SQL that makes the generator's sessions table: ``sessions`` visits ending before ``end``
+    (the benchmark's chunked generator runs it per chunk)."""
     f = FUNNEL
     start = end - WINDOW_S
     denied_or_partial = RATES["consent_denied_banner"] + RATES["consent_partial_banner"]
@@ -612,7 +614,7 @@ def _render(sql: str, **kw: Any) -> str:
 def _generate(db: Database, *, sessions: int, seed: int, end: int) -> None:
     for stmt in _setup_sql(seed):
         db.execute(stmt)
-    db.execute(_sessions_sql(sessions, end))
+    db.execute(sessions_sql(sessions, end))
     db.execute(_render(_EVENTS_SQL, shop=SHOP, skus=_lit([p[0] for p in _PRODUCTS]),
                        slugs=_lit([p[1] for p in _PRODUCTS]), prices=_lit([p[2] for p in _PRODUCTS])))
     db.execute(_render(_BROWSER_SQL, r_noid=RATES["browser_missing_event_id"],

@@ -49,16 +49,13 @@ import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
 from capi_diag.meta.client import Attempt, GraphClient
 from capi_diag.meta.connect import check_pixel_id
 from capi_diag.meta.errors import GraphAPIError
-
-if TYPE_CHECKING:
-    from capi_diag.engine.dataset import Dataset
 
 SECTION = "meta_quality"
 
@@ -460,26 +457,6 @@ class LogsContext:
         if self.first_time is None or self.last_time is None:
             return None
         return f"{_day(self.first_time)} to {_day(self.last_time)}"
-
-
-def logs_context(ds: Dataset) -> LogsContext:
-    """The period (first and last ``event_time`` over both logs, with the dataset's filters) and the
-    Pixel ids of ``ds``: two small aggregate queries, for the causes (not a figure that is compared)."""
-    import ibis
-
-    parts = [ds.events(role).select("event_time") for role in ("browser", "server")]
-    both = ibis.union(*parts)
-    pixels: list[str] = []
-    span = ds.fetch("quality.span", both.aggregate(lo=both.event_time.min(), hi=both.event_time.max()))[0]
-    for role in ("browser", "server"):
-        if ds.has(role, "pixel_id"):
-            t = ds.events(role)
-            found = ds.fetch(f"quality.pixels.{role}",
-                             t.filter(t.pixel_id.notnull()).select("pixel_id").distinct().limit(50))
-            pixels += [str(r["pixel_id"]) for r in found if str(r["pixel_id"]) not in pixels]
-    lo, hi = (None if v is None else int(v) for v in (span["lo"], span["hi"]))
-    files = {role: list(info.get("files", [])) for role, info in ds.inputs.items()}
-    return LogsContext(lo, hi, tuple(sorted(pixels)), files)
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def validate_events(events: Sequence[Mapping[str, Any]], *, config: Config | Non
                     sections: Sequence[str] | None = None) -> Validation:
     """Run the analyses' ``failing_rows`` over ``events``.
 
-    ``sections`` defaults to :data:`SECTIONS`; see :class:`_Runner` for why each batch compiles
+    ``sections`` defaults to :data:`SECTIONS`; see :class:`BatchRunner` for why each batch compiles
     the analyses afresh.
     """
     config = config or Config()
@@ -148,7 +148,7 @@ def validate_events(events: Sequence[Mapping[str, Any]], *, config: Config | Non
     findings: list[Finding] = []
     ran: list[str] = []
     unavailable: list[str] = []
-    rows_by_section = _runner().run(records, config, sections)
+    rows_by_section = batch_runner().run(records, config, sections)
     for section in sections:
         rows = rows_by_section.get(section)
         if rows is None:
@@ -168,7 +168,7 @@ def validate_events(events: Sequence[Mapping[str, Any]], *, config: Config | Non
     return Validation(findings, missing_context(events), tuple(ran), tuple(unavailable))
 
 
-class _Runner:
+class BatchRunner:
     """One in-memory DuckDB per process holding the batch under validation.
 
     Each batch replaces the canonical tables' contents (which drops every measure built from the
@@ -202,13 +202,14 @@ class _Runner:
         return out
 
 
-_RUNNER: _Runner | None = None
+_RUNNER: BatchRunner | None = None
 _RUNNER_LOCK = threading.Lock()
 
 
-def _runner() -> _Runner:
+def batch_runner() -> BatchRunner:
+    """The process's one batch runner, made on first use."""
     global _RUNNER
     with _RUNNER_LOCK:
         if _RUNNER is None:
-            _RUNNER = _Runner()
+            _RUNNER = BatchRunner()
         return _RUNNER

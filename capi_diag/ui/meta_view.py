@@ -20,10 +20,11 @@ from typing import Any
 
 import streamlit as st
 
+from capi_diag.api import logs_context
 from capi_diag.core.config import Config
 from capi_diag.meta.client import GraphClient, GraphConfig
 from capi_diag.meta.connect import ConnectResult, check_connection
-from capi_diag.meta.quality import DatasetQuality, compare, fetch_quality, logs_context, tolerances
+from capi_diag.meta.quality import DatasetQuality, compare, fetch_quality, tolerances
 from capi_diag.meta.token import Secret, scrub
 from capi_diag.ui.session import Analysis
 

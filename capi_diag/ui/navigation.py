@@ -98,7 +98,7 @@ def sidebar() -> DeltaGenerator:
         progress = st.empty()  # the running import's progress (follow_import), first in the sidebar
         job = state.import_job()
         if job is not None and not job.done:
-            _draw_progress(progress, job)
+            draw_progress(progress, job)
         _data_label(ws)
         if ws is not None and ws.options is not None:
             _filters(ws)
@@ -165,13 +165,13 @@ def follow_import(progress: DeltaGenerator) -> None:
     if job is None or job.collected:
         return
     while not job.done:
-        _draw_progress(progress, job)
+        draw_progress(progress, job)
         time.sleep(IMPORT_POLL_S)
     progress.empty()
     st.rerun()
 
 
-def _draw_progress(progress: DeltaGenerator, job: session.ImportJob) -> None:
+def draw_progress(progress: DeltaGenerator, job: session.ImportJob) -> None:
     names = md_text(", ".join([*job.files["browser"], *job.files["server"]]))  # file names, taken literally
     text = f"{job.message} ({fmt.duration(round(job.elapsed))} so far)"
     with progress.container():
