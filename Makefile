@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 BENCH_ARGS ?=
+# make test's pytest-xdist workers (0: one process, no workers)
+TEST_WORKERS ?= 2
+# what pytest's addopts leave to their own targets (test-wheel, hardening, test-spark, test-golden)
+NOT_OWN_TARGET := not wheel and not hardening and not spark and not golden
 
-.PHONY: run test test-golden test-spark test-wheel hardening hardening-sessions dist lint sample bench clean
+.PHONY: run test test-browser test-golden test-spark test-wheel hardening hardening-sessions dist lint sample bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,8 +26,17 @@ $(VENV)/.dev-stamp: requirements.txt requirements-dev.txt $(BIN)/python
 run: $(VENV)/.req-stamp
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
+# Everything but the browser tests and the other targets' tests. The work is mostly one core's
+# (Python and small DuckDB queries), so two workers take each a whole test file at a time (module
+# fixtures are built once, a file's tests run in their order).
 test: $(VENV)/.dev-stamp
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "$(NOT_OWN_TARGET) and not browser"
+
+# The tests that drive a headless Chromium against `streamlit run app.py` (marker `browser`; they run
+# under CI=true, elsewhere they skip unless CAPI_BROWSER_TESTS=1). One process: they wait on real pages
+# with timeouts, which a second worker competing for the two cores would only make flaky.
+test-browser: $(VENV)/.dev-stamp
+	$(BIN)/python -m pytest -m "$(NOT_OWN_TARGET) and browser"
 
 $(VENV)/.spark-stamp: requirements-spark.txt $(VENV)/.dev-stamp
 	$(BIN)/pip install -r requirements-spark.txt

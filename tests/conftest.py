@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +35,54 @@ def chromium_path() -> str:
     if not path:
         pytest.fail("chromium not found on PATH: `apt-get install chromium` (CI's .ci/run does this)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _streamlit_component_scan_once():
+    """Each new ``AppTest`` scans every installed distribution for Streamlit components (about 0.15 s,
+    some forty apps a run). The installed packages cannot change during a run, so the scan runs once
+    and every app registers the same manifests from it."""
+    if "streamlit" not in sys.modules:  # no module of this run uses Streamlit
+        yield
+        return
+    from streamlit.components.v2 import manifest_scanner
+
+    scan_once = functools.cache(manifest_scanner.scan_component_manifests)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(manifest_scanner, "scan_component_manifests", lambda max_workers=None: list(scan_once()))
+        yield
+
+
+# -- data several modules read (built once a run; each module gets its own copy of a report) -----------
+
+@pytest.fixture(scope="session")
+def held_out_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Held-out logs, not the demo's seed: ``python -m capi_diag sample --sessions 300 --seed 11``.
+    The generator is seeded, so every module that uploads them would write these same bytes."""
+    from capi_diag.io.sample import write_sample
+
+    out = tmp_path_factory.mktemp("held_out")
+    write_sample(out, sessions=300, seed=11, fmt="csv")
+    return {"browser": out / "browser_events.csv", "server": out / "server_events.csv"}
+
+
+@pytest.fixture(scope="session")
+def _held_out_report(held_out_logs: dict[str, Path]) -> dict:
+    from capi_diag.core.config import Config
+    from capi_diag.engine.db import Database
+    from capi_diag.io.ingest import import_logs
+    from capi_diag.report import build_report
+
+    with Database() as db:
+        ds = import_logs(db, browser=[held_out_logs["browser"]], server=[held_out_logs["server"]])
+        return build_report(ds, Config())
+
+
+@pytest.fixture(scope="module")
+def held_out_report(_held_out_report: dict) -> dict:
+    """The held-out logs' unfiltered report, as ``python -m capi_diag report`` builds it: built once a
+    run, copied for each module so that no module sees another's changes."""
+    return copy.deepcopy(_held_out_report)
 
 
 def clean_graph_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:

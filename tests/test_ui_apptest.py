@@ -491,21 +491,15 @@ def test_import_without_server_file_says_what_is_not_evaluated(monkeypatch: pyte
 # -- filters never outlive their dataset ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def logs_a(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def logs_a(held_out_logs: dict[str, Path]) -> dict[str, Path]:
     """Held-out logs A: ``python -m capi_diag sample --sessions 300 --seed 11`` (not the demo's seed)."""
-    from capi_diag.io.sample import write_sample
-
-    out = tmp_path_factory.mktemp("logs_a")
-    write_sample(out, sessions=300, seed=11, fmt="csv")
-    return {"browser": out / "browser_events.csv", "server": out / "server_events.csv"}
+    return held_out_logs
 
 
 @pytest.fixture(scope="module")
-def report_a(logs_a: dict[str, Path]) -> dict:
+def report_a(held_out_report: dict) -> dict:
     """The unfiltered report of A, as ``python -m capi_diag report`` builds it."""
-    with Database() as db:
-        ds = import_logs(db, browser=[logs_a["browser"]], server=[logs_a["server"]])
-        return build_report(ds, Config())
+    return held_out_report
 
 
 def _same_report(a: dict, b: dict) -> bool:

@@ -127,18 +127,14 @@ def browser(chromium_path: str):
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+def logs(tmp_path_factory: pytest.TempPathFactory, held_out_logs: dict[str, Path]) -> dict[str, dict[str, Path]]:
     d = tmp_path_factory.mktemp("logs")
     out: dict[str, dict[str, Path]] = {}
     for name, (b, s) in {"a": (BROWSER_A, SERVER_A), "b": (BROWSER_B, SERVER_B)}.items():
         out[name] = {"browser": d / f"browser_{name}.csv", "server": d / f"server_{name}.csv"}
         out[name]["browser"].write_text(b)
         out[name]["server"].write_text(s)
-    from capi_diag.io.sample import write_sample
-
-    held = tmp_path_factory.mktemp("held_out")  # python -m capi_diag sample --sessions 300 --seed 11
-    write_sample(held, sessions=300, seed=11, fmt="csv")
-    out["held_out"] = {"browser": held / "browser_events.csv", "server": held / "server_events.csv"}
+    out["held_out"] = held_out_logs  # python -m capi_diag sample --sessions 300 --seed 11
     return out
 
 
@@ -306,11 +302,11 @@ def _assert_page_figures(page, spec, report: dict) -> None:
 
 
 def test_browser_upload_after_filtered_demo_every_page_shows_unfiltered_figures(browser, demo_url: str,
-                                                                               logs) -> None:
+                                                                               logs, held_out_report) -> None:
     """The held-out flow: the demo opens, a filter is set on it, logs A are uploaded, and every page
     shows A's unfiltered figures (no banner, nothing cut down)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    report = _report(logs["held_out"])
+    report = held_out_report
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.goto(demo_url)
     page.wait_for_selector("h1:has-text('Pre-launch checklist')", timeout=WAIT_MS)
@@ -334,9 +330,9 @@ def test_browser_upload_after_filtered_demo_every_page_shows_unfiltered_figures(
     page.close()
 
 
-def test_browser_leaving_the_page_during_import_keeps_it(browser, app_url: str, logs) -> None:
+def test_browser_leaving_the_page_during_import_keeps_it(browser, app_url: str, logs, held_out_report) -> None:
     """Click Import, open another page one second later, come back: the upload's checklist is there."""
-    report = _report(logs["held_out"])
+    report = held_out_report
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     _choose_files(page, app_url, logs["held_out"])
     page.locator(".st-key-run_import button").click()

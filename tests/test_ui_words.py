@@ -175,18 +175,13 @@ def demo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def held_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from capi_diag.io.sample import write_sample
-
-    out = tmp_path_factory.mktemp("held_out")
-    write_sample(out, sessions=300, seed=11, fmt="csv")
-    return {"browser": out / "browser_events.csv", "server": out / "server_events.csv"}
+def held_out(held_out_logs: dict[str, Path]) -> dict[str, Path]:
+    return held_out_logs
 
 
 @pytest.fixture(scope="module")
-def reports(demo_files: dict[str, Path], held_out: dict[str, Path]) -> dict[str, dict]:
-    return {"demo": _report(demo_files["browser"], demo_files["server"]),
-            "held_out": _report(held_out["browser"], held_out["server"])}
+def reports(demo_files: dict[str, Path], held_out_report: dict) -> dict[str, dict]:
+    return {"demo": _report(demo_files["browser"], demo_files["server"]), "held_out": held_out_report}
 
 
 @pytest.fixture(scope="module")
