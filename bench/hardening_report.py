@@ -2,7 +2,7 @@
 
 Reads ``bench/results/hardening/*.json`` (written by ``tests/hardening/figures.record``), writes
 ``bench/results/hardening.json`` and ``bench/results/hardening.md`` and prints the Markdown table
-that the README's "Reliability and security" section quotes. Exits 1 when a figure that must be
+that docs/reliability.md quotes. Exits 1 when a figure that must be
 zero (crashes, hangs, silent losses, leaks) is not.
 """
 

@@ -95,7 +95,7 @@ def clean_graph_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyP
     return monkeypatch
 
 
-# -- the engines the analysis tests run on (issue 15) ---------------------------------------------------
+# -- the engines the analysis tests run on ---------------------------------------------------
 
 SPARK_TEST_CONF = {
     "spark.sql.shuffle.partitions": "2",

@@ -1,5 +1,5 @@
 """The database's limits: memory_limit and the spill folder from flag, environment or config, and one
-clear error when DuckDB runs out of memory (issue 14, "Limits")."""
+clear error when DuckDB runs out of memory."""
 
 from __future__ import annotations
 

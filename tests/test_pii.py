@@ -1,4 +1,4 @@
-"""Raw emails and phones never at rest (issue 14): the import stores ``em``/``ph`` values the rules
+"""Raw emails and phones never at rest: the import stores ``em``/``ph`` values the rules
 call unhashed as a masked form + fingerprint; the rules classify it exactly as the raw value, equal
 values stay equal, and the display shows the same mask as for the raw value."""
 

@@ -1,4 +1,4 @@
-"""The Spark engine (issue 15): the same report as DuckDB's, the import's rules on Spark, lake inputs.
+"""The Spark engine: the same report as DuckDB's, the import's rules on Spark, lake inputs.
 
 The tests marked ``spark`` need pyspark and Java 17 (``make test-spark``); the analysis tests of
 dedup, timing and match keys also run on Spark through the ``on_engine`` fixture (tests/conftest.py).

@@ -1,4 +1,4 @@
-"""Regressions of issue 14's hardening (exports, pages, sessions) kept in `make test`; the heavy
+"""Regressions of the hardening suite (exports, pages, sessions) kept in `make test`; the heavy
 versions live in tests/hardening/ (`make hardening`).
 
 * the lost click: a click on "Import and analyse" whose run is abandoned for a newer rerun (an

@@ -1,6 +1,6 @@
-"""Figures the hardening suite publishes (issue 14): each test module records its counts here, and
+"""Figures the hardening suite publishes: each test module records its counts here, and
 ``bench/hardening_report.py`` collates them into ``bench/results/hardening.json`` / ``.md`` and the
-README's "Reliability and security" table.
+"Reliability and security" table of docs/reliability.md.
 
 A figure is written to ``$CAPI_HARDENING_OUT/<group>.json`` (default ``bench/results/hardening/``),
 one JSON object per group, merged key by key, so modules never overwrite each other.

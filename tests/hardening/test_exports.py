@@ -1,4 +1,4 @@
-"""Exports and pages (issue 14): markup, table syntax and spreadsheet formulas in the logs.
+"""Exports and pages: markup, table syntax and spreadsheet formulas in the logs.
 
 Hostile values (script tags, event handlers, ``javascript:`` links, Markdown images and tables,
 pipes, backslashes, line breaks, cells starting with ``=`` ``+`` ``-`` ``@`` tab or CR) go into

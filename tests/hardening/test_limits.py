@@ -1,4 +1,4 @@
-"""Limits (issue 14): about 1 GB of logs imported and reported at a 512 MB DuckDB ``memory_limit``.
+"""Limits: about 1 GB of logs imported and reported at a 512 MB DuckDB ``memory_limit``.
 
 The logs are the demo pair (``data/``) repeated by DuckDB itself (a cross join with ``range``, every
 event id suffixed with its copy number so pairs stay pairs and ids stay unique) and written with

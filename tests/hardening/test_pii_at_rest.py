@@ -1,4 +1,4 @@
-"""Raw PII never at rest, never shown (issue 14): raw emails and phones planted in the logs (CSV, JSON
+"""Raw PII never at rest, never shown: raw emails and phones planted in the logs (CSV, JSON
 Lines and Parquet, flat and nested, single and in JSON arrays) are searched for in every output: the
 report in JSON, Markdown and HTML, the CLI's stdout and stderr, the bytes of the ``--db`` DuckDB file
 (and anything beside it), and what the dashboard builds headlessly: the CSV download of every finding,

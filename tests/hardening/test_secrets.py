@@ -1,4 +1,4 @@
-"""Secrets (issue 14): a sentinel token through every command and every output.
+"""Secrets: a sentinel token through every command and every output.
 
 Each case runs one command of the CLI (``report``, ``send-test``, ``watch``, ``connect``,
 ``meta-quality``, ``fake-graph``) with the sentinel as ``CAPI_ACCESS_TOKEN`` (``fake-graph``: as

@@ -1,4 +1,4 @@
-"""Sessions under load (issue 14): twenty browser sessions upload different logs at once.
+"""Sessions under load: twenty browser sessions upload different logs at once.
 
 One ``streamlit run app.py`` with the shipped configuration (the demo opens first, as for a new
 user), twenty Playwright contexts in one headless Chromium. Each session opens the app, goes to
