@@ -11,18 +11,26 @@ must stop the import with one :class:`~capi_diag.core.errors.CapiDiagError` (thr
 2, one line on stderr naming the file). Any other exception, an exit 3, a traceback, or a file over
 :data:`DEADLINE_S` is a failure. A sample also runs as a subprocess. The figures go to
 ``bench/results/hardening/hostile_files.json``.
+
+Hypothesis draws the files first, and how each is checked is fixed in that order (its role, whether
+it goes through ``capi-diag report`` or as an upload); :data:`WORKERS` processes then check them, as
+one process would check them in turn (``CAPI_HARDENING_WORKERS=1``: in the test's own process).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,21 +50,81 @@ pytestmark = pytest.mark.hardening
 FILES = int(os.environ.get("CAPI_HARDENING_FILES", 1000))
 REPORT_EVERY = 10
 DEADLINE_S = 60.0
+CLI_SAMPLE = 12
+# Checking a file is one core's work (Python and small DuckDB queries): a process per core, at most four.
+WORKERS = max(1, int(os.environ.get("CAPI_HARDENING_WORKERS", min(4, os.cpu_count() or 1))))
+CHUNK = 10  # files a worker takes at a time: a few seconds of work, so the workers finish together
 GOOD = "event_name,event_id,event_time,fbp\nPurchase,e1,1794873602,fb.1.1794873601259.17318\n"
 
 
+@dataclass(frozen=True)
+class Job:
+    """A drawn file and how it is checked."""
+
+    i: int
+    """Its place in the order drawn: its name's prefix; even, the server log, odd, the browser log."""
+    hf: HostileFile
+    loaded: int | None
+    """For a file with a good row, its place among those (every :data:`REPORT_EVERY`-th through
+    ``capi-diag report``, every other one of the rest as an upload); ``None`` for a file to refuse."""
+    kept: bool
+    """Kept on disk for the subprocess sample."""
+
+    @property
+    def role(self) -> str:
+        return "server" if self.i % 2 == 0 else "browser"
+
+    def path(self, folder: Path) -> Path:
+        return folder / f"{self.i:04d}-{self.hf.name}"
+
+
 class Run:
+    """The files in the order Hypothesis draws them, each with how it is checked."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.good = folder / "good.csv"
         self.good.write_text(GOOD)
-        self.n = 0
+        self.jobs: list[Job] = []
         self.loaded = 0
+        self.kept = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.jobs)
+
+    def one(self, hf: HostileFile) -> None:
+        i = self.n
+        loaded = None
+        if not hf.refuse:
+            loaded, self.loaded = self.loaded, self.loaded + 1
+        kept = self.kept < CLI_SAMPLE and (hf.refuse or i % 50 == 1)
+        self.kept += kept
+        self.jobs.append(Job(i, hf, loaded, kept))
+
+
+def report_args(path: Path, role: str, good: Path) -> list[str]:
+    other = "browser" if role == "server" else "server"
+    return ["report", f"--{role}", str(path), f"--{other}", str(good)]
+
+
+class Checker:
+    """Checks files in one process and counts what it finds (:meth:`merge` adds another's counts)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.good = folder / "good.csv"
         self.figures: Counter[str] = Counter()
-        self.problems: list[str] = []
+        self.problems: list[tuple[int, str]] = []
         self.kinds: Counter[str] = Counter()
         self.slowest = 0.0
-        self.cli_sample: list[tuple[Path, HostileFile, str]] = []
+        self.i = -1
+
+    def merge(self, other: Checker) -> None:
+        self.figures.update(other.figures)
+        self.problems += other.problems
+        self.kinds.update(other.kinds)
+        self.slowest = max(self.slowest, other.slowest)
 
     def problem(self, figure: str, hf: HostileFile, path: Path, detail: str) -> None:
         self.figures[figure] += 1
@@ -64,36 +132,32 @@ class Run:
         if keep and path.exists():
             Path(keep).mkdir(parents=True, exist_ok=True)
             (Path(keep) / path.name).write_bytes(path.read_bytes())
-        self.problems.append(f"{figure}: {path.name} ({hf.kind}; rows {hf.rows}, rejected {hf.rejected}): "
-                             f"{detail[:400]}")
+        self.problems.append((self.i, f"{figure}: {path.name} ({hf.kind}; rows {hf.rows}, "
+                                      f"rejected {hf.rejected}): {detail[:400]}"))
 
-    def one(self, hf: HostileFile) -> None:
-        i = self.n
-        self.n += 1
+    def one(self, job: Job) -> None:
+        hf, role = job.hf, job.role
+        self.i = job.i
         self.kinds[hf.kind.split()[0] if not hf.refuse else "refuse:" + hf.kind.split()[0]] += 1
-        path = self.folder / f"{i:04d}-{hf.name}"
+        path = job.path(self.folder)
         path.write_bytes(hf.data)
-        role = "server" if i % 2 == 0 else "browser"
         t0 = time.perf_counter()
         try:
             if hf.refuse:
                 self._refused(hf, path, role)
                 self._refused_upload(hf, path, role)
             else:
-                self._loaded(hf, path, role)
+                self._loaded(hf, path, role, job.loaded)
         finally:
             took = time.perf_counter() - t0
             self.slowest = max(self.slowest, took)
             if took > DEADLINE_S:
                 self.problem("hangs", hf, path, f"{took:.1f} s")
-            if len(self.cli_sample) < 12 and (hf.refuse or i % 50 == 1):
-                self.cli_sample.append((path, hf, role))
-            else:
+            if not job.kept:
                 path.unlink()
 
     def _args(self, path: Path, role: str) -> list[str]:
-        other = "browser" if role == "server" else "server"
-        return ["report", f"--{role}", str(path), f"--{other}", str(self.good)]
+        return report_args(path, role, self.good)
 
     def _refused(self, hf: HostileFile, path: Path, role: str) -> None:
         err = io.StringIO()
@@ -125,9 +189,8 @@ class Run:
         else:
             self.problem("acceptance_failures", hf, path, "upload: a file without a good row was used")
 
-    def _loaded(self, hf: HostileFile, path: Path, role: str) -> None:
-        report_it = self.loaded % REPORT_EVERY == 0
-        self.loaded += 1
+    def _loaded(self, hf: HostileFile, path: Path, role: str, loaded: int) -> None:
+        report_it = loaded % REPORT_EVERY == 0
         if report_it:
             out = path.with_suffix(".report.json")
             err = io.StringIO()
@@ -145,7 +208,7 @@ class Run:
             self.figures["cli_reports"] += 1
         else:
             # every other file as the Import page hands it over: an upload's bytes, read from memory
-            upload = self.loaded % 2 == 0
+            upload = (loaded + 1) % 2 == 0
             src = Source(path.name, data=hf.data) if upload else str(path)
             try:
                 with Database() as db:
@@ -183,6 +246,14 @@ def _reasons_match(actual: dict[str, int], expected: dict[str, int]) -> bool:
     return all(actual.get(r, 0) >= n for r, n in expected.items() if r != ANY_REASON)
 
 
+def check(folder: Path, jobs: list[Job]) -> Checker:
+    """Check ``jobs`` in this process (a worker's share of the run)."""
+    checker = Checker(folder)
+    for job in jobs:
+        checker.one(job)
+    return checker
+
+
 @pytest.mark.timeout(1800)
 def test_hostile_files_every_row_counted_no_crash_no_hang(tmp_path):
     run = Run(tmp_path)
@@ -194,32 +265,52 @@ def test_hostile_files_every_row_counted_no_crash_no_hang(tmp_path):
     def each(hf: HostileFile) -> None:
         run.one(hf)
 
+    # each()'s source seeds the derandomized draw: unchanged, it draws the same files as ever
     each()
-    for path, hf, role in run.cli_sample:  # the real process: no traceback, the documented exit codes
-        proc = subprocess.run([sys.executable, "-m", "capi_diag", *run._args(path, role), "--output",
-                               str(path) + ".json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = Checker(tmp_path)
+    if WORKERS == 1:
+        done.merge(check(tmp_path, run.jobs))
+    else:
+        chunks = [run.jobs[k:k + CHUNK] for k in range(0, run.n, CHUNK)]
+        with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for part in pool.map(functools.partial(check, tmp_path), chunks):
+                done.merge(part)
+    sample = [job for job in run.jobs if job.kept]
+
+    def subprocess_run(job: Job) -> subprocess.CompletedProcess[str]:
+        path = job.path(tmp_path)
+        return subprocess.run([sys.executable, "-m", "capi_diag", *report_args(path, job.role, run.good),
+                               "--output", str(path) + ".json"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+
+    with ThreadPoolExecutor(WORKERS) as threads:  # the real process: no traceback, the documented exit codes
+        procs = list(threads.map(subprocess_run, sample))
+    for job, proc in zip(sample, procs, strict=True):
+        hf, path = job.hf, job.path(tmp_path)
+        done.i = job.i
         ok = proc.returncode == 2 and proc.stderr.count("\n") == 1 if hf.refuse else proc.returncode in (0, 1)
-        run.figures["subprocess_runs"] += 1
+        done.figures["subprocess_runs"] += 1
         if not ok or "Traceback" in proc.stderr:
-            run.problem("crashes", hf, path, f"subprocess exit {proc.returncode}: {proc.stderr}")
+            done.problem("crashes", hf, path, f"subprocess exit {proc.returncode}: {proc.stderr}")
+    problems = [text for _, text in sorted(done.problems)]
     figures = {
-        "files_tried": run.n, "reports": run.figures["reports"], "reports_through_cli": run.figures["cli_reports"],
-        "imports_checked": run.figures["imports"],
-        "imports_as_uploads": run.figures["uploads"],
-        "clean_refusals": run.figures["clean_refusals"],
-        "clean_upload_refusals": run.figures["clean_upload_refusals"], "crashes": run.figures["crashes"],
-        "hangs": run.figures["hangs"], "silent_losses": run.figures["silent_losses"],
-        "reason_failures": run.figures["reason_failures"], "refusal_failures": run.figures["refusal_failures"],
-        "acceptance_failures": run.figures["acceptance_failures"],
-        "message_failures": run.figures["message_failures"], "subprocess_runs": run.figures["subprocess_runs"],
-        "slowest_file_s": round(run.slowest, 2), "duration_s": round(time.perf_counter() - t0, 1),
-        "kinds": dict(sorted(run.kinds.items())),
+        "files_tried": run.n, "reports": done.figures["reports"], "reports_through_cli": done.figures["cli_reports"],
+        "imports_checked": done.figures["imports"],
+        "imports_as_uploads": done.figures["uploads"],
+        "clean_refusals": done.figures["clean_refusals"],
+        "clean_upload_refusals": done.figures["clean_upload_refusals"], "crashes": done.figures["crashes"],
+        "hangs": done.figures["hangs"], "silent_losses": done.figures["silent_losses"],
+        "reason_failures": done.figures["reason_failures"], "refusal_failures": done.figures["refusal_failures"],
+        "acceptance_failures": done.figures["acceptance_failures"],
+        "message_failures": done.figures["message_failures"], "subprocess_runs": done.figures["subprocess_runs"],
+        "slowest_file_s": round(done.slowest, 2), "duration_s": round(time.perf_counter() - t0, 1),
+        "workers": WORKERS, "kinds": dict(sorted(done.kinds.items())),
     }
     record("hostile_files", **figures)
     print(json.dumps(figures, indent=2))
     assert run.n >= FILES * 0.95
-    assert not run.problems, "\n".join(dict.fromkeys(p.split(": ", 1)[0] + ": " + p.rsplit("): ", 1)[-1][:300]
-                                                       for p in run.problems))
+    assert not problems, "\n".join(dict.fromkeys(p.split(": ", 1)[0] + ": " + p.rsplit("): ", 1)[-1][:300]
+                                                   for p in problems))
 
 
 def _fixed_cases() -> list[tuple[str, bytes, int, int, dict[str, int]]]:
