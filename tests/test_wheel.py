@@ -142,7 +142,8 @@ def test_wheel_installed_package_is_the_one_imported_outside_the_checkout(instal
     site = _site_packages(installed)
     assert site.is_relative_to(installed.venv.resolve())
     r = _run([str(installed.venv / "bin" / "python"), "-c",
-              "from capi_diag.core import resources; print(resources.root())"], cwd=installed.elsewhere, env=installed.env)
+              "from capi_diag.core import resources; print(resources.root())"],
+             cwd=installed.elsewhere, env=installed.env)
     assert Path(r.stdout.strip()) == site / "capi_diag" / "_bundle"
 
 
