@@ -246,8 +246,10 @@ def detect_format(name: str, head: bytes) -> str:
         return "parquet"
     if lower.endswith((".jsonl", ".ndjson", ".json")):
         return "json"
-    if lower.endswith((".csv", ".tsv", ".txt")):
+    if lower.endswith((".csv", ".tsv")):
         return "csv"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16: look at its text
+        head = head[: len(head) // 2 * 2].decode("utf-16", errors="replace").encode("utf-8")
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     return "json" if stripped[:1] in (b"{", b"[") else "csv"
 
@@ -510,34 +512,84 @@ def _stage_json_lines(db: Database, inp: StagedInput) -> None:
         raise IngestError(f"{inp.label}: could not be read as JSON Lines ({str(e).splitlines()[0]}).") from None
     db.execute("DELETE FROM _capi_lines WHERE l IS NULL OR regexp_full_match(l, '\\s*')")
     valid = db.fetchone("SELECT count(*) FILTER (json_valid(l)), count(*) FROM _capi_lines")
-    if valid[1] and not valid[0]:
-        # Not one JSON value per line: a pretty-printed array or object. Read it whole.
-        try:
-            db.execute("""CREATE OR REPLACE TEMP TABLE _capi_lines AS
-                SELECT CAST(rowid + 1 AS BIGINT) AS _line, CAST(json AS VARCHAR) AS l
-                FROM read_json_objects(?, format='auto', compression='auto')""", [inp.uri])
-        except duckdb.OutOfMemoryException:
-            raise
-        except duckdb.Error:
-            raise IngestError(f"{inp.label}: is neither JSON Lines nor a JSON document. "
-                              "Write one event object (or one request body) per line.") from None
-    db.execute("""CREATE OR REPLACE TEMP TABLE _capi_docs AS
-        SELECT _line, CASE WHEN json_valid(l) THEN l::JSON END AS _doc FROM _capi_lines""")
+    if valid[0] < valid[1] and group_json_documents(db):
+        pass  # multi-line (pretty-printed) documents: _capi_docs holds one per document
+    else:
+        db.execute("""CREATE OR REPLACE TEMP TABLE _capi_docs AS
+            SELECT _line, CASE WHEN json_valid(l) THEN l::JSON END AS _doc,
+                   CAST(NULL AS BIGINT[]) AS _starts1, CAST(NULL AS BIGINT[]) AS _starts2 FROM _capi_lines""")
+    # An event's line: its document's first line; in a pretty-printed array or request body, the line
+    # where the event's own object opens (when every event opens on a line of its own).
     db.execute("""CREATE OR REPLACE TEMP TABLE _capi_stage AS
         WITH d AS (
-            SELECT _line, _doc,
+            SELECT _line, _doc, _starts1, _starts2,
                    json_type(_doc) = 'OBJECT' AND json_type(_doc, '$.data') = 'ARRAY'
                        AND json_extract(_doc, '$.event_name') IS NULL AS _is_body
-            FROM _capi_docs)
-        SELECT _line, unnest(CASE WHEN _doc IS NULL THEN [NULL::JSON]
-                                  WHEN _is_body THEN from_json(json_extract(_doc, '$.data'), '["JSON"]')
-                                  WHEN json_type(_doc) = 'ARRAY' THEN from_json(_doc, '["JSON"]')
-                                  ELSE [_doc] END) AS _ev,
+            FROM _capi_docs),
+        e AS (
+            SELECT _line, _is_body, _starts1, _starts2, _doc,
+                   CASE WHEN _doc IS NULL THEN [NULL::JSON]
+                        WHEN _is_body THEN from_json(json_extract(_doc, '$.data'), '["JSON"]')
+                        WHEN json_type(_doc) = 'ARRAY' THEN from_json(_doc, '["JSON"]')
+                        ELSE [_doc] END AS _evs
+            FROM d),
+        u AS (SELECT *, unnest(generate_series(1, greatest(len(_evs), 1))) AS _i FROM e)
+        SELECT CASE WHEN _is_body AND len(_starts2) = len(_evs) THEN _starts2[_i]
+                    WHEN NOT _is_body AND json_type(_doc) = 'ARRAY' AND len(_starts1) = len(_evs) THEN _starts1[_i]
+                    ELSE _line END AS _line,
+               _evs[_i] AS _ev,
                CASE WHEN _is_body THEN _doc ->> '$.test_event_code' END AS _body_test_code
-        FROM d""")
+        FROM u WHERE len(_evs) > 0 ORDER BY u._line, _i""")
     db.execute("ALTER TABLE _capi_stage ADD COLUMN _malformed BOOLEAN")
     db.execute("UPDATE _capi_stage SET _malformed = (_ev IS NULL OR json_type(_ev) <> 'OBJECT')")
     db.execute("DROP TABLE IF EXISTS _capi_lines; DROP TABLE IF EXISTS _capi_docs")
+
+
+STRING_RE = r'"(?:[^"\\]|\\.)*"'
+"""A JSON string literal on one line (a raw line break cannot occur inside a valid one)."""
+
+
+def group_json_documents(db: Database) -> bool:
+    """Read ``_capi_lines`` as JSON documents spanning lines (pretty-printed events, request bodies,
+    arrays, several appended one after another) into ``_capi_docs``: one row per document, at its first
+    line. A document ends on the line where the brackets opened since its first line close again
+    (brackets inside strings do not count). ``_starts1`` / ``_starts2`` list the lines where an object
+    opens one / two levels inside (an array's events, a request body's events).
+
+    Returns False, leaving ``_capi_docs`` absent, when reading line by line covers at least as many
+    lines with valid JSON (JSON Lines with a few broken lines: each broken line stays one bad row)."""
+    db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_grouped AS
+        WITH b AS (
+            SELECT _line, l, regexp_replace(l, {_quote_str(STRING_RE)}, '', 'g') AS bare FROM _capi_lines),
+        d AS (
+            SELECT _line, l, bare,
+                   (length(bare) - length(regexp_replace(bare, '[\[{{]', '', 'g')))
+                   - (length(bare) - length(regexp_replace(bare, '[\]}}]', '', 'g'))) AS delta
+            FROM b),
+        s AS (
+            SELECT *, coalesce(sum(delta) OVER (ORDER BY _line ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                               0) AS depth FROM d),
+        g AS (
+            SELECT *, sum(CASE WHEN depth <= 0 THEN 1 ELSE 0 END) OVER (ORDER BY _line) AS grp FROM s),
+        r AS (
+            SELECT *, depth - first_value(depth) OVER (PARTITION BY grp ORDER BY _line) AS rel,
+                   regexp_matches(bare, '^\s*,?\s*\{{') AS opens FROM g)
+        SELECT min(_line) AS _line, string_agg(l, chr(10) ORDER BY _line) AS l,
+               list(_line ORDER BY _line) FILTER (rel = 1 AND opens) AS _starts1,
+               list(_line ORDER BY _line) FILTER (rel = 2 AND opens) AS _starts2,
+               count(*) AS _nlines
+        FROM r GROUP BY grp""")
+    covered = db.fetchone("""SELECT coalesce(sum(_nlines) FILTER (json_valid(l)), 0) FROM _capi_grouped""")[0]
+    by_line = db.fetchone("SELECT count(*) FILTER (json_valid(l)) FROM _capi_lines")[0]
+    if covered <= by_line:
+        db.execute("DROP TABLE _capi_grouped")
+        return False
+    db.execute("""CREATE OR REPLACE TEMP TABLE _capi_docs AS
+        SELECT _line, CASE WHEN json_valid(l) THEN l::JSON END AS _doc,
+               coalesce(_starts1, []) AS _starts1, coalesce(_starts2, []) AS _starts2
+        FROM _capi_grouped ORDER BY _line""")
+    db.execute("DROP TABLE _capi_grouped")
+    return True
 
 
 _NESTED_TYPES = ("list", "struct", "map", "array", "union")
@@ -707,7 +759,7 @@ def drop_staging(db: Database) -> None:
     """Drop the staging objects of one file (the CSV stage is a view over ``_capi_raw``)."""
     kinds = dict(db.fetchall("SELECT table_name, table_type FROM information_schema.tables "
                              "WHERE table_name LIKE '\\_capi\\_%' ESCAPE '\\'"))
-    for t in ("_capi_stage", "_capi_canon", "_capi_raw", "_capi_lines", "_capi_docs"):
+    for t in ("_capi_stage", "_capi_canon", "_capi_raw", "_capi_lines", "_capi_docs", "_capi_grouped"):
         if t in kinds:
             db.execute(f"DROP {'VIEW' if kinds[t] == 'VIEW' else 'TABLE'} IF EXISTS {t}")
 

@@ -250,6 +250,65 @@ def jsonl_files(draw) -> HostileFile:
     return hf
 
 
+# -- pretty-printed JSON documents (valid shapes: issue 24) -------------------------------------------------
+
+@st.composite
+def pretty_json_files(draw) -> HostileFile:
+    """Valid multi-line JSON as loggers and Meta's documentation write it: one pretty-printed event, a
+    pretty request body ``{"data": [...]}``, a pretty array, or several pretty objects appended one
+    after another; with or without a BOM. Every event is a row; an unclosed object appended last is
+    one malformed row."""
+    rs = draw(rows(min_size=1))
+    shape = draw(st.sampled_from(["one", "body", "array", "appended", "appended bodies"]))
+    if shape == "one":
+        rs = rs[:1]
+    events: list[dict[str, Any]] = []
+    for r in rs:
+        ev: dict[str, Any] = {"event_name": r.event_name, "event_time": r.event_time, **r.extra}
+        if r.reason is None and draw(st.booleans()):
+            try:
+                ev["event_time"] = json.loads(r.event_time)
+            except ValueError:
+                pass
+        if draw(st.booleans()):
+            ev["user_data"] = {"em": [r.extra["em"]], "ph": r.extra["ph"], "fbp": "fb.1.1794873601259.17318"}
+            del ev["em"], ev["ph"]
+        if draw(st.booleans()):
+            ev["custom_data"] = draw(st.sampled_from([[], {}, {"value": r.extra["value"], "currency": "EUR"}]))
+        if r.reason == "event_time_empty" and draw(st.booleans()):
+            ev["event_time"] = None
+        events.append(ev)
+    indent = draw(st.sampled_from([2, 4, "\t", 1]))
+    ascii_only = draw(st.booleans())
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, indent=indent, ensure_ascii=ascii_only)
+
+    if shape == "one":
+        docs = [dump(events[0])]
+    elif shape == "body":
+        docs = [dump({"data": events, "test_event_code": "TEST1", "partner_agent": "hostile"})]
+    elif shape == "array":
+        docs = [dump(events)]
+    elif shape == "appended":
+        docs = [dump(ev) for ev in events]
+    else:
+        half = max(1, len(events) // 2)
+        docs = [dump({"data": part}) for part in (events[:half], events[half:]) if part]
+    account_rows = list(rs)
+    if shape.startswith("appended") and draw(st.booleans()):  # a logger killed mid-write
+        docs.append(dump({"event_name": "Purchase", "event_time": 1794873602})[:-2])
+        account_rows.append(Row("x", "x", reason="malformed_row"))
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    text = eol.join(d.replace("\n", eol) for d in docs) + draw(st.sampled_from(["", eol]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16"]))
+    total, rejected = _account(account_rows)
+    hf = HostileFile(draw(st.sampled_from(["log.json", "log.jsonl", "log.txt"])), _encode(text, encoding),
+                     f"pretty json {shape} {encoding}", total, rejected)
+    hf.refuse = hf.good == 0
+    return hf
+
+
 # -- Parquet ----------------------------------------------------------------------------------------------
 
 @st.composite
@@ -348,4 +407,5 @@ def unusable_files(draw) -> HostileFile:
     return HostileFile(name, data, kind, 0, {}, refuse=True)
 
 
-hostile_files = st.one_of(csv_files(), csv_files(), jsonl_files(), parquet_files(), unusable_files())
+hostile_files = st.one_of(csv_files(), csv_files(), jsonl_files(), parquet_files(), unusable_files(),
+                          pretty_json_files())
