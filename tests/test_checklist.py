@@ -16,10 +16,11 @@ IDS = [
     "journey_complete", "event_name_casing", "action_source", "event_source_url", "test_event_code",
     "event_time_unit", "freshness_stale", "freshness_future", "delivery_delay", "event_ids_present",
     "event_id_reuse", "duplicate_server_sends", "pairing_rate", "timing_skew", "consent", "unhashed_pii",
-    "hashed_context_keys", "context_key_format", "hash_quality", "insufficient_user_data", "coverage_em",
-    "coverage_ph", "coverage_external_id", "coverage_fbp", "coverage_fbc", "coverage_client_ip_address",
-    "coverage_client_user_agent", "emq_estimate", "purchase_value_currency", "purchase_value_match",
-    "orders_reach_meta", "server_sends_accepted", "order_values_match",
+    "no_personal_data_outside_user_data", "hashed_context_keys", "context_key_format", "hash_quality",
+    "insufficient_user_data", "coverage_em", "coverage_ph", "coverage_external_id", "coverage_fbp",
+    "coverage_fbc", "coverage_client_ip_address", "coverage_client_user_agent", "emq_estimate",
+    "purchase_value_currency", "purchase_value_match", "orders_reach_meta", "server_sends_accepted",
+    "order_values_match",
 ]
 
 
@@ -54,6 +55,7 @@ def healthy() -> dict:
                                {"stage": "counted_twice", "status": "evaluated", "orders": 0},
                                {"stage": "unlikely_match", "status": "evaluated", "orders": 0},
                                {"stage": "counted_once", "status": "evaluated", "orders": 20}]},
+        "privacy": {"status": "evaluated", "personal_data_rows": 0},
     }
 
 
@@ -141,6 +143,7 @@ def test_checklist_healthy_setup_all_pass_in_stable_order():
     ("consent.consent_unknown", 1, "consent", "warn"),
     ("journey.missing", {"browser": [], "server": ["AddToCart"]}, "journey_complete", "fail"),
     ("match_keys.em.defects", {"unhashed": 1}, "unhashed_pii", "fail"),
+    ("privacy.personal_data_rows", 5, "no_personal_data_outside_user_data", "fail"),
     ("match_keys.country.defects", {"unhashed": 3}, "unhashed_pii", "fail"),
     ("match_keys.external_id.defects", {"unhashed": 5}, "unhashed_pii", "warn"),
     ("match_keys.fbp.defects", {"hashed": 1}, "hashed_context_keys", "fail"),

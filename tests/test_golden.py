@@ -8,6 +8,7 @@ regenerated and checked by SHA-256) and every Spark case run in ``make test-gold
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sys
@@ -27,18 +28,36 @@ BENCH_SHA256 = {
 SPARK = ["--engine", "spark", "--spark-master", "local[2]"]
 
 
+def comparable(doc: dict) -> dict:
+    """A report as the golden files hold it: without ``generated_at`` and without what was added to
+    the report after they were made, each addition checked where it is made (issue 24: the
+    ``privacy`` section and its checklist item, tests/test_privacy.py; the per-pair gap counts
+    ``browser_only`` / ``server_only`` of ``match_keys.paired_mismatch`` and the ``fbp.paired_gap``
+    examples, tests/test_match_keys.py). Everything else must be equal."""
+    doc = copy.deepcopy(doc)
+    doc.pop("generated_at", None)
+    doc.pop("privacy", None)
+    doc["checklist"] = [i for i in doc.get("checklist", []) if i.get("id") != "no_personal_data_outside_user_data"]
+    mk = doc.get("match_keys") or {}
+    for entry in ((mk.get("paired_mismatch") or {}).get("fields") or {}).values():
+        entry.pop("browser_only", None)
+        entry.pop("server_only", None)
+    (mk.get("examples") or {}).pop("fbp.paired_gap", None)
+    return doc
+
+
 def _report(tmp_path: Path, *args: str) -> dict:
     out = tmp_path / "report.json"
     assert main(["report", *args, "--format", "json", "--output", str(out)]) == 1  # the logs have failures
     doc = json.loads(out.read_text(encoding="utf-8"))
-    doc.pop("generated_at")
-    return doc
+    # the additions, on logs without personal data outside user_data
+    assert doc["privacy"]["personal_data_rows"] == 0
+    assert {i["id"]: i["status"] for i in doc["checklist"]}["no_personal_data_outside_user_data"] == "pass"
+    return comparable(doc)
 
 
 def _golden(name: str) -> dict:
-    doc = json.loads((GOLDEN / name).read_text(encoding="utf-8"))
-    doc.pop("generated_at")
-    return doc
+    return comparable(json.loads((GOLDEN / name).read_text(encoding="utf-8")))
 
 
 def _demo_logs() -> list[str]:

@@ -124,10 +124,31 @@ def test_match_keys_every_field_has_the_contract_shape(result):
 def test_match_keys_paired_mismatch_compares_earliest_rows(result):
     pm = result["paired_mismatch"]
     assert pm["paired_keys"] == 2
-    assert pm["fields"]["fbp"] == {"compared": 2, "mismatched": 1, "mismatch_rate": 0.5}
-    assert pm["fields"]["client_ip_address"] == {"compared": 1, "mismatched": 1, "mismatch_rate": 1.0}
-    assert pm["fields"]["client_user_agent"] == {"compared": 2, "mismatched": 0, "mismatch_rate": 0.0}
-    assert pm["fields"]["external_id"] == {"compared": 1, "mismatched": 0, "mismatch_rate": 0.0}
+    gaps = {"browser_only": 0, "server_only": 0}
+    assert pm["fields"]["fbp"] == {"compared": 2, "mismatched": 1, "mismatch_rate": 0.5, **gaps}
+    assert pm["fields"]["client_ip_address"] == {"compared": 1, "mismatched": 1, "mismatch_rate": 1.0,
+                                                 "browser_only": 0, "server_only": 1}
+    assert pm["fields"]["client_user_agent"] == {"compared": 2, "mismatched": 0, "mismatch_rate": 0.0, **gaps}
+    assert pm["fields"]["external_id"] == {"compared": 1, "mismatched": 0, "mismatch_rate": 0.0, **gaps}
+    assert "fbp.paired_gap" not in result["examples"]
+
+
+def test_match_keys_fbp_gaps_listed_per_pair(on_engine):
+    """Issue 24: an fbp in the Pixel hit and none on its server twin (or the reverse) is listed per pair,
+    as the mismatch examples are, beside the overall coverage."""
+    browser = [ev("Purchase", "p1", fbp=[FBP]), ev("AddToCart", "p2", fbp=[FBP]), ev("ViewContent", "p3"),
+               ev("Lead", "p4", fbp=[FBP])]
+    server = [ev("Purchase", "p1"), ev("AddToCart", "p2", fbp=[" "]), ev("ViewContent", "p3", fbp=[FBP]),
+              ev("Lead", "p4", fbp=[FBP])]
+    r = match_keys.analyze(on_engine(Dataset.from_records(browser=browser, server=server)), Config(), {})
+    fbp = r["paired_mismatch"]["fields"]["fbp"]
+    assert (fbp["compared"], fbp["browser_only"], fbp["server_only"]) == (1, 2, 1)
+    gaps = r["examples"]["fbp.paired_gap"]
+    assert [(g["event_name"], g["event_id"], g["browser_fbp"], g["server_fbp"]) for g in gaps] == [
+        ("Purchase", "p1", FBP, None), ("AddToCart", "p2", FBP, None), ("ViewContent", "p3", None, FBP)]
+    assert [g["browser_line"] for g in gaps] == [2, 3, 4]  # from_records: as a CSV under its header
+    entries = {e["label"]: e for e in match_keys.explain(r)}
+    assert entries["Browser ID (fbp) on one side of a pair only"]["value"] == 3
 
 
 def test_match_keys_examples_are_masked_and_named(result):

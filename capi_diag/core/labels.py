@@ -35,6 +35,7 @@ SECTIONS: dict[str, str] = {
     "consent_contract": "Consent & contract",
     "import": "Import",
     "filters": "Filters",
+    "privacy": "Personal data outside user_data",
 }
 
 STATUSES: dict[str, str] = {
@@ -78,6 +79,7 @@ DEFECTS: dict[str, str] = {
     "modified_fbclid": "carries a modified fbclid",
     "repeated_value": "repeats one value on many rows",
     "paired_mismatch": "differs between browser and server",
+    "paired_gap": "on one side of a pair only",
 }
 """A user_data defect as the words after the field's label: "Email" + "sent unhashed"."""
 
@@ -154,6 +156,16 @@ FINDINGS: dict[str, str] = {
     "below_emq_target": "Below the EMQ target",
     "estimate": "EMQ estimate",
     "missing_steps": "Funnel steps missing",
+    # privacy
+    "personal_data_in_url": "Email or phone in a URL",
+    "personal_data_in_custom_data": "Email or phone in custom data",
+    "personal_data_in_unknown_column": "Email or phone in an unmapped column",
+    "personal_data_rows": "Rows with an email or phone outside user_data",
+    "url_rows": "Rows with an email or phone in a URL",
+    "custom_data_rows": "Rows with an email or phone in custom data",
+    "unknown_column_rows": "Rows with an email or phone in an unmapped column",
+    "email_rows": "Rows with a raw email",
+    "phone_rows": "Rows with a raw phone number",
 }
 """Every finding, count and figure of the report sections."""
 
@@ -205,7 +217,8 @@ COLUMNS: dict[str, str] = {
     "sent_at_raw": "sent_at as sent", "extra": "Other columns", "custom_data_extra": "Other custom_data",
     "rows": "Rows", "value": "Value",
     "stage": "Where it was lost", "order_id": "Order", "created_at": "Ordered", "total": "Order total",
-    "browser_rows": "Browser Purchases", "server_rows": "Server Purchases", "sends": "Server sends",
+    "browser_rows": "Browser rows", "server_rows": "Server rows", "sends": "Server sends",
+    "field": "Field", "browser_fbp": "Browser fbp", "server_fbp": "Server fbp",
     "sends_accepted": "Sends accepted",
 }
 """Column names of example rows, failing rows and lookups."""
@@ -257,6 +270,7 @@ CHECKLIST_ITEMS: dict[str, str] = {
     "orders_reach_meta": "Every order reaches Meta",
     "server_sends_accepted": "Server sends accepted by Meta",
     "order_values_match": "Purchase values equal the order totals",
+    "no_personal_data_outside_user_data": "No personal data in URLs or custom data",
 }
 """Checklist item titles, in go-live order; ``{stale}``, ``{future}`` and ``{window}`` stand for the
 limits in force (:func:`capi_diag.verdict.checklist.limits`)."""

@@ -98,3 +98,19 @@ surrounding whitespace."""
 SHA256_RE = re.compile(r"\A([0-9A-Fa-f]{64})(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
 """A SHA-256 hex digest (group 1), optionally with a parameter-builder appendix of 2 or 8 URL-safe
 base64 characters (group 2, with its dot; docs/facts.md §4.3)."""
+
+# -- personal data where Meta forbids it (engine patterns, unanchored: found inside a longer text) ------
+
+EMAIL_IN_TEXT = r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+"""An email address inside a longer text (a URL, a JSON object of custom data), also with its ``@``
+URL-encoded (``%40``). Its local part holds no ``*``, so the masked form the import stores
+(``j***@example.com#...``) is not found again."""
+PHONE_KEY = r"(?i:phone|mobile|msisdn|\btel\b|\bph\b)"
+"""A key that names a phone number (``phone``, ``billing_phone``, ``mobile``, ``tel``, ``ph``)."""
+PHONE_IN_TEXT = PHONE_KEY + r"[^0-9+(]{0,6}((?:\+|%2B|\()?[0-9][0-9 ().%-]{5,20}[0-9])"
+"""A phone number after a key naming one (``"phone":"+33 6 12 34 56 12"``, ``tel=0612345612``,
+``\\"ph\\":\\"...``); group 1 is the number. Numbers are only recognised after such a key: order ids
+and timestamps are digits too."""
+MASKED_IN_TEXT = r"(?:[^\s\"\\&=*]?\*\*\*@[A-Za-z0-9.-]+|\*\*\*[0-9]{0,4})(?:#|%23)[0-9a-f]{16}"
+"""An email or phone number as the import stores it inside a text: masked, ``#`` (``%23`` in a URL),
+the fingerprint."""

@@ -93,6 +93,25 @@ def _nested(group: str, key: str, *extra: str) -> tuple[str, ...]:
     return (f"{group}.{key}", f"{group}_{key}", key, *extra)
 
 
+PLUGIN_ALIASES: dict[str, tuple[tuple[str, str], ...]] = {
+    # facebook/facebook-for-woocommerce, includes/Events/Event.php (prepare_user_data): the plugin fills
+    # user_data 'click_id' (get_click_id(): the _fbc cookie) and 'browser_id' (get_browser_id(): the
+    # _fbp cookie), renamed to fbc / fbp only when the request is built; it also renames the Pixel's
+    # country key 'cn' to 'country'. Logs taken before those steps carry the internal names.
+    "fbp": (("user_data.browser_id", "Facebook for WooCommerce"), ("user_data_browser_id", "Facebook for WooCommerce")),
+    "fbc": (("user_data.click_id", "Facebook for WooCommerce"), ("user_data_click_id", "Facebook for WooCommerce")),
+    "country": (("user_data.cn", "Facebook for WooCommerce / Pixel advanced matching"),
+                ("user_data_cn", "Facebook for WooCommerce / Pixel advanced matching")),
+    # a Pixel /tr hit's page URL and referrer (docs: pixel-har-stats, "dl" / "rl" parameters)
+    "event_source_url": (("dl", "Meta Pixel hit"),),
+    "referrer_url": (("rl", "Meta Pixel hit"),),
+}
+"""Header forms that are another tool's internal name for a canonical field, with that tool: accepted
+after the field's own forms (so the real name wins when both are present), and named in the import
+report's warnings when used."""
+PLUGIN_ALIAS_SOURCE: dict[str, str] = {a: src for forms in PLUGIN_ALIASES.values() for a, src in forms}
+
+
 def _build_fields() -> tuple[Field, ...]:
     fields: list[Field] = [
         Field("event_name", Kind.TEXT, "event", ("event_name", "event", "eventName"),
@@ -121,7 +140,8 @@ def _build_fields() -> tuple[Field, ...]:
                         "When the server request was sent; same formats as event_time."))
     fields.append(Field("test_event_code", Kind.TEXT, "envelope", ("test_event_code",)))
     fields.append(Field("pixel_id", Kind.TEXT, "envelope", ("pixel_id", "pixelId", "dataset_id")))
-    return tuple(fields)
+    return tuple(Field(f.name, f.kind, f.group, f.aliases + tuple(a for a, _ in PLUGIN_ALIASES.get(f.name, ())),
+                       f.description) for f in fields)
 
 
 FIELDS: tuple[Field, ...] = _build_fields()

@@ -37,7 +37,7 @@ FAILING_ROW_COLUMNS: tuple[str, ...] = (
 (e.g. the field name), never a raw PII value; ``event_id`` may be null."""
 
 ORDER: tuple[str, ...] = ("dedup", "timing", "match_keys", "emq", "consent", "contract", "journey", "delivery",
-                         "reconciliation")
+                         "reconciliation", "privacy")
 """Report order; a later analysis may read an earlier one's result through ``prior``."""
 
 

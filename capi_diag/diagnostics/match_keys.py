@@ -178,13 +178,37 @@ def paired_mismatch(ds: Dataset, config: Config) -> dict[str, Any]:
         both = b.notnull() & s.notnull()
         aggs[f"{f}_compared"] = pr.count(where=both)
         aggs[f"{f}_mismatched"] = pr.count(where=both & (b != s))
+        aggs[f"{f}_browser_only"] = pr.count(where=b.notnull() & s.isnull())
+        aggs[f"{f}_server_only"] = pr.count(where=b.isnull() & s.notnull())
     row = ds.fetch("match_keys.paired_mismatch", lambda: pr.aggregate(**aggs))[0]
     return {
         "paired_keys": int(row["paired_keys"]),
         "fields": {f: {"compared": int(row[f"{f}_compared"]), "mismatched": int(row[f"{f}_mismatched"]),
-                       "mismatch_rate": _ratio(int(row[f"{f}_mismatched"]), int(row[f"{f}_compared"]))}
+                       "mismatch_rate": _ratio(int(row[f"{f}_mismatched"]), int(row[f"{f}_compared"])),
+                       "browser_only": int(row[f"{f}_browser_only"]), "server_only": int(row[f"{f}_server_only"])}
                    for f in PAIRED_FIELDS},
     }
+
+
+def paired_gap_examples(ds: Dataset, config: Config, limit: int, field: str = "fbp") -> list[dict[str, Any]]:
+    """Up to ``limit`` paired keys whose earliest browser and server rows disagree on having ``field``
+    (present on one side, absent on the other), in browser file order: the per-pair view of the
+    coverage gap (a server that does not forward the ``_fbp`` cookie the Pixel had)."""
+    if limit <= 0:
+        return []
+    pr = ds.using(config).measure("paired_rows")
+
+    def build() -> ir.Table:
+        b = measures.first_value(pr[f"b_{field}"])
+        s = measures.first_value(pr[f"s_{field}"])
+        gap = pr.filter(b.notnull() != s.notnull())
+        return gap.order_by(["b_file_index", "b_line", "b_row_id"]).limit(limit).select(
+            event_name="b_event_name", event_id="b_event_id", browser_source_file="b_source_file",
+            browser_line="b_line", server_source_file="s_source_file", server_line="s_line",
+            **{f"browser_{field}": measures.first_value(gap[f"b_{field}"]),
+               f"server_{field}": measures.first_value(gap[f"s_{field}"])})
+
+    return ds.fetch(f"match_keys.paired_gap.{field}", build)
 
 
 def repeated_values(ds: Dataset, rows: int, opts: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -290,6 +314,10 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], rv: ir.Table)
     else:
         result["paired_mismatch"] = None
     result["examples"] = defect_examples(ds, rv, int(opts["examples"])) if rows else {}
+    if result["paired_mismatch"] and ds.has("browser", "fbp"):
+        gaps = paired_gap_examples(ds, config, int(opts["examples"]))
+        if gaps:
+            result["examples"]["fbp.paired_gap"] = gaps
     return result
 
 
@@ -336,6 +364,14 @@ def explain(result: Mapping[str, Any], config: Config | None = None) -> list[dic
                                     f"{FIELD_LABELS[f]}, {c['mismatched']:,} disagree.",
                             "fix": "Read the value from the visitor's request (cookie, X-Forwarded-For, "
                                    "User-Agent) and pass it unchanged to the server event."})
+        fbp = pm["fields"].get("fbp", {})
+        gap = int(fbp.get("browser_only", 0)) + int(fbp.get("server_only", 0))
+        if gap:
+            out.append({"label": labels.defect("fbp", "paired_gap"), "value": gap, "unit": "dedup key",
+                        "text": f"Of {pm['paired_keys']:,} paired keys, {fbp['browser_only']:,} have an fbp in the "
+                                f"browser event and none in its server twin, {fbp['server_only']:,} the reverse.",
+                        "fix": "Read the _fbp cookie from the visitor's request (or pass it from the page) and "
+                               "send it as user_data.fbp with the server event."})
     return out
 
 

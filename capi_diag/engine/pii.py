@@ -23,6 +23,7 @@ keys are shown as they are: they are not personal data in the clear.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -32,13 +33,17 @@ HASH_RE = patterns.SHA256_RE
 """A hash-shaped value (Python): shown as it is."""
 PII_FIELDS = frozenset({"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "external_id"})
 """Fields whose raw (unhashed) values are personal data. ``country`` alone is not masked."""
-MASKED_AT_REST: tuple[str, ...] = ("em", "ph")
+MASKED_AT_REST: tuple[str, ...] = ("em", "ph", "fn", "ln")
 """Fields whose unhashed values the import stores masked (with a fingerprint)."""
+SCRUBBED_URLS: tuple[str, ...] = ("event_source_url", "referrer_url")
+"""Text fields (besides custom data and unknown columns) stored with emails and phones masked inside."""
 FINGERPRINT_HEX = 16
 _FP = rf"#[0-9a-f]{{{FINGERPRINT_HEX}}}\Z"
 STORED_RE: dict[str, re.Pattern[str]] = {
     "em": re.compile(rf"\A(.?\*\*\*(?:@.*)?){_FP}", re.DOTALL),
     "ph": re.compile(rf"\A(\*\*\*(?:\d{{4}})?){_FP}"),
+    "fn": re.compile(rf"\A(.?\*\*\*){_FP}", re.DOTALL),
+    "ln": re.compile(rf"\A(.?\*\*\*){_FP}", re.DOTALL),
 }
 """A value as the import stores it, per field: its masked form (group 1), ``#``, the fingerprint."""
 
@@ -81,9 +86,14 @@ def _sql_str(text: str) -> str:
 
 
 def sql_macros(key: str) -> list[str]:
-    """DuckDB macros the import uses to store ``em``/``ph`` values: ``capi_pii_at_rest(field, v)`` is
-    ``v`` unless the value rules call it unhashed, else its masked form + ``#`` + fingerprint under
-    ``key`` (the open database's random key). The masked form is :func:`mask_value`'s, in SQL."""
+    """DuckDB macros the import uses to store personal data: ``capi_pii_at_rest(field, v)`` (``em``,
+    ``ph``, ``fn``, ``ln``) is ``v`` unless the value rules call it unhashed, else its masked form + ``#``
+    + fingerprint under ``key`` (the open database's random key). The masked form is
+    :func:`mask_value`'s, in SQL. ``capi_pii_scrub(text, sep)`` replaces every email address
+    (:data:`~capi_diag.core.patterns.EMAIL_IN_TEXT`) and every phone number after a key naming one
+    (:data:`~capi_diag.core.patterns.PHONE_IN_TEXT`) inside a longer text (a URL, custom data, unknown
+    columns) by the same stored form, with ``sep`` before the fingerprint (``#``; in a URL ``%23``, so that
+    the query string keeps its parameters), and leaves the rest of the text as it is."""
     keep = " OR ".join(f"regexp_matches(v, {_sql_str(p)})" for p in (
         patterns.BLANK_RE, patterns.HASH_RE, patterns.SPACED_HASH_RE, patterns.PLACEHOLDER_RE))
     # one statement each (a rule's pattern may hold a ';'), never split on ';'
@@ -96,7 +106,46 @@ CREATE OR REPLACE TEMP MACRO capi_pii_display(f, v) AS
          WHEN f = 'ph' THEN '***' || CASE WHEN length(regexp_replace(v, '\\P{Nd}', '', 'g')) > 4
                                           THEN right(regexp_replace(v, '\\P{Nd}', '', 'g'), 4) ELSE '' END
          ELSE left(capi_pii_strip(v), 1) || '***' END""", f"""
+CREATE OR REPLACE TEMP MACRO capi_pii_fp(f, v) AS
+    left(sha256({_sql_str(key)} || f || chr(0) || v), {FINGERPRINT_HEX})""",
+        # longest first, so that no address is replaced inside a longer one (bob@x.io in jimbob@x.io)
+        """
+CREATE OR REPLACE TEMP MACRO capi_pii_longest_first(l) AS
+    list_transform(list_sort(list_transform(list_distinct(l), lambda x: lpad(CAST(length(x) AS VARCHAR), 9, '0')
+                                            || x), 'DESC'), lambda x: substr(x, 10))""", f"""
+CREATE OR REPLACE TEMP MACRO capi_pii_scrub_em(v, sep) AS
+    list_reduce(list_prepend(v, capi_pii_longest_first(regexp_extract_all(v, {_sql_str(patterns.EMAIL_IN_TEXT)}))),
+                lambda acc, x: replace(acc, x, capi_pii_display('em', replace(x, '%40', '@')) || sep
+                                               || capi_pii_fp('em', x)))""", f"""
+CREATE OR REPLACE TEMP MACRO capi_pii_scrub(v, sep) AS
+    CASE WHEN v IS NULL OR NOT regexp_matches(v, {_sql_str('@|%40|' + patterns.PHONE_KEY)}) THEN v
+         ELSE list_reduce(list_prepend(capi_pii_scrub_em(v, sep), capi_pii_longest_first(
+                  regexp_extract_all(capi_pii_scrub_em(v, sep), {_sql_str(patterns.PHONE_IN_TEXT)}, 1))),
+              lambda acc, x: replace(acc, x, capi_pii_display('ph', x) || sep || capi_pii_fp('ph', x)))
+    END""", f"""
 CREATE OR REPLACE TEMP MACRO capi_pii_at_rest(f, v) AS
     CASE WHEN v IS NULL OR {keep} THEN v
-         ELSE capi_pii_display(f, v) || '#' || left(sha256({_sql_str(key)} || f || chr(0) || v), {FINGERPRINT_HEX})
+         ELSE capi_pii_display(f, v) || '#' || capi_pii_fp(f, v)
     END"""]
+
+
+_EMAIL_TEXT = re.compile(patterns.EMAIL_IN_TEXT)
+_PHONE_TEXT = re.compile(patterns.PHONE_IN_TEXT)
+
+
+def fingerprint(key: str, field: str, value: str) -> str:
+    """The keyed fingerprint of a raw value, as the SQL macro ``capi_pii_fp`` computes it."""
+    return hashlib.sha256(f"{key}{field}\x00{value}".encode()).hexdigest()[:FINGERPRINT_HEX]
+
+
+def scrub_text(text: str | None, key: str, sep: str = "#") -> str | None:
+    """``capi_pii_scrub`` in Python, for the few records stored outside the import (a Test Events
+    send's events, findings and Meta's messages): every email and every phone number after a key
+    naming one replaced by its masked form + ``sep`` + fingerprint; the rest of ``text`` unchanged."""
+    if text is None:
+        return None
+    for found in sorted(set(_EMAIL_TEXT.findall(text)), key=len, reverse=True):
+        text = text.replace(found, f"{mask_value('em', found.replace('%40', '@'))}{sep}{fingerprint(key, 'em', found)}")
+    for found in sorted(set(_PHONE_TEXT.findall(text)), key=len, reverse=True):
+        text = text.replace(found, f"{mask_value('ph', found)}{sep}{fingerprint(key, 'ph', found)}")
+    return text

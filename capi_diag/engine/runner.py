@@ -100,7 +100,7 @@ def fingerprint() -> str:
         from capi_diag import __version__
 
         h = hashlib.sha256(__version__.encode())
-        root = Path(__file__).parent
+        root = Path(__file__).parent.parent  # the whole package: an analysis compiles SQL too
         for p in sorted(root.rglob("*.py")):
             if "ui" in p.relative_to(root).parts:
                 continue

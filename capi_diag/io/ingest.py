@@ -52,6 +52,7 @@ from capi_diag.core.schema import (
     FIELDS_BY_NAME,
     PLAUSIBLE_MAX,
     PLAUSIBLE_MIN,
+    PLUGIN_ALIAS_SOURCE,
     REQUIRED,
     Kind,
     Role,
@@ -168,6 +169,8 @@ class StagedInput:
         self.db, self.src, self.role = db, src, role
         self.label = label if label is not None else f"{role.value} log '{src.name}'"
         self._memory_paths: list[str] = []
+        self.request_fields: list[str] = []
+        """Keys of JSON request bodies besides ``data`` and ``test_event_code`` (not event fields)."""
         self.decoded = False
         self.text_head: str | None = None
         self.uri = self._resolve()
@@ -312,6 +315,17 @@ def map_headers(headers: Sequence[str]) -> HeaderMapping:
     return HeaderMapping({k: v for k, (_, v) in chosen.items()}, custom, unknown, warnings)
 
 
+def mapping_notes(mapping: HeaderMapping, request_fields: Sequence[str] = ()) -> list[str]:
+    """Import-report warnings: headers read under another tool's internal name
+    (:data:`~capi_diag.core.schema.PLUGIN_ALIASES`), and request-level fields that were dropped."""
+    notes = [f"column '{h}' ({PLUGIN_ALIAS_SOURCE[h]}'s name) was read as {f}"
+             for f, h in mapping.canonical.items() if h in PLUGIN_ALIAS_SOURCE]
+    if request_fields:
+        notes.append("request-level fields of the request bodies are not event fields and were dropped: "
+                     + ", ".join(request_fields) + " (test_event_code is applied to each event)")
+    return notes
+
+
 def missing_required_error(label: str, headers: Sequence[str], mapping: HeaderMapping) -> IngestError:
     missing = [f for f in REQUIRED if f not in mapping.canonical]
     hints = []
@@ -356,6 +370,9 @@ def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz:
             exprs[f.name] = f"upper(trim(capi_text({s})))"
         elif f.kind is Kind.INT:
             exprs[f.name] = f"capi_time_s({s}, capi_time_unit({s}, {tz}), {tz})"
+        elif f.name in pii.SCRUBBED_URLS:
+            # emails and phone numbers in a query string are never stored raw (capi_diag.engine.pii)
+            exprs[f.name] = f"capi_pii_scrub(capi_text({s}), '%23')"
         else:
             exprs[f.name] = f"capi_text({s})"
     if body_code:
@@ -367,7 +384,7 @@ def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz:
         if not pairs:
             return "CAST(NULL AS VARCHAR)"
         args = ", ".join(f"{_quote_str(k)}, {text(h)}" for k, h in pairs.items())
-        return f"CAST(json_object({args}) AS VARCHAR)"
+        return f"capi_pii_scrub(CAST(json_object({args}) AS VARCHAR), '#')"  # no raw email/phone at rest
 
     cols = canonical_columns()
     select = {
@@ -540,6 +557,11 @@ def _stage_json_lines(db: Database, inp: StagedInput) -> None:
                _evs[_i] AS _ev,
                CASE WHEN _is_body THEN _doc ->> '$.test_event_code' END AS _body_test_code
         FROM u WHERE len(_evs) > 0 ORDER BY u._line, _i""")
+    inp.request_fields = [r[0] for r in db.fetchall("""
+        SELECT k FROM (SELECT unnest(json_keys(_doc)) AS k FROM _capi_docs
+                       WHERE json_type(_doc) = 'OBJECT' AND json_type(_doc, '$.data') = 'ARRAY'
+                         AND json_extract(_doc, '$.event_name') IS NULL)
+        WHERE k NOT IN ('data', 'test_event_code') GROUP BY k ORDER BY min(k)""")]
     db.execute("ALTER TABLE _capi_stage ADD COLUMN _malformed BOOLEAN")
     db.execute("UPDATE _capi_stage SET _malformed = (_ev IS NULL OR json_type(_ev) <> 'OBJECT')")
     db.execute("DROP TABLE IF EXISTS _capi_lines; DROP TABLE IF EXISTS _capi_docs")
@@ -661,20 +683,26 @@ def flatten_json_stage(db: Database, paths: dict[str, list[str]]) -> list[str]:
     return list(paths)
 
 
+OBJECT_GROUPS = ("user_data", "custom_data", "consent")
+"""Keys whose value is an object of fields; an empty list there means an empty object."""
+
+
 def json_headers(db: Database) -> dict[str, list[str]]:
     """Flattened keys of the staged events -> JSON path parts: top-level keys, and ``parent.child`` for
     the keys of object values (``user_data.em``), in order of first appearance."""
     rows = db.execute("""
         WITH k AS (
             SELECT key, min(_line) AS first_line, bool_or(json_type(_ev, '$."' || replace(key, '"', '\\"') || '"')
-                   = 'OBJECT') AS is_obj
+                   = 'OBJECT') AS is_obj,
+                   bool_and(CAST(json_extract(_ev, '$."' || replace(key, '"', '\\"') || '"') AS VARCHAR) = '[]')
+                       AS empty_list
             FROM (SELECT _line, _ev, unnest(json_keys(_ev)) AS key FROM _capi_stage WHERE NOT _malformed)
             GROUP BY key)
-        SELECT key, is_obj FROM k ORDER BY first_line, key""").fetchall()
+        SELECT key, is_obj, empty_list FROM k ORDER BY first_line, key""").fetchall()
     headers: dict[str, list[str]] = {}
-    for key, is_obj in rows:
-        if key == "file_row_number":
-            continue
+    for key, is_obj, empty_list in rows:
+        if key == "file_row_number" or (empty_list and key in OBJECT_GROUPS):
+            continue  # PHP writes an empty user_data / custom_data as [] (json_encode of array()): as {}
         if is_obj:
             path = _quote_str(_json_path([key]))
             subs = db.execute(f"""
@@ -727,6 +755,7 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
         report.warnings += mapping.warnings
         if mapping.custom:
             report.mapping.update({h: f"custom_data_extra.{k}" for k, h in mapping.custom.items()})
+        report.warnings += mapping_notes(mapping, inp.request_fields)
         total = db.fetchone("SELECT count(*) FROM _capi_stage")[0]
         if total == 0:
             raise IngestError(f"{inp.label}: has a header but no data rows. Export the log again "
@@ -817,7 +846,10 @@ def _summarize(db: Database, report: FileReport, mapping: HeaderMapping) -> None
     if report.no_time_zone:
         report.warnings.append(f"{report.no_time_zone} ISO-8601 times have no time zone; they were read as "
                                "UTC (use --assume-tz to change it)")
-    if report.time_formats.get("ms") or report.time_formats.get("us"):
+    if report.role == Role.BROWSER.value and (report.time_formats.get("ms") or report.time_formats.get("us")):
+        report.warnings.append("event_time values in milliseconds (the Pixel's own unit, its ts parameter) "
+                               "were converted to seconds to compare them with the server log")
+    elif report.time_formats.get("ms") or report.time_formats.get("us"):
         report.warnings.append("some event_time values are in milliseconds/microseconds; they were converted "
                                "to seconds for analysis, but Meta requires Unix seconds")
 

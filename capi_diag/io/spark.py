@@ -110,8 +110,10 @@ def _pii_at_rest(field: str, x: str, key: str) -> str:
     if field == "em":
         shown = (f"CASE WHEN instr({x}, '@') > 0 THEN concat(left(split_part({strip}, '@', 1), 1), '***@', "
                  f"substr({strip}, instr({strip}, '@') + 1)) ELSE concat(left({strip}, 1), '***') END")
-    else:
+    elif field == "ph":
         shown = f"concat('***', CASE WHEN length({digits}) > 4 THEN right({digits}, 4) ELSE '' END)"
+    else:  # fn, ln: the first character
+        shown = f"concat(left({strip}, 1), '***')"
     mark = f"left(sha2(concat({_lit(key)}, {_lit(field)}, chr(0), {x}), 256), {pii.FINGERPRINT_HEX})"
     return f"CASE WHEN {x} IS NULL OR {keep} THEN {x} ELSE concat({shown}, '#', {mark}) END"
 

@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from capi_diag.core.errors import CapiDiagError
+from capi_diag.engine import pii
 from capi_diag.engine.db import Database
 from capi_diag.verdict.promotion import Window
 
@@ -148,6 +149,9 @@ class Store:
             row[col] = json.dumps(row[col], ensure_ascii=False, default=str)
         cols = list(row)
         with self._db() as db:
+            # raw emails and phones (an event id, a finding's detail, Meta's message) are stored masked
+            # with a fingerprint, as the import stores them (capi_diag.engine.pii)
+            row = {k: pii.scrub_text(v, db.pii_key) if isinstance(v, str) else v for k, v in row.items()}
             new_id = db.execute("SELECT nextval('te_send_ids')").fetchone()[0]
             db.execute(
                 f"INSERT INTO te_sends (id, {', '.join(cols)}) VALUES (?, {', '.join('?' for _ in cols)})",

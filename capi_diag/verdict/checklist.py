@@ -595,6 +595,14 @@ ITEMS: tuple[Item, ...] = (
                       "were sent unhashed"),
          {"fail_above": 0, "warn_above": 0},
          "Meta rejects unhashed customer information (subcode 2804016); raw external_id is only a warning."),
+    Item("no_personal_data_outside_user_data", "match_keys", "count",
+         "Send emails and phone numbers only as hashed user_data.em / ph; remove them from custom data "
+         "(e.g. a Pixel's cd[user_data]), from page URLs and from other parameters.",
+         _count_item("privacy", "personal_data_rows",
+                     "rows carry a raw email or phone number in a URL, custom data or an unmapped column"),
+         {"fail_above": 0},
+         "Meta's Business Tools Terms forbid personal data outside the hashed customer-information keys; "
+         "Meta flags it as potentially violating and may restrict the dataset."),
     Item("hashed_context_keys", "match_keys", "count",
          "Send fbp, fbc, client_ip_address and client_user_agent raw, never hashed.",
          _defect_item({f: ("hashed",) for f in CONTEXT_KEYS}, {}, "of context keys are hashed"),
