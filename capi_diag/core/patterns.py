@@ -107,10 +107,8 @@ URL-encoded (``%40``). Its local part holds no ``*``, so the masked form the imp
 (``j***@example.com#...``) is not found again."""
 PHONE_KEY = r"(?i:phone|mobile|msisdn|\btel\b|\bph\b)"
 """A key that names a phone number (``phone``, ``billing_phone``, ``mobile``, ``tel``, ``ph``)."""
-PHONE_IN_TEXT = PHONE_KEY + r"[^0-9+(]{0,6}((?:\+|%2B|\()?[0-9][0-9 ().%-]{5,20}[0-9])"
+PHONE_IN_TEXT = PHONE_KEY + r"[^0-9+(*]{0,6}((?:\+|%2B|\()?[0-9][0-9 ().%-]{5,20}[0-9])"
 """A phone number after a key naming one (``"phone":"+33 6 12 34 56 12"``, ``tel=0612345612``,
 ``\\"ph\\":\\"...``); group 1 is the number. Numbers are only recognised after such a key: order ids
-and timestamps are digits too."""
-MASKED_IN_TEXT = r"(?:[^\s\"\\&=*]?\*\*\*@[A-Za-z0-9.-]+|\*\*\*[0-9]{0,4})(?:#|%23)[0-9a-f]{16}"
-"""An email or phone number as the import stores it inside a text: masked, ``#`` (``%23`` in a URL),
-the fingerprint."""
+and timestamps are digits too. No ``*`` between the key and the number: a stored form
+(``***5678#...``) is not found again."""

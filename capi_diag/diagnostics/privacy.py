@@ -60,7 +60,7 @@ MASKED_EMAIL = r"[^\s\"\\&=*]?\*\*\*@[A-Za-z0-9.-]+(?:#|%23)[0-9a-f]{16}"
 MASKED_PHONE = r"\*\*\*[0-9]{0,4}(?:#|%23)[0-9a-f]{16}"
 EMAIL_ANY = f"(?:{patterns.EMAIL_IN_TEXT}|{MASKED_EMAIL})"
 """An email in a text: raw, or as the import stores it (masked + fingerprint)."""
-PHONE_ANY = f"(?:{patterns.PHONE_KEY}[^0-9+(]{{0,6}}(?:\\+|%2B|\\()?[0-9][0-9 ().%-]{{5,20}}[0-9]|{MASKED_PHONE})"
+PHONE_ANY = f"(?:{patterns.PHONE_KEY}[^0-9+(*]{{0,6}}(?:\\+|%2B|\\()?[0-9][0-9 ().%-]{{5,20}}[0-9]|{MASKED_PHONE})"
 """A phone number after a key naming one, raw or stored masked."""
 VALUE = r'(?:[^"\\]|\\.)*'
 """The inside of a JSON string (escaped quotes included)."""
