@@ -19,7 +19,7 @@ from capi_diag.core.config import Config
 from capi_diag.diagnostics import privacy
 from capi_diag.engine import pii
 from capi_diag.engine.db import Database
-from capi_diag.io.ingest import MACROS, Source, import_logs
+from capi_diag.io.ingest import MACROS, Source
 from capi_diag.testevents.store import SendRecord, Store
 
 T = 1794873602
