@@ -543,6 +543,8 @@ def _assert_unfiltered_figures(at: AppTest, report: dict) -> None:
             defects = _frame(at, lambda df: "Valid coverage" in df.columns)
             em = defects[defects["Field"] == "Email (em)"].iloc[0]
             assert em["Valid"] == report["match_keys"]["em"]["valid"]
+            privacy = _frame(at, lambda df: "With an email" in df.columns)
+            assert int(privacy["Rows"].sum()) == sum(r["rows"] for r in report["privacy"]["by_field"])
         elif page.url_path == "consent-contract":
             assert _metric(at, "Forwarded without consent") == fmt.count(report["consent"]["forwarded_without_consent"])
             assert _metric(at, "Server rows") == fmt.count(report["consent"]["server_rows"])

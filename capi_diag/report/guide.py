@@ -188,9 +188,30 @@ an expired token, rate limits: fix what the code names and resend within 7 days.
 """
 
 
+def _privacy(config: Config | None) -> str:
+    return """
+**What it measures.** Raw email addresses and phone numbers outside the hashed customer-information
+fields: in page URLs (`event_source_url`, the Pixel's `dl`, also `%40` for `@`), in custom data (the
+Pixel's `cd[...]` parameters such as `cd[user_data]`, or custom_data keys such as `billing_email`) and
+in columns capi-diag does not map, per field and event name. A phone number is recognised after a key
+that names one (`phone`, `tel`, `mobile`, `ph`), since order ids are digits too. The examples show
+the values masked; capi-diag never stores them raw.
+
+**Why it matters.** Meta's terms forbid personal data outside the hashed customer-information fields.
+Pixel custom data and page URLs travel unhashed, so the customer's email arrives in the clear; Meta
+flags such data as potentially violating and may restrict the dataset.
+
+**Usual cause and fix.** A shop plugin or data layer that copies the billing data into the Pixel's
+custom data, a thank-you page whose URL carries the email, a server that forwards the whole checkout
+object as custom data. Send emails and phones only as hashed `em` / `ph`, and keep them out of custom
+data and URLs.
+"""
+
+
 _GUIDES: dict[str, Callable[[Config | None], str]] = {
     "dedup": _dedup, "timing": _timing, "match_keys": _match_keys, "emq": _emq, "consent": _consent,
     "contract": _contract, "journey": _journey, "reconciliation": _reconciliation, "delivery": _delivery,
+    "privacy": _privacy,
 }
 SECTIONS: tuple[str, ...] = tuple(_GUIDES)
 

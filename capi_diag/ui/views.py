@@ -148,7 +148,8 @@ def emq_card(report: Mapping[str, Any]) -> tuple[str, str | None]:
 
 
 _ID_HINTS: tuple[tuple[str, str], ...] = (
-    ("journey", "journey"), ("consent", "consent"), ("test_event", "contract"), ("test_code", "contract"),
+    ("personal_data", "privacy"), ("journey", "journey"), ("consent", "consent"), ("test_event", "contract"),
+    ("test_code", "contract"),
     ("purchase", "contract"), ("value", "contract"), ("currency", "contract"), ("action_source", "contract"),
     ("name", "dedup"), ("pairing", "dedup"), ("event_id", "dedup"), ("duplicate", "dedup"), ("dedup", "dedup"),
     ("time", "timing"), ("fresh", "timing"), ("stale", "timing"), ("skew", "timing"),
@@ -447,6 +448,18 @@ def key_defects(result: Mapping[str, Any]) -> pd.DataFrame:
                                                         for k, n in defects.items() if n) or "none"})
     return pd.DataFrame(rows, columns=["Field", "Server rows with it", "Valid", "Coverage", "Valid coverage",
                                        "Defects (server rows)"])
+
+
+PRIVACY_PLACES = {"url": "URL", "custom_data": "Custom data", "unknown_column": "Unmapped column"}
+
+
+def privacy_fields(result: Mapping[str, Any]) -> pd.DataFrame:
+    """The privacy finding per log, place, field and event name: rows with an email / a phone number."""
+    cols = ["Log", "Where", "Field", "event_name", "Rows", "With an email", "With a phone number"]
+    rows = [{"Log": labels.label(r["role"]), "Where": PRIVACY_PLACES.get(r["place"], r["place"]), "Field": r["field"],
+             "event_name": r["event_name"], "Rows": int(r["rows"]), "With an email": int(r["email_rows"]),
+             "With a phone number": int(r["phone_rows"])} for r in (result.get("by_field") or [])]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def emq_by_event(result: Mapping[str, Any]) -> pd.DataFrame:

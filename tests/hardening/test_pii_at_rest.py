@@ -31,14 +31,16 @@ CANARY = "control-canary-kept-raw-"
 """Planted in an unknown column, which is stored as found: the search must find it in the database
 bytes, or it could not see a leak either (DuckDB may compress strings)."""
 PHONES = [f"+33 6 {i:02d} 45 67 {i + 10:02d}" for i in range(12)] + ["(555) 867-5309", "0044 20 7946 0958"]
+NAMES = [f"Plantedfirst{i}" for i in range(14)]
+"""Raw first and last names (issue 24: ``fn`` / ``ln`` are stored masked too)."""
 
 
 def _needles() -> list[bytes]:
     """Every planted value, and forms an output could carry it in: trimmed, lowercased, JSON-escaped,
     UTF-16; for phones the digits alone."""
     out: set[bytes] = set()
-    for v in EMAILS + PHONES:
-        for form in {v, v.strip(), v.strip().lower(), json.dumps(v.strip())[1:-1]}:
+    for v in EMAILS + PHONES + NAMES + [f"Plantedlast{i}" for i in range(14)]:
+        for form in {v, v.strip(), v.strip().lower(), json.dumps(v.strip())[1:-1], v.strip().replace("@", "%40")}:
             out.add(form.encode("utf-8"))
             out.add(form.encode("utf-16-le"))
     for p in PHONES:
@@ -52,8 +54,14 @@ def _logs(folder: Path) -> tuple[list[Path], list[Path]]:
     n = len(EMAILS)
     ids = [f"ev-{i}" for i in range(n)]
     b = folder / "browser.csv"
-    b.write_text("event_name,eventID,timestamp,em,ph\n" + "".join(
-        f'Purchase,{ids[i]},{1794873602 + i},"{EMAILS[i]}","{PHONES[i]}"\n' for i in range(n)), encoding="utf-8")
+    # issue 24: the same values where Meta forbids them (the Pixel's cd[user_data], the page URL, an
+    # unmapped column), and raw first / last names
+    b.write_text("event_name,eventID,timestamp,em,ph,fn,ln,cd[user_data],dl,contact\n" + "".join(
+        f'Purchase,{ids[i]},{1794873602 + i},"{EMAILS[i]}","{PHONES[i]}",{NAMES[i]},Plantedlast{i},'
+        + '"' + json.dumps({"em": EMAILS[i].strip(), "ph": PHONES[i]}).replace('"', '""') + '",'
+        + f'https://shop.example/thanks?email={EMAILS[i].strip().replace("@", "%40")}'
+        + f'&tel={PHONES[i].replace(" ", "%20")},'
+        + f'"{EMAILS[(i + 3) % n]}"\n' for i in range(n)), encoding="utf-8")
     s_csv = folder / "server.csv"
     s_csv.write_text("event_name,event_id,event_time,user_data.em,user_data.ph,action_source,note\n" + "".join(
         f'Purchase,{ids[i]},{1794873602 + i},"[""{EMAILS[i]}"", ""{EMAILS[(i + 1) % n]}""]",'
@@ -61,8 +69,12 @@ def _logs(folder: Path) -> tuple[list[Path], list[Path]]:
     s_jsonl = folder / "server.jsonl"
     s_jsonl.write_text("".join(json.dumps({"data": [{"event_name": "Lead", "event_id": f"j{i}",
                                                      "event_time": 1794873602 + i, "action_source": "website",
-                                                     "user_data": {"em": [EMAILS[i]], "ph": [PHONES[i]]}}]})
-                               + "\n" for i in range(n)), encoding="utf-8")
+                                                     "event_source_url": f"https://shop.example/?e={EMAILS[i].strip()}",
+                                                     "user_data": {"em": [EMAILS[i]], "ph": [PHONES[i]],
+                                                                   "fn": NAMES[i], "ln": f"Plantedlast{i}"},
+                                                     "custom_data": {"billing_email": EMAILS[i],
+                                                                     "billing_phone": PHONES[i]}}]}, indent=2)
+                               + "\n" for i in range(n)), encoding="utf-8")  # pretty-printed bodies
     s_pq = folder / "server.parquet"
     pq.write_table(pa.table({
         "event_name": ["Lead"] * n, "event_id": [f"p{i}" for i in range(n)],
@@ -115,7 +127,7 @@ def test_pii_planted_emails_and_phones_appear_in_no_output(tmp_path):
         outputs["ui:csv.all"] = findings.finding_csv(ds, config)
         for choice in counts["choice"]:
             outputs[f"ui:csv.{'.'.join(choice)}"] = findings.finding_csv(ds, config, choice)
-        for section in ("dedup", "timing", "match_keys", "contract", "consent", "emq"):
+        for section in ("dedup", "timing", "match_keys", "contract", "consent", "emq", "privacy"):
             for name, df in views.example_tables(report.get(section)).items():
                 outputs[f"ui:examples.{section}.{name}"] = df.to_csv().encode()
         for key in ("ev-0", "ev-5", "j3", "p7"):

@@ -40,3 +40,11 @@ if not layout.not_evaluated(keys_result, "Match keys"):
     layout.examples(keys_result, key="keys_examples")
     st.subheader("Every number, with its fix")
     layout.explanations(match_keys, keys_result, key="keys_explain", config=an.config)
+
+st.header("Personal data outside user_data")
+layout.section_intro("privacy", an.config)
+privacy, privacy_result = layout.module("privacy"), an.report.get("privacy")
+if not layout.not_evaluated(privacy_result, "Personal data outside user_data"):
+    layout.table(views.privacy_fields(privacy_result), key="privacy_fields")
+    layout.examples(privacy_result, key="privacy_examples")
+    layout.explanations(privacy, privacy_result, key="privacy_explain", config=an.config)
