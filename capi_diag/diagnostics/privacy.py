@@ -43,7 +43,7 @@ import ibis.expr.types as ir
 from capi_diag.core import patterns
 from capi_diag.core.config import Config
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.engine import pii
+from capi_diag.engine import measures, pii
 from capi_diag.engine.dataset import Dataset
 
 SECTION = "privacy"
@@ -91,6 +91,19 @@ def _place_of(column: str, key: ir.StringValue) -> ir.StringValue:
                        "custom_data"), else_="unknown_column")
 
 
+@measures.register("privacy_hits")
+def _privacy_hits(ds: Dataset) -> ir.Table:
+    """Every role's :func:`_hits` in one table, materialized once per scope: the counts, the examples
+    and the failing rows all read it (the patterns run once over each text)."""
+    return _hits(ds, "browser").union(_hits(ds, "server"))
+
+
+def hits(ds: Dataset, role: str | None = None) -> ir.Table:
+    """The ``privacy_hits`` measure, of one role or both."""
+    h = ds.measure("privacy_hits")
+    return h if role is None else h.filter(h.role == role)
+
+
 def _hits(ds: Dataset, role: str) -> ir.Table:
     """One row per (event row, place, field, kind) with personal data: role, place, field, kind
     (``email`` / ``phone``), event_name, event_id, source_file, line, row_id, excerpt (the first
@@ -135,8 +148,7 @@ def shown(excerpt: str | None) -> str | None:
 
 
 def _kind_rows(ds: Dataset, kind: str) -> ir.Table:
-    parts = [_hits(ds, role) for role in ROLES]
-    h = parts[0].union(parts[1])
+    h = hits(ds)
     h = h.filter(h.kind == kind)
     return h.aggregate(n=(h.role + ":" + h.row_id.cast("string")).nunique())
 
@@ -149,7 +161,7 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
     examples: dict[str, list[dict[str, Any]]] = {FINDINGS[p]: [] for p in PLACES}
     rows: dict[str, int] = {}
     for role in ROLES:
-        h = _hits(ds, role)
+        h = hits(ds, role)
         counts = ds.fetch(f"privacy.fields.{role}", lambda h=h: h.group_by(["place", "field", "event_name"]).aggregate(
             rows=h.row_id.nunique(), email_rows=h.row_id.nunique(where=h.kind == "email"),
             phone_rows=h.row_id.nunique(where=h.kind == "phone")))
@@ -189,14 +201,12 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
 def failing_rows(ds: Dataset, config: Config) -> ir.Table:
     """One row per (event row, place, field) with personal data: ``personal_data_in_url`` /
     ``_in_custom_data`` / ``_in_unknown_column``, an error; ``detail`` is the field, never the value."""
-    parts = []
-    for role in ROLES:
-        h = _hits(ds, role)
-        finding = ibis.cases(*[(h.place == p, FINDINGS[p]) for p in PLACES])
-        parts.append(h.select(section=ibis.literal(SECTION), finding=finding, severity=ibis.literal("error"),
-                              role=h.role, source_file=h.source_file, line=h.line, event_name=h.event_name,
-                              event_id=h.event_id, detail=h.field))
-    return parts[0].union(parts[1]).select(*FAILING_ROW_COLUMNS)
+    h = hits(ds)
+    h = h.select("place", "field", "role", "source_file", "line", "event_name", "event_id", "row_id").distinct()
+    finding = ibis.cases(*[(h.place == p, FINDINGS[p]) for p in PLACES])
+    return h.select(section=ibis.literal(SECTION), finding=finding, severity=ibis.literal("error"),
+                    role=h.role, source_file=h.source_file, line=h.line, event_name=h.event_name,
+                    event_id=h.event_id, detail=h.field).select(*FAILING_ROW_COLUMNS)
 
 
 PLACE_WORDS = {"url": "a URL (event_source_url / referrer_url)", "custom_data": "custom data",
