@@ -846,12 +846,21 @@ def _summarize(db: Database, report: FileReport, mapping: HeaderMapping) -> None
     if report.no_time_zone:
         report.warnings.append(f"{report.no_time_zone} ISO-8601 times have no time zone; they were read as "
                                "UTC (use --assume-tz to change it)")
-    if report.role == Role.BROWSER.value and (report.time_formats.get("ms") or report.time_formats.get("us")):
-        report.warnings.append("event_time values in milliseconds (the Pixel's own unit, its ts parameter) "
-                               "were converted to seconds to compare them with the server log")
-    elif report.time_formats.get("ms") or report.time_formats.get("us"):
-        report.warnings.append("some event_time values are in milliseconds/microseconds; they were converted "
-                               "to seconds for analysis, but Meta requires Unix seconds")
+    unit_note = time_unit_warning(report.role, report.time_formats)
+    if unit_note:
+        report.warnings.append(unit_note)
+
+
+def time_unit_warning(role: str, time_formats: dict[str, int]) -> str | None:
+    """The import report's words for event_time values in ms / µs: Meta's rule for a server log; for a
+    browser log (the Pixel's ``ts`` is in milliseconds) only that they were converted."""
+    if not (time_formats.get("ms") or time_formats.get("us")):
+        return None
+    if role == Role.BROWSER.value:
+        return ("event_time values in milliseconds (the Pixel's own unit, its ts parameter) were converted to "
+                "seconds to compare them with the server log")
+    return ("some event_time values are in milliseconds/microseconds; they were converted to seconds for "
+            "analysis, but Meta requires Unix seconds")
 
 
 # -- public entry point --------------------------------------------------------------------------------

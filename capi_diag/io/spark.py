@@ -118,6 +118,30 @@ def _pii_at_rest(field: str, x: str, key: str) -> str:
     return f"CASE WHEN {x} IS NULL OR {keep} THEN {x} ELSE concat({shown}, '#', {mark}) END"
 
 
+def _pii_scrub(x: str, key: str, sep: str) -> str:
+    """Spark SQL of :func:`capi_diag.engine.pii.sql_macros`' ``capi_pii_scrub``: every email and every
+    phone number after a key naming one, inside the text ``x``, replaced (longest first) by its display
+    mask + ``sep`` + a fingerprint under ``key``."""
+    def fp(field: str, v: str) -> str:
+        return f"left(sha2(concat({_lit(key)}, {_lit(field)}, chr(0), {v}), 256), {pii.FINGERPRINT_HEX})"
+
+    def longest_first(arr: str) -> str:
+        return f"array_sort(array_distinct({arr}), (l, r) -> length(r) - length(l))"
+
+    y = "replace(e, '%40', '@')"
+    shown_em = f"concat(left(split_part({y}, '@', 1), 1), '***@', substr({y}, instr({y}, '@') + 1))"
+    emails = (f"aggregate({longest_first(f'regexp_extract_all({x}, {_lit(patterns.EMAIL_IN_TEXT)}, 0)')}, {x}, "
+              f"(acc, e) -> replace(acc, e, concat({shown_em}, {_lit(sep)}, {fp('em', 'e')})))")
+    digits = f"regexp_replace(p, {_lit(chr(92) + 'P{Nd}')}, '')"
+    shown_ph = f"concat('***', CASE WHEN length({digits}) > 4 THEN right({digits}, 4) ELSE '' END)"
+    phones = (f"aggregate({longest_first(f'regexp_extract_all(_e, {_lit(patterns.PHONE_IN_TEXT)}, 1)')}, _e, "
+              f"(acc, p) -> replace(acc, p, concat({shown_ph}, {_lit(sep)}, {fp('ph', 'p')})))")
+    gate = _lit("@|%40|" + patterns.PHONE_KEY)
+    # ``_e`` (the text with its emails masked) is bound once through a one-element array
+    return (f"CASE WHEN {x} IS NULL OR NOT {x} RLIKE {gate} THEN {x} "
+            f"ELSE aggregate(array({emails}), CAST(NULL AS STRING), (_n, _e) -> {phones}) END")
+
+
 def _canonical_sql(stage: str, mapping: Any, *, name: str, file_index: int, tz: str,
                    row_id: str, pii_key: str = "") -> str:
     """Spark SQL over the staged view (one string column per header, ``_line``, ``_malformed``,
@@ -144,13 +168,16 @@ def _canonical_sql(stage: str, mapping: Any, *, name: str, file_index: int, tz: 
             exprs[f.name] = tc["et_s"]
         elif f.name == "sent_at":
             exprs[f.name] = tc["sa_s"]
+        elif f.name in pii.SCRUBBED_URLS:  # emails and phones in a query string never at rest
+            exprs[f.name] = _pii_scrub(_text(s), pii_key, "%23")
         else:
             exprs[f.name] = _text(s)
 
     def obj(pairs: dict[str, str]) -> str:
         if not pairs:
             return "CAST(NULL AS STRING)"
-        return "to_json(named_struct(" + ", ".join(f"{_lit(k)}, {_q(h)}" for k, h in pairs.items()) + "))"
+        return _pii_scrub("to_json(named_struct(" + ", ".join(f"{_lit(k)}, {_q(h)}" for k, h in pairs.items())
+                          + "))", pii_key, "#")
 
     select = {
         "row_id": row_id,
@@ -280,7 +307,15 @@ def _import_one(db: SparkDatabase, role: Role, name: str, df: Any, fmt: str, sep
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from capi_diag.io.ingest import EXAMPLES, REJECT_REASONS, FileReport, map_headers, missing_required_error
+    from capi_diag.io.ingest import (
+        EXAMPLES,
+        REJECT_REASONS,
+        FileReport,
+        map_headers,
+        mapping_notes,
+        missing_required_error,
+        time_unit_warning,
+    )
 
     label = f"{role.value} log '{name}'"
     report = FileReport(name=name, role=role.value, format=fmt,
@@ -292,6 +327,7 @@ def _import_one(db: SparkDatabase, role: Role, name: str, df: Any, fmt: str, sep
     report.warnings += mapping.warnings
     if mapping.custom:
         report.mapping.update({h: f"custom_data_extra.{k}" for k, h in mapping.custom.items()})
+    report.warnings += mapping_notes(mapping)
     # Rows in file order: files by path, rows by read order; the line is the row's number in its file
     # (under the header for CSV), the row id the row's place among all rows of the role.
     if "_capi_file" not in flat.columns:
@@ -348,9 +384,9 @@ def _import_one(db: SparkDatabase, role: Role, name: str, df: Any, fmt: str, sep
         if report.no_time_zone:
             report.warnings.append(f"{report.no_time_zone} ISO-8601 times have no time zone; they were read "
                                    "as UTC (use --assume-tz to change it)")
-        if report.time_formats.get("ms") or report.time_formats.get("us"):
-            report.warnings.append("some event_time values are in milliseconds/microseconds; they were "
-                                   "converted to seconds for analysis, but Meta requires Unix seconds")
+        unit_note = time_unit_warning(report.role, report.time_formats)
+        if unit_note:
+            report.warnings.append(unit_note)
         if report.rows_loaded == 0:
             why = ", ".join(f"{k}: {v}" for k, v in report.rejected_reasons.items())
             ex = report.rejected_examples[0] if report.rejected_examples else {}
