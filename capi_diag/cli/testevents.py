@@ -46,6 +46,10 @@ def _positive(kind: type) -> Callable[[str], Any]:
         return value
     return parse
 
+positive = _positive
+"""The parser of ``--minutes``, ``--interval`` and ``--timeout-minutes`` (a number > 0, fractions allowed),
+public for the other commands that parse them the same way (``rehearse``)."""
+
 
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-id", required=True, metavar="ID",
