@@ -97,6 +97,8 @@ class DemoShop:
         self._lock = threading.Lock()
         self._orders = 1000
         self.sent: list[dict[str, Any]] = []
+        self.pixel_hits = 0
+        """How many ``/tr`` requests reached the shop (none with ``rehearse --block-pixel``)."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url: str | None = None
@@ -243,6 +245,7 @@ def _handler(shop: DemoShop) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             path = parts.path
             if path in ("/tr", "/tr/") or path.startswith("/privacy_sandbox/"):
+                shop.pixel_hits += path.startswith("/tr")
                 self._send(200, "image/gif", _GIF)
                 return
             if path == "/pixel.js":
@@ -300,6 +303,7 @@ def _handler(shop: DemoShop) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             path = urlsplit(self.path).path
             if path in ("/tr", "/tr/"):
+                shop.pixel_hits += 1
                 self._send(200, "image/gif", _GIF)
                 return
             fbp, _ = self._fbp()

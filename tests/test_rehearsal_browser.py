@@ -1,0 +1,89 @@
+"""The browser rehearsal in a real headless Chromium against the demo shop (marker ``browser``: ``make
+test-browser``, which CI's .ci/run calls). The shop and the Graph stand-in run in this process on
+127.0.0.1; ``capi-diag rehearse`` runs as a subprocess, as a user runs it. Windows are shortened
+(``--minutes 0.05 --interval 1 --grace 2``) so that all of this takes about a minute and a half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from capi_diag.shop.server import DemoShop
+from capi_diag.standins.fake_server import FakeGraph
+from tests.test_token_leak import SENTINEL, _all_text
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+PIXEL = "1234567890"
+CODE = "TEST12345"
+EVENTS = ["PageView", "ViewContent", "AddToCart", "InitiateCheckout", "Purchase"]
+
+
+def rehearse(tmp_path: Path, faults: list[str], *, timeout_minutes: str = "0.15", block_pixel: bool = False):
+    """One rehearsal of the demo shop with ``faults``: (exit code, output document, stdout+stderr, shop)."""
+    send_log = tmp_path / "send-log.jsonl"
+    out = tmp_path / "rehearsal.json"
+    with FakeGraph(token=SENTINEL, pixel_id=PIXEL) as fake, \
+            DemoShop(graph_url=fake.url, token=SENTINEL, pixel_id=PIXEL, test_event_code=CODE,
+                     send_log=str(send_log), faults=faults) as shop:
+        journey = tmp_path / "journey.toml"
+        journey.write_text(shop.journey())
+        cmd = [sys.executable, "-m", "capi_diag", "rehearse", "--journey", str(journey), "--pixel-id", PIXEL,
+               "--test-event-code", CODE, "--send-log", str(send_log), "--minutes", "0.05", "--interval", "1",
+               "--grace", "2", "--timeout-minutes", timeout_minutes, "--output", str(out),
+               "--db", str(tmp_path / "history.duckdb"), *(["--block-pixel"] if block_pixel else [])]
+        env = {k: v for k, v in os.environ.items() if k != "CAPI_ACCESS_TOKEN"}
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        received = list(fake.received)
+        received.append({"path": "(shop)", "pixel_hits": shop.pixel_hits})
+    return proc.returncode, json.loads(out.read_text()), proc.stdout + proc.stderr, received
+
+
+def test_clean_rehearsal_is_ready(tmp_path):
+    code, doc, text, received = rehearse(tmp_path, [])
+    assert code == 0, text
+    assert doc["status"] == "ready" and doc["finished"] is True and doc["warnings"] == []
+    first = doc["runs"][0]
+    assert first["clean"] is True
+    assert [(p["event_name"], p["browser"], p["server"]) for p in first["pairs"]] == [(e, True, True) for e in EVENTS]
+    assert first["pairs"][-1]["event_id"] == "ORD-1001"
+    # every server event reached the stand-in (5 per run) and the Pixel hits reached the shop
+    assert len([r for r in received if r["path"].endswith("/events")]) == 5 * len(doc["runs"])
+    assert received[-1]["pixel_hits"] == 5 * len(doc["runs"])
+    # the sentinel token: never in the output, the history or what was printed
+    history = tmp_path / "history.duckdb"
+    assert SENTINEL not in json.dumps(doc) and SENTINEL not in text
+    assert SENTINEL.encode() not in history.read_bytes() and SENTINEL not in _all_text(history)
+    assert SENTINEL not in (tmp_path / "send-log.jsonl").read_text()
+
+
+@pytest.mark.parametrize(("fault", "kind", "events"), [
+    ("purchase_event_id_differs", "dedup", {"Purchase"}),
+    ("purchase_not_sent", "dedup", {"Purchase"}),
+    ("fbp_not_forwarded", "missing_field", set(EVENTS)),
+    ("value_differs", "dedup", {"Purchase"}),
+    ("token_refused", "token", set(EVENTS)),
+])
+def test_each_fault_is_caught(tmp_path, fault, kind, events):
+    code, doc, text, _ = rehearse(tmp_path, [fault])
+    assert code == 1, text
+    assert doc["status"] == "not_ready" and doc["finished"] is True
+    assert {(w["kind"], w["event_name"]) for w in doc["warnings"]} == {(kind, e) for e in events}
+    assert all(run["clean"] is False for run in doc["runs"])
+    assert SENTINEL not in json.dumps(doc) and SENTINEL not in text
+    history = tmp_path / "history.duckdb"
+    assert SENTINEL not in _all_text(history)
+
+
+def test_block_pixel_answers_the_hits_locally(tmp_path):
+    code, doc, text, received = rehearse(tmp_path, [], block_pixel=True)
+    assert code == 0, text
+    assert [p["browser"] for p in doc["runs"][0]["pairs"]] == [True] * 5
+    assert received[-1]["pixel_hits"] == 0
