@@ -10,8 +10,8 @@ import pytest
 
 from capi_diag.cli import main
 from capi_diag.core.errors import UsageError
+from capi_diag.io.pixel_hits import Hit, HitFilter, body_params, parse_hit
 from capi_diag.rehearsal import journey
-from capi_diag.rehearsal.hits import Hit, HitFilter, body_params, parse_hit
 from capi_diag.rehearsal.pairing import pair_run, run_judged, warnings_of
 from capi_diag.rehearsal.runner import Rehearsal, Run, Settings
 from capi_diag.rehearsal.tail import SendFeed, SendLogTail, ServerEvent

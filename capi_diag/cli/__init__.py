@@ -175,7 +175,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="import browser and server logs and print the diagnostics report",
                          epilog=REPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     rep.add_argument("--browser", action="append", metavar="PATH",
-                     help="browser (Pixel) log: CSV, JSON Lines or Parquet; repeat for several files")
+                     help="browser (Pixel) log: CSV, JSON Lines, Parquet or a HAR; repeat for several files")
     rep.add_argument("--server", action="append", metavar="PATH",
                      help="server (CAPI) log; repeat for several files")
     rep.add_argument("--orders", action="append", metavar="PATH",

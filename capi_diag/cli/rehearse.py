@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from capi_diag.cli.testevents import positive
@@ -52,6 +53,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--chromium", metavar="PATH", help="the Chromium executable (default: chromium on PATH)")
     r.add_argument("--block-pixel", action="store_true", help="answer the Pixel's hits locally so that "
                                                                "none reaches Meta")
+    r.add_argument("--har-out", metavar="DIR", help="record each run's network log as DIR/run-N.har "
+                                                  "(read by 'report --browser')")
     r.set_defaults(func=cmd_rehearse)
 
     d = sub.add_parser("demo-shop", help="run the demo shop (its Pixel stand-in and server side) on 127.0.0.1")
@@ -78,11 +81,16 @@ def cmd_rehearse(args: argparse.Namespace, out: TextIO | None = None) -> int:
     pixel = str(args.pixel_id).strip()
     if not pixel.isdigit():
         raise UsageError(f"--pixel-id {pixel!r} is not a number; copy the Pixel (dataset) ID from Events Manager.")
+    if args.har_out:
+        try:
+            Path(args.har_out).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--har-out {args.har_out}: cannot create the folder ({e.strerror}).") from None
     settings = Settings(journey=journey_file.load(args.journey), pixel_id=pixel,
                         test_event_code=args.test_event_code, send_log=args.send_log, minutes=args.minutes,
                         interval_s=args.interval, timeout_minutes=args.timeout_minutes, grace_s=args.grace,
                         skew_s=args.skew, output=args.output, db=args.db or str(default_path()),
-                        chromium=args.chromium, block_pixel=args.block_pixel)
+                        chromium=args.chromium, block_pixel=args.block_pixel, har_out=args.har_out)
     return Rehearsal(settings, out=out).run()
 
 

@@ -62,6 +62,8 @@ from capi_diag.core.schema import (
 from capi_diag.engine import pii
 from capi_diag.engine.dataset import Dataset
 from capi_diag.engine.db import Database
+from capi_diag.io import har
+from capi_diag.io.send_lines import send_body
 
 HEAD_BYTES = 65536
 MAX_LINE_BYTES = 32 * 1024 * 1024
@@ -521,8 +523,8 @@ def _stage_json_lines(db: Database, inp: StagedInput) -> None:
         except duckdb.Error:
             raise IngestError(f"{inp.label}: is neither JSON Lines nor a JSON document. "
                               "Write one event object (or one request body) per line.") from None
-    db.execute("""CREATE OR REPLACE TEMP TABLE _capi_docs AS
-        SELECT _line, CASE WHEN json_valid(l) THEN l::JSON END AS _doc FROM _capi_lines""")
+    db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_docs AS
+        SELECT _line, CASE WHEN json_valid(l) THEN {send_body("l::JSON")} END AS _doc FROM _capi_lines""")
     db.execute("""CREATE OR REPLACE TEMP TABLE _capi_stage AS
         WITH d AS (
             SELECT _line, _doc,
@@ -641,6 +643,7 @@ def json_headers(db: Database) -> dict[str, list[str]]:
 def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str,
                  row_offset: int = 0) -> FileReport:
     report = FileReport(name=src.name, role=role.value)
+    src, report.warnings = har.as_browser_log(src, role.value)  # a HAR: its Pixel hits (io/har.py)
     inp = StagedInput(db, src, role)
     try:
         head = inp.head()

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from capi_diag.io.pixel_hits import Hit
 from capi_diag.meta.errors import lookup
-from capi_diag.rehearsal.hits import Hit
 from capi_diag.rehearsal.tail import ServerEvent
 
 KINDS = ("dedup", "missing_field", "token")

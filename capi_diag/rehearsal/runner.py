@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from capi_diag.core.errors import EXIT_BAD_RESULT, EXIT_OK, UsageError
-from capi_diag.rehearsal.hits import Hit, HitFilter, is_pixel_path, parse_hit
+from capi_diag.io.pixel_hits import Hit, HitFilter, is_pixel_path, parse_hit
 from capi_diag.rehearsal.journey import Journey
 from capi_diag.rehearsal.pairing import Pair, RunWarning, pair_run, run_judged, warnings_of
 from capi_diag.rehearsal.tail import SendLogTail, ServerEvent
@@ -73,6 +73,8 @@ class Settings:
     db: str | None = None
     chromium: str | None = None
     block_pixel: bool = False
+    har_out: str | None = None
+    """A folder for one HAR per run (``run-N.har``), readable by ``report --browser``."""
 
 
 @dataclass
@@ -245,7 +247,8 @@ class Rehearsal:
     def execute(self, browser: Any, run: Run) -> None:
         from playwright.sync_api import Error as PlaywrightError
 
-        context = browser.new_context()
+        har = {"record_har_path": str(Path(self.s.har_out) / f"run-{run.number}.har")} if self.s.har_out else {}
+        context = browser.new_context(**har)
         try:
             context.on("request", lambda req: self.on_request(run, req))
             if self.s.block_pixel:
