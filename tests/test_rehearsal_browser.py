@@ -38,12 +38,36 @@ def rehearse(tmp_path: Path, faults: list[str], *, timeout_minutes: str = "0.15"
         cmd = [sys.executable, "-m", "capi_diag", "rehearse", "--journey", str(journey), "--pixel-id", PIXEL,
                "--test-event-code", CODE, "--send-log", str(send_log), "--minutes", "0.05", "--interval", "1",
                "--grace", "2", "--timeout-minutes", timeout_minutes, "--output", str(out),
-               "--db", str(tmp_path / "history.duckdb"), *(["--block-pixel"] if block_pixel else [])]
+               "--db", str(tmp_path / "history.duckdb"), "--har-out", str(tmp_path / "har"),
+               *(["--block-pixel"] if block_pixel else [])]
         env = {k: v for k, v in os.environ.items() if k != "CAPI_ACCESS_TOKEN"}
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
         received = list(fake.received)
         received.append({"path": "(shop)", "pixel_hits": shop.pixel_hits})
     return proc.returncode, json.loads(out.read_text()), proc.stdout + proc.stderr, received
+
+
+def report_pairs_as_the_rehearsal_did(tmp_path: Path, doc: dict) -> None:
+    """``report --browser run-*.har --server send-log.jsonl`` (the HARs Playwright recorded with
+    ``record_har_path`` during the rehearsal) imports every hit and pairs as the rehearsal did."""
+    pairs = [p for run in doc["runs"] for p in run["pairs"]]
+    differs = [p for p in pairs if any("event_id differs" in x for x in p["problems"])]
+    both = [p for p in pairs if p["browser"] and p["server"] and p not in differs]
+    want = {"browser_rows": sum(p["browser"] for p in pairs), "server_rows": sum(p["server"] for p in pairs),
+            "paired": len(both), "browser_only": sum(p["browser"] and not p["server"] for p in pairs) + len(differs),
+            "server_only": sum(p["server"] and not p["browser"] for p in pairs) + len(differs)}
+    hars = sorted((tmp_path / "har").glob("run-*.har"))
+    assert len(hars) == len(doc["runs"])
+    args = ["report", "--server", str(tmp_path / "send-log.jsonl"), "--output", str(tmp_path / "report.json")]
+    for h in hars:
+        args += ["--browser", str(h)]
+    proc = subprocess.run([sys.executable, "-m", "capi_diag", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    dedup = json.loads((tmp_path / "report.json").read_text())["dedup"]
+    assert {k: dedup[k] for k in want} == want
+    by_name = {n: sum(1 for p in both if p["event_name"] == n) for n in EVENTS}
+    assert {n: dedup["by_event_name"][n]["paired"] for n in EVENTS} == by_name
 
 
 def test_clean_rehearsal_is_ready(tmp_path):
@@ -62,6 +86,7 @@ def test_clean_rehearsal_is_ready(tmp_path):
     assert SENTINEL not in json.dumps(doc) and SENTINEL not in text
     assert SENTINEL.encode() not in history.read_bytes() and SENTINEL not in _all_text(history)
     assert SENTINEL not in (tmp_path / "send-log.jsonl").read_text()
+    report_pairs_as_the_rehearsal_did(tmp_path, doc)
 
 
 @pytest.mark.parametrize(("fault", "kind", "events"), [
@@ -80,6 +105,7 @@ def test_each_fault_is_caught(tmp_path, fault, kind, events):
     assert SENTINEL not in json.dumps(doc) and SENTINEL not in text
     history = tmp_path / "history.duckdb"
     assert SENTINEL not in _all_text(history)
+    report_pairs_as_the_rehearsal_did(tmp_path, doc)
 
 
 def test_block_pixel_answers_the_hits_locally(tmp_path):
