@@ -67,6 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--faults", default="", metavar="F1,F2",
                    help="fault switches: purchase_event_id_differs, purchase_not_sent, fbp_not_forwarded, "
                         "value_differs, token_refused")
+    d.add_argument("--journey-out", metavar="FILE", help="write the shop's journey file here (for rehearse)")
     d.set_defaults(func=cmd_demo_shop)
 
 
@@ -103,9 +104,17 @@ def cmd_demo_shop(args: argparse.Namespace, out: TextIO | None = None) -> int:
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     shop = DemoShop(graph_url=args.graph_url, token=resolve_token().reveal(), pixel_id=args.pixel_id,
                     test_event_code=args.test_event_code, send_log=args.send_log, faults=faults)
-    print(f"demo shop on http://127.0.0.1:{args.port}/ (Pixel {args.pixel_id}); its journey: "
-          f"capi-diag rehearse --journey <(capi-diag demo-shop ...)  (see docs/rehearsal.md); Ctrl-C stops it",
-          file=out, flush=True)
+    base = f"http://127.0.0.1:{args.port}"
+    if args.journey_out:
+        from capi_diag.shop.server import journey_toml
+
+        try:
+            Path(args.journey_out).write_text(journey_toml(base), encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"--journey-out {args.journey_out}: cannot write it ({e.strerror}).") from None
+    print(f"demo shop on {base}/ (Pixel {args.pixel_id}, test code {args.test_event_code}); send log "
+          f"{args.send_log}" + (f"; journey file {args.journey_out}" if args.journey_out else "")
+          + "; Ctrl-C stops it", file=out, flush=True)
     try:
         shop.serve_forever(port=args.port)
     except KeyboardInterrupt:
