@@ -354,3 +354,12 @@ def test_exit_2_for_a_bad_journey_and_send_log(tmp_path, capsys):
     args[args.index("--send-log") + 1] = str(tmp_path)
     assert main(args) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_exit_2_without_playwright(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # as if it were not installed
+    assert main(_args(tmp_path, "--chromium", sys.executable)) == 2
+    err = capsys.readouterr().err
+    assert "Playwright is not installed" in err and "requirements.txt" in err
