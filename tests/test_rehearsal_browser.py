@@ -113,3 +113,73 @@ def test_block_pixel_answers_the_hits_locally(tmp_path):
     assert code == 0, text
     assert [p["browser"] for p in doc["runs"][0]["pairs"]] == [True] * 5
     assert received[-1]["pixel_hits"] == 0
+
+
+# -- the dashboard's rehearsal section, in Chromium ------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_rehearses_the_demo_shop(tmp_path, chromium_path):
+    """``streamlit run app.py``, Test Events > Browser rehearsal > the demo shop with a fault, in Chromium:
+    the page starts ``rehearse``, shows each run's pairs in words and ends not ready."""
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    env = dict(os.environ, CAPI_DIAG_HOME=str(tmp_path / "home"), CAPI_DEMO_DIR=str(tmp_path / "no-demo"),
+               CAPI_ACCESS_TOKEN=SENTINEL)
+    (tmp_path / "no-demo").mkdir()
+    log = (tmp_path / "streamlit.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--server.fileWatcherType", "none",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path,
+                                         args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"{url}/test-events")
+            page.wait_for_selector("h3:has-text('Browser rehearsal')", timeout=120_000)
+            box = page.locator("[data-testid='stMultiSelect'] input").first
+            box.click()
+            box.type("never sends")
+            page.keyboard.press("Enter")
+            page.keyboard.press("Escape")
+            page.wait_for_selector("text=the server never sends Purchase", timeout=30_000)
+            for label, value in (("Window (minutes)", "0.05"), ("Interval (seconds)", "1"),
+                                 ("Grace (seconds)", "2"), ("Timeout (minutes)", "0.15")):
+                box = page.get_by_label(label)
+                box.fill(value)
+                box.press("Enter")
+                page.wait_for_timeout(300)
+            page.get_by_role("button", name="Start rehearsal").click()
+            page.wait_for_selector("text=Not ready when the timeout ended", timeout=120_000)
+            text = page.inner_text("body")
+            runs = [line for line in text.splitlines() if line.startswith("Run ")]
+            assert runs and all(r.endswith("warnings; events seen on both sides: 4 of 5") for r in runs), runs
+            assert "Pairing rate" not in text and SENTINEL not in text and SENTINEL not in page.content()
+            page.screenshot(path=str(tmp_path / "rehearsal.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
