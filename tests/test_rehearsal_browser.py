@@ -1,7 +1,9 @@
 """The browser rehearsal in a real headless Chromium against the demo shop (marker ``browser``: ``make
 test-browser``, which CI's .ci/run calls). The shop and the Graph stand-in run in this process on
 127.0.0.1; ``capi-diag rehearse`` runs as a subprocess, as a user runs it. Windows are shortened
-(``--minutes 0.05 --interval 1 --grace 2``) so that all of this takes about a minute and a half.
+(``--minutes 0.05 --interval 1 --grace 2``) so that all of this takes about two and a half minutes on
+two cores. The dashboard's section and the Import page's HAR upload run in the same Chromium against
+``streamlit run app.py``.
 """
 
 from __future__ import annotations
@@ -124,19 +126,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_dashboard_rehearses_the_demo_shop(tmp_path, chromium_path):
-    """``streamlit run app.py``, Test Events > Browser rehearsal > the demo shop with a fault, in Chromium:
-    the page starts ``rehearse``, shows each run's pairs in words and ends not ready."""
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    """``streamlit run app.py`` on a free port, with the sentinel as the configured token."""
     import time
     import urllib.request
 
-    from playwright.sync_api import sync_playwright
-
+    home = tmp_path_factory.mktemp("dashboard")
     port = _free_port()
-    env = dict(os.environ, CAPI_DIAG_HOME=str(tmp_path / "home"), CAPI_DEMO_DIR=str(tmp_path / "no-demo"),
+    env = dict(os.environ, CAPI_DIAG_HOME=str(home / "home"), CAPI_DEMO_DIR=str(home / "no-demo"),
                CAPI_ACCESS_TOKEN=SENTINEL)
-    (tmp_path / "no-demo").mkdir()
-    log = (tmp_path / "streamlit.log").open("w")
+    (home / "no-demo").mkdir()
+    log = (home / "streamlit.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.fileWatcherType", "none",
                              "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log,
@@ -150,32 +151,7 @@ def test_dashboard_rehearses_the_demo_shop(tmp_path, chromium_path):
                         break
             except OSError:
                 time.sleep(0.2)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium_path,
-                                         args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page()
-            page.goto(f"{url}/test-events")
-            page.wait_for_selector("h3:has-text('Browser rehearsal')", timeout=120_000)
-            box = page.locator("[data-testid='stMultiSelect'] input").first
-            box.click()
-            box.type("never sends")
-            page.keyboard.press("Enter")
-            page.keyboard.press("Escape")
-            page.wait_for_selector("text=the server never sends Purchase", timeout=30_000)
-            for label, value in (("Window (minutes)", "0.05"), ("Interval (seconds)", "1"),
-                                 ("Grace (seconds)", "2"), ("Timeout (minutes)", "0.15")):
-                box = page.get_by_label(label)
-                box.fill(value)
-                box.press("Enter")
-                page.wait_for_timeout(300)
-            page.get_by_role("button", name="Start rehearsal").click()
-            page.wait_for_selector("text=Not ready when the timeout ended", timeout=120_000)
-            text = page.inner_text("body")
-            runs = [line for line in text.splitlines() if line.startswith("Run ")]
-            assert runs and all(r.endswith("warnings; events seen on both sides: 4 of 5") for r in runs), runs
-            assert "Pairing rate" not in text and SENTINEL not in text and SENTINEL not in page.content()
-            page.screenshot(path=str(tmp_path / "rehearsal.png"), full_page=True)
-            browser.close()
+        yield url
     finally:
         proc.terminate()
         try:
@@ -183,3 +159,68 @@ def test_dashboard_rehearses_the_demo_shop(tmp_path, chromium_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path,
+                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_dashboard_rehearses_the_demo_shop(tmp_path, dashboard, chromium):
+    """Test Events > Browser rehearsal > the demo shop with a fault, in Chromium: the page starts
+    ``rehearse``, shows each run's pairs and ends not ready."""
+    page = chromium.new_page()
+    page.goto(f"{dashboard}/test-events")
+    page.wait_for_selector("h3:has-text('Browser rehearsal')", timeout=120_000)
+    box = page.locator("[data-testid='stMultiSelect'] input").first
+    box.click()
+    box.type("never sends")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("text=the server never sends Purchase", timeout=30_000)
+    for label, value in (("Window (minutes)", "0.05"), ("Interval (seconds)", "1"),
+                         ("Grace (seconds)", "2"), ("Timeout (minutes)", "0.15")):
+        field = page.get_by_label(label)
+        field.fill(value)
+        field.press("Enter")
+        page.wait_for_timeout(300)
+    page.get_by_role("button", name="Start rehearsal").click()
+    page.wait_for_selector("text=Not ready when the timeout ended", timeout=120_000)
+    text = page.inner_text("body")
+    runs = [line for line in text.splitlines() if line.startswith("Run ")]
+    assert runs and all(r.endswith("warnings; events seen on both sides: 4 of 5") for r in runs), runs
+    assert "Pairing rate" not in text and SENTINEL not in text and SENTINEL not in page.content()
+    page.close()
+
+
+def test_import_page_reads_a_har(tmp_path, dashboard, chromium):
+    """The Import page takes a DevTools HAR as the browser log and a send log as the server log."""
+    from tests.test_har import FIXTURE, _ev
+
+    send_log = tmp_path / "send-log.jsonl"
+    send_log.write_text(json.dumps({"sent_at": 1796631001, "http_status": 200, "response": {"events_received": 4},
+                                    "request": {"data": [_ev("PageView", "pv-5f1a", 1796631000),
+                                                         _ev("ViewContent", "vc-77b2", 1796631005),
+                                                         _ev("AddToCart", "atc-91c0", 1796631009),
+                                                         _ev("Purchase", "ORD-4412", 1796631030)]}}) + "\n")
+    page = chromium.new_page()
+    page.goto(f"{dashboard}/import")
+    page.wait_for_selector("h1:has-text('Import your logs')", timeout=120_000)
+    for role, path in (("browser", FIXTURE), ("server", send_log)):
+        page.locator(f".st-key-upload_{role} input[type=file]").set_input_files(str(path))
+        page.wait_for_selector(f".st-key-upload_{role} [data-testid='stFileChipName']", timeout=60_000)
+        assert page.locator(f".st-key-upload_{role} [data-testid='stFileChipIconError']").count() == 0
+    page.wait_for_selector(".st-key-run_import button:not([disabled])", timeout=60_000)
+    page.locator(".st-key-run_import button").click()
+    page.wait_for_selector(".st-key-import_done a", timeout=120_000)
+    done = page.locator(".st-key-import_done").inner_text()
+    assert done.startswith("Imported 5 browser and 4 server events"), done
+    page.close()
