@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "verdict": 4,
     "report": 5,
     "api": 6,
-    "testevents": 7, "standins": 7,
+    "testevents": 7, "standins": 7, "monitor": 7,
     "cli": 8, "ui": 8,
     # documented import paths kept for users' scripts: nothing in the package imports them
     "normalize": 9, "rules": 9, "sample": 9, "graph": 9, "__main__": 9,

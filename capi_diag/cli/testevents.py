@@ -252,3 +252,7 @@ def cmd_fake_graph(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("fake Graph API stopped", file=out)
     return EXIT_OK
+
+
+positive = _positive
+"""The parser of a number > 0 (fractions allowed for floats), for the other command modules."""
