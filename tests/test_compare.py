@@ -191,4 +191,5 @@ def test_compare_unusable_input_exit_2(reports, planted, capsys, tmp_path):
     assert compare.parse_split("2026-11-18T13:00:00", "Europe/Berlin") == 1795003200
     assert compare.parse_split("1795003200") == 1795003200
     with pytest.raises(UsageError, match="no event before --split-at"):
-        compare.split_reports([str(planted["deploy_browser"])], [str(planted["deploy_server"])], 1, Config())
+        compare.split_reports(api.Inputs(browser=[planted["deploy_browser"]], server=[planted["deploy_server"]]), 1,
+                              Config())

@@ -23,11 +23,10 @@ from capi_diag.core.config import Config
 from capi_diag.core.errors import UsageError
 from capi_diag.meta.connect import check_pixel_id
 from capi_diag.monitor import alerts
-from capi_diag.monitor.history import History
+from capi_diag.monitor.history import History, default_path
 from capi_diag.monitor.poll import Snapshot
 from capi_diag.monitor.run import Settings, run
 from capi_diag.monitor.webhook import check_url
-from capi_diag.testevents.store import default_path as send_history_path
 
 DEFAULT_INTERVAL_S = 900.0
 DEFAULT_HOURS = 48.0
@@ -35,7 +34,7 @@ DEFAULT_HOURS = 48.0
 
 def default_db() -> Path:
     """``monitor.duckdb`` beside the send history (``$CAPI_DIAG_HOME``, else the user's cache dir)."""
-    return send_history_path().parent / "monitor.duckdb"
+    return default_path()
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -212,6 +212,11 @@ def _quality(out: Evaluation, event: str, baseline: Snapshot, latest: Snapshot, 
         drop = round(before - after, 6)
         if drop >= bar:
             what = {"emq": "Event Match Quality", "event_coverage": "event coverage"}.get(metric, metric)
+            if metric.startswith("match_key:"):
+                what = f"{metric.split(':', 1)[1]} coverage"
+            elif metric.startswith("dedupe:"):
+                _, key, side = (metric.split(":") + ["", ""])[:3]
+                what = f"the share of {side} events with {key}"
             out.findings.append(Finding(
                 kind, event, metric, before, after,
                 f"{event}: {what} fell from {before:g} to {after:g} (-{drop:g}{unit}; alert at {bar:g}{unit})."))

@@ -189,6 +189,45 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any], tol: Mapping[st
             "tolerances": dict(tol)}
 
 
+# -- words (the dashboard) -------------------------------------------------------------------------
+
+def metric_words(metric: str) -> str:
+    """A compared figure in the analyst's words (never "Pairing rate": that label is the logs' own
+    headline figure on the other pages)."""
+    from capi_diag.core import labels
+
+    parts = metric.split(".")
+    if parts[0] == "checklist" and len(parts) == 3:
+        return "Checklist: " + labels.label(parts[1], section="checklist")
+    if parts[0] == "dedup":
+        return {"pairing_rate": "Paired share of dedup keys", "browser_coverage": "Browser events paired",
+                "server_coverage": "Server events paired"}.get(parts[1], labels.label(parts[1]))
+    if parts[0] == "timing":
+        return labels.label(parts[1])
+    if parts[0] == "match_keys" and len(parts) == 3:
+        return f"{labels.field(parts[1])} " + ("sent" if parts[2] == "coverage" else "sent and valid")
+    if parts[0] == "emq":
+        return "EMQ estimate"
+    if parts[0] in ("consent", "contract"):
+        share = parts[1].removesuffix("_share")
+        return f"{labels.label(share)} (share)"
+    return labels.humanize(metric)
+
+
+def value_words(value: Any, metric: str) -> str:
+    from capi_diag.core import fmt, labels
+
+    if value is None:
+        return "-"
+    if metric.startswith("checklist."):
+        return labels.STATUSES.get(str(value), str(value))
+    if metric.startswith("emq."):
+        return fmt.score(value)
+    if metric.startswith("timing."):
+        return fmt.duration(value)
+    return fmt.share(value)
+
+
 # -- inputs -----------------------------------------------------------------------------------------
 
 def load_report(path: str) -> dict[str, Any]:
@@ -225,13 +264,13 @@ def parse_split(text: str, assume_tz: str = "UTC") -> int:
     return int(when.timestamp())
 
 
-def split_reports(browser: list[str], server: list[str], at: int, config: Config,
-                  assume_tz: str = "UTC") -> tuple[dict[str, Any], dict[str, Any]]:
-    """The reports of the logs before ``at`` and from ``at`` on: one import, two filtered datasets."""
+def split_reports(inputs: Any, at: int, config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reports of ``inputs`` (:class:`capi_diag.api.Inputs`) before ``at`` and from ``at`` on: one
+    import, two datasets filtered by ``event_time`` in the engine."""
     from capi_diag import api
     from capi_diag.engine.dataset import Filters
 
-    with api.opened(api.Inputs(browser=browser, server=server, assume_tz=assume_tz), config) as ds:
+    with api.opened(inputs, config) as ds:
         halves = []
         for name, f in (("before", Filters(end=at)), ("after", Filters(start=at))):
             part = ds.with_filters(f)
@@ -302,8 +341,10 @@ def command(args: Any, out: TextIO) -> int:
     else:
         if not (args.browser and args.server and args.split_at):
             raise UsageError("compare: give BEFORE.json AFTER.json, or --browser, --server and --split-at TIME.")
-        before, after = split_reports(args.browser, args.server, parse_split(args.split_at, args.assume_tz), config,
-                                      args.assume_tz)
+        from capi_diag import api
+
+        inputs = api.Inputs(browser=args.browser, server=args.server, assume_tz=args.assume_tz)
+        before, after = split_reports(inputs, parse_split(args.split_at, args.assume_tz), config)
     doc = changes(before, after, tol)
     text = render(doc, args.format)
     if args.output:

@@ -52,6 +52,19 @@ _SCHEMA = (
 )
 
 
+ENV_HOME = "CAPI_DIAG_HOME"
+
+
+def default_path(env: dict[str, str] | None = None) -> Path:
+    """``monitor.duckdb`` beside the send history: ``$CAPI_DIAG_HOME/monitor.duckdb``, else the user's
+    cache dir (``$XDG_CACHE_HOME`` or ``~/.cache``) ``/capi-diag/monitor.duckdb``."""
+    env = dict(os.environ) if env is None else env
+    if env.get(ENV_HOME):
+        return Path(env[ENV_HOME]) / "monitor.duckdb"
+    cache = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return cache / "capi-diag" / "monitor.duckdb"
+
+
 class HistoryError(CapiDiagError):
     """The monitor history cannot be opened or written."""
 
@@ -219,12 +232,17 @@ class History:
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def source_trend(self, pixel_id: str, event: str) -> list[dict[str, Any]]:
-        """Hourly browser and server counts of ``event`` (``bucket_start``, ``browser``, ``server``)."""
+        """Hourly browser and server counts of ``event`` (``bucket_start``, ``browser``, ``server``), every
+        hour the history covers for the Pixel (Meta leaves out hours without events: those count 0)."""
         return self.query(
-            "SELECT bucket_start, sum(count) FILTER (WHERE value = 'browser') AS browser, "
-            "sum(count) FILTER (WHERE value = 'server') AS server FROM mon_buckets "
-            "WHERE pixel_id = ? AND aggregation = 'event_source' AND event_name = ? "
-            "GROUP BY bucket_start ORDER BY bucket_start", [pixel_id, event])
+            "WITH b AS (SELECT bucket_start, value, count FROM mon_buckets WHERE pixel_id = ? "
+            "  AND aggregation = 'event_source' AND event_name = ?), "
+            "hours AS (SELECT unnest(range(min(bucket_start), max(bucket_start) + 3600, 3600)) AS bucket_start "
+            "  FROM mon_buckets WHERE pixel_id = ? AND aggregation = 'event_source') "
+            "SELECT h.bucket_start, coalesce(sum(b.count) FILTER (WHERE b.value = 'browser'), 0) AS browser, "
+            "coalesce(sum(b.count) FILTER (WHERE b.value = 'server'), 0) AS server "
+            "FROM hours h LEFT JOIN b USING (bucket_start) GROUP BY h.bucket_start ORDER BY h.bucket_start",
+            [pixel_id, event, pixel_id])
 
     def quality_trend(self, pixel_id: str, event: str) -> list[dict[str, Any]]:
         """Dataset Quality figures of ``event`` per snapshot (``taken_at``, ``metric``, ``value``)."""
