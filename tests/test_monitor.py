@@ -257,3 +257,13 @@ def test_fractional_hours_and_interval(env, tmp_path, vclock, capsys):
     times = [r["taken_at"] for r in History(db).query("SELECT taken_at FROM mon_snapshots ORDER BY taken_at")]
     assert times == [T0, T0 + 450.5, T0 + 901.0, T0 + 1351.5]
     capsys.readouterr()
+
+
+def test_config_example_monitor_and_compare_sections_are_the_defaults():
+    from pathlib import Path
+
+    from capi_diag.monitor import compare
+
+    config = Config.load(Path(__file__).resolve().parents[1] / "docs" / "config.example.toml")
+    assert alerts.thresholds(config) == alerts.DEFAULTS
+    assert compare.tolerances(config) == compare.DEFAULTS
