@@ -211,6 +211,24 @@ def test_monitor_baseline_file_and_buckets_replaced_by_later_answers(env, tmp_pa
                               "WHERE aggregation = 'event' AND event_name = 'PageView'")
     assert rows == [{"n": 25, "d": 25}]
     capsys.readouterr()
+    # at 31.5 h the look-back holds 25 buckets: the second page was asked for without Meta's token in the URL
+    paths = [r["path"] for r in fake.received]
+    assert sum("aggregation=event&" in p and "after=24" in p for p in paths) == 1
+    assert not any("access_token" in p or TOKEN in p for p in paths)
+
+
+def test_monitor_once_without_an_answer_exit_1(env, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env.setenv("CAPI_GRAPH_URL", f"http://127.0.0.1:{port}")
+    db = tmp_path / "n.duckdb"
+    assert main(["monitor", "--pixel-id", PIXEL, "--once", "--max-retries", "0", "--db", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("monitor: no snapshot at 2027-01-15T08:00:00+00:00: ")
+    assert History(db).snapshot_count(PIXEL) == 0
 
 
 @pytest.mark.parametrize(("pixel", "token", "says"), [
