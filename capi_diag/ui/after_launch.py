@@ -93,9 +93,11 @@ def counts_chart(history: History, pixel: str, event: str, deploys: Sequence[Map
     df = pd.DataFrame(rows)
     df["hour"] = pd.to_datetime(df["bucket_start"], unit="s", utc=True)
     fig = go.Figure()
-    for side, name, color in (("browser", "Browser (Pixel)", OKABE_ITO["sky"]),
-                              ("server", "Server (CAPI)", OKABE_ITO["vermillion"])):
-        fig.add_scatter(x=df["hour"], y=df[side].fillna(0), name=name, mode="lines+markers", line=dict(color=color))
+    for side, name, color, dash in (("browser", "Browser (Pixel)", OKABE_ITO["sky"], "solid"),
+                                    ("server", "Server (CAPI)", OKABE_ITO["vermillion"], "dash")):
+        # dashed server line: where both sides send the same count, the two lines stay visible
+        fig.add_scatter(x=df["hour"], y=df[side].fillna(0), name=name, mode="lines+markers",
+                        line=dict(color=color, dash=dash, width=3 if dash == "solid" else 2))
     fig.update_yaxes(**count_axis(float(df[["browser", "server"]].max().max() or 0)))
     _deploy_lines(fig, deploys)
     return _frame(fig, title, "Events per hour")
