@@ -112,7 +112,7 @@ def figures(report: Mapping[str, Any]) -> dict[tuple[str, str | None], tuple[Fig
     keys = _evaluated(report, "match_keys")
     if keys:
         for k, d in keys.items():
-            if not isinstance(d, Mapping) or "valid_coverage" not in d or not d.get("in_log", True):
+            if not isinstance(d, Mapping) or "valid_coverage" not in d:
                 continue
             put(f"match_keys.{k}.coverage", None, _num(d.get("coverage")), "share", "higher")
             put(f"match_keys.{k}.valid_coverage", None, _num(d.get("valid_coverage")), "share", "higher")

@@ -11,7 +11,6 @@ no answer (timeouts, 5xx after the client's retries) is reported and skipped. Th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -59,7 +58,9 @@ def _write_line(path: Path, doc: dict[str, Any]) -> None:
 def run(client: GraphClient, history: History, settings: Settings, *, secret: Secret | None, out: TextIO,
         err: TextIO, http: httpx.Client | None = None, graph_host: str = "") -> Outcome:
     """Monitor ``settings.pixel_id`` (see the module docstring)."""
-    say: Callable[[str, TextIO], None] = lambda line, to: (print(scrub(line, secret), file=to), to.flush())  # noqa: E731
+    def say(line: str, to: TextIO) -> None:
+        print(scrub(line, secret), file=to, flush=True)
+
     th = settings.thresholds
     pixel = settings.pixel_id
     start = clock.now()
