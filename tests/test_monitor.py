@@ -285,3 +285,86 @@ def test_config_example_monitor_and_compare_sections_are_the_defaults():
     config = Config.load(Path(__file__).resolve().parents[1] / "docs" / "config.example.toml")
     assert alerts.thresholds(config) == alerts.DEFAULTS
     assert compare.tolerances(config) == compare.DEFAULTS
+
+
+# -- the rules, pure ---------------------------------------------------------------------------------
+
+H = 3600
+BASE_T = 1_800_000_000  # hour-aligned; hour of day 8 (UTC)
+
+
+def _snap(taken_at: float, counts=None, sources=None, quality=None) -> Snapshot:
+    return Snapshot("1", taken_at, counts=counts or {}, sources=sources or {}, quality=quality or {})
+
+
+def _hours(first: int, n: int, value: int) -> dict[int, int]:
+    return {first + i * H: value for i in range(n)}
+
+
+def test_volume_uses_the_same_hour_of_day_else_the_baseline_mean():
+    th = alerts.thresholds()
+    # baseline: 24 hours of 40 an hour, except 100 in the hour that starts at 08:00 the day before
+    counts = _hours(BASE_T - 24 * H, 24, 40)
+    counts[BASE_T - 24 * H] = 100
+    base = _snap(BASE_T, counts={"Lead": counts})
+    # 24 h later the last complete hour starts at 08:00 again: 45 events are 45 % of that hour's 100
+    now = _snap(BASE_T + 25 * H, counts={"Lead": {BASE_T + 24 * H: 45}})
+    [f] = [f for f in alerts.evaluate(base, now, th).findings if f.kind == "volume"]
+    assert (f.baseline, f.now) == (100.0, 45)
+    # a baseline without that hour of day: its mean hourly count over the look-back (12 h of 40 = 20 a h)
+    base = _snap(BASE_T, counts={"Lead": _hours(BASE_T - 12 * H, 12, 40)})
+    now = _snap(BASE_T + 2 * H, counts={"Lead": {BASE_T + H: 9}})  # 09:00, not among the baseline's hours
+    [f] = [f for f in alerts.evaluate(base, now, th).findings if f.kind == "volume"]
+    assert (f.baseline, f.now) == (20.0, 9)
+    # below volume_min_baseline (20): not judged at all
+    base = _snap(BASE_T, counts={"Lead": _hours(BASE_T - 24 * H, 24, 19)})
+    ev = alerts.evaluate(base, _snap(BASE_T + 3 * H, counts={"Lead": {BASE_T + 2 * H: 1}}), th)
+    assert [f.kind for f in ev.findings] == [] and ("volume", "Lead", "count_last_hour") not in ev.ok
+
+
+def test_source_ratio_skipped_below_20_a_side_and_silent_suppresses_ratio_and_volume():
+    th = alerts.thresholds()
+    six = BASE_T - 6 * H
+    sources = {"Lead": {"browser": _hours(six, 6, 3), "server": _hours(six, 6, 10)}}  # 18 browser events
+    base = _snap(BASE_T, counts={"Lead": _hours(six, 6, 13)}, sources=sources)
+    now_sources = {"Lead": {"browser": _hours(BASE_T, 6, 0), "server": _hours(BASE_T, 6, 10)}}
+    now = _snap(BASE_T + 7 * H, counts={"Lead": _hours(BASE_T, 7, 10)}, sources=now_sources)
+    assert [f.kind for f in alerts.evaluate(base, now, th).findings] == []
+    # with 20 a side in the baseline the browser's stop is an infinite move
+    sources = {"Lead": {"browser": _hours(six, 5, 4) | {BASE_T - H: 0}, "server": _hours(six, 6, 10)}}
+    base = _snap(BASE_T, counts={"Lead": _hours(six, 6, 14)}, sources=sources)
+    [f] = alerts.evaluate(base, now, th).findings
+    assert (f.kind, f.baseline, f.now) == ("source_ratio", 3.0, None)
+    assert f.detail.endswith("(baseline 60 : 20); the browser side sent nothing.")
+    # silent: the ratio and the volume are not judged (neither found nor fine)
+    silent = _snap(BASE_T + 7 * H)
+    ev = alerts.evaluate(base, silent, th)
+    assert [f.kind for f in ev.findings] == ["silent"]
+    assert not any(k[0] in ("source_ratio", "volume") for k in ev.ok)
+
+
+def test_webhook_that_refuses_is_reported_and_the_monitor_goes_on(env, tmp_path, capsys):
+    class Refusing(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            return
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        db = tmp_path / "w.duckdb"
+        assert main(["monitor", "--pixel-id", PIXEL, "--once", "--db", str(db), "--webhook", url]) == 0
+        clock.SLEEP(21 * 3600)
+        assert main(["monitor", "--pixel-id", PIXEL, "--once", "--db", str(db), "--webhook", url]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert err == "monitor: the webhook did not take the alert (HTTP 500)\n"
+    assert [a["kind"] for a in History(db).open_alerts(PIXEL)] == ["volume"]
