@@ -76,6 +76,7 @@ class History:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._held: duckdb.DuckDBPyConnection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -86,7 +87,29 @@ class History:
                 db.execute(stmt)
 
     @contextmanager
+    def held(self) -> Iterator[None]:
+        """One connection for every operation inside (a snapshot's store, baseline and alerts), closed
+        at the end so that other processes can use the file between snapshots."""
+        if self._held is not None:
+            yield
+            return
+        with self._open() as db:
+            self._held = db
+            try:
+                yield
+            finally:
+                self._held = None
+
+    @contextmanager
     def _db(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._held is not None:
+            yield self._held
+            return
+        with self._open() as db:
+            yield db
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             db = duckdb.connect(str(self.path))
         except duckdb.IOException as e:

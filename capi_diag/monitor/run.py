@@ -85,11 +85,16 @@ def run(client: GraphClient, history: History, settings: Settings, *, secret: Se
                 failed_last = False
                 taken += 1
                 snap = poll.snapshot
-                history.add_snapshot(snap, graph_host=graph_host, api_version=client.config.api_version)
+                with history.held():
+                    history.add_snapshot(snap, graph_host=graph_host, api_version=client.config.api_version)
+                    base = settings.baseline or history.baseline(pixel) or snap
+                    found = history.apply(pixel, evaluate(base, snap, th), at=snap.taken_at)
                 if settings.save_snapshot is not None:
-                    settings.save_snapshot.write_text(json.dumps(snap.as_dict(), indent=1), encoding="utf-8")
-                base = settings.baseline or history.baseline(pixel) or snap
-                found = history.apply(pixel, evaluate(base, snap, th), at=snap.taken_at)
+                    try:
+                        settings.save_snapshot.write_text(json.dumps(snap.as_dict(), indent=1), encoding="utf-8")
+                    except OSError as e:
+                        raise UsageError(f"{settings.save_snapshot}: cannot write the snapshot ({e.strerror}); "
+                                         "choose a writable --save-snapshot path.") from None
                 for change in found:
                     change = scrub(change, secret)
                     changes.append(change)
