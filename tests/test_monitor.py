@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -368,3 +369,35 @@ def test_webhook_that_refuses_is_reported_and_the_monitor_goes_on(env, tmp_path,
     err = capsys.readouterr().err
     assert err == "monitor: the webhook did not take the alert (HTTP 500)\n"
     assert [a["kind"] for a in History(db).open_alerts(PIXEL)] == ["volume"]
+
+
+def test_a_second_os_process_on_the_same_history_raises_nothing_again(env, tmp_path, vclock, capsys):
+    """The 48 hours run in this process on a virtual clock that ends an hour before now; then a real
+    ``capi-diag monitor --once`` process (real clock) reads the same --db: the two alerts still hold
+    (the browser's PageView never came back), so it raises nothing again and exits 1."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    t0 = (time.time() // 3600) * 3600 - 49 * 3600
+    vclock.t = t0
+    db, out = tmp_path / "x.duckdb", tmp_path / "alerts.jsonl"
+    with FakeGraph(token=TOKEN, now=lambda: time.time() if vclock.t is None else vclock.t, scenario_start=t0) as fg:
+        env.setenv("CAPI_GRAPH_URL", fg.url)
+        assert main(["monitor", "--pixel-id", PIXEL, "--hours", "48", "--interval", "3600", "--db", str(db),
+                     "--output", str(out)]) == 1
+        lines = out.read_text().splitlines()
+        got = [(json.loads(x)["state"], json.loads(x)["kind"]) for x in lines]
+        assert got == [(s, k) for _, s, k, _, _ in EXPECTED]
+        vclock.t = None  # the stand-in follows the real clock from here
+        r = subprocess.run([sys.executable, "-m", "capi_diag", "monitor", "--pixel-id", PIXEL, "--once",
+                            "--db", str(db), "--output", str(out)], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "CAPI_GRAPH_URL": fg.url, "CAPI_ACCESS_TOKEN": TOKEN},
+                           cwd=str(Path(__file__).resolve().parents[1]))
+    capsys.readouterr()
+    assert r.returncode == 1, r.stderr
+    assert out.read_text().splitlines() == lines
+    assert r.stdout.splitlines()[-3] == "monitor: 1 snapshot(s) of Pixel 1234567893; 2 alert(s) open"
+    assert History(db).snapshot_count(PIXEL) == 50
+    assert TOKEN.encode() not in db.read_bytes() and TOKEN not in r.stdout + r.stderr
