@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "verdict": 4,
     "report": 5,
     "api": 6,
-    "testevents": 7, "standins": 7,
+    "testevents": 7, "standins": 7, "monitor": 7,
     "rehearsal": 8, "shop": 8,
     "cli": 9, "ui": 9,
     # documented import paths kept for users' scripts: nothing in the package imports them

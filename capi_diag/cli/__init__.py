@@ -236,6 +236,9 @@ def _add_graph_commands(sub: argparse._SubParsersAction) -> None:
 
     testevents.add_parsers(sub)
     meta.add_parsers(sub)
+    from capi_diag.cli import monitor
+
+    monitor.add_parsers(sub)
     from capi_diag.cli import rehearse
 
     rehearse.add_parsers(sub)
