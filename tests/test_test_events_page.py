@@ -245,3 +245,20 @@ def test_rehearsal_of_a_journey_file_never_shows_the_token(page, tmp_path):
     assert "Ready: the browser and the server agreed" in text
     assert SENTINEL not in text and SENTINEL not in json.dumps([e.label for e in at.expander])
     assert "Pairing rate" not in text
+
+
+def test_rehearsal_without_chromium_says_how_to_install_it(page, monkeypatch, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # the subprocess finds no chromium
+    at = _app()
+    at.button(key="rh_start").click().run()
+    import time
+
+    for _ in range(60):
+        time.sleep(0.5)
+        at.run()
+        if len(at.error):
+            break
+    errors = [e.value for e in at.error]
+    assert errors and "Chromium not found" in errors[0] and "apt-get install chromium" in errors[0], errors
