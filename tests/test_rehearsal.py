@@ -245,6 +245,11 @@ def test_fbp_value_currency_and_skew_differ():
     ]
 
 
+def test_event_time_as_text_is_compared_too():
+    _, warns = judge([hit("PageView", "p1")], [srv("PageView", "p1", event_time="1796000400")], expected=("PageView",))
+    assert warns == [("dedup", "PageView", "event_time is 400s from the Pixel's ts (more than 300s)")]
+
+
 def test_missing_fields_on_both_sides_and_the_test_code():
     _, warns = judge([hit("PageView", None, fbp=None), hit("Purchase", "ORD-1", cd={})],
                      [srv("PageView", None, code=None, drop=("event_source_url", "user_data.fbp",

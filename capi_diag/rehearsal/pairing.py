@@ -146,18 +146,29 @@ def compare(h: Hit, s: ServerEvent, name: str, skew_s: float) -> list[RunWarning
     hc, sc = h.custom_data.get("currency"), cd.get("currency")
     if hc and sc and str(hc).upper() != str(sc).upper():
         out.append(RunWarning("dedup", name, f"currency differs: the Pixel sent {hc}, the server {sc}"))
-    et = ev.get("event_time")
-    if h.ts_ms is not None and isinstance(et, (int, float)) and not isinstance(et, bool):
-        skew = abs(float(et) - h.ts_ms / 1000)
+    et = _seconds(ev.get("event_time"))
+    if h.ts_ms is not None and et is not None:
+        skew = abs(et - h.ts_ms / 1000)
         if skew > skew_s:
             out.append(RunWarning("dedup", name, f"event_time is {skew:.0f}s from the Pixel's ts "
                                               f"(more than {skew_s:g}s)"))
     return out
 
 
+def _seconds(v: Any) -> float | None:
+    """``event_time`` as seconds: a number, or a text of digits (Meta accepts both)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str) and v.strip().isdigit():
+        return float(v.strip())
+    return None
+
+
 def _server_time(s: ServerEvent) -> float:
-    et = s.event.get("event_time")
-    return float(et) if isinstance(et, (int, float)) and not isinstance(et, bool) else s.at
+    et = _seconds(s.event.get("event_time"))
+    return et if et is not None else s.at
 
 
 def _hit_time(h: Hit) -> float:
