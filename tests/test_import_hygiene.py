@@ -26,10 +26,11 @@ LAYERS: dict[str, int] = {
     "verdict": 4,
     "report": 5,
     "api": 6,
-    "testevents": 7, "standins": 7,
-    "cli": 8, "ui": 8,
+    "testevents": 7, "standins": 7, "monitor": 7,
+    "rehearsal": 8, "shop": 8,
+    "cli": 9, "ui": 9,
     # documented import paths kept for users' scripts: nothing in the package imports them
-    "normalize": 9, "rules": 9, "sample": 9, "graph": 9, "__main__": 9,
+    "normalize": 10, "rules": 10, "sample": 10, "graph": 10, "__main__": 10,
 }
 """Each part of ``capi_diag`` and its layer: a module may import its own part and lower layers only."""
 

@@ -347,7 +347,8 @@ def test_readme_capi_diag_commands_parse() -> None:
         if argv[0] in ("--version", "--help") or argv[-1] == "--help":
             continue
         args = build_parser().parse_args(argv)
-        assert args.command in ("report", "sample", "schema", "serve", "send-test", "watch", "fake-graph"), rest
+        assert args.command in ("report", "sample", "schema", "serve", "send-test", "watch", "fake-graph",
+                                "rehearse", "demo-shop"), rest
         checked += 1
     assert checked >= 8
 

@@ -203,3 +203,24 @@ def test_test_events_history_stores_no_raw_email_or_phone(tmp_path):
     data = b"".join(f.read_bytes() for f in tmp_path.iterdir())
     for raw in ("maria.lopez@example.net", "k.tanaka@example.jp", "+34 612 345 678", "34612345678"):
         assert raw.encode() not in data
+
+
+def test_privacy_finds_raw_email_in_a_har_pixel_hit_custom_data():
+    """A DevTools HAR's Pixel hits keep their other cd[...] parameters: the billing email a shop copies
+    into cd[user_data] is the privacy finding, and is stored masked."""
+    from urllib.parse import quote
+
+    cd = quote(json.dumps({"em": "maria.lopez@example.net"}))
+    url = (f"https://www.facebook.com/tr/?id=123&ev=Purchase&eid=o1&ts={T}000&fbp=fb.1.1.1"
+           f"&dl=https%3A%2F%2Fshop.example%2F&cd[value]=10.5&cd[currency]=EUR&cd[user_data]={cd}")
+    har = {"log": {"entries": [{"startedDateTime": "2026-11-17T00:00:02Z",
+                                "request": {"method": "GET", "url": url, "headers": []}}]}}
+    inputs = api.Inputs(browser=[Source("session.har", data=json.dumps(har).encode())],
+                        server=[Source("server.jsonl", data=SERVER.encode())])
+    with api.opened(inputs) as ds:
+        r = api.report(ds)
+        stored = ds.db.fetchone("SELECT extra FROM browser_events")[0]
+    assert [(x["field"], x["event_name"], x["rows"]) for x in r["privacy"]["by_field"] if x["role"] == "browser"] == [
+        ("cd[user_data]", "Purchase", 1)]
+    assert r["privacy"]["examples"]["personal_data_in_custom_data"][0]["value"] == "m***@example.net"
+    assert "maria.lopez" not in stored and "m***@example.net#" in stored

@@ -158,3 +158,107 @@ def test_page_never_shows_the_token(page):
     at.button(key="te_start").click().run()
     assert SENTINEL not in _texts(at)
     assert all(SENTINEL not in json.dumps(r["body"]) + r["path"] for r in fake.received)
+
+
+# -- the browser rehearsal section ---------------------------------------------------------------------
+def test_rehearsal_section_asks_for_what_is_missing(page, tmp_path):
+    at = _app()
+    assert [s.value for s in at.subheader if s.value == "Browser rehearsal"] == ["Browser rehearsal"]
+    at.radio(key="rh_source").set_value("A journey file").run()
+    at.button(key="rh_start").click().run()
+    assert "Enter the Pixel ID and the test event code above first." in _texts(at)
+    at = _fill(at)
+    at.button(key="rh_start").click().run()
+    assert "Choose a journey file (upload it or give its path)." in _texts(at)
+    bad = tmp_path / "j.toml"
+    bad.write_text("[[step]]\nurl = '/'\n")
+    at.text_input(key="rh_journey_path").input(str(bad))
+    at.text_input(key="rh_send_log").input(str(tmp_path / "send.jsonl"))
+    at.run()
+    at.button(key="rh_start").click().run()
+    assert f"journey file {bad}, step 1: url '/' is relative but the file has no base_url" in _texts(at)
+    assert "Pairing rate" not in _texts(at)
+
+
+def _until_finished(at: AppTest, seconds: float = 90.0) -> AppTest:
+    import time
+
+    end = time.time() + seconds
+    while time.time() < end:
+        time.sleep(1.0)
+        at.run()
+        text = _texts(at)
+        if "Ready: the browser and the server agreed" in text or "Not ready when the timeout ended" in text:
+            return at
+        if len(at.error):
+            raise AssertionError(f"the rehearsal failed: {[e.value for e in at.error]}")
+    raise AssertionError(f"the rehearsal did not finish: {_texts(at)[:2000]}")
+
+
+def _short_window(at: AppTest) -> None:
+    at.number_input(key="rh_minutes").set_value(0.05)
+    at.number_input(key="rh_interval").set_value(1.0)
+    at.number_input(key="rh_grace").set_value(2.0)
+    at.number_input(key="rh_timeout").set_value(0.15)
+
+
+@pytest.mark.browser
+def test_rehearsal_of_the_demo_shop_from_the_page(page):
+    at = _app()
+    at.multiselect(key="rh_faults").set_value(["value_differs"])
+    _short_window(at)
+    at.run()
+    at.button(key="rh_start").click().run()
+    at = _until_finished(at)
+    text = _texts(at)
+    assert "Not ready when the timeout ended" in text
+    assert "Dedup warning: value differs: the Pixel sent 29.90, the server 34.9" in text
+    runs = [e.label for e in at.expander if e.label.startswith("Run ")]
+    assert runs and all(label.endswith("warnings; events seen on both sides: 5 of 5") for label in runs)
+    table = [d.value for d in at.dataframe if "Pixel hit" in d.value.columns][0]
+    assert list(table["Event"]) == ["PageView", "ViewContent", "AddToCart", "InitiateCheckout", "Purchase"]
+    assert list(table["Pixel hit"]) == ["yes"] * 5 and list(table["Server event"]) == ["yes"] * 5
+    assert "Pairing rate" not in text
+
+
+@pytest.mark.browser
+def test_rehearsal_of_a_journey_file_never_shows_the_token(page, tmp_path):
+    from capi_diag.shop.server import DemoShop
+
+    send_log = tmp_path / "shop-send-log.jsonl"
+    # the shop's own stand-in on the real clock (the page's runs on a virtual one)
+    with FakeGraph(token=SENTINEL, pixel_id="1234567890") as fake, \
+            DemoShop(graph_url=fake.url, token=SENTINEL, pixel_id="1234567890", test_event_code="TEST123",
+                     send_log=str(send_log)) as shop:
+        journey = tmp_path / "journey.toml"
+        journey.write_text(shop.journey())
+        at = _fill(_app())
+        at.radio(key="rh_source").set_value("A journey file")
+        at.run()
+        at.text_input(key="rh_journey_path").input(str(journey))
+        at.text_input(key="rh_send_log").input(str(send_log))
+        _short_window(at)
+        at.run()
+        at.button(key="rh_start").click().run()
+        at = _until_finished(at)
+    text = _texts(at)
+    assert "Ready: the browser and the server agreed" in text
+    assert SENTINEL not in text and SENTINEL not in json.dumps([e.label for e in at.expander])
+    assert "Pairing rate" not in text
+
+
+def test_rehearsal_without_chromium_says_how_to_install_it(page, monkeypatch, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # the subprocess finds no chromium
+    at = _app()
+    at.button(key="rh_start").click().run()
+    import time
+
+    for _ in range(60):
+        time.sleep(0.5)
+        at.run()
+        if len(at.error):
+            break
+    errors = [e.value for e in at.error]
+    assert errors and "Chromium not found" in errors[0] and "apt-get install chromium" in errors[0], errors

@@ -175,7 +175,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="import browser and server logs and print the diagnostics report",
                          epilog=REPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     rep.add_argument("--browser", action="append", metavar="PATH",
-                     help="browser (Pixel) log: CSV, JSON Lines or Parquet; repeat for several files")
+                     help="browser (Pixel) log: CSV, JSON Lines, Parquet or a HAR; repeat for several files")
     rep.add_argument("--server", action="append", metavar="PATH",
                      help="server (CAPI) log; repeat for several files")
     rep.add_argument("--orders", action="append", metavar="PATH",
@@ -236,6 +236,12 @@ def _add_graph_commands(sub: argparse._SubParsersAction) -> None:
 
     testevents.add_parsers(sub)
     meta.add_parsers(sub)
+    from capi_diag.cli import monitor
+
+    monitor.add_parsers(sub)
+    from capi_diag.cli import rehearse
+
+    rehearse.add_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

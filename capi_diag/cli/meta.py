@@ -148,3 +148,11 @@ def cmd_meta_quality(args: argparse.Namespace, out: TextIO | None = None) -> int
         out.write(text)
         out.flush()
     return EXIT_BAD_RESULT if comparison.beyond_tolerance else EXIT_OK
+
+
+graph_options = _graph_options
+"""The Graph options of every Graph command (``--pixel-id``, ``--graph-url``, ``--api-version``,
+``--max-retries``), for the other command modules (``monitor``)."""
+graph_client = _client
+"""The client with the token from ``CAPI_ACCESS_TOKEN`` (or the secrets files) and the Graph options."""
+graph_host = _host

@@ -46,6 +46,10 @@ def _positive(kind: type) -> Callable[[str], Any]:
         return value
     return parse
 
+positive = _positive
+"""The parser of ``--minutes``, ``--interval`` and ``--timeout-minutes`` (a number > 0, fractions allowed),
+public for the other commands that parse them the same way (``rehearse``)."""
+
 
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-id", required=True, metavar="ID",
@@ -244,6 +248,7 @@ def cmd_fake_graph(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     print(f"reads: Pixel {args.pixel_id} '{fake.pixel_name}' (every quality section), "
           f"{fake_quality.PARTIAL_ID} (sections missing), {fake_quality.DEDUP_SPELLING_ID} (dedup_key_feedback), "
+          f"{fake_quality.SCENARIO_ID} (the monitor scenario, /stats too), "
           f"{fake_quality.NO_PERMISSION_ID} (missing permission), any other ID: unknown (100/33)", file=out)
     print(f"use it with: export CAPI_GRAPH_URL={base} CAPI_ACCESS_TOKEN=<the --token value>; Ctrl-C stops it",
           file=out, flush=True)
@@ -252,3 +257,7 @@ def cmd_fake_graph(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("fake Graph API stopped", file=out)
     return EXIT_OK
+
+
+positive = _positive
+"""The parser of a number > 0 (fractions allowed for floats), for the other command modules."""

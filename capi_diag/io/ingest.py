@@ -63,6 +63,8 @@ from capi_diag.core.schema import (
 from capi_diag.engine import pii
 from capi_diag.engine.dataset import Dataset
 from capi_diag.engine.db import Database
+from capi_diag.io import har
+from capi_diag.io.send_lines import send_body
 
 HEAD_BYTES = 65536
 MAX_LINE_BYTES = 32 * 1024 * 1024
@@ -532,8 +534,8 @@ def _stage_json_lines(db: Database, inp: StagedInput) -> None:
     if valid[0] < valid[1] and group_json_documents(db):
         pass  # multi-line (pretty-printed) documents: _capi_docs holds one per document
     else:
-        db.execute("""CREATE OR REPLACE TEMP TABLE _capi_docs AS
-            SELECT _line, CASE WHEN json_valid(l) THEN l::JSON END AS _doc,
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_docs AS
+            SELECT _line, CASE WHEN json_valid(l) THEN {send_body("l::JSON")} END AS _doc,
                    CAST(NULL AS BIGINT[]) AS _starts1, CAST(NULL AS BIGINT[]) AS _starts2 FROM _capi_lines""")
     # An event's line: its document's first line; in a pretty-printed array or request body, the line
     # where the event's own object opens (when every event opens on a line of its own).
@@ -606,8 +608,8 @@ def group_json_documents(db: Database) -> bool:
     if covered <= by_line:
         db.execute("DROP TABLE _capi_grouped")
         return False
-    db.execute("""CREATE OR REPLACE TEMP TABLE _capi_docs AS
-        SELECT _line, CASE WHEN json_valid(l) THEN l::JSON END AS _doc,
+    db.execute(f"""CREATE OR REPLACE TEMP TABLE _capi_docs AS
+        SELECT _line, CASE WHEN json_valid(l) THEN {send_body("l::JSON")} END AS _doc,
                coalesce(_starts1, []) AS _starts1, coalesce(_starts2, []) AS _starts2
         FROM _capi_grouped ORDER BY _line""")
     db.execute("DROP TABLE _capi_grouped")
@@ -721,6 +723,7 @@ def json_headers(db: Database) -> dict[str, list[str]]:
 def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str,
                  row_offset: int = 0) -> FileReport:
     report = FileReport(name=src.name, role=role.value)
+    src, report.warnings = har.as_browser_log(src, role.value)  # a HAR: its Pixel hits (io/har.py)
     inp = StagedInput(db, src, role)
     try:
         head = inp.head()

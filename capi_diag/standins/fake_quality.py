@@ -13,6 +13,9 @@ the stand-in's      ``pixel_name`` (default      every section for PageView, Vie
                                                  PageView only data freshness
 1234567892          "Agency sandbox Pixel"       AddToCart and Purchase with the ``dedup_key_feedback``
                                                  spelling (the field table's), never fired
+1234567893          "capi-diag monitor scenario  the scenario of :mod:`capi_diag.standins.scenario` at the
+                    Pixel"                       stand-in's clock (``/stats`` too; the other Pixels' ``/stats``
+                                                 are the scenario's normal hours)
 1234567899          (refused)                    missing permission: the Pixel read answers 200 "(#200)
                                                  Missing Permissions", ``dataset_quality`` answers 10
 any other ID        (refused)                    100/33 "Object with ID ... does not exist"
@@ -33,8 +36,10 @@ from typing import Any
 PARTIAL_ID = "1234567891"
 DEDUP_SPELLING_ID = "1234567892"
 NO_PERMISSION_ID = "1234567899"
+SCENARIO_ID = "1234567893"
 
-NAMES: dict[str, str] = {PARTIAL_ID: "capi-diag staging Pixel", DEDUP_SPELLING_ID: "Agency sandbox Pixel"}
+NAMES: dict[str, str] = {PARTIAL_ID: "capi-diag staging Pixel", DEDUP_SPELLING_ID: "Agency sandbox Pixel",
+                         SCENARIO_ID: "capi-diag monitor scenario Pixel"}
 PIXEL_FIELDS = frozenset({"id", "name", "last_fired_time", "is_unavailable", "creation_time", "code"})
 QUALITY_FIELDS = frozenset({
     "event_name", "event_match_quality", "event_coverage", "dedupe_key_feedback", "dedup_key_feedback",

@@ -33,6 +33,9 @@ target. Checks, in Meta's order (the first failure answers; one bad event reject
 
 ``GET /{version}/{pixel_id}`` and ``GET /{version}/dataset_quality?dataset_id=...`` check the token the
 same way (190, 104), then answer per :mod:`capi_diag.standins.fake_quality`; they are recorded too.
+``GET /{version}/{pixel_id}/stats`` (``aggregation`` event, event_source or match_keys, ``start_time``,
+``end_time``, ``event``, ``after``) answers hourly buckets from :mod:`capi_diag.standins.scenario` at the
+stand-in's clock (``now``), hour 0 being ``scenario_start``.
 
 ``GET /__received`` returns every recorded request (``path`` with query, ``headers`` with the
 Authorization value redacted, ``body`` as parsed JSON or text, ``status``); ``DELETE /__received``
@@ -55,16 +58,17 @@ import time
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from capi_diag.core.errors import ConfigError
 from capi_diag.core.patterns import HASHED_KEYS, SHA256_RE, TOO_BROAD, USER_DATA_KEYS
-from capi_diag.standins import fake_quality
+from capi_diag.standins import fake_quality, scenario
 
 SEVEN_DAYS_S = 7 * 24 * 3600
 MAX_EVENTS = 1000
 _PATH_RE = re.compile(r"\A/(v\d+\.\d+)/([^/]+)/events/?\Z")
 _OBJECT_RE = re.compile(r"\A/(v\d+\.\d+)/([^/]+)/?\Z")
+_STATS_RE = re.compile(r"\A/(v\d+\.\d+)/([^/]+)/stats/?\Z")
 DEFAULT_PIXEL_NAME = "capi-diag demo Pixel"
 _FBC_RE = re.compile(r"\Afb\.\d+\.\d+\.[^.\s]+(\.[A-Za-z0-9_-]{2}|\.[A-Za-z0-9_-]{8})?\Z")
 _CUSTOMER_KEYS = USER_DATA_KEYS + (
@@ -196,6 +200,7 @@ class FakeGraph:
         faults: Sequence[str] = (),
         fault_delay_s: float = 2.0,
         drip_interval_s: float = 0.2,
+        scenario_start: float | None = None,
     ) -> None:
         unknown = [f for f in faults if f not in FAULTS]
         if unknown:
@@ -217,6 +222,10 @@ class FakeGraph:
         self.delay_ms = delay_ms
         self.throttle_code = throttle_code
         self.now = now
+        self.scenario_start = (float(scenario_start) if scenario_start is not None
+                               else (now() // scenario.HOUR) * scenario.HOUR)
+        """Hour 0 of the monitor scenario (:mod:`capi_diag.standins.scenario`); default: the hour the
+        stand-in was made in."""
         self.faults: list[str] = list(faults)
         self.fault_delay_s = fault_delay_s
         self.drip_interval_s = drip_interval_s
@@ -386,6 +395,9 @@ class FakeGraph:
             return 400, _error(104, "An access token is required to request this resource.", transient=None)
         if token != self.token:
             return 401, _error(190, "Invalid OAuth access token - Cannot parse access token", transient=None)
+        stats = _STATS_RE.match(parts.path)
+        if stats is not None:
+            return self._stats(stats.group(1), stats.group(2), query)
         m = _OBJECT_RE.match(parts.path)
         if m is None:
             return 400, _error(2500, f"Unknown path components: {parts.path}", transient=None)
@@ -417,12 +429,56 @@ class FakeGraph:
             return 200, {"id": pixel, "name": name}
         return 200, fake_quality.select(full, tree)
 
+    def _stats(self, version: str, pixel: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """``GET /{pixel}/stats``: hourly buckets of the monitor scenario (its incidents for
+        :data:`fake_quality.SCENARIO_ID`, its normal hours for the stand-in's own Pixel)."""
+        if pixel == fake_quality.NO_PERMISSION_ID:
+            return 400, _error(200, "(#200) Missing Permissions", transient=None)
+        if pixel not in (self.pixel_id, fake_quality.SCENARIO_ID):
+            return 400, _unknown_object(pixel)
+
+        def one(name: str, default: str | None = None) -> str | None:
+            values = query.get(name)
+            return values[-1].strip() if values else default
+
+        aggregation = one("aggregation", "event") or "event"
+        if aggregation not in scenario.AGGREGATIONS:
+            return 400, _error(100, f"(#100) aggregation must be one of {', '.join(sorted(scenario.AGGREGATIONS))} "
+                                    "in this stand-in", transient=None)
+        now = self.now()
+        try:
+            start = float(one("start_time") or now - 24 * scenario.HOUR)
+            end = float(one("end_time") or now)
+            after = int(one("after") or 0)
+        except ValueError:
+            return 400, _error(100, "(#100) start_time, end_time and after must be numbers here", transient=None)
+        event = one("event")
+        if event is not None and event not in scenario.EVENTS:
+            return 200, {"data": []}
+        buckets = scenario.stats_buckets(self.scenario_start, now, start, end, aggregation, event,
+                                         steady=pixel != fake_quality.SCENARIO_ID)
+        page = buckets[after:after + scenario.PAGE_BUCKETS]
+        body: dict[str, Any] = {"data": page}
+        if after + scenario.PAGE_BUCKETS < len(buckets):
+            cursor = after + scenario.PAGE_BUCKETS
+            params = {"aggregation": aggregation, "start_time": str(int(start)), "end_time": str(int(end)),
+                      "after": str(cursor), "access_token": self.token}
+            if event is not None:
+                params["event"] = event
+            body["paging"] = {"cursors": {"after": str(cursor)},
+                              "next": f"{self.url or ''}/{version}/{pixel}/stats?" + urlencode(params)}
+        return 200, body
+
     def _quality(self, query: dict[str, list[str]], tree: dict[str, Any] | None) -> tuple[int, Any]:
         dataset = (query.get("dataset_id") or [""])[-1].strip()
         if not dataset:
             return 400, _error(100, "(#100) The parameter dataset_id is required", transient=None)
         if dataset == fake_quality.NO_PERMISSION_ID:
             return 400, _error(10, "(#10) Application does not have permission for this action", transient=None)
+        if dataset == fake_quality.SCENARIO_ID:
+            hour = scenario.hour_of(self.scenario_start, self.now())
+            return 200, fake_quality.select({"web": scenario.quality_web(hour)},
+                                            tree if tree is None else {"web": tree.get("web")})
         found = fake_quality.quality_web(dataset, self.pixel_id)
         if found is None:
             return 400, _unknown_object(dataset)

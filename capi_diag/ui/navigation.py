@@ -57,6 +57,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("report_downloads.py", "Report", ":material/download:", "report"),
     PageSpec("test_events_page.py", "Test Events", ":material/send:", "test-events"),
     PageSpec("meta_view.py", "Meta's view", ":material/compare_arrows:", "meta-view"),
+    PageSpec("after_launch.py", "After launch", ":material/monitoring:", "after-launch"),
 )
 BY_URL = {p.url_path: p for p in PAGES}
 

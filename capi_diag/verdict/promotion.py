@@ -58,7 +58,8 @@ READY_ADVICE = (
 BLIND_SPOT = (
     "What this gate cannot see: these test journeys are server events only, so Meta's deduplication "
     "against your Pixel (browser) events is not exercised here. Check dedup with the `dedup` analysis "
-    "of real browser and server logs (`capi_diag report`)."
+    "of real browser and server logs (`capi_diag report`), or rehearse the launch in a real browser "
+    "(`capi-diag rehearse`, docs/rehearsal.md), which pairs your Pixel's hits with your server's sends."
 )
 
 

@@ -30,8 +30,9 @@ TYPES = ["csv", "gz", "jsonl", "ndjson", "json", "parquet", "txt", "tsv"]
 # upload's own rerun could abandon the click's run under load (twenty sessions at once).
 with st.form("import_form", border=False):
     left, right = st.columns(2)
-    browser_files = left.file_uploader("Browser (Pixel) log", type=TYPES, accept_multiple_files=True,
-                                       key="upload_browser", help="What the Pixel sent: fbq event logs, GTM exports.")
+    browser_files = left.file_uploader("Browser (Pixel) log", type=[*TYPES, "har"], accept_multiple_files=True,
+                                       key="upload_browser", help="What the Pixel sent: fbq event logs, GTM exports, "
+                                                                  "a HAR saved from the browser's DevTools.")
     server_files = right.file_uploader("Server (CAPI) log", type=TYPES, accept_multiple_files=True,
                                        key="upload_server", help="What your server sent to the Conversions API.")
     with st.expander("Orders and Meta's answers (optional): follow every order to Meta"):

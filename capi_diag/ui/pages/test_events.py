@@ -36,7 +36,7 @@ from capi_diag.meta.payload import TestIdentity, request_body
 from capi_diag.meta.token import Secret, configured_token, resolve_token
 from capi_diag.testevents.sender import Sender, Sent
 from capi_diag.testevents.store import SendRecord, Store, new_session_id, session_path
-from capi_diag.ui import meta_view
+from capi_diag.ui import meta_view, rehearsal_view
 from capi_diag.verdict.promotion import BLIND_SPOT, READY_ADVICE, Phase, Window
 
 REHEARSE = """
@@ -120,6 +120,9 @@ def render() -> None:
             sender.client.close()
 
     st.info(BLIND_SPOT, icon=":material/visibility_off:")
+    if store.path is not None:
+        rehearsal_view.render(store.path.with_suffix(""), pixel=(st.session_state.get("te_pixel_id") or "").strip(),
+                              code=(st.session_state.get("te_test_code") or "").strip())
     _history(store)
 
 
