@@ -266,15 +266,28 @@ def agreement(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any
     """capi-diag's dedup counts and match-key coverage next to the pandas baseline's."""
     differences = []
     dedup = report.get("dedup") or {}
+    mine: dict[str, Any] = {"dedup": {}, "coverage": {}}
     for key, want in baseline["dedup"].items():
+        mine["dedup"][key] = dedup.get(key)
         if dedup.get(key) != want:
             differences.append(f"dedup.{key}: capi-diag {dedup.get(key)}, pandas {want}")
     keys = report.get("match_keys") or {}
     for field, want in baseline["coverage"].items():
         have = (keys.get(field) or {}).get("coverage")
+        mine["coverage"][field] = have
         if not (have == want or (have is not None and want is not None and abs(have - want) < 1e-12)):
             differences.append(f"match_keys.{field}.coverage: capi-diag {have}, pandas {want}")
-    return {"agree": not differences, "differences": differences, "pandas": baseline}
+    return {"agree": not differences, "differences": differences, "pandas": baseline, "capi_diag": mine}
+
+
+def answers(a: dict[str, Any]) -> str:
+    """One tool's dedup counts and key coverage, short (the agreement rows print both tools')."""
+    d = a.get("dedup") or {}
+    c = a.get("coverage") or {}
+    counts = "/".join(f"{d[k]:,}" if isinstance(d.get(k), int) else "?" for k in
+                      ("paired", "outside_window", "browser_only", "server_only"))
+    cov = ", ".join(f"{f} {v:.4f}" if isinstance(v, (int, float)) else f"{f} ?" for f, v in c.items())
+    return f"paired/outside/browser-only/server-only {counts}; coverage {cov}"
 
 
 def measure_small(args: argparse.Namespace, log: Log) -> dict[str, Any]:
@@ -420,6 +433,9 @@ def build_table(results: dict[str, Any]) -> list[dict[str, str]]:
             a = e["agreement"]
             row(f"{label}: pandas and `report` agree (dedup counts, key coverage)",
                 "yes" if a["agree"] else "no: " + "; ".join(a["differences"][:3]))
+            if "capi_diag" in a:
+                row(f"{label}: `report` answers", answers(a["capi_diag"]))
+                row(f"{label}: pandas answers", answers(a["pandas"]))
         _target_rows(row, label, e)
         if label not in FLOOR_MAX_RATIO:
             row(f"{label}: `report` / floor", _x(_ratio(e["capi_diag"]["median_s"], e["floor"]["median_s"])))

@@ -34,6 +34,36 @@ def test_pandas_baseline_demo_data_matches_manifest():
     assert got["coverage"]["client_ip_address"] == 1.0
 
 
+@pytest.mark.parametrize("unit", ["s", "ms"])
+def test_pandas_baseline_reads_unix_times_in_the_browser_log(tmp_path, unit):
+    import pandas as pd
+
+    browser = pd.read_csv(ROOT / "data" / "browser_events.csv", dtype=str)
+    ts = pd.to_datetime(browser["timestamp"], utc=True, format="ISO8601", errors="coerce")
+    seconds = (ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    scale = 1000 if unit == "ms" else 1
+    browser["timestamp"] = [str(int(x) * scale) if pd.notna(x) else raw
+                            for x, raw in zip(seconds, browser["timestamp"], strict=True)]
+    path = tmp_path / "browser.csv"
+    browser.to_csv(path, index=False)
+    server = str(ROOT / "data" / "server_events.csv")
+    want = pandas_baseline.analyse(str(ROOT / "data" / "browser_events.csv"), server)
+    got = pandas_baseline.analyse(str(path), server)
+    assert got == want
+    assert got["dedup"]["paired"] == 3462
+
+
+def test_agreement_prints_both_answers():
+    report = {"dedup": {"paired": 5, "outside_window": 0, "browser_only": 1, "server_only": 2},
+              "match_keys": {"em": {"coverage": 0.5}}}
+    baseline = {"dedup": {"paired": 5, "outside_window": 0, "browser_only": 1, "server_only": 2},
+                "coverage": {"em": 0.5}}
+    got = bench_run.agreement(report, baseline)
+    assert got["agree"]
+    assert bench_run.answers(got["capi_diag"]) == bench_run.answers(got["pandas"]) == (
+        "paired/outside/browser-only/server-only 5/0/1/2; coverage em 0.5000")
+
+
 def test_datagen_chunks_hold_the_rows_of_one_run(tmp_path, monkeypatch):
     from capi_diag.io import sample
 
