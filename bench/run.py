@@ -100,7 +100,8 @@ class Tool:
         self.command = " ".join(shlex.quote(c) for c in cmd)
         load = os.getloadavg()[0]
         run = run_measured(cmd, cwd=ROOT, env=env, timeout=timeout)
-        record = {"wall_s": round(run.wall_s, 4), "peak_rss_bytes": run.peak_rss_bytes,
+        record = {"wall_s": round(run.wall_s, 4), "cpu_s": None if run.cpu_s is None else round(run.cpu_s, 3),
+                  "peak_rss_bytes": run.peak_rss_bytes,
                   "returncode": run.returncode, "load_1min_before": round(load, 2), **(extra or {})}
         self.runs.append(record)
         self.last = run
