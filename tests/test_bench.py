@@ -153,6 +153,7 @@ def test_build_table_sizes_not_run_are_missed_and_targets_judged():
     assert table["100k: `report` / floor"] == ("10.0×", "—")
     assert table["100k: pandas / `report`"] == ("0.30×", "—")
     assert table["1M: `report` / floor"] == ("2.0×", "yes")
+    assert table["1M: `report` peak RSS"] == ("100 MB", "yes")
     assert table["1M: pandas / `report` (capi-diag speed-up)"] == ("5.0×", "yes")
     assert table["1M: compiled SQL of the report"] == ("n/a (no stats file)", "—")
     assert table["growth 100k → 1M: `report` time"] == ("2.0× for 10.0× the events", "yes")
@@ -165,14 +166,17 @@ def test_build_table_sizes_not_run_are_missed_and_targets_judged():
 def test_build_table_failed_or_slow_size_misses_its_targets():
     results = {"small": None, "sizes": {
         "100k": _size(100_000, 1.0, 0.5),
-        "1M": _size(1_000_000, 13.0, 5.0, pandas=30.0),
+        "1M": _size(1_000_000, 16.0, 5.0, pandas=30.0, rss=2 * 10**9),
         "10M": _size(10_000_000, 400.0, 100.0, rss=4 * 10**9),
     }}
     results["sizes"]["10M"]["capi_diag"].update(ok=False, error="exit 3: boom", median_s=None)
     table = {r["measurement"]: (r["value"], r["met"]) for r in bench_run.build_table(results)}
-    assert table["1M: `report` / floor"] == ("2.6×", "no")
-    assert table["1M: pandas / `report` (capi-diag speed-up)"] == ("2.3×", "no")
-    assert table["growth 100k → 1M: `report` time"] == ("13.0× for 10.0× the events", "no")
+    assert table["1M: `report` / floor"] == ("3.2×", "no")
+    assert table["1M: `report` peak RSS"] == ("2.00 GB", "no")
+    assert table["1M: pandas / `report` (capi-diag speed-up)"] == ("1.9×", "no")
+    assert table["growth 100k → 1M: `report` time"] == ("16.0× for 10.0× the events", "no")
+    assert table["1M: `report --engine spark`, local[2]"] == ("not run (--spark)", "no")
+    assert table["dashboard at 1M: a filter change"] == ("not run by run.py (see bench/README.md)", "no")
     assert table["10M: `report`"] == ("failed (exit 3: boom)", "—")
     assert table["10M: `report` / floor"] == ("n/a", "no")
     assert table["10M: `report` peak RSS"] == ("n/a", "no")
