@@ -266,8 +266,9 @@ def non_browser(v: ir.StringValue) -> ir.BooleanValue:
 
 
 def url_fbclid(url: ir.StringValue) -> ir.StringValue:
-    """The ``fbclid`` query parameter of ``url`` ('' when there is none)."""
-    return url.re_extract(URL_FBCLID_RE, 1).fill_null("")
+    """The ``fbclid`` query parameter of ``url`` ('' when there is none; the pattern is tried only
+    on URLs that contain ``fbclid=`` at all, a plain substring search)."""
+    return ibis.ifelse(url.contains("fbclid="), url.re_extract(URL_FBCLID_RE, 1), "").fill_null("")
 
 
 def fbc_fbclid(v: ir.StringValue) -> ir.StringValue:
