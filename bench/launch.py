@@ -28,7 +28,8 @@ def main(argv):
     wall = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     with open(result, "w", encoding="utf-8") as f:
-        f.write('{"wall_s": %r, "maxrss_kb": %d, "returncode": %d}' % (wall, usage.ru_maxrss, code))
+        f.write('{"wall_s": %r, "maxrss_kb": %d, "returncode": %d, "cpu_s": %r}'
+                % (wall, usage.ru_maxrss, code, usage.ru_utime + usage.ru_stime))
     return code if code >= 0 else 128 - code
 
 

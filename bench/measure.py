@@ -39,6 +39,8 @@ class ProcessRun:
     stdout: str
     stderr: str
     timed_out: bool = False
+    cpu_s: float | None = None
+    """User + system CPU seconds of the child (all its threads): steadier than wall time on a shared machine."""
 
     def stderr_tail(self, lines: int = 5) -> str:
         return "\n".join(self.stderr.strip().splitlines()[-lines:])
@@ -74,4 +76,5 @@ def run_measured(cmd: Sequence[str], *, cwd: str | Path | None = None, env: Mapp
                               stdout=stdout, stderr=stderr, timed_out=timed_out)
         measured = json.loads(result.read_text())
         return ProcessRun(wall_s=measured["wall_s"], peak_rss_bytes=measured["maxrss_kb"] * 1024,
-                          returncode=measured["returncode"], stdout=stdout, stderr=stderr)
+                          returncode=measured["returncode"], stdout=stdout, stderr=stderr,
+                          cpu_s=measured.get("cpu_s"))

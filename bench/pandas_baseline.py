@@ -11,8 +11,10 @@ what an analyst checking a CAPI set-up would compute first, with ``read_csv``, `
 * **dedup**, per key ``(event_name, event_id)`` (``pixel_id`` first when both logs carry it, as
   capi-diag does): ``paired`` (in both logs with a browser and a server row at most 48 h apart),
   ``outside_window`` (in both logs, no such pair), ``browser_only``, ``server_only``. Rows without
-  an ``event_id`` (empty or blank) have no key; browser rows whose ``timestamp`` cannot be read are
-  dropped, as capi-diag's import rejects them; ``event_time`` in milliseconds is turned into seconds.
+  an ``event_id`` (empty or blank) have no key; rows whose time cannot be read are dropped, as
+  capi-diag's import rejects them; the time (``event_time``, the Pixel's ``timestamp``) is read in
+  every form the logs may carry, in either log: Unix seconds, milliseconds or microseconds, or
+  ISO-8601 text.
 * **match-key coverage**: the share of server rows with a non-empty ``em``, ``ph``, ``fbp``, ``fbc``,
   ``client_ip_address``, ``client_user_agent`` and ``external_id``.
 
@@ -33,22 +35,35 @@ WINDOW_S = 48 * 3600
 KEY_FIELDS = ("em", "ph", "fbp", "fbc", "client_ip_address", "client_user_agent", "external_id")
 
 
-def load_browser(path: str) -> pd.DataFrame:
+def event_seconds(raw: pd.Series) -> pd.Series:
+    """``event_time`` in any form the logs may carry, as integer UTC seconds (NaN when unreadable):
+    Unix seconds, milliseconds (>= 1e11) or microseconds (>= 1e14), or ISO-8601 text (without a
+    zone taken as UTC), as capi-diag's import reads it."""
+    t = pd.to_numeric(raw, errors="coerce")
+    t = np.where(t.abs() >= 1e14, t / 1e6, np.where(t.abs() >= 1e11, t / 1e3, t))
+    out = pd.Series(np.floor(t), index=raw.index)
+    text = raw[out.isna() & raw.notna()]
+    if len(text):
+        ts = pd.to_datetime(text.str.strip(), utc=True, format="ISO8601", errors="coerce")
+        out.loc[text.index] = (ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return out
+
+
+def load_log(path: str, renames: dict[str, str] | None = None) -> pd.DataFrame:
     df = pd.read_csv(path, dtype=str)
-    df = df.rename(columns={"event": "event_name", "eventID": "event_id", "timestamp": "event_time"})
-    ts = pd.to_datetime(df["event_time"], utc=True, format="ISO8601", errors="coerce")
-    df = df[ts.notna()].copy()
-    df["event_time"] = (ts[ts.notna()] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    df = df.rename(columns=renames or {})
+    t = event_seconds(df["event_time"])
+    df = df[t.notna()].copy()
+    df["event_time"] = t[t.notna()].astype("int64")
     return df
+
+
+def load_browser(path: str) -> pd.DataFrame:
+    return load_log(path, {"event": "event_name", "eventID": "event_id", "timestamp": "event_time"})
 
 
 def load_server(path: str) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype=str)
-    t = pd.to_numeric(df["event_time"], errors="coerce")
-    df = df[t.notna()].copy()
-    t = t[t.notna()]
-    df["event_time"] = np.floor(np.where(t.abs() >= 1e11, t / 1000, t)).astype("int64")
-    return df
+    return load_log(path)
 
 
 def non_empty(s: pd.Series) -> pd.Series:

@@ -34,6 +34,36 @@ def test_pandas_baseline_demo_data_matches_manifest():
     assert got["coverage"]["client_ip_address"] == 1.0
 
 
+@pytest.mark.parametrize("unit", ["s", "ms"])
+def test_pandas_baseline_reads_unix_times_in_the_browser_log(tmp_path, unit):
+    import pandas as pd
+
+    browser = pd.read_csv(ROOT / "data" / "browser_events.csv", dtype=str)
+    ts = pd.to_datetime(browser["timestamp"], utc=True, format="ISO8601", errors="coerce")
+    seconds = (ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    scale = 1000 if unit == "ms" else 1
+    browser["timestamp"] = [str(int(x) * scale) if pd.notna(x) else raw
+                            for x, raw in zip(seconds, browser["timestamp"], strict=True)]
+    path = tmp_path / "browser.csv"
+    browser.to_csv(path, index=False)
+    server = str(ROOT / "data" / "server_events.csv")
+    want = pandas_baseline.analyse(str(ROOT / "data" / "browser_events.csv"), server)
+    got = pandas_baseline.analyse(str(path), server)
+    assert got == want
+    assert got["dedup"]["paired"] == 3462
+
+
+def test_agreement_prints_both_answers():
+    report = {"dedup": {"paired": 5, "outside_window": 0, "browser_only": 1, "server_only": 2},
+              "match_keys": {"em": {"coverage": 0.5}}}
+    baseline = {"dedup": {"paired": 5, "outside_window": 0, "browser_only": 1, "server_only": 2},
+                "coverage": {"em": 0.5}}
+    got = bench_run.agreement(report, baseline)
+    assert got["agree"]
+    assert bench_run.answers(got["capi_diag"]) == bench_run.answers(got["pandas"]) == (
+        "paired/outside/browser-only/server-only 5/0/1/2; coverage em 0.5000")
+
+
 def test_datagen_chunks_hold_the_rows_of_one_run(tmp_path, monkeypatch):
     from capi_diag.io import sample
 
@@ -123,6 +153,7 @@ def test_build_table_sizes_not_run_are_missed_and_targets_judged():
     assert table["100k: `report` / floor"] == ("10.0×", "—")
     assert table["100k: pandas / `report`"] == ("0.30×", "—")
     assert table["1M: `report` / floor"] == ("2.0×", "yes")
+    assert table["1M: `report` peak RSS"] == ("100 MB", "yes")
     assert table["1M: pandas / `report` (capi-diag speed-up)"] == ("5.0×", "yes")
     assert table["1M: compiled SQL of the report"] == ("n/a (no stats file)", "—")
     assert table["growth 100k → 1M: `report` time"] == ("2.0× for 10.0× the events", "yes")
@@ -135,14 +166,17 @@ def test_build_table_sizes_not_run_are_missed_and_targets_judged():
 def test_build_table_failed_or_slow_size_misses_its_targets():
     results = {"small": None, "sizes": {
         "100k": _size(100_000, 1.0, 0.5),
-        "1M": _size(1_000_000, 13.0, 5.0, pandas=30.0),
+        "1M": _size(1_000_000, 16.0, 5.0, pandas=30.0, rss=2 * 10**9),
         "10M": _size(10_000_000, 400.0, 100.0, rss=4 * 10**9),
     }}
     results["sizes"]["10M"]["capi_diag"].update(ok=False, error="exit 3: boom", median_s=None)
     table = {r["measurement"]: (r["value"], r["met"]) for r in bench_run.build_table(results)}
-    assert table["1M: `report` / floor"] == ("2.6×", "no")
-    assert table["1M: pandas / `report` (capi-diag speed-up)"] == ("2.3×", "no")
-    assert table["growth 100k → 1M: `report` time"] == ("13.0× for 10.0× the events", "no")
+    assert table["1M: `report` / floor"] == ("3.2×", "no")
+    assert table["1M: `report` peak RSS"] == ("2.00 GB", "no")
+    assert table["1M: pandas / `report` (capi-diag speed-up)"] == ("1.9×", "no")
+    assert table["growth 100k → 1M: `report` time"] == ("16.0× for 10.0× the events", "no")
+    assert table["1M: `report --engine spark`, local[2]"] == ("not run (--spark)", "no")
+    assert table["dashboard at 1M: a filter change"] == ("not run by run.py (see bench/README.md)", "no")
     assert table["10M: `report`"] == ("failed (exit 3: boom)", "—")
     assert table["10M: `report` / floor"] == ("n/a", "no")
     assert table["10M: `report` peak RSS"] == ("n/a", "no")

@@ -222,14 +222,13 @@ def repeated_values(ds: Dataset, rows: int, opts: Mapping[str, Any]) -> list[dic
 
     def build() -> ir.Table:
         # The threshold is computed by the engine from the row count, so the SQL holds no number of
-        # this log and is reused for any log. The non-empty values are stored once (the
-        # ``user_data_values`` measure). A value carried by fewer than ``threshold`` list entries
-        # cannot be on ``threshold`` rows: rows are counted exactly only for the few candidates.
+        # this log and is reused for any log. The non-empty values of these fields are unnested
+        # here, without any rule (read once, not stored). A value carried by fewer than ``threshold``
+        # list entries cannot be on ``threshold`` rows: rows are counted exactly only for the few candidates.
         server = ds.events("server")
         share = (server.count().cast("float64") * float(opts["repeated_value_min_share"])).ceil()
         threshold = ibis.greatest(ibis.literal(max(int(opts["repeated_value_min_rows"]), 1)), share.cast("int64"))
-        vals = ds.measure("user_data_values")
-        t = vals.filter(vals._f.isin(fields))
+        t = rules.value_rows(server, [f for f in fields if ds.has("server", f)])
         cand = t.group_by(["_f", "_v"]).aggregate(_k=t.count())
         cand = cand.filter(cand._k >= threshold).select(cf="_f", cv="_v")
         t = t.semi_join(cand, [t._f == cand.cf, t._v == cand.cv])

@@ -112,8 +112,13 @@ def keyed_rows(ds: Dataset, role: str, keys: Sequence[str]) -> ir.Table:
     sent_at = t.sent_at if role == "server" else ibis.null("int64")
     return t.select(
         *keys, "event_time", "file_index", "line", "row_id", "source_file",
-        fbp=first_value(t.fbp), sent_at=sent_at.cast("int64"), role=ibis.literal(role),
+        fbp=t.fbp[0], sent_at=sent_at.cast("int64"), role=ibis.literal(role),
     )
+
+
+def blank_to_null(v: ir.StringValue) -> ir.StringValue:
+    """``v``, null when it is null or blank (as :func:`first_value` treats a list's first value)."""
+    return ibis.ifelse(v.re_search(BLANK_RE).fill_null(True), ibis.null("string"), v)
 
 
 def ranked_rows(ds: Dataset, role: str) -> ir.Table:
@@ -159,33 +164,46 @@ def key_table_expr(ds: Dataset) -> ir.Table:
     window = int(opts["window_s"])
     keys = list(key_columns(ds))
     u = ibis.union(keyed_rows(ds, "browser", keys), keyed_rows(ds, "server", keys), distinct=False)
-    by_time = ibis.window(group_by=keys, order_by=["event_time", "role"])
-    near = ((u.role.lag().over(by_time) != u.role)
-            & ((u.event_time - u.event_time.lag().over(by_time)) <= window)).fill_null(False)
-    rn = ibis.row_number().over(group_by=[*keys, "role"], order_by=list(ROW_ORDER))
-    u = u.mutate(_near=near, _rn=rn)
     isb, iss = u.role == "browser", u.role == "server"
-    fb, fs = isb & (u._rn == 0), iss & (u._rn == 0)
+    # The earliest row of a key in each log is the smallest struct in ROW_ORDER (row_id is unique
+    # within a log, so the columns after it never decide): one grouping, no ranking of the rows.
+    first = ibis.struct({"t": u.event_time, "f": u.file_index, "l": u.line, "r": u.row_id,
+                         "src": u.source_file, "fbp": u.fbp, "sent": u.sent_at})
     agg = u.group_by(keys).aggregate(
         browser_rows=u.role.count(where=isb),
         server_rows=u.role.count(where=iss),
         first_time=u.event_time.min(),
-        browser_time=u.event_time.max(where=fb),
-        browser_file_index=u.file_index.max(where=fb),
-        browser_line=u.line.max(where=fb),
-        browser_row_id=u.row_id.max(where=fb),
-        browser_source_file=u.source_file.max(where=fb),
-        browser_fbp=u.fbp.max(where=fb),
+        _b=first.min(where=isb),
         browser_last_time=u.event_time.max(where=isb),
-        server_time=u.event_time.max(where=fs),
-        server_file_index=u.file_index.max(where=fs),
-        server_line=u.line.max(where=fs),
-        server_row_id=u.row_id.max(where=fs),
-        server_source_file=u.source_file.max(where=fs),
-        server_fbp=u.fbp.max(where=fs),
-        server_sent_at=u.sent_at.max(where=fs),
+        _s=first.min(where=iss),
         server_last_time=u.event_time.max(where=iss),
-        _pair=u._near.any(),
+    )
+    agg = agg.select(
+        *keys, "browser_rows", "server_rows", "first_time",
+        browser_time=agg._b["t"], browser_file_index=agg._b["f"], browser_line=agg._b["l"],
+        browser_row_id=agg._b["r"], browser_source_file=agg._b["src"], browser_fbp=blank_to_null(agg._b["fbp"]),
+        browser_last_time=agg.browser_last_time,
+        server_time=agg._s["t"], server_file_index=agg._s["f"], server_line=agg._s["l"],
+        server_row_id=agg._s["r"], server_source_file=agg._s["src"], server_fbp=blank_to_null(agg._s["fbp"]),
+        server_sent_at=agg._s["sent"], server_last_time=agg.server_last_time,
+    )
+    # A key with one row in each log is paired when they are at most `window` apart; only keys with
+    # rows in both logs and several in one need the rows themselves (see the docstring).
+    single = (agg.browser_rows == 1) & (agg.server_rows == 1)
+    multi = agg.filter((agg.browser_rows > 0) & (agg.server_rows > 0) & ~single).select(*keys)
+    mu = u.semi_join(multi, key_preds(u, multi, keys)).select(*keys, "event_time", "role")
+    by_time = ibis.window(group_by=keys, order_by=["event_time", "role"])
+    near = ((mu.role.lag().over(by_time) != mu.role)
+            & ((mu.event_time - mu.event_time.lag().over(by_time)) <= window)).fill_null(False)
+    mu = mu.mutate(_near=near)
+    mp = mu.group_by(keys).aggregate(_mpair=mu._near.any())
+    mp = mp.rename({f"m_{k}": k for k in keys})
+    agg = agg.left_join(mp, key_preds(agg, mp, keys, "", "m_"))
+    agg = agg.select(
+        *[c for c in agg.columns if not c.startswith("m_") and c != "_mpair"],
+        _pair=ibis.ifelse((agg.browser_rows == 1) & (agg.server_rows == 1),
+                          (agg.server_time - agg.browser_time).abs() <= window,
+                          agg._mpair.fill_null(False)),
     )
     both = (agg.browser_rows > 0) & (agg.server_rows > 0)
     category = ibis.cases(

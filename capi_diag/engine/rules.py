@@ -266,8 +266,9 @@ def non_browser(v: ir.StringValue) -> ir.BooleanValue:
 
 
 def url_fbclid(url: ir.StringValue) -> ir.StringValue:
-    """The ``fbclid`` query parameter of ``url`` ('' when there is none)."""
-    return url.re_extract(URL_FBCLID_RE, 1).fill_null("")
+    """The ``fbclid`` query parameter of ``url`` ('' when there is none; the pattern is tried only
+    on URLs that contain ``fbclid=`` at all, a plain substring search)."""
+    return ibis.ifelse(url.contains("fbclid="), url.re_extract(URL_FBCLID_RE, 1), "").fill_null("")
 
 
 def fbc_fbclid(v: ir.StringValue) -> ir.StringValue:
@@ -431,25 +432,115 @@ _BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
 """One bit per defect name (and one for "invalid"), for the per-value masks of :func:`row_validity`."""
 
 
-def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date | None = None) -> ir.Table:
+def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date | None = None,
+                     multi_only: bool = False) -> ir.Table:
     """One row per non-empty ``user_data`` value of ``table``: ``_rid`` (the row's ``row_id``), ``_f``
     (the field), ``_v`` (the value), ``_url`` (the row's URL fbclid, for ``fbc`` values) and one column per primitive a
     rule needs, each computed once per value: ``_sh`` (hash-shaped), ``_emp`` / ``_phh`` (hash of the
     empty string / of a placeholder), ``_upper`` (uppercase hex), ``_fmt`` (a well-formed fbp/fbc),
     ``_plh`` (a placeholder text), ``_spc`` (a hash with surrounding whitespace), ``_ipk`` (the IP
     kind), ``_nb`` (an HTTP client's user agent), ``_seg`` (the fbclid of an fbc) and ``_alw`` (the
-    hash of an allowed ge/country/db value). The engine materializes it (the ``user_data_values``
-    measure) so that the aggregation in :func:`row_validity` reads each primitive as a stored column
-    instead of re-evaluating its expression inside every defect."""
+    hash of an allowed ge/country/db value). :func:`row_validity` folds it for the cells holding
+    several values (the ``user_data_values`` measure stores it for every value, for readers that
+    want it). ``multi_only``: only the values of
+    cells holding several (:func:`row_validity` judges a single value in place)."""
     parts = []
     for f in fields:
-        url = url_fbclid(table.event_source_url) if f == "fbc" else ibis.null("string")
-        parts.append(table.select(_rid=table.row_id, _f=ibis.literal(f), _v=table[f].unnest(), _url=url))
+        t = table.filter(table[f].length() > 1) if multi_only else table
+        url = url_fbclid(t.event_source_url) if f == "fbc" else ibis.null("string")
+        parts.append(t.select(_rid=t.row_id, _f=ibis.literal(f), _v=t[f].unnest(), _url=url))
     values = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
     values = values.filter(nonempty(values._v))
     lookup = allowed_hash_table(today)
     j = values.left_join(lookup, [values._f == lookup.field, values._v.substr(0, 64).lower() == lookup.h])
     return j.select(_rid=j._rid, _f=j._f, _v=j._v, _url=j._url, **primitives(j._v, j._f, j.h.notnull()))
+
+
+def _value_mask(f: str, b: object) -> ir.IntegerValue:
+    """The defect bits (and the ``_invalid`` bit) of one value of field ``f`` from its primitives ``b``."""
+    defects = _field_defects(f, b)
+    if f == "fbc":
+        seg, url_id = b._seg, b._url
+        defects = {**defects, "modified_fbclid": (url_id != "") & (seg != "") & (seg != url_id)
+                   & (seg.lower() == url_id.lower())}
+    bits = [ibis.ifelse(expr, _BIT[name], 0) for name, expr in defects.items()]
+    bits.append(ibis.ifelse(_invalid(f, defects), _BIT["_invalid"], 0))
+    mask = bits[0]
+    for bit in bits[1:]:
+        mask = mask + bit
+    return mask
+
+
+def _fold_values(b: ir.Table, scanned: Sequence[str]) -> ir.Table:
+    """Per row (``_rid2``): ``_<field>_m``, the OR of the masks of the field's values in ``b`` (a
+    :func:`value_primitives` table), null when the row has none."""
+    masks = [(b._f == f, _value_mask(f, b)) for f in scanned if f in DEFECTS]
+    m = b.mutate(_m=ibis.cases(*masks, else_=0) if masks else ibis.literal(0))
+    per_field = m.group_by(["_rid", "_f"]).aggregate(_m=m._m.bit_or())
+    return per_field.group_by(_rid2=per_field._rid).aggregate(
+        **{f"_{f}_m": ibis.ifelse(per_field._f == f, per_field._m, ibis.null("int64")).max()
+           for f in scanned})
+
+
+PRIMITIVES_OF: dict[str, tuple[str, ...]] = {
+    **{f: ("_sh", "_emp", "_phh", "_upper", "_spc", "_plh") + (("_alw",) if f in SET_FIELDS else ())
+       for f in HASHED_FIELDS},
+    "external_id": ("_sh", "_emp", "_phh", "_plh"),
+    "fbp": ("_fmt", "_sh", "_plh"),
+    "fbc": ("_fmt", "_sh", "_plh", "_seg"),
+    "client_ip_address": ("_ipk", "_plh"),
+    "client_user_agent": ("_sh", "_nb", "_plh"),
+}
+"""The primitives each field's rules read (:func:`_field_defects`)."""
+
+
+def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Sequence[str], has_fbc: bool,
+                       today: dt.date | None) -> ir.Table:
+    """``keep_cols``, ``_url_fbclid`` and ``_<field>_m`` per row of ``table``: a cell with one value
+    is judged in place (its primitives are columns of one projection, each computed once per value);
+    only the cells holding several values are unnested (:func:`value_primitives` ``multi_only``) and
+    folded (:func:`_fold_values`). No value table is stored."""
+    ruled = [f for f in scanned if f in DEFECTS]
+    pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
+    if has_fbc:
+        pre["_url_fbclid"] = url_fbclid(table.event_source_url)
+    for f in scanned:
+        pre[f"_{f}_n"] = table[f].length().fill_null(0)
+        pre[f"_{f}_v"] = table[f][0]
+    base = table.select(**pre)
+    if not scanned:
+        return base
+    lookup = allowed_hash_table(today)
+    prim: dict[str, ir.Value] = {}
+    for f in ruled:
+        v = base[f"_{f}_v"]
+        if f in SET_FIELDS:
+            allowed = hash_hex(v).isin(lookup.filter(lookup.field == f).h)
+        else:
+            allowed = ibis.literal(False)
+        ps = primitives(v, ibis.literal(f), allowed)
+        ps["_url"] = base._url_fbclid if has_fbc else ibis.literal("")
+        for name in PRIMITIVES_OF[f]:
+            prim[f"_{f}{name}"] = ps[name]
+        if f == "fbc":
+            prim["_fbc_url"] = ps["_url"]
+    stage = base.mutate(**prim)
+    masks: dict[str, ir.Value] = {}
+    for f in scanned:
+        n = stage[f"_{f}_n"]
+        if f not in DEFECTS:
+            masks[f"_{f}_s"] = ibis.ifelse((n == 1) & nonempty(stage[f"_{f}_v"]), 0, ibis.null("int64"))
+            continue
+        b = SimpleNamespace(**{"_sh": None, **{name: stage[f"_{f}{name}"] for name in PRIMITIVES_OF[f]}})
+        if f == "fbc":
+            b._url = stage._fbc_url
+        single = ibis.ifelse(nonempty(stage[f"_{f}_v"]), _value_mask(f, b), ibis.null("int64"))
+        masks[f"_{f}_s"] = ibis.ifelse(n == 1, single, ibis.null("int64"))
+    g = stage.select(*keep_cols, *(["_url_fbclid"] if has_fbc else []), *(f"_{f}_n" for f in scanned), **masks)
+    per = _fold_values(value_primitives(table, scanned, today=today, multi_only=True), scanned)
+    g = g.left_join(per, g.row_id == per._rid2)
+    return g.select(*keep_cols, *(["_url_fbclid"] if has_fbc else []),
+                    **{f"_{f}_m": ibis.ifelse(g[f"_{f}_n"] > 1, g[f"_{f}_m"], g[f"_{f}_s"]) for f in scanned})
 
 
 def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
@@ -459,10 +550,12 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
     ``<field>_<defect>`` booleans (see the module docstring), plus ``row_id``, :data:`ROW_COLUMNS`
     and ``keep``.
 
-    One pass, set-based: every field's list is unnested once into one value table (row, field,
-    value, primitives: :func:`value_primitives`, or ``values`` when the caller stored it); one
-    aggregation by row folds the primitives into every field's defect flags; one left join brings
-    back the rows without any value. Fields listed in ``absent`` (the log has no such column:
+    Without unnesting every value: a cell holding one value (nearly all of them) is judged in
+    place, its primitives computed once each in one projection and folded into one integer of
+    defect bits per field; only cells holding several values are unnested (:func:`value_primitives`
+    ``multi_only``), their masks OR-ed per row and field and joined back by ``row_id``. (With
+    ``values``, a stored :func:`value_primitives` table of every value, that table is folded instead.)
+    Fields listed in ``absent`` (the log has no such column:
     :meth:`Dataset.has`) get constant false columns without being scanned. ``table`` needs a unique
     ``row_id`` (every canonical table has one).
     """
@@ -475,37 +568,16 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
     scanned = [f for f in fields if f not in skip]
     has_fbc = "fbc" in fields
 
-    if scanned:
-        b = values if values is not None else value_primitives(table, scanned, today=today)
-        # Each value's defects become bits of one integer (its field decides which rules apply);
-        # one BIT_OR per (row, field) and one pivot per row fold them, instead of one BOOL_OR per
-        # (field, defect) over every value.
-        masks = []
-        for f in scanned:
-            if f not in DEFECTS:
-                continue
-            defects = _field_defects(f, b)
-            if f == "fbc":
-                seg, url_id = b._seg, b._url
-                defects = {**defects, "modified_fbclid": (url_id != "") & (seg != "") & (seg != url_id)
-                           & (seg.lower() == url_id.lower())}
-            bits = [ibis.ifelse(expr, _BIT[name], 0) for name, expr in defects.items()]
-            bits.append(ibis.ifelse(_invalid(f, defects), _BIT["_invalid"], 0))
-            mask = bits[0]
-            for bit in bits[1:]:
-                mask = mask + bit
-            masks.append((b._f == f, mask))
-        m = b.mutate(_m=ibis.cases(*masks, else_=0) if masks else ibis.literal(0))
-        per_field = m.group_by(["_rid", "_f"]).aggregate(_m=m._m.bit_or())
-        per = per_field.group_by(_rid2=per_field._rid).aggregate(
-            **{f"_{f}_m": ibis.ifelse(per_field._f == f, per_field._m, ibis.null("int64")).max()
-               for f in scanned})
-
-    pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
-    if has_fbc:
-        pre["_url_fbclid"] = url_fbclid(table.event_source_url)
-    base = table.select(**pre)
-    g = base.left_join(per, base.row_id == per._rid2) if scanned else base
+    if values is not None and scanned:
+        # a stored value table (every value unnested): fold it as the multi-valued cells below
+        per = _fold_values(values, scanned)
+        pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
+        if has_fbc:
+            pre["_url_fbclid"] = url_fbclid(table.event_source_url)
+        base = table.select(**pre)
+        g = base.left_join(per, base.row_id == per._rid2)
+    else:
+        g = _validity_in_place(table, keep_cols, scanned, has_fbc, today)
 
     out: dict[str, ir.Value] = {c: g[c] for c in keep_cols}
     false = ibis.literal(False)
@@ -547,15 +619,21 @@ def server_values_expr(ds: Dataset) -> ir.Table:
     return value_primitives(ds.events("server"), server_fields(ds))
 
 
+def value_rows(table: ir.Table, fields: Sequence[str]) -> ir.Table:
+    """``(_rid, _f, _v)``: one row per non-empty value of ``fields`` in ``table`` (no rule evaluated;
+    read once where it is needed, never stored)."""
+    parts = [table.select(_rid=table.row_id, _f=ibis.literal(f), _v=table[f].unnest()) for f in fields]
+    values = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+    return values.filter(nonempty(values._v))
+
+
 def server_validity_expr(ds: Dataset) -> ir.Table:
     """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
-    :data:`SHARED_KEEP` (the ``server_validity`` measure of :mod:`capi_diag.engine.measures`), aggregated
-    from the stored ``user_data_values`` measure."""
+    :data:`SHARED_KEEP` (the ``server_validity`` measure of :mod:`capi_diag.engine.measures`), judged
+    over the list columns in place (no value table is stored)."""
     present = server_fields(ds)
     absent = [f for f in USER_DATA_KEYS if f not in present]
-    values = ds.measure("user_data_values") if present else None
-    return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent,
-                        values=values)
+    return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
 
 
 def server_validity(ds: Dataset) -> ir.Table:

@@ -144,6 +144,20 @@ CREATE OR REPLACE TEMP MACRO capi_list_raw(s) AS
 CREATE OR REPLACE TEMP MACRO capi_list_clean(l) AS
     CASE WHEN l IS NULL OR len(list_filter(l, lambda x: capi_text(x) IS NOT NULL)) = 0 THEN NULL
          ELSE list_filter(l, lambda x: capi_text(x) IS NOT NULL) END;
+CREATE OR REPLACE TEMP MACRO capi_list(s) AS
+    CASE WHEN s IS NULL THEN NULL
+         WHEN contains(s, '[') AND regexp_full_match(s, '(?s)\s*\[.*\]\s*') AND json_valid(s)
+              THEN capi_list_clean(from_json(trim(s), '["VARCHAR"]'))
+         WHEN regexp_full_match(s, '\s*') THEN NULL
+         ELSE [s] END;
+CREATE OR REPLACE TEMP MACRO capi_unit_of(s, n, iso) AS
+    CASE WHEN capi_text(s) IS NULL THEN NULL
+         WHEN n IS NOT NULL THEN CASE WHEN abs(n) >= 100000000000000 THEN 'us'
+                                      WHEN abs(n) >= 100000000000 THEN 'ms' ELSE 's' END
+         WHEN iso IS NOT NULL THEN 'iso' END;
+CREATE OR REPLACE TEMP MACRO capi_seconds(n, iso, unit) AS
+    CAST(floor(capi_clamp(CASE unit WHEN 's' THEN n WHEN 'ms' THEN n / 1000 WHEN 'us' THEN n / 1000000
+                                    WHEN 'iso' THEN epoch(iso) END)) AS BIGINT);
 CREATE OR REPLACE TEMP MACRO capi_consent(s) AS
     CASE WHEN lower(trim(s)) IN ('granted', 'true', '1', 'yes', 'y') THEN 'granted'
          WHEN lower(trim(s)) IN ('denied', 'false', '0', 'no', 'n') THEN 'denied' END;
@@ -362,16 +376,17 @@ def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz:
             exprs[f.name] = f"CAST(NULL AS {f.kind.value})"
         elif f.kind is Kind.LIST and f.name in pii.MASKED_AT_REST:
             # raw emails and phones are never stored: see capi_diag.engine.pii
-            exprs[f.name] = (f"list_transform(capi_list_clean(capi_list_raw({s})), "
+            exprs[f.name] = (f"list_transform(capi_list({s}), "
                              f"lambda x: capi_pii_at_rest({_quote_str(f.name)}, x))")
         elif f.kind is Kind.LIST:
-            exprs[f.name] = f"capi_list_clean(capi_list_raw({s}))"
+            exprs[f.name] = f"capi_list({s})"
         elif f.name.startswith("consent_") and f.name != "consent_region":
             exprs[f.name] = f"capi_consent({s})"
         elif f.name == "consent_region":
             exprs[f.name] = f"upper(trim(capi_text({s})))"
         elif f.kind is Kind.INT:
-            exprs[f.name] = f"capi_time_s({s}, capi_time_unit({s}, {tz}), {tz})"
+            # number and ISO reading computed once per cell (the pre-projection below)
+            exprs[f.name] = f"capi_seconds(_n_{f.name}, _iso_{f.name}, _u_{f.name})"
         elif f.name in pii.SCRUBBED_URLS:
             # emails and phone numbers in a query string are never stored raw (capi_diag.engine.pii)
             exprs[f.name] = f"capi_pii_scrub(capi_text({s}), '%23')"
@@ -388,15 +403,17 @@ def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz:
         args = ", ".join(f"{_quote_str(k)}, {text(h)}" for k, h in pairs.items())
         return f"capi_pii_scrub(CAST(json_object({args}) AS VARCHAR), '#')"  # no raw email/phone at rest
 
+    times = [f.name for f in FIELDS if f.kind is Kind.INT and f.name in src]
     cols = canonical_columns()
     select = {
-        "row_id": f"CAST({order} + {int(row_offset)} AS BIGINT)",
+        "row_id": f"CAST({'_capi_rowid' if order == 'rowid' and times else order} + {int(row_offset)} AS BIGINT)",
         "source_file": _quote_str(name),
         "file_index": str(file_index),
         "line": "_line",
         "event_time_raw": f"{et}",
-        "event_time_raw_unit": f"capi_time_unit({et}, {tz})",
-        "event_time_tz_missing": f"(capi_time_unit({et}, {tz}) = 'iso' AND NOT capi_has_tz({et}))",
+        "event_time_raw_unit": "_u_event_time" if "event_time" in src else "CAST(NULL AS VARCHAR)",
+        "event_time_tz_missing": (f"(_u_event_time = 'iso' AND NOT capi_has_tz({et}))" if "event_time" in src
+                                  else "CAST(NULL AS BOOLEAN)"),
         "sent_at_raw": f"{sa}" if sa else "CAST(NULL AS VARCHAR)",
         "custom_data_extra": obj(mapping.custom),
         "extra": obj({h: h for h in mapping.unknown}),
@@ -413,8 +430,14 @@ def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz:
     consent = [f"(capi_text({src[f]}) IS NOT NULL AND capi_consent({src[f]}) IS NULL)"
                for f in src if f.startswith("consent_") and f != "consent_region"]
     unreadable = " OR ".join(consent) or "false"
+    # times: each cell read as a number and as ISO-8601 once, its unit once (two projections)
+    pre = ", ".join(f"capi_num({src[n]}) AS _n_{n}, CASE WHEN capi_num({src[n]}) IS NULL AND capi_text({src[n]}) "
+                    f"IS NOT NULL THEN capi_iso({src[n]}, {tz}) END AS _iso_{n}" for n in times)
+    unit = ", ".join(f"capi_unit_of({src[n]}, _n_{n}, _iso_{n}) AS _u_{n}" for n in times)
+    rowid = ", rowid AS _capi_rowid" if order == "rowid" else ""
+    stage = (f"(SELECT *, {unit} FROM (SELECT *{rowid}, {pre} FROM _capi_stage))" if times else "_capi_stage")
     return (f"SELECT *, {reject} AS _reject FROM (SELECT\n  {body},\n  _malformed,\n"
-            f"  ({unreadable}) AS _consent_unreadable\nFROM _capi_stage)")
+            f"  ({unreadable}) AS _consent_unreadable\nFROM {stage})")
 
 
 # -- staging per format ----------------------------------------------------------------------------
@@ -768,7 +791,7 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
         body_code = report.format == "json" and db.fetchone(
             "SELECT count(*) FROM (DESCRIBE _capi_stage) WHERE column_name = '_body_test_code'")[0] > 0
         tz_sql = _quote_str(tz)
-        db.execute("CREATE OR REPLACE TEMP TABLE _capi_canon AS " + _canonical_select(
+        db.execute("CREATE OR REPLACE TABLE _capi_canon AS " + _canonical_select(
             mapping, name=src.name, file_index=file_index, tz=tz_sql,
             body_code=body_code, row_offset=row_offset, order="_ord" if report.format == "csv" else "rowid"))
         _summarize(db, report, mapping)
@@ -779,12 +802,32 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
                 f"{inp.label}: every row was rejected ({reasons}); e.g. line {ex.get('line')}: "
                 f"{ex.get('reason')} (event_time {ex.get('event_time')!r}). Fix those columns and import again."
             )
-        cols = ", ".join(_quote_ident(c) for c, _ in canonical_columns())
-        db.execute(f"INSERT INTO {role.table} SELECT {cols} FROM _capi_canon WHERE _reject IS NULL")
+        if not _adopt_canon(db, role, file_index, report.rows_rejected):
+            cols = ", ".join(_quote_ident(c) for c, _ in canonical_columns())
+            db.execute(f"INSERT INTO {role.table} SELECT {cols} FROM _capi_canon WHERE _reject IS NULL")
         return report
     finally:
         drop_staging(db)
         inp.close()
+
+
+def _adopt_canon(db: Database, role: Role, file_index: int, rejected: int) -> bool:
+    """The first file of a role: its parsed rows become the role's table (rejected rows deleted, the
+    helper columns dropped, the table renamed) instead of being copied by a second insert. False
+    (nothing done) for a later file, or when the columns differ from the canonical ones."""
+    if file_index != 0:
+        return False
+    want = [(c, t) for c, t in canonical_columns()]
+    have = [(r[0], r[1]) for r in db.fetchall("SELECT column_name, column_type FROM (DESCRIBE main._capi_canon)")]
+    if have != [*want, ("_malformed", "BOOLEAN"), ("_consent_unreadable", "BOOLEAN"), ("_reject", "VARCHAR")]:
+        return False
+    if rejected:
+        db.execute("DELETE FROM main._capi_canon WHERE _reject IS NOT NULL")
+    for c in ("_reject", "_consent_unreadable", "_malformed"):
+        db.execute(f"ALTER TABLE main._capi_canon DROP COLUMN {c}")
+    db.execute(f"DROP TABLE {role.table}")
+    db.execute(f"ALTER TABLE main._capi_canon RENAME TO {role.table}")
+    return True
 
 
 def drop_staging(db: Database) -> None:

@@ -239,6 +239,27 @@ def _delimiter(path: str) -> str:
     return best if counts[best] else ","
 
 
+def has_quoted_newline(path: str, chunk: int = 16 << 20) -> bool:
+    """Whether a CSV may hold a line break inside a quoted field: some line break sits after an odd
+    number of ``"`` (doubled quotes keep the count even). True for lake paths, globs and folders
+    (not read here). Spark reads a file without one in parallel (no ``multiLine``), and one with one
+    as a single task (``multiLine``), so the answer decides per file, never the rows read."""
+    import numpy as np
+
+    if _LAKE.match(path) or not os.path.isfile(path):
+        return True
+    odd = 0
+    with open(path, "rb") as fh:
+        while buf := fh.read(chunk):
+            a = np.frombuffer(buf, dtype=np.uint8)
+            # parity of the quotes so far (uint8 sums wrap at 256, an even number: parity survives)
+            parity = (np.cumsum(a == 34, dtype=np.uint8) + odd) & 1
+            if parity[(a == 10) | (a == 13)].any():
+                return True
+            odd = int(parity[-1])
+    return False
+
+
 def _flat(df: Any) -> tuple[Any, list[str]]:
     """A DataFrame as one string column per header: struct fields as ``parent.child``, scalars cast to
     text, lists and maps as JSON text (as DuckDB's Parquet staging does)."""
@@ -276,7 +297,8 @@ def _read(spark: Any, path: str, fmt: str) -> tuple[Any, str | None]:
 
     sep = _delimiter(path) if fmt == "csv" else None
     if fmt == "csv":
-        opts = {"header": "true", "escape": '"', "multiLine": "true", "sep": sep,
+        multi = "true" if has_quoted_newline(path) else "false"
+        opts = {"header": "true", "escape": '"', "multiLine": multi, "sep": sep,
                 "mode": "PERMISSIVE", "enforceSchema": "false"}
         header = spark.read.options(**{**opts, "mode": "PERMISSIVE"}).csv(path).columns
         schema = T.StructType([T.StructField(h.lstrip("\ufeff"), T.StringType()) for h in header]
