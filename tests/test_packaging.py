@@ -348,7 +348,7 @@ def test_readme_capi_diag_commands_parse() -> None:
             continue
         args = build_parser().parse_args(argv)
         assert args.command in ("report", "sample", "schema", "serve", "send-test", "watch", "fake-graph",
-                                "rehearse", "demo-shop"), rest
+                                "rehearse", "demo-shop", "monitor", "compare"), rest
         checked += 1
     assert checked >= 8
 
