@@ -185,7 +185,8 @@ def _encode(text: str, encoding: str) -> bytes:
             return text.encode(encoding)
         except UnicodeEncodeError:
             return text.encode(encoding, errors="replace")
-    return text.encode(encoding)
+    # a lone surrogate (drawn into an event_id) has no UTF-8/16 form: a writer would put '?' there too
+    return text.encode(encoding, errors="replace")
 
 
 # -- JSON Lines -------------------------------------------------------------------------------------------
