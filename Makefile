@@ -46,7 +46,7 @@ $(VENV)/.spark-stamp: requirements-spark.txt $(VENV)/.dev-stamp
 # JSON, a partitioned Parquet folder and table inputs, the import's rules, and the dedup, timing and
 # match-key tests on a local[2] session.
 test-spark: $(VENV)/.spark-stamp
-	$(BIN)/python -m pytest -m spark tests/test_spark.py tests/test_dedup.py tests/test_timing.py tests/test_match_keys.py
+	$(BIN)/python -m pytest -m spark tests/test_spark.py tests/test_dedup.py tests/test_timing.py tests/test_match_keys.py tests/test_match_keys_gaps.py
 
 # The golden reports (tests/golden/) on the 100k benchmark logs with DuckDB, and every golden report on
 # Spark local[2]: the figures of the commit before the restructure, held on both engines.
