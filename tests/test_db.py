@@ -3,12 +3,14 @@ clear error when DuckDB runs out of memory."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from capi_diag.cli import main
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
-from capi_diag.engine.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
+from capi_diag.engine.db import CONFIG_DEFAULTS, CONFIG_SECTION, DEFAULT_MEMORY_LIMIT, Database, Limits
 
 
 def test_limits_flag_beats_environment_beats_config(monkeypatch, tmp_path):
@@ -32,6 +34,35 @@ def test_database_applies_memory_limit_and_temp_directory(monkeypatch, tmp_path)
         assert db.fetchone("SELECT current_setting('memory_limit')")[0] == "286.1 MiB"
         assert db.fetchone("SELECT current_setting('temp_directory')")[0] == str(spill)
         assert spill.is_dir()
+
+
+def test_ordinary_inputs_get_the_default_limit_and_a_private_spill_folder(monkeypatch, tmp_path):
+    # the report's own default (1GB): DuckDB's (80% of RAM) let a 1M-event report reach 4 GB
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("CAPI_DIAG_TEMP_DIR", raising=False)
+    log = tmp_path / "server.csv"
+    log.write_text("event_name,event_time\nPurchase,1700000000\n")
+    db = Database.for_inputs([log])
+    spill = Path(db.fetchone("SELECT current_setting('temp_directory')")[0])
+    assert db.path == ":memory:" and DEFAULT_MEMORY_LIMIT == "1GB"
+    assert db.fetchone("SELECT current_setting('memory_limit')")[0] == "953.6 MiB"
+    assert spill.name == "spill" and spill.parent.name.startswith("capi-diag-") and spill.parent.is_dir()
+    db.close()
+    assert not spill.parent.exists()
+    # a limit of one's own still spills to a private folder, under --temp-dir when given
+    db = Database.for_inputs([log], limits=Limits("300MB", None))
+    assert db.fetchone("SELECT current_setting('memory_limit')")[0] == "286.1 MiB"
+    assert Path(db.fetchone("SELECT current_setting('temp_directory')")[0]).parent.name.startswith("capi-diag-")
+    db.close()
+    db = Database.for_inputs([log], limits=Limits(None, str(tmp_path / "scratch")))
+    spill = Path(db.fetchone("SELECT current_setting('temp_directory')")[0])
+    assert spill.parent.parent == tmp_path / "scratch"
+    assert db.fetchone("SELECT current_setting('memory_limit')")[0] == "953.6 MiB"
+    db.close()
+    assert list((tmp_path / "scratch").iterdir()) == []
+    # both given: used as they are
+    with Database.for_inputs([log], limits=Limits("300MB", str(tmp_path / "mine"))) as db:
+        assert db.fetchone("SELECT current_setting('temp_directory')")[0] == str(tmp_path / "mine")
 
 
 def test_database_bad_memory_limit_is_a_config_error(monkeypatch):

@@ -8,9 +8,10 @@ touch the connection: they build expressions over tables named by :mod:`capi_dia
 Limits: DuckDB's ``memory_limit`` caps the memory it uses and ``temp_directory`` is where it spills
 beyond it. Each is taken from, in order: the command-line flag (``--memory-limit``, ``--temp-dir``),
 the environment (``CAPI_DIAG_MEMORY_LIMIT``, ``CAPI_DIAG_TEMP_DIR``), the ``[database]`` table of the
-``--config`` TOML (``memory_limit``, ``temp_directory``), then DuckDB's defaults (80% of RAM, a
-``.tmp`` folder beside a database file) or, for inputs over 1 GiB, 2GB and a private folder
-(:meth:`Database.for_inputs`). A query that needs more than the limit and cannot spill stops with
+``--config`` TOML (``memory_limit``, ``temp_directory``), then the defaults of
+:meth:`Database.for_inputs` (the report and the dashboard): 1GB in memory, or for inputs over 1 GiB a
+database file with 2GB, each spilling to a private temporary folder removed on close. A
+``Database`` opened directly has DuckDB's own defaults (80% of RAM, ``.tmp``). A query that needs more than the limit and cannot spill stops with
 one :class:`~capi_diag.core.errors.ResourceLimitError` naming the limit and what to do, never a crash.
 """
 
@@ -33,6 +34,10 @@ from capi_diag.engine.runner import STATS, Runner
 
 LARGE_INPUT_BYTES = 1 << 30
 LARGE_MEMORY_LIMIT = "2GB"
+DEFAULT_MEMORY_LIMIT = "1GB"
+"""The ``memory_limit`` of a database :meth:`Database.for_inputs` keeps in memory when none is set:
+DuckDB's own default (80% of RAM) let a 1M-event report grow to 4 GB; at 1GB it peaks at about
+1.3 GB (spilling the rest to a private folder) for about a quarter more time (docs/performance.md)."""
 MEMORY_LIMIT_ENV = "CAPI_DIAG_MEMORY_LIMIT"
 TEMP_DIR_ENV = "CAPI_DIAG_TEMP_DIR"
 CONFIG_SECTION = "database"
@@ -178,7 +183,8 @@ class Database:
         """A database sized for ``inputs``: in memory for ordinary logs; for logs over ``large_bytes``
         (``CAPI_DIAG_LARGE_INPUT_BYTES``, default 1 GiB) a database file in a private temporary folder
         (removed on close), DuckDB's ``memory_limit`` (``CAPI_DIAG_MEMORY_LIMIT``, default 2GB) and
-        that folder for spilling, so that logs larger than memory spill instead of failing. ``limits``
+        that folder for spilling, so that logs larger than memory spill instead of failing. Ordinary
+        logs get :data:`DEFAULT_MEMORY_LIMIT` and a private spill folder the same way. ``limits``
         (from :meth:`Limits.resolve`) override both, whatever the size of the inputs."""
         limits = limits or Limits.resolve()
         limit = large_bytes if large_bytes is not None else int(os.environ.get(
@@ -191,7 +197,19 @@ class Database:
                 pass
         if total <= limit:
             STATS.database = "memory" if path is None else "file"
-            return cls(path, memory_limit=limits.memory_limit, temp_dir=limits.temp_dir)
+            if limits.memory_limit and limits.temp_dir:
+                return cls(path, memory_limit=limits.memory_limit, temp_dir=limits.temp_dir)
+            # the default limit spills to a private folder (never a `.tmp` in the working directory)
+            return cls._owning(path, limits, DEFAULT_MEMORY_LIMIT)
+        STATS.database = "file"
+        return cls._owning(path, limits, LARGE_MEMORY_LIMIT, file=True)
+
+    @classmethod
+    def _owning(cls, path: str | os.PathLike[str] | None, limits: Limits, default_limit: str, *,
+                file: bool = False) -> Database:
+        """A database whose spill folder (and, with ``file``, whose database file when ``path`` is
+        None) lives in a private temporary folder (under ``limits.temp_dir`` when set) removed on
+        close; ``memory_limit`` is ``limits``' or ``default_limit``."""
         if limits.temp_dir:
             try:
                 Path(limits.temp_dir).mkdir(parents=True, exist_ok=True)
@@ -200,13 +218,12 @@ class Database:
                                   f"choose a writable folder (--temp-dir, {TEMP_DIR_ENV}).") from None
         work = Path(tempfile.mkdtemp(prefix="capi-diag-", dir=limits.temp_dir))
         try:
-            db = cls(path if path is not None else work / "capi.duckdb",
-                     memory_limit=limits.memory_limit or LARGE_MEMORY_LIMIT, temp_dir=work / "spill")
+            db_path = path if path is not None or not file else work / "capi.duckdb"
+            db = cls(db_path, memory_limit=limits.memory_limit or default_limit, temp_dir=work / "spill")
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
         db._owned_dir = work
-        STATS.database = "file"
         return db
 
     def __enter__(self) -> Database:
