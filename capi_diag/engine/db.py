@@ -11,8 +11,9 @@ the environment (``CAPI_DIAG_MEMORY_LIMIT``, ``CAPI_DIAG_TEMP_DIR``), the ``[dat
 ``--config`` TOML (``memory_limit``, ``temp_directory``), then the defaults of
 :meth:`Database.for_inputs` (the report and the dashboard): 1GB in memory, or for inputs over 1 GiB a
 database file with 2GB, each spilling to a private temporary folder removed on close. A
-``Database`` opened directly has DuckDB's own defaults (80% of RAM, ``.tmp``). A query that needs more than the limit and cannot spill stops with
-one :class:`~capi_diag.core.errors.ResourceLimitError` naming the limit and what to do, never a crash.
+``Database`` opened directly has DuckDB's own defaults (80% of RAM, ``.tmp``). A query that needs
+more than the limit and cannot spill stops with one :class:`~capi_diag.core.errors.ResourceLimitError`
+naming the limit and what to do, never a crash.
 """
 
 from __future__ import annotations
