@@ -136,9 +136,9 @@ def _insufficient(v: ir.Table, keys: list[str]) -> tuple[ir.BooleanValue, ir.Str
 
 
 def annotate(ds: Dataset) -> ir.Table:
-    """Server rows with one boolean column per row rule and one ``<rule>__detail`` text column each
-    (the ``contract_rows`` measure: every count, breakdown and example reads the same per-row flags,
-    so the engine materializes them once per scope)."""
+    """Server rows with one boolean column per row rule and one ``<rule>__detail`` text column each,
+    null where the rule holds (the ``contract_rows`` measure: every count, breakdown and example
+    reads the same per-row flags, so the engine materializes them once per scope)."""
     return ds.measure("contract_rows")
 
 
@@ -173,7 +173,9 @@ def annotate_expr(ds: Dataset) -> ir.Table:
     cols: dict[str, Any] = {}
     for rule, (flag, detail) in flags.items():
         cols[rule] = flag.fill_null(False)
-        cols[f"{rule}__detail"] = detail
+        # only the rows that break the rule have a detail (every reader filters on the flag first):
+        # the texts are built for those rows only
+        cols[f"{rule}__detail"] = ibis.ifelse(cols[rule], detail, ibis.null("string"))
     kept = ("row_id", "source_file", "file_index", "line", "event_name", "event_id", "event_time", "value",
             "currency", "action_source", "event_source_url", "test_event_code")
     return v.select(*kept, **cols)

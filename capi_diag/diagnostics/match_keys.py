@@ -171,10 +171,12 @@ def paired_mismatch(ds: Dataset, config: Config) -> dict[str, Any]:
     """For keys paired by ``dedup``: per field, keys where both earliest rows carry a first value
     (``compared``) and keys where those values differ (``mismatched``)."""
     pr = ds.using(config).measure("paired_rows")
+    # each side's compared value is computed once (one projection), then counted four ways
+    pr = pr.select(**{f"{side}_{f}": _paired_norm(f, measures.first_value(pr[f"{side}_{f}"]))
+                      for f in PAIRED_FIELDS for side in ("b", "s")})
     aggs: dict[str, ir.Value] = {"paired_keys": pr.count()}
     for f in PAIRED_FIELDS:
-        b = _paired_norm(f, measures.first_value(pr[f"b_{f}"]))
-        s = _paired_norm(f, measures.first_value(pr[f"s_{f}"]))
+        b, s = pr[f"b_{f}"], pr[f"s_{f}"]
         both = b.notnull() & s.notnull()
         aggs[f"{f}_compared"] = pr.count(where=both)
         aggs[f"{f}_mismatched"] = pr.count(where=both & (b != s))
