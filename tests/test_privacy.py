@@ -12,6 +12,8 @@ import re
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capi_diag import api
 from capi_diag.cli import main
@@ -224,3 +226,45 @@ def test_privacy_finds_raw_email_in_a_har_pixel_hit_custom_data():
         ("cd[user_data]", "Purchase", 1)]
     assert r["privacy"]["examples"]["personal_data_in_custom_data"][0]["value"] == "m***@example.net"
     assert "maria.lopez" not in stored and "m***@example.net#" in stored
+
+
+# -- the cheap test before each pattern ------------------------------------------------------------
+
+GUARD_TEXTS = [
+    "https://shop.example/?email=a.b%40example.net", "mailto:x@y.io", "x@y", "no at sign here",
+    "https://s.example/?PHONE=%2B34%20612%20345%20678", "tel:+15550104477", "TEL: 555 010 4477",
+    "Ph 555-010-4477", "mobile=0612345678", "MSISDN 34612345678", "m\u017fi\u017fdn 34612345678",
+    "***4477#0123456789abcdef", "***4477%230123456789abcdef", "a***@example.net#0123456789abcdef",
+    '{"contact_phone":"(555) 010-4477"}', '{"telephone":"555 010 4477"}', "order 123456789", "",
+]
+
+
+def _guard_and_pattern(texts: list[str]) -> list[tuple[str, str, bool, bool]]:
+    import ibis
+
+    with Database() as db:
+        t = ibis.memtable(pa.table({"s": pa.array(texts, pa.string())}))
+        cols = {}
+        for kind, pattern in privacy.KIND_RE.items():
+            cols[f"{kind}_guard"] = privacy.may_hold(t.s, kind)
+            cols[f"{kind}_match"] = t.s.re_search(pattern)
+        rows = db.ibis.to_pyarrow(t.select("s", **cols)).to_pylist()
+    return [(r["s"], k, bool(r[f"{k}_guard"]), bool(r[f"{k}_match"])) for r in rows for k in privacy.KIND_RE]
+
+
+def test_the_cheap_test_lets_through_every_text_the_pattern_matches():
+    # the guard only saves work: a text it stops is one the pattern could never match
+    found = _guard_and_pattern(GUARD_TEXTS)
+    assert [(s, k) for s, k, guard, match in found if match and not guard] == []
+    matched = {(s, k) for s, k, _, match in found if match}
+    assert ("m\u017fi\u017fdn 34612345678", "phone") in matched  # RE2's (?i) s matches the long s
+    assert ("tel:+15550104477", "phone") in matched and ("mailto:x@y.io", "email") in matched
+    # and it does stop the texts with no sign of either kind
+    assert [k for s, k, guard, _ in found if s == "order 123456789" and guard] == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.text(alphabet="@%40abcdefhilmnopstPHOTELMS\u017f*#+() .-_=&123456789", max_size=40),
+                min_size=1, max_size=40))
+def test_the_cheap_test_is_never_narrower_than_the_pattern(texts):
+    assert [(s, k) for s, k, guard, match in _guard_and_pattern(texts) if match and not guard] == []

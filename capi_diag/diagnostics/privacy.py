@@ -75,6 +75,18 @@ KIND_RE = {"email": EMAIL_ANY, "phone": PHONE_ANY}
 URL_COLUMNS = ("event_source_url", "referrer_url")
 
 
+def may_hold(col: ir.StringValue, kind: str) -> ir.BooleanValue:
+    """A cheap test true of every text :data:`KIND_RE` ``[kind]`` can match, so the pattern runs only on
+    those (the engine evaluates the cheap test first): an email holds ``@`` or ``%40``; a phone
+    follows a key holding ``ph``, ``mobile``, ``msisdn`` or ``tel`` in any case, or is stored masked
+    (``***``). ``ſ`` (long s) is let through too: the pattern's case-insensitive ``s`` matches it."""
+    if kind == "email":
+        return col.contains("@") | col.contains("%40")
+    low = col.lower()
+    return (low.contains("ph") | low.contains("mobile") | low.contains("msisdn") | low.contains("tel")
+            | col.contains("***") | col.contains("\u017f"))
+
+
 def _json_key(col: ir.StringValue, kind: str) -> ir.StringValue:
     one = col.re_extract(JSON_KEY_OF[kind], 1).nullif("")
     if kind == "email":
@@ -114,11 +126,11 @@ def _hits(ds: Dataset, role: str) -> ir.Table:
     common = ("event_name", "event_id", "source_file", "line", "row_id")
     for kind, pattern in KIND_RE.items():
         for col in URL_COLUMNS:
-            f = t.filter(t[col].notnull() & t[col].re_search(pattern))
+            f = t.filter(t[col].notnull() & may_hold(t[col], kind) & t[col].re_search(pattern))
             parts.append(f.select(*common, place=ibis.literal("url"), field=ibis.literal(col),
                                   kind=ibis.literal(kind), excerpt=f[col].re_extract(f"({pattern})", 1)))
         for col in ("custom_data_extra", "extra"):
-            f = t.filter(t[col].notnull() & t[col].re_search(pattern))
+            f = t.filter(t[col].notnull() & may_hold(t[col], kind) & t[col].re_search(pattern))
             key = _json_key(f[col], kind)
             parts.append(f.select(*common, place=_place_of(col, key),
                                   field=(ibis.literal("custom_data.") + key if col == "custom_data_extra" else key),
