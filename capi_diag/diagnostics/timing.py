@@ -131,9 +131,10 @@ def exact_quantiles(t: ir.Table, column: str, qs: Mapping[str, float], by: Seque
 # -- measurement ---------------------------------------------------------------------------------
 
 def paired_skews(ds: Dataset, config: Config | None = None) -> ir.Table:
-    """Paired keys of :func:`dedup.key_table` with ``skew_s``, ``abs_skew_s``, ``hour_offset``
-    (whole hours of a time-zone-like skew, else null) and ``keeps`` (``browser``/``server``: the
-    copy Meta is expected to keep)."""
+    """Paired keys of :func:`dedup.key_table`: the key columns, ``first_time``, ``browser_time``,
+    ``server_time``, ``server_source_file``, ``server_line``, ``skew_s``, ``abs_skew_s``,
+    ``hour_offset`` (whole hours of a time-zone-like skew, else null) and ``keeps``
+    (``browser``/``server``: the copy Meta is expected to keep)."""
     ds = ds.using(config)
     return ds.measure("paired_skews")
 
@@ -149,7 +150,10 @@ def paired_skews_expr(ds: Dataset) -> ir.Table:
     whole = (n != 0) & (n.abs() <= MAX_HOUR_OFFSET) & (resid <= int(opts["hour_tolerance_s"]))
     arrival = p.server_sent_at.fill_null(p.server_time) - p.browser_time
     keeps = ibis.ifelse(arrival >= -int(opts["browser_preference_s"]), "browser", "server")
-    return p.mutate(abs_skew_s=p.skew_s.abs(), hour_offset=ibis.ifelse(whole, n, ibis.null("int64")),
+    # only what the timing figures, examples and failing rows read (not the key table's 25 columns)
+    keys = [c for c in ("pixel_id", "event_name", "event_id") if c in p.columns]
+    return p.select(*keys, "first_time", "browser_time", "server_time", "server_source_file", "server_line",
+                    "skew_s", abs_skew_s=p.skew_s.abs(), hour_offset=ibis.ifelse(whole, n, ibis.null("int64")),
                     keeps=keeps)
 
 
