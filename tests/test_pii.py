@@ -119,3 +119,21 @@ def test_pii_fingerprints_differ_between_databases_and_agree_within_one():
     assert values[0][0] == values[0][1] and values[1][0] == values[1][1]
     assert values[0][0] != values[1][0]
     assert pii.mask_value("em", values[0][0]) == pii.mask_value("em", values[1][0]) == "x***@y.com"
+
+
+def test_the_listed_space_characters_are_exactly_what_str_strip_and_the_pattern_remove():
+    # capi_pii_strip trims PY_SPACE_CHARS (no pattern: cheap inside the import's list lambdas); they must
+    # be the characters Python's str.strip() removes and the RE2 class PY_SPACE matches, no more, no less
+    every = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    assert set(pii.PY_SPACE_CHARS) == {ch for ch in every if ch.isspace()}
+    assert len(pii.PY_SPACE_CHARS) == len(set(pii.PY_SPACE_CHARS)) == 29
+    with Database() as db:
+        matched = db.fetchall(
+            "SELECT c FROM (SELECT chr(CAST(i AS INTEGER)) AS c FROM range(1, 1114112) t(i) "
+            "WHERE i NOT BETWEEN 55296 AND 57343) WHERE regexp_full_match(c, ?) ORDER BY c", [pii.PY_SPACE])
+        assert {r[0] for r in matched} == set(pii.PY_SPACE_CHARS)
+        for m in pii.sql_macros("k" * 64):
+            db.execute(m)
+        values = [" \u3000x\u2003y\u00a0\u0085", "\u30a0x\u30a0", "\x1cab\x1f", "\u200bz\u200b", "\t\n a \r\x0b\x0c"]
+        got = [db.fetchone("SELECT capi_pii_strip(?)", [v])[0] for v in values]
+        assert got == [v.strip() for v in values]

@@ -79,6 +79,14 @@ def mask_row(row: dict[str, Any]) -> dict[str, Any]:
 
 PY_SPACE = r"[\s\v\p{Z}\x{1c}-\x{1f}\x{85}]"
 """What Python's ``str.strip()`` removes, as an RE2 class (so SQL masks exactly as :func:`mask_value`)."""
+DISPLAY_OF: dict[str, str] = {"em": "em", "ph": "ph"}
+"""The masked form of each field (``capi_pii_display_<form>``; any other field: ``other``)."""
+PY_SPACE_CHARS = "".join(map(chr, (
+    0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+    0x2028, 0x2029, 0x202F, 0x205F, 0x3000)))
+"""The same 29 characters listed (``tests/test_pii.py`` checks both against ``str.isspace``): DuckDB's
+``trim(v, chars)`` strips them without a pattern, which inside the import's list lambdas matters (a
+pattern there is compiled again for every chunk of rows)."""
 
 
 def _sql_str(text: str) -> str:
@@ -86,26 +94,33 @@ def _sql_str(text: str) -> str:
 
 
 def sql_macros(key: str) -> list[str]:
-    """DuckDB macros the import uses to store personal data: ``capi_pii_at_rest(field, v)`` (``em``,
-    ``ph``, ``fn``, ``ln``) is ``v`` unless the value rules call it unhashed, else its masked form + ``#``
-    + fingerprint under ``key`` (the open database's random key). The masked form is
+    """DuckDB macros the import uses to store personal data: ``capi_pii_at_rest(field, v)`` (``em``, ``ph``, ``fn``,
+    ``ln``; ``capi_pii_at_rest_<field>(v)`` is the same for one field, with only that field's masked form:
+    inside the import's list lambdas every pattern of the macro is compiled again for each chunk of rows, so the
+    phone pattern is left out of the others) is ``v`` unless the value rules call it unhashed, else its masked
+    form + ``#`` + fingerprint under ``key`` (the open database's random key). The masked form is
     :func:`mask_value`'s, in SQL. ``capi_pii_scrub(text, sep)`` replaces every email address
     (:data:`~capi_diag.core.patterns.EMAIL_IN_TEXT`) and every phone number after a key naming one
-    (:data:`~capi_diag.core.patterns.PHONE_IN_TEXT`) inside a longer text (a URL, custom data, unknown
-    columns) by the same stored form, with ``sep`` before the fingerprint (``#``; in a URL ``%23``, so that
-    the query string keeps its parameters), and leaves the rest of the text as it is."""
+    (:data:`~capi_diag.core.patterns.PHONE_IN_TEXT`) inside a longer text (a URL, custom data, unknown columns)
+    by the same stored form, with ``sep`` before the fingerprint (``#``; in a URL ``%23``, so that the query
+    string keeps its parameters), and leaves the rest of the text as it is."""
     keep = " OR ".join(f"regexp_matches(v, {_sql_str(p)})" for p in (
         patterns.BLANK_RE, patterns.HASH_RE, patterns.SPACED_HASH_RE, patterns.PLACEHOLDER_RE))
     # one statement each (a rule's pattern may hold a ';'), never split on ';'
-    strip = f"regexp_replace(v, '\\A{PY_SPACE}+|{PY_SPACE}+\\z', '', 'g')"
+    strip = f"trim(v, {_sql_str(PY_SPACE_CHARS)})"
     return [f"CREATE OR REPLACE TEMP MACRO capi_pii_strip(v) AS {strip}", """
-CREATE OR REPLACE TEMP MACRO capi_pii_display(f, v) AS
-    CASE WHEN f = 'em' AND contains(v, '@')
+CREATE OR REPLACE TEMP MACRO capi_pii_display_other(v) AS left(capi_pii_strip(v), 1) || '***'""", """
+CREATE OR REPLACE TEMP MACRO capi_pii_display_em(v) AS
+    CASE WHEN contains(v, '@')
               THEN left(split_part(capi_pii_strip(v), '@', 1), 1) || '***@'
                    || substr(capi_pii_strip(v), strpos(capi_pii_strip(v), '@') + 1)
-         WHEN f = 'ph' THEN '***' || CASE WHEN length(regexp_replace(v, '\\P{Nd}', '', 'g')) > 4
-                                          THEN right(regexp_replace(v, '\\P{Nd}', '', 'g'), 4) ELSE '' END
-         ELSE left(capi_pii_strip(v), 1) || '***' END""", f"""
+         ELSE capi_pii_display_other(v) END""", """
+CREATE OR REPLACE TEMP MACRO capi_pii_display_ph(v) AS
+    '***' || CASE WHEN length(regexp_replace(v, '\\P{Nd}', '', 'g')) > 4
+                  THEN right(regexp_replace(v, '\\P{Nd}', '', 'g'), 4) ELSE '' END""", """
+CREATE OR REPLACE TEMP MACRO capi_pii_display(f, v) AS
+    CASE WHEN f = 'em' THEN capi_pii_display_em(v) WHEN f = 'ph' THEN capi_pii_display_ph(v)
+         ELSE capi_pii_display_other(v) END""", f"""
 CREATE OR REPLACE TEMP MACRO capi_pii_fp(f, v) AS
     left(sha256({_sql_str(key)} || f || chr(0) || v), {FINGERPRINT_HEX})""",
         # longest first, so that no address is replaced inside a longer one (bob@x.io in jimbob@x.io)
@@ -115,18 +130,22 @@ CREATE OR REPLACE TEMP MACRO capi_pii_longest_first(l) AS
                                             || x), 'DESC'), lambda x: substr(x, 10))""", f"""
 CREATE OR REPLACE TEMP MACRO capi_pii_scrub_em(v, sep) AS
     list_reduce(list_prepend(v, capi_pii_longest_first(regexp_extract_all(v, {_sql_str(patterns.EMAIL_IN_TEXT)}))),
-                lambda acc, x: replace(acc, x, capi_pii_display('em', replace(x, '%40', '@')) || sep
+                lambda acc, x: replace(acc, x, capi_pii_display_em(replace(x, '%40', '@')) || sep
                                                || capi_pii_fp('em', x)))""", f"""
 CREATE OR REPLACE TEMP MACRO capi_pii_scrub(v, sep) AS
     CASE WHEN v IS NULL OR NOT regexp_matches(v, {_sql_str('@|%40|' + patterns.PHONE_KEY)}) THEN v
          ELSE list_reduce(list_prepend(capi_pii_scrub_em(v, sep), capi_pii_longest_first(
                   regexp_extract_all(capi_pii_scrub_em(v, sep), {_sql_str(patterns.PHONE_IN_TEXT)}, 1))),
-              lambda acc, x: replace(acc, x, capi_pii_display('ph', x) || sep || capi_pii_fp('ph', x)))
+              lambda acc, x: replace(acc, x, capi_pii_display_ph(x) || sep || capi_pii_fp('ph', x)))
     END""", f"""
 CREATE OR REPLACE TEMP MACRO capi_pii_at_rest(f, v) AS
     CASE WHEN v IS NULL OR {keep} THEN v
          ELSE capi_pii_display(f, v) || '#' || capi_pii_fp(f, v)
-    END"""]
+    END""", *(f"""
+CREATE OR REPLACE TEMP MACRO capi_pii_at_rest_{f}(v) AS
+    CASE WHEN v IS NULL OR {keep} THEN v
+         ELSE capi_pii_display_{DISPLAY_OF.get(f, 'other')}(v) || '#' || capi_pii_fp({_sql_str(f)}, v)
+    END""" for f in MASKED_AT_REST)]
 
 
 _EMAIL_TEXT = re.compile(patterns.EMAIL_IN_TEXT)
