@@ -376,8 +376,7 @@ def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz:
             exprs[f.name] = f"CAST(NULL AS {f.kind.value})"
         elif f.kind is Kind.LIST and f.name in pii.MASKED_AT_REST:
             # raw emails and phones are never stored: see capi_diag.engine.pii
-            exprs[f.name] = (f"list_transform(capi_list({s}), "
-                             f"lambda x: capi_pii_at_rest({_quote_str(f.name)}, x))")
+            exprs[f.name] = f"list_transform(capi_list({s}), lambda x: capi_pii_at_rest_{f.name}(x))"
         elif f.kind is Kind.LIST:
             exprs[f.name] = f"capi_list({s})"
         elif f.name.startswith("consent_") and f.name != "consent_region":
