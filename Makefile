@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
-BENCH_ARGS ?= --spark 1M --large-runs 1
+BENCH_ARGS ?= --spark 1M --dashboard 1M --large-runs 1
 # make test's pytest-xdist workers (0: one process, no workers)
 TEST_WORKERS ?= 2
 # what pytest's addopts leave to their own targets (test-wheel, hardening, test-spark, test-golden)

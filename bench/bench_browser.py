@@ -12,10 +12,15 @@ times what an analyst does next (:func:`time_navigation`): opening every page on
 are kept, so a page switch only redraws), choosing one event name in the sidebar filter (the
 analyses run once for the filtered rows) and clearing it again with the banner's "Clear filters"
 (the unfiltered analysis is kept).
+
+The last line printed is ``BENCH_JSON {...}``: the same figures for ``bench/run.py --dashboard 1M``
+(seconds, and ``session_peak_rss_bytes``: the Streamlit process's peak resident memory, ``VmHWM`` of
+``/proc``, which holds the uploaded bytes, the database and every analysis of the session).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -54,16 +59,35 @@ def _settled(page) -> None:
                            timeout=600_000)
 
 
-def time_navigation(page) -> None:
-    """Print the seconds of each page switch and of a filter change and its clearing."""
+def peak_rss_bytes(pid: int) -> int | None:
+    """``VmHWM`` (peak resident set) of process ``pid`` from ``/proc`` (None where there is none)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def time_navigation(page, out: dict | None = None) -> None:
+    """Print the seconds of each page switch and of a filter change and its clearing (and keep them
+    in ``out``: ``page_first_visit_s`` and ``page_switch_s`` by page title, ``filter_s``,
+    ``clear_filters_s``)."""
+    out = {} if out is None else out
     titles = [t.strip().splitlines()[-1] for t in
               page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
-    for title in [*titles[1:], titles[0]]:
-        started = time.time()
-        page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-        page.wait_for_selector("[data-testid='stMain'] h1", timeout=600_000)
-        _settled(page)
-        print(f"page switch -> {title}: {time.time() - started:.1f} s", flush=True)
+    # every page twice: the first visit (``page_first_visit_s``) and a switch back to it later
+    # (``page_switch_s``, what the target is about)
+    for key, what in (("page_first_visit_s", "first visit"), ("page_switch_s", "page switch")):
+        out[key] = {}
+        for title in [*titles[1:], titles[0]]:
+            started = time.time()
+            page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+            page.wait_for_selector("[data-testid='stMain'] h1", timeout=600_000)
+            _settled(page)
+            out[key][title] = round(time.time() - started, 2)
+            print(f"{what} -> {title}: {time.time() - started:.1f} s", flush=True)
     box = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').filter(has_text="Event name")
     started = time.time()
     box.locator("input").click()
@@ -71,12 +95,14 @@ def time_navigation(page) -> None:
     page.locator('[role="option"]', has_text="Purchase").first.click()
     page.wait_for_selector(".st-key-filter_banner", timeout=600_000)
     _settled(page)
+    out["filter_s"] = round(time.time() - started, 2)
     print(f"filter change (event name Purchase, analyses re-run): {time.time() - started:.1f} s", flush=True)
     page.keyboard.press("Escape")
     started = time.time()
     page.locator(".st-key-clear_filters button").click()
     page.wait_for_selector(".st-key-filter_banner", state="detached", timeout=600_000)
     _settled(page)
+    out["clear_filters_s"] = round(time.time() - started, 2)
     print(f"clear filters (kept unfiltered analysis): {time.time() - started:.1f} s", flush=True)
 
 
@@ -87,6 +113,7 @@ def main(browser_log: str, server_log: str) -> None:
            "--server.headless", "true", "--server.fileWatcherType", "none"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     acknowledged: list[int] = []
+    out: dict = {}
     try:
         _wait_healthy(port)
         with sync_playwright() as pw:
@@ -102,6 +129,7 @@ def main(browser_log: str, server_log: str) -> None:
             page.locator(".st-key-upload_server input[type=file]").set_input_files(server_log)
             while len(acknowledged) < 2:
                 page.wait_for_timeout(500)
+            out["uploads_s"] = round(time.time() - started, 2)
             print(f"uploads acknowledged {acknowledged} after {time.time() - started:.1f} s", flush=True)
             page.wait_for_timeout(2000)
             clicked = time.time()
@@ -112,11 +140,14 @@ def main(browser_log: str, server_log: str) -> None:
             page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
             page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                    timeout=600_000)
+            out["checklist_s"] = round(time.time() - clicked, 2)
             print(f"click 'Import and analyse' -> checklist shown: {time.time() - clicked:.1f} s", flush=True)
             print(page.locator('[data-testid="stAlert"]').first.inner_text().strip()[:300])
             print([m.inner_text().replace("\n", " ") for m in page.locator('[data-testid="stMetric"]').all()])
-            time_navigation(page)
+            time_navigation(page, out)
             browser.close()
+        out["session_peak_rss_bytes"] = peak_rss_bytes(proc.pid)
+        print("BENCH_JSON " + json.dumps(out), flush=True)
     finally:
         proc.terminate()
         proc.wait()

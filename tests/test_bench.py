@@ -176,10 +176,27 @@ def test_build_table_failed_or_slow_size_misses_its_targets():
     assert table["1M: pandas / `report` (capi-diag speed-up)"] == ("1.9×", "no")
     assert table["growth 100k → 1M: `report` time"] == ("16.0× for 10.0× the events", "no")
     assert table["1M: `report --engine spark`, local[2]"] == ("not run (--spark)", "no")
-    assert table["dashboard at 1M: a filter change"] == ("not run by run.py (see bench/README.md)", "no")
+    assert table["dashboard at 1M: a filter change"] == ("not run (--dashboard 1M)", "no")
     assert table["10M: `report`"] == ("failed (exit 3: boom)", "—")
     assert table["10M: `report` / floor"] == ("n/a", "no")
     assert table["10M: `report` peak RSS"] == ("n/a", "no")
+
+
+def test_build_table_dashboard_rows_from_the_browser_bench_figures():
+    figures = {"uploads_s": 4.2, "checklist_s": 18.5, "page_first_visit_s": {"Dedup": 3.0, "Timing": 0.8},
+               "page_switch_s": {"Dedup": 0.6, "Timing": 1.4}, "filter_s": 1.9, "clear_filters_s": 0.7,
+               "session_peak_rss_bytes": 2_600_000_000}
+    results = {"small": None, "sizes": {}, "dashboard": {"1M": {"ok": True, "figures": figures}}}
+    table = {r["measurement"]: (r["value"], r["met"]) for r in bench_run.build_table(results)}
+    assert table["dashboard at 1M: upload → checklist (`bench/bench_browser.py`)"] == (
+        "18.5 s from the click on Import and analyse (uploads acknowledged after 4.20 s)", "yes")
+    assert table["dashboard at 1M: every page switch after the first visit"] == (
+        "max 1.40 s (Timing) over 2 pages; first visits max 3.00 s", "no")
+    assert table["dashboard at 1M: a filter change"] == ("1.90 s (clearing it again 0.70 s)", "yes")
+    assert table["dashboard at 1M: the session's peak RSS, uploaded bytes included"] == ("2.60 GB", "no")
+    results["dashboard"] = {"1M": {"ok": False, "error": "timed out after 1200 s"}}
+    table = {r["measurement"]: (r["value"], r["met"]) for r in bench_run.build_table(results)}
+    assert table["dashboard at 1M: a filter change"] == ("failed: timed out after 1200 s", "no")
 
 
 def test_agreement_lists_each_difference():
