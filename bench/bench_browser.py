@@ -142,7 +142,9 @@ def main(browser_log: str, server_log: str) -> None:
                                    timeout=600_000)
             out["checklist_s"] = round(time.time() - clicked, 2)
             print(f"click 'Import and analyse' -> checklist shown: {time.time() - clicked:.1f} s", flush=True)
-            print(page.locator('[data-testid="stAlert"]').first.inner_text().strip()[:300])
+            alerts = page.locator('[data-testid="stAlert"]')
+            if alerts.count():
+                print(alerts.first.inner_text().strip()[:300])
             print([m.inner_text().replace("\n", " ") for m in page.locator('[data-testid="stMetric"]').all()])
             time_navigation(page, out)
             browser.close()
