@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capi_diag.core import resources
 from capi_diag.core.config import Config
@@ -33,8 +33,10 @@ from capi_diag.engine.dataset import Dataset
 from capi_diag.engine.db import CONFIG_DEFAULTS, CONFIG_SECTION, Database, Limits
 from capi_diag.io.ingest import Source, import_logs
 from capi_diag.io.orders import import_extras
-from capi_diag.meta.quality import LogsContext
 from capi_diag.report import build_report
+
+if TYPE_CHECKING:  # imported where used: the Graph client (httpx) is not needed by a report
+    from capi_diag.meta.quality import LogsContext
 
 Input = str | os.PathLike[str] | Source
 ImportProgress = Callable[[str, float], None]
@@ -183,6 +185,8 @@ def logs_context(ds: Dataset) -> LogsContext:
     the period (first and last ``event_time`` over both logs, with the dataset's filters) and the Pixel
     ids of ``ds``; two small aggregate queries, for the causes (not a figure that is compared)."""
     import ibis
+
+    from capi_diag.meta.quality import LogsContext
 
     parts = [ds.events(role).select("event_time") for role in ("browser", "server")]
     both = ibis.union(*parts)
