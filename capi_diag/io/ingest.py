@@ -3,6 +3,8 @@
 DuckDB reads every file itself (``read_csv``, ``read_parquet``, and JSON functions over the lines of a
 JSON Lines file); rows never pass through per-row Python or a pandas round trip. The import is the one
 DuckDB-native layer of capi-diag: everything downstream reads the canonical tables through Ibis.
+A CSV file is parsed in one pass: its canonical table is created straight from ``read_csv`` (no raw
+copy of the file), and the lines the reader skipped as malformed are added from its rejects table.
 
 What the import guarantees (see docs/input-format.md):
 
