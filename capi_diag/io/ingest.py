@@ -449,9 +449,10 @@ def _stage_csv(db: Database, inp: StagedInput, report: FileReport) -> list[str]:
     """Stage a CSV file as the view ``_capi_stage`` over DuckDB's reader; returns the headers.
 
     Nothing is read yet (DuckDB only sniffs the file): the canonical table is parsed straight from the
-    reader in one pass (:func:`parse_csv_stage`), without a raw copy. The view has one VARCHAR column per
-    header (a UTF-8 BOM left on a name is dropped), ``_ord``, the read order, and ``_line``, the data
-    record's line under the header; the reader skips malformed lines and lists them in ``_capi_rej``.
+    reader in one pass (:func:`_parse_csv_stage`), without a raw copy. The view has one VARCHAR column per
+    header (a UTF-8 BOM left on a name is dropped) and ``_malformed``; its ``_line`` and ``_ord`` are
+    NULL, the rows being numbered after the parse. The reader skips malformed lines and lists them in
+    ``_capi_rej``.
 
     DuckDB's sniffer picks the dialect, except where it is known to go wrong, when the file is read with
     the delimiter and the column names of its header line and the RFC 4180 quote instead (rows that
@@ -492,12 +493,17 @@ def _stage_csv(db: Database, inp: StagedInput, report: FileReport) -> list[str]:
         names = [r[0] for r in db.fetchall(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {reader})")]
     headers = [h.lstrip("\ufeff") for h in names]
     cols = ", ".join(f"{_quote_ident(n)} AS {_quote_ident(h)}" for n, h in zip(names, headers, strict=True))
-    # row_number() over the unordered reader is its read order (a streaming window: insertion order
-    # is preserved), the same numbers as the row ids of a table the reader filled.
-    db.execute(f"""CREATE OR REPLACE TEMP VIEW _capi_stage AS
-        SELECT {cols}, CAST(_capi_n + 1 AS BIGINT) AS _line, false AS _malformed, _capi_n - 1 AS _ord
-        FROM (SELECT *, row_number() OVER () AS _capi_n FROM {reader})""")
+    db.execute(f"""CREATE OR REPLACE TEMP VIEW _capi_stage AS SELECT {cols}, CAST(NULL AS BIGINT) AS _line,
+        false AS _malformed, CAST(NULL AS BIGINT) AS _ord FROM {reader}""")
     return headers
+
+
+def _number_rows(db: Database, table: str, assignments: str) -> None:
+    """Number the rows of ``table``, just filled from the CSV stage, by their row id: DuckDB's reader
+    fills a table in the file's order on every thread (insertion order is preserved), whereas a
+    ``row_number()`` over the reader would run the whole parse on one thread. ``assignments`` is the
+    UPDATE's SET list over ``rowid`` (0 for the first data record, whose line is 2)."""
+    db.execute(f"UPDATE {table} SET {assignments}")
 
 
 @contextmanager
@@ -520,7 +526,7 @@ def _drop_rejects(db: Database) -> None:
     db.execute("DROP TABLE IF EXISTS _capi_rejscan")
 
 
-def malformed_stage(headers: Sequence[str]) -> str:
+def _malformed_stage(headers: Sequence[str]) -> str:
     """A relation shaped like the CSV ``_capi_stage`` holding the lines the reader rejected as
     malformed (NULL columns, ``_malformed`` true), to parse after a scan of the stage filled ``_capi_rej``."""
     cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {_quote_ident(h)}" for h in headers)
@@ -528,18 +534,20 @@ def malformed_stage(headers: Sequence[str]) -> str:
             "FROM (SELECT DISTINCT line FROM _capi_rej))")
 
 
-def parse_csv_stage(db: Database, inp: StagedInput, headers: Sequence[str], select: Callable[[str], str],
-                    table: str = "_capi_canon") -> None:
+def _parse_csv_stage(db: Database, inp: StagedInput, headers: Sequence[str], select: Callable[[str], str],
+                    numbers: str, table: str = "_capi_canon") -> None:
     """Create ``table`` from ``select(stage)`` (a SELECT over the relation ``stage``) in one pass over the
-    CSV reader, then add the malformed lines it skipped through the same SELECT, so that they are
-    counted and reported like any other rejected row."""
+    CSV reader, number its rows (``numbers``: see :func:`_number_rows`), then add the malformed lines
+    the reader skipped through the same SELECT, so that they are counted and reported like any other
+    rejected row."""
     with _reading_csv(inp):
         db.execute(f"CREATE OR REPLACE TABLE {table} AS {select('_capi_stage')}")
+    _number_rows(db, table, numbers)
     if db.fetchone("SELECT count(*) FROM _capi_rej")[0]:
-        db.execute(f"INSERT INTO {table} {select(malformed_stage(headers))}")
+        db.execute(f"INSERT INTO {table} {select(_malformed_stage(headers))}")
 
 
-def count_csv_stage(db: Database, inp: StagedInput) -> int:
+def _count_csv_stage(db: Database, inp: StagedInput) -> int:
     """Rows of the CSV stage, malformed lines included (one scan; for error messages)."""
     with _reading_csv(inp):
         good = db.fetchone("SELECT count(*) FROM _capi_stage")[0]
@@ -846,7 +854,7 @@ def _parse_file(db: Database, inp: StagedInput, report: FileReport, file_index: 
         headers = _stage_csv(db, inp, report)
     mapping = map_headers(headers)
     if any(f not in mapping.canonical for f in REQUIRED):
-        rows = (count_csv_stage(db, inp) if report.format == "csv"
+        rows = (_count_csv_stage(db, inp) if report.format == "csv"
                 else db.fetchone("SELECT count(*) FROM _capi_stage")[0])
         if rows == 0:
             raise _no_rows_error(inp)
@@ -860,7 +868,7 @@ def _parse_file(db: Database, inp: StagedInput, report: FileReport, file_index: 
                                  order="_ord" if report.format == "csv" else "rowid", stage=stage)
 
     if report.format == "csv":
-        parse_csv_stage(db, inp, headers, select)
+        _parse_csv_stage(db, inp, headers, select, f"row_id = rowid + {int(row_offset)}, line = rowid + 2")
     else:
         db.execute(f"CREATE OR REPLACE TABLE _capi_canon AS {select('_capi_stage')}")
     if db.fetchone("SELECT count(*) FROM _capi_canon")[0] == 0:
@@ -915,8 +923,9 @@ def stage_text(db: Database, inp: StagedInput, report: FileReport) -> None:
     headers = _stage_csv(db, inp, report)
     with _reading_csv(inp):
         db.execute("CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM _capi_stage")
+    _number_rows(db, "_capi_raw", "_line = rowid + 2, _ord = rowid")
     db.execute("CREATE OR REPLACE TEMP VIEW _capi_stage AS SELECT * FROM _capi_raw "
-               f"UNION ALL SELECT * FROM {malformed_stage(headers)}")
+               f"UNION ALL SELECT * FROM {_malformed_stage(headers)}")
 
 
 def transcode(inp: StagedInput, report: FileReport) -> None:
