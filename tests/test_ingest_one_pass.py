@@ -3,10 +3,11 @@ with the row ids, line numbers and rejected rows the two-step import (a ``_capi_
 
 from __future__ import annotations
 
+import json
 import re
 
 from capi_diag.engine.db import Database
-from capi_diag.io.ingest import import_logs
+from capi_diag.io.ingest import accepted_headers, import_logs
 
 BROWSER_CSV = "event_name,event_id,event_time\nPurchase,1,1700000000\n"
 # quoted newlines (one and two), a row with too few and one with too many cells (malformed: skipped by
@@ -100,3 +101,32 @@ def test_csv_import_second_file_does_not_inherit_malformed_lines_of_the_first(tm
     assert db.fetchall("SELECT row_id, line, file_index, event_id FROM server_events ORDER BY row_id") == [
         (0, 2, 0, "a"), (1, 3, 0, "e"), (2, 2, 1, "a"), (4, 4, 1, "q\n\nr"), (6, 6, 1, "g"),
         (9, 2, 2, "a"), (11, 4, 2, "q\n\nr"), (13, 6, 2, "g")]
+
+
+def _operators(plan: list[dict]) -> set[str]:
+    names: set[str] = set()
+    for node in plan:
+        names.add(node["name"])
+        names |= _operators(node.get("children", []))
+    return names
+
+
+def test_csv_canonical_parse_keeps_the_readers_row_order_on_every_field(tmp_path):
+    """The rows are numbered by the canonical table's row ids, which are the file's order only when the
+    canonical SELECT streams the reader's rows through projections: a join (DuckDB plans an IN list of
+    five or more values as one), a window or a sort would reorder or serialize them."""
+    headers = sorted(set(accepted_headers().values()))
+    body = ",".join(headers) + "\n" + ",".join(
+        {"event_name": "Purchase", "event_time": "1700000000", "sent_at": "2023-11-14T22:13:20Z"}.get(h, "yes")
+        for h in headers) + "\n"
+    b, s = _files(tmp_path)
+    full = tmp_path / "full.csv"
+    full.write_text(body, encoding="utf-8")
+    db = RecordingDatabase()
+    ds = import_logs(db, browser=[b], server=[str(full)])
+    assert set(ds.inputs["server"]["file_reports"][0]["mapping"]) == set(headers)
+    view = [q for q in db.statements if q.lstrip().startswith("CREATE OR REPLACE TEMP VIEW _capi_stage")][-1]
+    canon = [q for q in db.statements if "_capi_canon AS" in q][-1]
+    db.execute(view)  # the import dropped it; the macros stay on the connection
+    plan = json.loads(db.fetchone("EXPLAIN (FORMAT json) " + canon.split(" AS ", 1)[1])[1])
+    assert _operators(plan) == {"PROJECTION", "READ_CSV"}

@@ -117,6 +117,8 @@ class FileReport:
 
 
 # -- SQL building blocks (DuckDB macros, created once per connection) -------------------------------
+# No IN list of five or more values (nor list_contains over a constant list): DuckDB plans those as a
+# join, which does not keep the reader's row order that the CSV import numbers its rows by.
 
 MACROS = r"""
 CREATE OR REPLACE TEMP MACRO capi_text(s) AS
@@ -162,8 +164,10 @@ CREATE OR REPLACE TEMP MACRO capi_seconds(n, iso, unit) AS
     CAST(floor(capi_clamp(CASE unit WHEN 's' THEN n WHEN 'ms' THEN n / 1000 WHEN 'us' THEN n / 1000000
                                     WHEN 'iso' THEN epoch(iso) END)) AS BIGINT);
 CREATE OR REPLACE TEMP MACRO capi_consent(s) AS
-    CASE WHEN lower(trim(s)) IN ('granted', 'true', '1', 'yes', 'y') THEN 'granted'
-         WHEN lower(trim(s)) IN ('denied', 'false', '0', 'no', 'n') THEN 'denied' END;
+    CASE lower(trim(s)) WHEN 'granted' THEN 'granted' WHEN 'true' THEN 'granted' WHEN '1' THEN 'granted'
+                        WHEN 'yes' THEN 'granted' WHEN 'y' THEN 'granted'
+                        WHEN 'denied' THEN 'denied' WHEN 'false' THEN 'denied' WHEN '0' THEN 'denied'
+                        WHEN 'no' THEN 'denied' WHEN 'n' THEN 'denied' END;
 """
 
 
