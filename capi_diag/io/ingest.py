@@ -3,6 +3,8 @@
 DuckDB reads every file itself (``read_csv``, ``read_parquet``, and JSON functions over the lines of a
 JSON Lines file); rows never pass through per-row Python or a pandas round trip. The import is the one
 DuckDB-native layer of capi-diag: everything downstream reads the canonical tables through Ibis.
+A CSV file is parsed in one pass: its canonical table is created straight from ``read_csv`` (no raw
+copy of the file), and the lines the reader skipped as malformed are added from its rejects table.
 
 What the import guarantees (see docs/input-format.md):
 
@@ -38,7 +40,8 @@ import os
 import re
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +117,8 @@ class FileReport:
 
 
 # -- SQL building blocks (DuckDB macros, created once per connection) -------------------------------
+# No IN list of five or more values (nor list_contains over a constant list): DuckDB plans those as a
+# join, which does not keep the reader's row order that the CSV import numbers its rows by.
 
 MACROS = r"""
 CREATE OR REPLACE TEMP MACRO capi_text(s) AS
@@ -159,8 +164,10 @@ CREATE OR REPLACE TEMP MACRO capi_seconds(n, iso, unit) AS
     CAST(floor(capi_clamp(CASE unit WHEN 's' THEN n WHEN 'ms' THEN n / 1000 WHEN 'us' THEN n / 1000000
                                     WHEN 'iso' THEN epoch(iso) END)) AS BIGINT);
 CREATE OR REPLACE TEMP MACRO capi_consent(s) AS
-    CASE WHEN lower(trim(s)) IN ('granted', 'true', '1', 'yes', 'y') THEN 'granted'
-         WHEN lower(trim(s)) IN ('denied', 'false', '0', 'no', 'n') THEN 'denied' END;
+    CASE lower(trim(s)) WHEN 'granted' THEN 'granted' WHEN 'true' THEN 'granted' WHEN '1' THEN 'granted'
+                        WHEN 'yes' THEN 'granted' WHEN 'y' THEN 'granted'
+                        WHEN 'denied' THEN 'denied' WHEN 'false' THEN 'denied' WHEN '0' THEN 'denied'
+                        WHEN 'no' THEN 'denied' WHEN 'n' THEN 'denied' END;
 """
 
 
@@ -364,9 +371,9 @@ def missing_required_error(label: str, headers: Sequence[str], mapping: HeaderMa
 # -- the canonical SELECT ----------------------------------------------------------------------------
 
 def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz: str, body_code: bool,
-                      row_offset: int = 0, order: str = "rowid") -> str:
-    """SQL over ``_capi_stage`` (one VARCHAR column per source header, whatever the format)
-    producing the canonical columns plus ``_reject``."""
+                      row_offset: int = 0, order: str = "rowid", stage: str = "_capi_stage") -> str:
+    """SQL over ``stage`` (one VARCHAR column per source header, whatever the format, and ``_line``,
+    ``_malformed``) producing the canonical columns plus ``_reject``."""
     text = _quote_ident
     exprs: dict[str, str] = {}
     src: dict[str, str] = {f: text(h) for f, h in mapping.canonical.items()}
@@ -434,15 +441,21 @@ def _canonical_select(mapping: HeaderMapping, *, name: str, file_index: int, tz:
                     f"IS NOT NULL THEN capi_iso({src[n]}, {tz}) END AS _iso_{n}" for n in times)
     unit = ", ".join(f"capi_unit_of({src[n]}, _n_{n}, _iso_{n}) AS _u_{n}" for n in times)
     rowid = ", rowid AS _capi_rowid" if order == "rowid" else ""
-    stage = (f"(SELECT *, {unit} FROM (SELECT *{rowid}, {pre} FROM _capi_stage))" if times else "_capi_stage")
+    stage = f"(SELECT *, {unit} FROM (SELECT *{rowid}, {pre} FROM {stage}))" if times else stage
     return (f"SELECT *, {reject} AS _reject FROM (SELECT\n  {body},\n  _malformed,\n"
             f"  ({unreadable}) AS _consent_unreadable\nFROM {stage})")
 
 
 # -- staging per format ----------------------------------------------------------------------------
 
-def _stage_csv(db: Database, inp: StagedInput, encoding: str, report: FileReport) -> tuple[list[str], int]:
-    """Stage a CSV file as all-VARCHAR columns; returns (headers, malformed rows).
+def _stage_csv(db: Database, inp: StagedInput, report: FileReport) -> list[str]:
+    """Stage a CSV file as the view ``_capi_stage`` over DuckDB's reader; returns the headers.
+
+    Nothing is read yet (DuckDB only sniffs the file): the canonical table is parsed straight from the
+    reader in one pass (:func:`_parse_csv_stage`), without a raw copy. The view has one VARCHAR column per
+    header (a UTF-8 BOM left on a name is dropped) and ``_malformed``; its ``_line`` and ``_ord`` are
+    NULL, the rows being numbered after the parse. The reader skips malformed lines and lists them in
+    ``_capi_rej``.
 
     DuckDB's sniffer picks the dialect, except where it is known to go wrong, when the file is read with
     the delimiter and the column names of its header line and the RFC 4180 quote instead (rows that
@@ -477,9 +490,31 @@ def _stage_csv(db: Database, inp: StagedInput, encoding: str, report: FileReport
         report.delimiter, columns = explicit
         detect = (f"header=true, auto_detect=false, columns={columns}, delim={_quote_str(report.delimiter)}, "
                   "quote='\"', escape='\"'")
+    _drop_rejects(db)  # the rejects tables keep the lines of every earlier scan
+    reader = f"read_csv({_quote_str(inp.uri)}, {detect}, {rest}, {rejects})"
+    with _reading_csv(inp):
+        names = [r[0] for r in db.fetchall(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {reader})")]
+    headers = [h.lstrip("\ufeff") for h in names]
+    cols = ", ".join(f"{_quote_ident(n)} AS {_quote_ident(h)}" for n, h in zip(names, headers, strict=True))
+    db.execute(f"""CREATE OR REPLACE TEMP VIEW _capi_stage AS SELECT {cols}, CAST(NULL AS BIGINT) AS _line,
+        false AS _malformed, CAST(NULL AS BIGINT) AS _ord FROM {reader}""")
+    return headers
+
+
+def _number_rows(db: Database, table: str, assignments: str) -> None:
+    """Number the rows of ``table``, just filled from the CSV stage, by their row id: DuckDB's reader
+    fills a table in the file's order on every thread (insertion order is preserved), whereas a
+    ``row_number()`` over the reader would run the whole parse on one thread. ``assignments`` is the
+    UPDATE's SET list over ``rowid`` (0 for the first data record, whose line is 2)."""
+    db.execute(f"UPDATE {table} SET {assignments}")
+
+
+@contextmanager
+def _reading_csv(inp: StagedInput) -> Iterator[None]:
+    """DuckDB's errors while it reads a CSV file: :class:`Reencode` for bytes that are not UTF-8, one
+    :class:`IngestError` for anything else (running out of memory is left to the caller)."""
     try:
-        db.execute(f"CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM read_csv(?, {detect}, {rest}, {rejects})",
-                   [inp.uri])
+        yield
     except duckdb.OutOfMemoryException:
         raise
     except duckdb.Error as e:
@@ -487,23 +522,39 @@ def _stage_csv(db: Database, inp: StagedInput, encoding: str, report: FileReport
             raise Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as CSV ({str(e).splitlines()[0]}). "
                           "Check that it is a delimited text export with a header row.") from None
-    headers = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
-    headers = [h.lstrip("\ufeff") for h in headers]
-    malformed = db.fetchall("SELECT DISTINCT line FROM _capi_rej ORDER BY line")
-    raw_cols = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE _capi_raw)")]
-    for old in raw_cols:
-        if old.startswith("\ufeff"):
-            db.execute(f"ALTER TABLE _capi_raw RENAME {_quote_ident(old)} TO {_quote_ident(old.lstrip(chr(0xFEFF)))}")
-    # The stage is a view over the rows DuckDB read (no copy): ``_ord`` is the read order (the row id),
-    # ``_line`` the data record's line under the header. Malformed lines become stage rows that only
-    # carry their line number and reason.
-    stage = "SELECT *, CAST(rowid + 2 AS BIGINT) AS _line, false AS _malformed, rowid AS _ord FROM _capi_raw"
-    if malformed:
-        cols = ", ".join(f"NULL AS {_quote_ident(h.lstrip(chr(0xFEFF)))}" for h in raw_cols)
-        stage += (f" UNION ALL SELECT {cols}, CAST(line AS BIGINT), true, NULL "
-                  "FROM (SELECT DISTINCT line FROM _capi_rej)")
-    db.execute(f"CREATE OR REPLACE TEMP VIEW _capi_stage AS {stage}")
-    return headers, len(malformed)
+
+
+def _drop_rejects(db: Database) -> None:
+    db.execute("DROP TABLE IF EXISTS _capi_rej")
+    db.execute("DROP TABLE IF EXISTS _capi_rejscan")
+
+
+def _malformed_stage(headers: Sequence[str]) -> str:
+    """A relation shaped like the CSV ``_capi_stage`` holding the lines the reader rejected as
+    malformed (NULL columns, ``_malformed`` true), to parse after a scan of the stage filled ``_capi_rej``."""
+    cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {_quote_ident(h)}" for h in headers)
+    return (f"(SELECT {cols}, CAST(line AS BIGINT) AS _line, true AS _malformed, CAST(NULL AS BIGINT) AS _ord "
+            "FROM (SELECT DISTINCT line FROM _capi_rej))")
+
+
+def _parse_csv_stage(db: Database, inp: StagedInput, headers: Sequence[str], select: Callable[[str], str],
+                    numbers: str, table: str = "_capi_canon") -> None:
+    """Create ``table`` from ``select(stage)`` (a SELECT over the relation ``stage``) in one pass over the
+    CSV reader, number its rows (``numbers``: see :func:`_number_rows`), then add the malformed lines
+    the reader skipped through the same SELECT, so that they are counted and reported like any other
+    rejected row."""
+    with _reading_csv(inp):
+        db.execute(f"CREATE OR REPLACE TABLE {table} AS {select('_capi_stage')}")
+    _number_rows(db, table, numbers)
+    if db.fetchone("SELECT count(*) FROM _capi_rej")[0]:
+        db.execute(f"INSERT INTO {table} {select(_malformed_stage(headers))}")
+
+
+def _count_csv_stage(db: Database, inp: StagedInput) -> int:
+    """Rows of the CSV stage, malformed lines included (one scan; for error messages)."""
+    with _reading_csv(inp):
+        good = db.fetchone("SELECT count(*) FROM _capi_stage")[0]
+    return int(good) + int(db.fetchone("SELECT count(DISTINCT line) FROM _capi_rej")[0])
 
 
 CSV_DELIMITERS = (",", ";", "\t", "|")
@@ -755,44 +806,26 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
         report.format = detect_format(src.name, head)
         if report.format == "parquet":
             report.encoding = "binary (parquet)"
-            headers = stage_parquet(db, inp)
         else:
             report.encoding = detect_encoding(inp.label, head)
             if report.encoding in ("windows-1252", "utf-16"):
                 transcode(inp, report)
+        try:
+            mapping = _parse_file(db, inp, report, file_index, tz, row_offset)
+        except Reencode:
+            report.encoding = "windows-1252"
+            transcode(inp, report)
             try:
-                stage_text(db, inp, report)
+                mapping = _parse_file(db, inp, report, file_index, tz, row_offset)
             except Reencode:
-                report.encoding = "windows-1252"
-                transcode(inp, report)
-                try:
-                    stage_text(db, inp, report)
-                except Reencode:
-                    raise IngestError(f"{inp.label}: its text cannot be decoded (neither UTF-8 nor "
-                                      "Windows-1252). Export the log again as UTF-8.") from None
-        if report.format == "json":
-            headers = flatten_json_stage(db, json_headers(db))
-        elif report.format == "csv":
-            headers = csv_headers(db)
-        mapping = map_headers(headers)
+                raise IngestError(f"{inp.label}: its text cannot be decoded (neither UTF-8 nor "
+                                  "Windows-1252). Export the log again as UTF-8.") from None
         report.mapping = {h: f for f, h in mapping.canonical.items()}
         report.unknown_columns = list(mapping.unknown)
         report.warnings += mapping.warnings
         if mapping.custom:
             report.mapping.update({h: f"custom_data_extra.{k}" for k, h in mapping.custom.items()})
         report.warnings += mapping_notes(mapping, inp.request_fields)
-        total = db.fetchone("SELECT count(*) FROM _capi_stage")[0]
-        if total == 0:
-            raise IngestError(f"{inp.label}: has a header but no data rows. Export the log again "
-                              "with its events.")
-        if any(f not in mapping.canonical for f in REQUIRED):
-            raise missing_required_error(inp.label, headers, mapping)
-        body_code = report.format == "json" and db.fetchone(
-            "SELECT count(*) FROM (DESCRIBE _capi_stage) WHERE column_name = '_body_test_code'")[0] > 0
-        tz_sql = _quote_str(tz)
-        db.execute("CREATE OR REPLACE TABLE _capi_canon AS " + _canonical_select(
-            mapping, name=src.name, file_index=file_index, tz=tz_sql,
-            body_code=body_code, row_offset=row_offset, order="_ord" if report.format == "csv" else "rowid"))
         _summarize(db, report, mapping)
         if report.rows_loaded == 0:
             reasons = ", ".join(f"{k}: {v}" for k, v in report.rejected_reasons.items())
@@ -808,6 +841,46 @@ def _import_file(db: Database, role: Role, src: Source, file_index: int, tz: str
     finally:
         drop_staging(db)
         inp.close()
+
+
+def _parse_file(db: Database, inp: StagedInput, report: FileReport, file_index: int, tz: str,
+                row_offset: int) -> HeaderMapping:
+    """Stage one file and parse its rows into ``_capi_canon`` (canonical columns, ``_malformed``,
+    ``_consent_unreadable``, ``_reject``); returns its header mapping. A CSV file is parsed straight
+    from DuckDB's reader (one pass, no raw copy). Raises :class:`Reencode` for text that is not UTF-8."""
+    if report.format == "parquet":
+        headers = stage_parquet(db, inp)
+    elif report.format == "json":
+        _stage_json_lines(db, inp)
+        headers = flatten_json_stage(db, json_headers(db))
+    else:
+        headers = _stage_csv(db, inp, report)
+    mapping = map_headers(headers)
+    if any(f not in mapping.canonical for f in REQUIRED):
+        rows = (_count_csv_stage(db, inp) if report.format == "csv"
+                else db.fetchone("SELECT count(*) FROM _capi_stage")[0])
+        if rows == 0:
+            raise _no_rows_error(inp)
+        raise missing_required_error(inp.label, headers, mapping)
+    body_code = report.format == "json" and db.fetchone(
+        "SELECT count(*) FROM (DESCRIBE _capi_stage) WHERE column_name = '_body_test_code'")[0] > 0
+
+    def select(stage: str) -> str:
+        return _canonical_select(mapping, name=inp.src.name, file_index=file_index, tz=_quote_str(tz),
+                                 body_code=body_code, row_offset=row_offset,
+                                 order="_ord" if report.format == "csv" else "rowid", stage=stage)
+
+    if report.format == "csv":
+        _parse_csv_stage(db, inp, headers, select, f"row_id = rowid + {int(row_offset)}, line = rowid + 2")
+    else:
+        db.execute(f"CREATE OR REPLACE TABLE _capi_canon AS {select('_capi_stage')}")
+    if db.fetchone("SELECT count(*) FROM _capi_canon")[0] == 0:
+        raise _no_rows_error(inp)
+    return mapping
+
+
+def _no_rows_error(inp: StagedInput) -> IngestError:
+    return IngestError(f"{inp.label}: has a header but no data rows. Export the log again with its events.")
 
 
 def _adopt_canon(db: Database, role: Role, file_index: int, rejected: int) -> bool:
@@ -830,10 +903,11 @@ def _adopt_canon(db: Database, role: Role, file_index: int, rejected: int) -> bo
 
 
 def drop_staging(db: Database) -> None:
-    """Drop the staging objects of one file (the CSV stage is a view over ``_capi_raw``)."""
+    """Drop the staging objects of one file (the CSV stage is a view over the reader or ``_capi_raw``)."""
     kinds = dict(db.fetchall("SELECT table_name, table_type FROM information_schema.tables "
                              "WHERE table_name LIKE '\\_capi\\_%' ESCAPE '\\'"))
-    for t in ("_capi_stage", "_capi_canon", "_capi_raw", "_capi_lines", "_capi_docs", "_capi_grouped"):
+    for t in ("_capi_stage", "_capi_canon", "_capi_raw", "_capi_lines", "_capi_docs", "_capi_grouped",
+              "_capi_rej", "_capi_rejscan"):
         if t in kinds:
             db.execute(f"DROP {'VIEW' if kinds[t] == 'VIEW' else 'TABLE'} IF EXISTS {t}")
 
@@ -844,10 +918,17 @@ def csv_headers(db: Database) -> list[str]:
 
 
 def stage_text(db: Database, inp: StagedInput, report: FileReport) -> None:
+    """Stage a text file as ``_capi_stage`` for a small import (orders): JSON Lines, or a CSV file's rows
+    copied into ``_capi_raw`` and its malformed lines (the log import reads CSV in one pass instead)."""
     if report.format == "json":
         _stage_json_lines(db, inp)
         return
-    _stage_csv(db, inp, "utf-8", report)
+    headers = _stage_csv(db, inp, report)
+    with _reading_csv(inp):
+        db.execute("CREATE OR REPLACE TEMP TABLE _capi_raw AS SELECT * FROM _capi_stage")
+    _number_rows(db, "_capi_raw", "_line = rowid + 2, _ord = rowid")
+    db.execute("CREATE OR REPLACE TEMP VIEW _capi_stage AS SELECT * FROM _capi_raw "
+               f"UNION ALL SELECT * FROM {_malformed_stage(headers)}")
 
 
 def transcode(inp: StagedInput, report: FileReport) -> None:

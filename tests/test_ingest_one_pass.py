@@ -1,0 +1,132 @@
+"""The one-pass CSV import: canonical rows straight from DuckDB's reader (no raw copy of the file),
+with the row ids, line numbers and rejected rows the two-step import (a ``_capi_raw`` table) gave."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from capi_diag.engine.db import Database
+from capi_diag.io.ingest import accepted_headers, import_logs
+
+BROWSER_CSV = "event_name,event_id,event_time\nPurchase,1,1700000000\n"
+# quoted newlines (one and two), a row with too few and one with too many cells (malformed: skipped by
+# the reader, listed in its rejects table), an empty and an implausible event_time
+SERVER_CSV = ('event_name,event_time,event_id,em\n'
+              'Purchase,1700000000,a,"x\ny"\n'
+              'Purchase,1700000001\n'
+              'Lead,,b,z\n'
+              'Purchase,1700000002,c,d,e\n'
+              'Lead,1700000003,"q\n\nr",w\n'
+              'Lead,17,e,f\n'
+              'Lead,1700000004,g,h\n')
+
+
+class RecordingDatabase(Database):
+    """A real DuckDB database that keeps the SQL of every statement it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statements: list[str] = []
+
+    def execute(self, sql, params=None):
+        self.statements.append(sql)
+        return super().execute(sql, params)
+
+    def fetchall(self, sql, params=None):
+        self.statements.append(sql)
+        return super().fetchall(sql, params)
+
+
+def _files(tmp_path):
+    b, s = tmp_path / "b.csv", tmp_path / "s.csv"
+    b.write_text(BROWSER_CSV, encoding="utf-8")
+    s.write_text(SERVER_CSV, encoding="utf-8")
+    return str(b), str(s)
+
+
+def test_csv_import_reads_the_file_into_the_canonical_table_without_a_raw_copy(tmp_path):
+    b, s = _files(tmp_path)
+    db = RecordingDatabase()
+    import_logs(db, browser=[b], server=[s])
+    created = re.findall(r"CREATE (?:OR REPLACE )?(?:TEMP )?(TABLE|VIEW) (\w+)", "\n".join(db.statements))
+    # per file: the stage is a view over the reader, the canonical table the one table made from it
+    assert created.count(("VIEW", "_capi_stage")) == 2
+    assert created.count(("TABLE", "_capi_canon")) == 2
+    assert {name for _, name in created if name.startswith("_capi")} == {"_capi_stage", "_capi_canon"}
+    assert not [q for q in db.statements if "_capi_raw" in q]
+    stage = [q for q in db.statements if q.lstrip().startswith("CREATE OR REPLACE TEMP VIEW _capi_stage")]
+    assert all("read_csv(" in q and "row_number()" not in q for q in stage)  # a window would parse on one thread
+    # the rows are numbered by the canonical table's row ids (the reader keeps the file's order)
+    assert [q for q in db.statements if q.startswith("UPDATE")] == [
+        "UPDATE _capi_canon SET row_id = rowid + 0, line = rowid + 2"] * 2
+    # the only statements that scan the data: one canonical parse per file, and the malformed lines'
+    # insert (from the reader's rejects table) for the server file
+    canon = [q for q in db.statements if "_capi_canon AS" in q]
+    assert len(canon) == 2 and all("FROM _capi_stage" in q for q in canon)
+    inserts = [q for q in db.statements if q.startswith("INSERT INTO _capi_canon")]
+    assert len(inserts) == 1 and "FROM _capi_rej" in inserts[0]
+    tables = {r[0] for r in db.fetchall("SELECT table_name FROM information_schema.tables")}
+    assert {t for t in tables if t.startswith("_capi")} == set()
+
+
+def test_csv_import_line_numbers_of_rejected_and_loaded_rows_unchanged(tmp_path):
+    b, s = _files(tmp_path)
+    db = Database()
+    ds = import_logs(db, browser=[b], server=[s])
+    rep = ds.inputs["server"]["file_reports"][0]
+    assert (rep["rows_read"], rep["rows_loaded"], rep["rows_rejected"]) == (7, 3, 4)
+    assert rep["rejected_reasons"] == {"malformed_row": 2, "event_time_empty": 1, "event_time_implausible": 1}
+    # the numbers the two-step import gave: ``line`` of a parsed row is its read position + 2 (malformed
+    # rows and quoted newlines not counted), that of a malformed row DuckDB's record number
+    assert [(e["line"], e["reason"], e["event_name"], e["event_time"]) for e in rep["rejected_examples"]] == [
+        (3, "event_time_empty", "Lead", None), (3, "malformed_row", None, None),
+        (5, "event_time_implausible", "Lead", "17"), (5, "malformed_row", None, None)]
+    assert db.fetchall("SELECT row_id, line, event_id, event_time FROM server_events ORDER BY row_id") == [
+        (0, 2, "a", 1700000000), (2, 4, "q\n\nr", 1700000003), (4, 6, "g", 1700000004)]
+
+
+def test_csv_import_second_file_does_not_inherit_malformed_lines_of_the_first(tmp_path):
+    """DuckDB appends to its rejects table across scans: each file's malformed lines are its own."""
+    b, s = _files(tmp_path)
+    clean = tmp_path / "clean.csv"
+    clean.write_text("event_name,event_time,event_id\nPurchase,1700000000,a\nLead,1700000003,e\n", encoding="utf-8")
+    db = Database()
+    ds = import_logs(db, browser=[s, str(clean)], server=[str(clean), s, s])
+    b_reps = ds.inputs["browser"]["file_reports"]
+    s_reps = ds.inputs["server"]["file_reports"]
+    assert [r["rejected_reasons"].get("malformed_row", 0) for r in b_reps] == [2, 0]
+    assert [r["rejected_reasons"].get("malformed_row", 0) for r in s_reps] == [0, 2, 2]
+    assert [r["rows_read"] for r in s_reps] == [2, 7, 7]
+    assert db.fetchall("SELECT row_id, line, file_index, event_id FROM server_events ORDER BY row_id") == [
+        (0, 2, 0, "a"), (1, 3, 0, "e"), (2, 2, 1, "a"), (4, 4, 1, "q\n\nr"), (6, 6, 1, "g"),
+        (9, 2, 2, "a"), (11, 4, 2, "q\n\nr"), (13, 6, 2, "g")]
+
+
+def _operators(plan: list[dict]) -> set[str]:
+    names: set[str] = set()
+    for node in plan:
+        names.add(node["name"])
+        names |= _operators(node.get("children", []))
+    return names
+
+
+def test_csv_canonical_parse_keeps_the_readers_row_order_on_every_field(tmp_path):
+    """The rows are numbered by the canonical table's row ids, which are the file's order only when the
+    canonical SELECT streams the reader's rows through projections: a join (DuckDB plans an IN list of
+    five or more values as one), a window or a sort would reorder or serialize them."""
+    headers = sorted(set(accepted_headers().values()))
+    body = ",".join(headers) + "\n" + ",".join(
+        {"event_name": "Purchase", "event_time": "1700000000", "sent_at": "2023-11-14T22:13:20Z"}.get(h, "yes")
+        for h in headers) + "\n"
+    b, s = _files(tmp_path)
+    full = tmp_path / "full.csv"
+    full.write_text(body, encoding="utf-8")
+    db = RecordingDatabase()
+    ds = import_logs(db, browser=[b], server=[str(full)])
+    assert set(ds.inputs["server"]["file_reports"][0]["mapping"]) == set(headers)
+    view = [q for q in db.statements if q.lstrip().startswith("CREATE OR REPLACE TEMP VIEW _capi_stage")][-1]
+    canon = [q for q in db.statements if "_capi_canon AS" in q][-1]
+    db.execute(view)  # the import dropped it; the macros stay on the connection
+    plan = json.loads(db.fetchone("EXPLAIN (FORMAT json) " + canon.split(" AS ", 1)[1])[1])
+    assert _operators(plan) == {"PROJECTION", "READ_CSV"}
