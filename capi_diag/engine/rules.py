@@ -428,8 +428,12 @@ def _field_defects(f: str, b: ir.Table) -> dict[str, ir.BooleanValue]:
 
 
 _BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
-    [d for ds_ in DEFECTS.values() for d in ds_] + ["_invalid"]))}
-"""One bit per defect name (and one for "invalid"), for the per-value masks of :func:`row_validity`."""
+    [d for ds_ in DEFECTS.values() for d in ds_]))}
+"""One bit per defect name, for the per-value masks of :func:`row_validity`."""
+INVALID_BITS: dict[str, int] = {f: sum(_BIT[d] for d in INVALIDATING[f]) for f in DEFECTS}
+"""Per field, the bits of its invalidating defects: a value (or a row, whose mask is the OR of its
+values' masks) is invalid when its mask has one of them. The same as :func:`_invalid`, which skips
+the defects of :data:`IMPLIED` only because another invalidating defect always comes with them."""
 
 
 def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date | None = None,
@@ -457,14 +461,14 @@ def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date |
 
 
 def _value_mask(f: str, b: object) -> ir.IntegerValue:
-    """The defect bits (and the ``_invalid`` bit) of one value of field ``f`` from its primitives ``b``."""
+    """The defect bits of one value of field ``f`` from its primitives ``b`` (whether the value is
+    invalid is read off them: :data:`INVALID_BITS`)."""
     defects = _field_defects(f, b)
     if f == "fbc":
         seg, url_id = b._seg, b._url
         defects = {**defects, "modified_fbclid": (url_id != "") & (seg != "") & (seg != url_id)
                    & (seg.lower() == url_id.lower())}
     bits = [ibis.ifelse(expr, _BIT[name], 0) for name, expr in defects.items()]
-    bits.append(ibis.ifelse(_invalid(f, defects), _BIT["_invalid"], 0))
     mask = bits[0]
     for bit in bits[1:]:
         mask = mask + bit
@@ -482,24 +486,85 @@ def _fold_values(b: ir.Table, scanned: Sequence[str]) -> ir.Table:
            for f in scanned})
 
 
-PRIMITIVES_OF: dict[str, tuple[str, ...]] = {
-    **{f: ("_sh", "_emp", "_phh", "_upper", "_spc", "_plh") + (("_alw",) if f in SET_FIELDS else ())
-       for f in HASHED_FIELDS},
-    "external_id": ("_sh", "_emp", "_phh", "_plh"),
-    "fbp": ("_fmt", "_sh", "_plh"),
-    "fbc": ("_fmt", "_sh", "_plh", "_seg"),
-    "client_ip_address": ("_ipk", "_plh"),
-    "client_user_agent": ("_sh", "_nb", "_plh"),
-}
-"""The primitives each field's rules read (:func:`_field_defects`)."""
+def _single_mask(f: str, v: ir.StringValue, *, alw: ir.BooleanValue | None = None,
+                 ipk: ir.StringValue | None = None, seg: ir.StringValue | None = None,
+                 url: ir.StringValue | None = None) -> ir.IntegerValue:
+    """The defect bits of the value ``v`` of field ``f`` (null when ``v`` is null or blank): the same
+    as :func:`_value_mask` over :func:`primitives`, but each pattern is tested only on the values that
+    can still match it (``CASE`` branches are evaluated only on the rows that reach them):
+
+    * a hash-shaped value (:data:`HASH_RE`) is not blank, not a placeholder and has no surrounding
+      whitespace (its characters are ``[0-9A-Za-z._-]``); a lowercase one (:data:`LOWER_HASH_RE`)
+      is hash-shaped and not ``uppercase_hash``, its hex part needs no ``lower``;
+    * surrounding whitespace needs more than 64 characters;
+    * a well-formed fbp/fbc is neither hashed, malformed nor a placeholder, whatever it looks like;
+    * an IP's kind is given (``ipk``, computed once per value); only a malformed one can be a
+      placeholder.
+
+    ``alw`` (``ge``/``country``/``db``): ``v``'s hash is an allowed value; ``seg``/``url`` (``fbc``):
+    the fbclid of ``v`` (may be '' when ``url`` is '') and of the row's URL."""
+    T, F = ibis.literal(True), ibis.literal(False)
+    null = ibis.null("int64")
+
+    def mask(**prims: ir.Value) -> ir.IntegerValue:
+        return _value_mask(f, SimpleNamespace(**{"_sh": None, **prims}))
+
+    blank = v.re_search(BLANK_RE)
+    if f in HASHED_FIELDS or f == "external_id":
+        hexpart = v.substr(0, 64)
+        allowed = alw if alw is not None else F
+
+        def hashed(hx: ir.StringValue, upper: ir.BooleanValue) -> ir.IntegerValue:
+            return mask(_sh=T, _upper=upper, _emp=hx == EMPTY_HASH, _phh=hx.isin(list(PLACEHOLDER_HASHES)),
+                        _spc=F, _plh=F, _alw=allowed)
+
+        spc = ibis.ifelse(v.length() > 64, v.re_search(SPACED_HASH_RE), False)
+        return ibis.cases(
+            (v.isnull(), null),
+            (v.re_search(LOWER_HASH_RE), hashed(hexpart, F)),
+            (v.re_search(HASH_RE), hashed(hexpart.lower(), T)),
+            (blank, null),
+            else_=mask(_sh=F, _upper=F, _emp=F, _phh=F, _spc=spc, _plh=placeholder(v), _alw=F),
+        )
+    if f in ("fbp", "fbc"):
+        extra = {"_seg": seg, "_url": url} if f == "fbc" else {}
+        none = {"_seg": ibis.literal(""), "_url": url} if f == "fbc" else {}
+        return ibis.cases(
+            (v.isnull(), null),
+            (v.re_search(FBP_RE if f == "fbp" else FBC_RE), mask(_fmt=T, _sh=F, _plh=F, **extra)),
+            (v.re_search(HASH_RE), mask(_fmt=F, _sh=T, _plh=F, **none)),
+            (blank, null),
+            else_=mask(_fmt=F, _sh=F, _plh=placeholder(v), **none),
+        )
+    if f == "client_ip_address":
+        return ibis.cases(
+            (v.isnull(), null),
+            *((ipk == kind, mask(_ipk=ibis.literal(kind), _plh=F)) for kind in ("public", "private", "hashed")),
+            (blank, null),
+            else_=mask(_ipk=ibis.literal("malformed"), _plh=placeholder(v)),
+        )
+    return ibis.cases(  # client_user_agent
+        (v.isnull(), null),
+        (blank, null),
+        else_=mask(_sh=hash_shaped(v), _nb=non_browser(v), _plh=placeholder(v)),
+    )
+
+
+def _ip_kind_fast(v: ir.StringValue) -> ir.StringValue:
+    """:func:`ip_kind`, trying the plain IPv4 first (nearly every value): an IPv4 carries no
+    appendix (its last part is 1-3 digits), so it is its own core."""
+    return ibis.cases(
+        (v.re_search(IPV4_RE), ibis.ifelse(v.re_search(IPV4_NOT_PUBLIC_RE), "private", "public")),
+        else_=ip_kind(v),
+    )
 
 
 def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Sequence[str], has_fbc: bool,
                        today: dt.date | None) -> ir.Table:
     """``keep_cols``, ``_url_fbclid`` and ``_<field>_m`` per row of ``table``: a cell with one value
-    is judged in place (its primitives are columns of one projection, each computed once per value);
-    only the cells holding several values are unnested (:func:`value_primitives` ``multi_only``) and
-    folded (:func:`_fold_values`). No value table is stored."""
+    is judged in place (:func:`_single_mask`: one guarded ``CASE`` per field); only the cells holding
+    several values are unnested (:func:`value_primitives` ``multi_only``) and folded
+    (:func:`_fold_values`). No value table is stored."""
     ruled = [f for f in scanned if f in DEFECTS]
     pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
     if has_fbc:
@@ -512,29 +577,27 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
         return base
     lookup = allowed_hash_table(today)
     prim: dict[str, ir.Value] = {}
-    for f in ruled:
+    for f in ruled:  # values a rule reads several times: one column each
         v = base[f"_{f}_v"]
         if f in SET_FIELDS:
-            allowed = hash_hex(v).isin(lookup.filter(lookup.field == f).h)
-        else:
-            allowed = ibis.literal(False)
-        ps = primitives(v, ibis.literal(f), allowed)
-        ps["_url"] = base._url_fbclid if has_fbc else ibis.literal("")
-        for name in PRIMITIVES_OF[f]:
-            prim[f"_{f}{name}"] = ps[name]
+            prim[f"_{f}_alw"] = hash_hex(v).isin(lookup.filter(lookup.field == f).h)
+        if f == "client_ip_address":
+            prim[f"_{f}_ipk"] = _ip_kind_fast(v)
         if f == "fbc":
-            prim["_fbc_url"] = ps["_url"]
-    stage = base.mutate(**prim)
+            url = base._url_fbclid if has_fbc else ibis.literal("")
+            prim["_fbc_seg"] = ibis.ifelse(url != "", fbc_fbclid(v), "")
+    stage = base.mutate(**prim) if prim else base
     masks: dict[str, ir.Value] = {}
     for f in scanned:
-        n = stage[f"_{f}_n"]
+        n, v = stage[f"_{f}_n"], stage[f"_{f}_v"]
         if f not in DEFECTS:
-            masks[f"_{f}_s"] = ibis.ifelse((n == 1) & nonempty(stage[f"_{f}_v"]), 0, ibis.null("int64"))
+            masks[f"_{f}_s"] = ibis.ifelse((n == 1) & nonempty(v), 0, ibis.null("int64"))
             continue
-        b = SimpleNamespace(**{"_sh": None, **{name: stage[f"_{f}{name}"] for name in PRIMITIVES_OF[f]}})
-        if f == "fbc":
-            b._url = stage._fbc_url
-        single = ibis.ifelse(nonempty(stage[f"_{f}_v"]), _value_mask(f, b), ibis.null("int64"))
+        single = _single_mask(
+            f, v, alw=stage[f"_{f}_alw"] if f in SET_FIELDS else None,
+            ipk=stage[f"_{f}_ipk"] if f == "client_ip_address" else None,
+            seg=stage._fbc_seg if f == "fbc" else None,
+            url=(stage._url_fbclid if has_fbc else ibis.literal("")) if f == "fbc" else None)
         masks[f"_{f}_s"] = ibis.ifelse(n == 1, single, ibis.null("int64"))
     g = stage.select(*keep_cols, *(["_url_fbclid"] if has_fbc else []), *(f"_{f}_n" for f in scanned), **masks)
     per = _fold_values(value_primitives(table, scanned, today=today, multi_only=True), scanned)
@@ -593,7 +656,7 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
         if f not in DEFECTS:
             out[f"{f}_valid"] = present
             continue
-        out[f"{f}_valid"] = present & ((mask.fill_null(0) & _BIT["_invalid"]) == 0)
+        out[f"{f}_valid"] = present & ((mask.fill_null(0) & INVALID_BITS[f]) == 0)
         for name in DEFECTS[f]:
             if f == "fbc" and name == "missing_with_fbclid":
                 out[f"{f}_{name}"] = (g._url_fbclid != "") & ~present
