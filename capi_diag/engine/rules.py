@@ -559,6 +559,11 @@ def _ip_kind_fast(v: ir.StringValue) -> ir.StringValue:
     )
 
 
+BY_DISTINCT_VALUE: frozenset[str] = frozenset({"client_user_agent"})
+"""Fields whose single values :func:`row_validity` judges once per distinct value (a log carries a few
+thousand user agents over a million rows, and the non-browser pattern reads the whole text)."""
+
+
 def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Sequence[str], has_fbc: bool,
                        today: dt.date | None) -> ir.Table:
     """``keep_cols``, ``_url_fbclid`` and ``_<field>_m`` per row of ``table``: a cell with one value
@@ -587,11 +592,23 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
             url = base._url_fbclid if has_fbc else ibis.literal("")
             prim["_fbc_seg"] = ibis.ifelse(url != "", fbc_fbclid(v), "")
     stage = base.mutate(**prim) if prim else base
+    by_value: dict[str, str] = {}
+    for f in ruled:  # few distinct values, costly rules: judge each distinct value once, join back
+        if f not in BY_DISTINCT_VALUE:
+            continue
+        col = f"_{f}_v"
+        d = base.select(col).distinct()
+        d = d.select(**{f"_{f}_dv": d[col], f"_{f}_dm": _single_mask(f, d[col])})
+        stage = stage.left_join(d, stage[col] == d[f"_{f}_dv"]).drop(f"_{f}_dv")
+        by_value[f] = f"_{f}_dm"
     masks: dict[str, ir.Value] = {}
     for f in scanned:
         n, v = stage[f"_{f}_n"], stage[f"_{f}_v"]
         if f not in DEFECTS:
             masks[f"_{f}_s"] = ibis.ifelse((n == 1) & nonempty(v), 0, ibis.null("int64"))
+            continue
+        if f in by_value:
+            masks[f"_{f}_s"] = ibis.ifelse(n == 1, stage[by_value[f]], ibis.null("int64"))
             continue
         single = _single_mask(
             f, v, alw=stage[f"_{f}_alw"] if f in SET_FIELDS else None,
