@@ -551,10 +551,15 @@ def _single_mask(f: str, v: ir.StringValue, *, alw: ir.BooleanValue | None = Non
 
 
 def _ip_kind_fast(v: ir.StringValue) -> ir.StringValue:
-    """:func:`ip_kind`, trying the plain IPv4 first (nearly every value): an IPv4 carries no
-    appendix (its last part is 1-3 digits), so it is its own core."""
+    """:func:`ip_kind`, trying the plain addresses first (nearly every value): an IPv4 or IPv6
+    address carries no appendix (its text ends with 1-3 digits or with a hex group after ``:``), so it
+    is its own core; and a valid IPv6 can only be non-public (:func:`_ipv6_not_public`: every one of
+    its patterns starts with ``0``, ``:`` or ``f``) when its text starts with one of those."""
+    low = v.lower()
+    v6_private = ibis.ifelse(low.substr(0, 1).isin(["0", ":", "f"]), _ipv6_not_public(low), False)
     return ibis.cases(
         (v.re_search(IPV4_RE), ibis.ifelse(v.re_search(IPV4_NOT_PUBLIC_RE), "private", "public")),
+        (v.re_search(IPV6_RE), ibis.ifelse(v6_private, "private", "public")),
         else_=ip_kind(v),
     )
 
