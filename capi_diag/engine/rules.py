@@ -569,19 +569,29 @@ BY_DISTINCT_VALUE: frozenset[str] = frozenset({"client_user_agent"})
 thousand user agents over a million rows, and the non-browser pattern reads the whole text)."""
 
 
+def fbclid_in_url(url: ir.StringValue) -> ir.BooleanValue:
+    """``url_fbclid(url) != ''``, without extracting it: the pattern's group is one or more
+    characters, so it is non-empty exactly when the pattern matches (a match is much cheaper than an
+    extraction)."""
+    return ibis.ifelse(url.contains("fbclid="), url.re_search(URL_FBCLID_RE), False).fill_null(False)
+
+
 def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Sequence[str], has_fbc: bool,
                        today: dt.date | None) -> ir.Table:
-    """``keep_cols``, ``_url_fbclid`` and ``_<field>_m`` per row of ``table``: a cell with one value
+    """``keep_cols``, ``_fbclid_in_url`` and ``_<field>_m`` per row of ``table``: a cell with one value
     is judged in place (:func:`_single_mask`: one guarded ``CASE`` per field); only the cells holding
     several values are unnested (:func:`value_primitives` ``multi_only``) and folded
     (:func:`_fold_values`). No value table is stored."""
     ruled = [f for f in scanned if f in DEFECTS]
     pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
     if has_fbc:
-        pre["_url_fbclid"] = url_fbclid(table.event_source_url)
+        pre["_fbclid_in_url"] = fbclid_in_url(table.event_source_url)
     for f in scanned:
         pre[f"_{f}_n"] = table[f].length().fill_null(0)
         pre[f"_{f}_v"] = table[f][0]
+    if "fbc" in ruled:  # the URL's fbclid, extracted only where a single fbc may be compared with it
+        pre["_fbc_url"] = ibis.ifelse(fbclid_in_url(table.event_source_url) & (table.fbc.length() == 1),
+                                      url_fbclid(table.event_source_url), "")
     base = table.select(**pre)
     if not scanned:
         return base
@@ -594,8 +604,7 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
         if f == "client_ip_address":
             prim[f"_{f}_ipk"] = _ip_kind_fast(v)
         if f == "fbc":
-            url = base._url_fbclid if has_fbc else ibis.literal("")
-            prim["_fbc_seg"] = ibis.ifelse(url != "", fbc_fbclid(v), "")
+            prim["_fbc_seg"] = ibis.ifelse(base._fbc_url != "", fbc_fbclid(v), "")
     stage = base.mutate(**prim) if prim else base
     by_value: dict[str, str] = {}
     for f in ruled:  # few distinct values, costly rules: judge each distinct value once, join back
@@ -619,58 +628,63 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
             f, v, alw=stage[f"_{f}_alw"] if f in SET_FIELDS else None,
             ipk=stage[f"_{f}_ipk"] if f == "client_ip_address" else None,
             seg=stage._fbc_seg if f == "fbc" else None,
-            url=(stage._url_fbclid if has_fbc else ibis.literal("")) if f == "fbc" else None)
+            url=stage._fbc_url if f == "fbc" else None)
         masks[f"_{f}_s"] = ibis.ifelse(n == 1, single, ibis.null("int64"))
-    g = stage.select(*keep_cols, *(["_url_fbclid"] if has_fbc else []), *(f"_{f}_n" for f in scanned), **masks)
+    url_col = ["_fbclid_in_url"] if has_fbc else []
+    g = stage.select(*keep_cols, *url_col, *(f"_{f}_n" for f in scanned), **masks)
     per = _fold_values(value_primitives(table, scanned, today=today, multi_only=True), scanned)
     g = g.left_join(per, g.row_id == per._rid2)
-    return g.select(*keep_cols, *(["_url_fbclid"] if has_fbc else []),
+    return g.select(*keep_cols, *url_col,
                     **{f"_{f}_m": ibis.ifelse(g[f"_{f}_n"] > 1, g[f"_{f}_m"], g[f"_{f}_s"]) for f in scanned})
 
 
-def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
-                 today: dt.date | None = None, absent: Iterable[str] = (),
-                 values: ir.Table | None = None) -> ir.Table:
-    """One row per row of ``table`` with ``<field>_present``, ``<field>_valid`` and
-    ``<field>_<defect>`` booleans (see the module docstring), plus ``row_id``, :data:`ROW_COLUMNS`
-    and ``keep``.
-
-    Without unnesting every value: a cell holding one value (nearly all of them) is judged in
-    place, its primitives computed once each in one projection and folded into one integer of
-    defect bits per field; only cells holding several values are unnested (:func:`value_primitives`
-    ``multi_only``), their masks OR-ed per row and field and joined back by ``row_id``. (With
-    ``values``, a stored :func:`value_primitives` table of every value, that table is folded instead.)
-    Fields listed in ``absent`` (the log has no such column:
-    :meth:`Dataset.has`) get constant false columns without being scanned. ``table`` needs a unique
-    ``row_id`` (every canonical table has one).
-    """
-    fields = tuple(fields)
+def _check_fields(fields: Sequence[str]) -> None:
     for f in fields:
         if f not in DEFECTS and f not in USER_DATA_KEYS:
             raise ValueError(f"unknown user_data field {f!r}")
+
+
+def row_masks(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
+              today: dt.date | None = None, absent: Iterable[str] = (),
+              values: ir.Table | None = None) -> ir.Table:
+    """The compact form of :func:`row_validity` (same arguments): ``row_id``, :data:`ROW_COLUMNS`,
+    ``keep``, ``_fbclid_in_url`` (when ``fbc`` is in ``fields``) and, per scanned field,
+    ``_<field>_m``: the OR of the defect bits of its non-empty values (null when it has none).
+    :func:`flags_from_masks` turns it into :func:`row_validity`'s flags; storing this instead of the
+    flags stores 13 integers instead of about 140 booleans per row."""
+    fields = tuple(fields)
+    _check_fields(fields)
     keep_cols = tuple(dict.fromkeys(("row_id", *ROW_COLUMNS, *keep)))
     skip = set(absent)
     scanned = [f for f in fields if f not in skip]
     has_fbc = "fbc" in fields
-
     if values is not None and scanned:
-        # a stored value table (every value unnested): fold it as the multi-valued cells below
+        # a stored value table (every value unnested): fold it as the multi-valued cells
         per = _fold_values(values, scanned)
         pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
         if has_fbc:
-            pre["_url_fbclid"] = url_fbclid(table.event_source_url)
+            pre["_fbclid_in_url"] = fbclid_in_url(table.event_source_url)
         base = table.select(**pre)
         g = base.left_join(per, base.row_id == per._rid2)
     else:
         g = _validity_in_place(table, keep_cols, scanned, has_fbc, today)
+    return g.select(*keep_cols, *(["_fbclid_in_url"] if has_fbc else []), *(f"_{f}_m" for f in scanned))
 
+
+def flags_from_masks(g: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
+                     absent: Iterable[str] = ()) -> ir.Table:
+    """:func:`row_validity`'s table from a :func:`row_masks` table ``g`` made with the same ``keep``,
+    ``fields`` and ``absent`` (a few bit tests per flag)."""
+    fields = tuple(fields)
+    keep_cols = tuple(dict.fromkeys(("row_id", *ROW_COLUMNS, *keep)))
+    skip = set(absent)
     out: dict[str, ir.Value] = {c: g[c] for c in keep_cols}
     false = ibis.literal(False)
     for f in fields:
         if f in skip:
             out[f"{f}_present"] = out[f"{f}_valid"] = false
             for name in DEFECTS.get(f, ()):
-                out[f"{f}_{name}"] = (g._url_fbclid != "") if name == "missing_with_fbclid" else false
+                out[f"{f}_{name}"] = g._fbclid_in_url if name == "missing_with_fbclid" else false
             continue
         mask = g[f"_{f}_m"]
         present = mask.notnull()
@@ -681,10 +695,31 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
         out[f"{f}_valid"] = present & ((mask.fill_null(0) & INVALID_BITS[f]) == 0)
         for name in DEFECTS[f]:
             if f == "fbc" and name == "missing_with_fbclid":
-                out[f"{f}_{name}"] = (g._url_fbclid != "") & ~present
+                out[f"{f}_{name}"] = g._fbclid_in_url & ~present
             else:
                 out[f"{f}_{name}"] = (mask.fill_null(0) & _BIT[name]) != 0
     return g.select(**out)
+
+
+def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
+                 today: dt.date | None = None, absent: Iterable[str] = (),
+                 values: ir.Table | None = None) -> ir.Table:
+    """One row per row of ``table`` with ``<field>_present``, ``<field>_valid`` and
+    ``<field>_<defect>`` booleans (see the module docstring), plus ``row_id``, :data:`ROW_COLUMNS`
+    and ``keep``.
+
+    Without unnesting every value: a cell holding one value (nearly all of them) is judged in
+    place, by one guarded ``CASE`` per field folded into one integer of defect bits
+    (:func:`_single_mask`); only cells holding several values are unnested (:func:`value_primitives`
+    ``multi_only``), their masks OR-ed per row and field and joined back by ``row_id``. (With
+    ``values``, a stored :func:`value_primitives` table of every value, that table is folded instead.)
+    Fields listed in ``absent`` (the log has no such column:
+    :meth:`Dataset.has`) get constant false columns without being scanned. ``table`` needs a unique
+    ``row_id`` (every canonical table has one). It is :func:`flags_from_masks` over :func:`row_masks`.
+    """
+    keep = tuple(keep)
+    g = row_masks(table, keep=keep, fields=fields, today=today, absent=absent, values=values)
+    return flags_from_masks(g, keep=keep, fields=fields, absent=absent)
 
 
 SHARED_KEEP: tuple[str, ...] = (
@@ -713,17 +748,23 @@ def value_rows(table: ir.Table, fields: Sequence[str]) -> ir.Table:
 
 
 def server_validity_expr(ds: Dataset) -> ir.Table:
-    """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
+    """:func:`row_masks` of the dataset's server rows over every ``user_data`` key, keeping
     :data:`SHARED_KEEP` (the ``server_validity`` measure of :mod:`capi_diag.engine.measures`), judged
-    over the list columns in place (no value table is stored)."""
+    over the list columns in place (no value table is stored). Readers see its flags through
+    :func:`server_validity`."""
     present = server_fields(ds)
     absent = [f for f in USER_DATA_KEYS if f not in present]
-    return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
+    return row_masks(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
 
 
 def server_validity(ds: Dataset) -> ir.Table:
-    """The shared ``server_validity`` measure (materialized once per scope by the engine)."""
-    return ds.measure("server_validity")
+    """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
+    :data:`SHARED_KEEP`: the flags over the shared ``server_validity`` measure (its compact
+    :func:`row_masks` form, materialized once per scope by the engine), derived where they are read."""
+    present = server_fields(ds)
+    absent = [f for f in USER_DATA_KEYS if f not in present]
+    return flags_from_masks(ds.measure("server_validity"), keep=SHARED_KEEP, fields=USER_DATA_KEYS,
+                            absent=absent)
 
 
 def defect_columns(fields: Sequence[str] = MATCH_KEY_FIELDS) -> list[tuple[str, str, str]]:
