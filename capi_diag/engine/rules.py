@@ -427,10 +427,10 @@ def _field_defects(f: str, b: ir.Table) -> dict[str, ir.BooleanValue]:
     return {"hashed": sh, "non_browser": b._nb, "placeholder": plh}
 
 
-_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
+DEFECT_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
     [d for ds_ in DEFECTS.values() for d in ds_]))}
 """One bit per defect name, for the per-value masks of :func:`row_validity`."""
-INVALID_BITS: dict[str, int] = {f: sum(_BIT[d] for d in INVALIDATING[f]) for f in DEFECTS}
+INVALID_BITS: dict[str, int] = {f: sum(DEFECT_BIT[d] for d in INVALIDATING[f]) for f in DEFECTS}
 """Per field, the bits of its invalidating defects: a value (or a row, whose mask is the OR of its
 values' masks) is invalid when its mask has one of them. The same as :func:`_invalid`, which skips
 the defects of :data:`IMPLIED` only because another invalidating defect always comes with them."""
@@ -460,7 +460,7 @@ def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date |
     return j.select(_rid=j._rid, _f=j._f, _v=j._v, _url=j._url, **primitives(j._v, j._f, j.h.notnull()))
 
 
-def _value_mask(f: str, b: object) -> ir.IntegerValue:
+def value_mask(f: str, b: object) -> ir.IntegerValue:
     """The defect bits of one value of field ``f`` from its primitives ``b`` (whether the value is
     invalid is read off them: :data:`INVALID_BITS`)."""
     defects = _field_defects(f, b)
@@ -468,7 +468,7 @@ def _value_mask(f: str, b: object) -> ir.IntegerValue:
         seg, url_id = b._seg, b._url
         defects = {**defects, "modified_fbclid": (url_id != "") & (seg != "") & (seg != url_id)
                    & (seg.lower() == url_id.lower())}
-    bits = [ibis.ifelse(expr, _BIT[name], 0) for name, expr in defects.items()]
+    bits = [ibis.ifelse(expr, DEFECT_BIT[name], 0) for name, expr in defects.items()]
     mask = bits[0]
     for bit in bits[1:]:
         mask = mask + bit
@@ -478,7 +478,7 @@ def _value_mask(f: str, b: object) -> ir.IntegerValue:
 def _fold_values(b: ir.Table, scanned: Sequence[str]) -> ir.Table:
     """Per row (``_rid2``): ``_<field>_m``, the OR of the masks of the field's values in ``b`` (a
     :func:`value_primitives` table), null when the row has none."""
-    masks = [(b._f == f, _value_mask(f, b)) for f in scanned if f in DEFECTS]
+    masks = [(b._f == f, value_mask(f, b)) for f in scanned if f in DEFECTS]
     m = b.mutate(_m=ibis.cases(*masks, else_=0) if masks else ibis.literal(0))
     per_field = m.group_by(["_rid", "_f"]).aggregate(_m=m._m.bit_or())
     return per_field.group_by(_rid2=per_field._rid).aggregate(
@@ -486,11 +486,11 @@ def _fold_values(b: ir.Table, scanned: Sequence[str]) -> ir.Table:
            for f in scanned})
 
 
-def _single_mask(f: str, v: ir.StringValue, *, alw: ir.BooleanValue | None = None,
+def single_value_mask(f: str, v: ir.StringValue, *, alw: ir.BooleanValue | None = None,
                  ipk: ir.StringValue | None = None, seg: ir.StringValue | None = None,
                  url: ir.StringValue | None = None) -> ir.IntegerValue:
     """The defect bits of the value ``v`` of field ``f`` (null when ``v`` is null or blank): the same
-    as :func:`_value_mask` over :func:`primitives`, but each pattern is tested only on the values that
+    as :func:`value_mask` over :func:`primitives`, but each pattern is tested only on the values that
     can still match it (``CASE`` branches are evaluated only on the rows that reach them):
 
     * a hash-shaped value (:data:`HASH_RE`) is not blank, not a placeholder and has no surrounding
@@ -507,7 +507,7 @@ def _single_mask(f: str, v: ir.StringValue, *, alw: ir.BooleanValue | None = Non
     null = ibis.null("int64")
 
     def mask(**prims: ir.Value) -> ir.IntegerValue:
-        return _value_mask(f, SimpleNamespace(**{"_sh": None, **prims}))
+        return value_mask(f, SimpleNamespace(**{"_sh": None, **prims}))
 
     blank = v.re_search(BLANK_RE)
     if f in HASHED_FIELDS or f == "external_id":
@@ -550,7 +550,7 @@ def _single_mask(f: str, v: ir.StringValue, *, alw: ir.BooleanValue | None = Non
     )
 
 
-def _ip_kind_fast(v: ir.StringValue) -> ir.StringValue:
+def ip_kind_fast(v: ir.StringValue) -> ir.StringValue:
     """:func:`ip_kind`, trying the plain addresses first (nearly every value): an IPv4 or IPv6
     address carries no appendix (its text ends with 1-3 digits or with a hex group after ``:``), so it
     is its own core; and a valid IPv6 can only be non-public (:func:`_ipv6_not_public`: every one of
@@ -579,7 +579,7 @@ def fbclid_in_url(url: ir.StringValue) -> ir.BooleanValue:
 def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Sequence[str], has_fbc: bool,
                        today: dt.date | None) -> ir.Table:
     """``keep_cols``, ``_fbclid_in_url`` and ``_<field>_m`` per row of ``table``: a cell with one value
-    is judged in place (:func:`_single_mask`: one guarded ``CASE`` per field); only the cells holding
+    is judged in place (:func:`single_value_mask`: one guarded ``CASE`` per field); only the cells holding
     several values are unnested (:func:`value_primitives` ``multi_only``) and folded
     (:func:`_fold_values`). No value table is stored."""
     ruled = [f for f in scanned if f in DEFECTS]
@@ -602,7 +602,7 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
         if f in SET_FIELDS:
             prim[f"_{f}_alw"] = hash_hex(v).isin(lookup.filter(lookup.field == f).h)
         if f == "client_ip_address":
-            prim[f"_{f}_ipk"] = _ip_kind_fast(v)
+            prim[f"_{f}_ipk"] = ip_kind_fast(v)
         if f == "fbc":
             prim["_fbc_seg"] = ibis.ifelse(base._fbc_url != "", fbc_fbclid(v), "")
     stage = base.mutate(**prim) if prim else base
@@ -612,7 +612,7 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
             continue
         col = f"_{f}_v"
         d = base.select(col).distinct()
-        d = d.select(**{f"_{f}_dv": d[col], f"_{f}_dm": _single_mask(f, d[col])})
+        d = d.select(**{f"_{f}_dv": d[col], f"_{f}_dm": single_value_mask(f, d[col])})
         stage = stage.left_join(d, stage[col] == d[f"_{f}_dv"]).drop(f"_{f}_dv")
         by_value[f] = f"_{f}_dm"
     masks: dict[str, ir.Value] = {}
@@ -624,7 +624,7 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
         if f in by_value:
             masks[f"_{f}_s"] = ibis.ifelse(n == 1, stage[by_value[f]], ibis.null("int64"))
             continue
-        single = _single_mask(
+        single = single_value_mask(
             f, v, alw=stage[f"_{f}_alw"] if f in SET_FIELDS else None,
             ipk=stage[f"_{f}_ipk"] if f == "client_ip_address" else None,
             seg=stage._fbc_seg if f == "fbc" else None,
@@ -697,7 +697,7 @@ def flags_from_masks(g: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
             if f == "fbc" and name == "missing_with_fbclid":
                 out[f"{f}_{name}"] = g._fbclid_in_url & ~present
             else:
-                out[f"{f}_{name}"] = (mask.fill_null(0) & _BIT[name]) != 0
+                out[f"{f}_{name}"] = (mask.fill_null(0) & DEFECT_BIT[name]) != 0
     return g.select(**out)
 
 
@@ -710,7 +710,7 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
 
     Without unnesting every value: a cell holding one value (nearly all of them) is judged in
     place, by one guarded ``CASE`` per field folded into one integer of defect bits
-    (:func:`_single_mask`); only cells holding several values are unnested (:func:`value_primitives`
+    (:func:`single_value_mask`); only cells holding several values are unnested (:func:`value_primitives`
     ``multi_only``), their masks OR-ed per row and field and joined back by ``row_id``. (With
     ``values``, a stored :func:`value_primitives` table of every value, that table is folded instead.)
     Fields listed in ``absent`` (the log has no such column:
