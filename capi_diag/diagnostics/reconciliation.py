@@ -48,7 +48,7 @@ from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
 from capi_diag.core.patterns import USER_DATA_KEYS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.engine import measures
+from capi_diag.engine import measures, rules
 from capi_diag.engine.dataset import Dataset
 
 SECTION = "reconciliation"
@@ -150,7 +150,7 @@ def order_table_expr(ds: Dataset) -> ir.Table:
 
     s = purchase_rows(ds, "server")
     strong_cols = [f"{k}_valid" for k in opts["strong_keys"]]
-    sv = ds.measure("server_validity")
+    sv = rules.server_validity(ds)
     strong = sv.select("row_id", _strong=ibis.or_(*[sv[c] for c in strong_cols]))
     keys = list(measures.key_columns(ds))
     kt = ds.measure("key_table")

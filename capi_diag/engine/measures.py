@@ -7,8 +7,9 @@ Builders never run a query; they may read other measures the same way.
 
 Shared here: ``key_table`` (one row per dedup key over both logs: category, reason, earliest rows),
 ``paired_rows`` (the earliest browser and server row of each paired key, side by side) and
-``server_validity`` (per server row, every ``user_data`` field's presence, validity and defects:
-:func:`capi_diag.engine.rules.row_validity`), plus the row-level helpers behind them (:func:`key_columns`,
+``server_validity`` (per server row, every ``user_data`` field's defect bits:
+:func:`capi_diag.engine.rules.row_masks`; read its presence, validity and defect flags through
+:func:`capi_diag.engine.rules.server_validity`), plus the row-level helpers behind them (:func:`key_columns`,
 :func:`has_event_id`, :func:`first_value`, :func:`ranked_rows`). An analysis may register a
 measure of its own (:func:`register`) when several of its queries read the same derived rows.
 Analyses import this module, never each other.

@@ -427,9 +427,13 @@ def _field_defects(f: str, b: ir.Table) -> dict[str, ir.BooleanValue]:
     return {"hashed": sh, "non_browser": b._nb, "placeholder": plh}
 
 
-_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
-    [d for ds_ in DEFECTS.values() for d in ds_] + ["_invalid"]))}
-"""One bit per defect name (and one for "invalid"), for the per-value masks of :func:`row_validity`."""
+DEFECT_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(dict.fromkeys(
+    [d for ds_ in DEFECTS.values() for d in ds_]))}
+"""One bit per defect name, for the per-value masks of :func:`row_validity`."""
+INVALID_BITS: dict[str, int] = {f: sum(DEFECT_BIT[d] for d in INVALIDATING[f]) for f in DEFECTS}
+"""Per field, the bits of its invalidating defects: a value (or a row, whose mask is the OR of its
+values' masks) is invalid when its mask has one of them. The same as :func:`_invalid`, which skips
+the defects of :data:`IMPLIED` only because another invalidating defect always comes with them."""
 
 
 def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date | None = None,
@@ -456,15 +460,15 @@ def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date |
     return j.select(_rid=j._rid, _f=j._f, _v=j._v, _url=j._url, **primitives(j._v, j._f, j.h.notnull()))
 
 
-def _value_mask(f: str, b: object) -> ir.IntegerValue:
-    """The defect bits (and the ``_invalid`` bit) of one value of field ``f`` from its primitives ``b``."""
+def value_mask(f: str, b: object) -> ir.IntegerValue:
+    """The defect bits of one value of field ``f`` from its primitives ``b`` (whether the value is
+    invalid is read off them: :data:`INVALID_BITS`)."""
     defects = _field_defects(f, b)
     if f == "fbc":
         seg, url_id = b._seg, b._url
         defects = {**defects, "modified_fbclid": (url_id != "") & (seg != "") & (seg != url_id)
                    & (seg.lower() == url_id.lower())}
-    bits = [ibis.ifelse(expr, _BIT[name], 0) for name, expr in defects.items()]
-    bits.append(ibis.ifelse(_invalid(f, defects), _BIT["_invalid"], 0))
+    bits = [ibis.ifelse(expr, DEFECT_BIT[name], 0) for name, expr in defects.items()]
     mask = bits[0]
     for bit in bits[1:]:
         mask = mask + bit
@@ -474,7 +478,7 @@ def _value_mask(f: str, b: object) -> ir.IntegerValue:
 def _fold_values(b: ir.Table, scanned: Sequence[str]) -> ir.Table:
     """Per row (``_rid2``): ``_<field>_m``, the OR of the masks of the field's values in ``b`` (a
     :func:`value_primitives` table), null when the row has none."""
-    masks = [(b._f == f, _value_mask(f, b)) for f in scanned if f in DEFECTS]
+    masks = [(b._f == f, value_mask(f, b)) for f in scanned if f in DEFECTS]
     m = b.mutate(_m=ibis.cases(*masks, else_=0) if masks else ibis.literal(0))
     per_field = m.group_by(["_rid", "_f"]).aggregate(_m=m._m.bit_or())
     return per_field.group_by(_rid2=per_field._rid).aggregate(
@@ -482,65 +486,219 @@ def _fold_values(b: ir.Table, scanned: Sequence[str]) -> ir.Table:
            for f in scanned})
 
 
-PRIMITIVES_OF: dict[str, tuple[str, ...]] = {
-    **{f: ("_sh", "_emp", "_phh", "_upper", "_spc", "_plh") + (("_alw",) if f in SET_FIELDS else ())
-       for f in HASHED_FIELDS},
-    "external_id": ("_sh", "_emp", "_phh", "_plh"),
-    "fbp": ("_fmt", "_sh", "_plh"),
-    "fbc": ("_fmt", "_sh", "_plh", "_seg"),
-    "client_ip_address": ("_ipk", "_plh"),
-    "client_user_agent": ("_sh", "_nb", "_plh"),
-}
-"""The primitives each field's rules read (:func:`_field_defects`)."""
+def single_value_mask(f: str, v: ir.StringValue, *, alw: ir.BooleanValue | None = None,
+                 ipk: ir.StringValue | None = None, seg: ir.StringValue | None = None,
+                 url: ir.StringValue | None = None) -> ir.IntegerValue:
+    """The defect bits of the value ``v`` of field ``f`` (null when ``v`` is null or blank): the same
+    as :func:`value_mask` over :func:`primitives`, but each pattern is tested only on the values that
+    can still match it (``CASE`` branches are evaluated only on the rows that reach them):
+
+    * a hash-shaped value (:data:`HASH_RE`) is not blank, not a placeholder and has no surrounding
+      whitespace (its characters are ``[0-9A-Za-z._-]``); a lowercase one (:data:`LOWER_HASH_RE`)
+      is hash-shaped and not ``uppercase_hash``, its hex part needs no ``lower``;
+    * surrounding whitespace needs more than 64 characters;
+    * a well-formed fbp/fbc is neither hashed, malformed nor a placeholder, whatever it looks like;
+    * an IP's kind is given (``ipk``, computed once per value); only a malformed one can be a
+      placeholder.
+
+    ``alw`` (``ge``/``country``/``db``): ``v``'s hash is an allowed value; ``seg``/``url`` (``fbc``):
+    the fbclid of ``v`` (may be '' when ``url`` is '') and of the row's URL."""
+    T, F = ibis.literal(True), ibis.literal(False)
+    null = ibis.null("int64")
+
+    def mask(**prims: ir.Value) -> ir.IntegerValue:
+        return value_mask(f, SimpleNamespace(**{"_sh": None, **prims}))
+
+    blank = v.re_search(BLANK_RE)
+    if f in HASHED_FIELDS or f == "external_id":
+        hexpart = v.substr(0, 64)
+        allowed = alw if alw is not None else F
+
+        def hashed(hx: ir.StringValue, upper: ir.BooleanValue) -> ir.IntegerValue:
+            return mask(_sh=T, _upper=upper, _emp=hx == EMPTY_HASH, _phh=hx.isin(list(PLACEHOLDER_HASHES)),
+                        _spc=F, _plh=F, _alw=allowed)
+
+        spc = ibis.ifelse(v.length() > 64, v.re_search(SPACED_HASH_RE), False)
+        return ibis.cases(
+            (v.isnull(), null),
+            (v.re_search(LOWER_HASH_RE), hashed(hexpart, F)),
+            (v.re_search(HASH_RE), hashed(hexpart.lower(), T)),
+            (blank, null),
+            else_=mask(_sh=F, _upper=F, _emp=F, _phh=F, _spc=spc, _plh=placeholder(v), _alw=F),
+        )
+    if f in ("fbp", "fbc"):
+        extra = {"_seg": seg, "_url": url} if f == "fbc" else {}
+        none = {"_seg": ibis.literal(""), "_url": url} if f == "fbc" else {}
+        return ibis.cases(
+            (v.isnull(), null),
+            (v.re_search(FBP_RE if f == "fbp" else FBC_RE), mask(_fmt=T, _sh=F, _plh=F, **extra)),
+            (v.re_search(HASH_RE), mask(_fmt=F, _sh=T, _plh=F, **none)),
+            (blank, null),
+            else_=mask(_fmt=F, _sh=F, _plh=placeholder(v), **none),
+        )
+    if f == "client_ip_address":
+        return ibis.cases(
+            (v.isnull(), null),
+            *((ipk == kind, mask(_ipk=ibis.literal(kind), _plh=F)) for kind in ("public", "private", "hashed")),
+            (blank, null),
+            else_=mask(_ipk=ibis.literal("malformed"), _plh=placeholder(v)),
+        )
+    return ibis.cases(  # client_user_agent
+        (v.isnull(), null),
+        (blank, null),
+        else_=mask(_sh=hash_shaped(v), _nb=non_browser(v), _plh=placeholder(v)),
+    )
+
+
+def ip_kind_fast(v: ir.StringValue) -> ir.StringValue:
+    """:func:`ip_kind`, trying the plain addresses first (nearly every value): an IPv4 or IPv6
+    address carries no appendix (its text ends with 1-3 digits or with a hex group after ``:``), so it
+    is its own core; and a valid IPv6 can only be non-public (:func:`_ipv6_not_public`: every one of
+    its patterns starts with ``0``, ``:`` or ``f``) when its text starts with one of those."""
+    low = v.lower()
+    v6_private = ibis.ifelse(low.substr(0, 1).isin(["0", ":", "f"]), _ipv6_not_public(low), False)
+    return ibis.cases(
+        (v.re_search(IPV4_RE), ibis.ifelse(v.re_search(IPV4_NOT_PUBLIC_RE), "private", "public")),
+        (v.re_search(IPV6_RE), ibis.ifelse(v6_private, "private", "public")),
+        else_=ip_kind(v),
+    )
+
+
+BY_DISTINCT_VALUE: frozenset[str] = frozenset({"client_user_agent"})
+"""Fields whose single values :func:`row_validity` judges once per distinct value (a log carries a few
+thousand user agents over a million rows, and the non-browser pattern reads the whole text)."""
+
+
+def fbclid_in_url(url: ir.StringValue) -> ir.BooleanValue:
+    """``url_fbclid(url) != ''``, without extracting it: the pattern's group is one or more
+    characters, so it is non-empty exactly when the pattern matches (a match is much cheaper than an
+    extraction)."""
+    return ibis.ifelse(url.contains("fbclid="), url.re_search(URL_FBCLID_RE), False).fill_null(False)
 
 
 def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Sequence[str], has_fbc: bool,
                        today: dt.date | None) -> ir.Table:
-    """``keep_cols``, ``_url_fbclid`` and ``_<field>_m`` per row of ``table``: a cell with one value
-    is judged in place (its primitives are columns of one projection, each computed once per value);
-    only the cells holding several values are unnested (:func:`value_primitives` ``multi_only``) and
-    folded (:func:`_fold_values`). No value table is stored."""
+    """``keep_cols``, ``_fbclid_in_url`` and ``_<field>_m`` per row of ``table``: a cell with one value
+    is judged in place (:func:`single_value_mask`: one guarded ``CASE`` per field); only the cells holding
+    several values are unnested (:func:`value_primitives` ``multi_only``) and folded
+    (:func:`_fold_values`). No value table is stored."""
     ruled = [f for f in scanned if f in DEFECTS]
     pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
     if has_fbc:
-        pre["_url_fbclid"] = url_fbclid(table.event_source_url)
+        pre["_fbclid_in_url"] = fbclid_in_url(table.event_source_url)
     for f in scanned:
         pre[f"_{f}_n"] = table[f].length().fill_null(0)
         pre[f"_{f}_v"] = table[f][0]
+    if "fbc" in ruled:  # the URL's fbclid, extracted only where a single fbc may be compared with it
+        pre["_fbc_url"] = ibis.ifelse(fbclid_in_url(table.event_source_url) & (table.fbc.length() == 1),
+                                      url_fbclid(table.event_source_url), "")
     base = table.select(**pre)
     if not scanned:
         return base
     lookup = allowed_hash_table(today)
     prim: dict[str, ir.Value] = {}
-    for f in ruled:
+    for f in ruled:  # values a rule reads several times: one column each
         v = base[f"_{f}_v"]
         if f in SET_FIELDS:
-            allowed = hash_hex(v).isin(lookup.filter(lookup.field == f).h)
-        else:
-            allowed = ibis.literal(False)
-        ps = primitives(v, ibis.literal(f), allowed)
-        ps["_url"] = base._url_fbclid if has_fbc else ibis.literal("")
-        for name in PRIMITIVES_OF[f]:
-            prim[f"_{f}{name}"] = ps[name]
+            prim[f"_{f}_alw"] = hash_hex(v).isin(lookup.filter(lookup.field == f).h)
+        if f == "client_ip_address":
+            prim[f"_{f}_ipk"] = ip_kind_fast(v)
         if f == "fbc":
-            prim["_fbc_url"] = ps["_url"]
-    stage = base.mutate(**prim)
+            prim["_fbc_seg"] = ibis.ifelse(base._fbc_url != "", fbc_fbclid(v), "")
+    stage = base.mutate(**prim) if prim else base
+    by_value: dict[str, str] = {}
+    for f in ruled:  # few distinct values, costly rules: judge each distinct value once, join back
+        if f not in BY_DISTINCT_VALUE:
+            continue
+        col = f"_{f}_v"
+        d = base.select(col).distinct()
+        d = d.select(**{f"_{f}_dv": d[col], f"_{f}_dm": single_value_mask(f, d[col])})
+        stage = stage.left_join(d, stage[col] == d[f"_{f}_dv"]).drop(f"_{f}_dv")
+        by_value[f] = f"_{f}_dm"
     masks: dict[str, ir.Value] = {}
     for f in scanned:
-        n = stage[f"_{f}_n"]
+        n, v = stage[f"_{f}_n"], stage[f"_{f}_v"]
         if f not in DEFECTS:
-            masks[f"_{f}_s"] = ibis.ifelse((n == 1) & nonempty(stage[f"_{f}_v"]), 0, ibis.null("int64"))
+            masks[f"_{f}_s"] = ibis.ifelse((n == 1) & nonempty(v), 0, ibis.null("int64"))
             continue
-        b = SimpleNamespace(**{"_sh": None, **{name: stage[f"_{f}{name}"] for name in PRIMITIVES_OF[f]}})
-        if f == "fbc":
-            b._url = stage._fbc_url
-        single = ibis.ifelse(nonempty(stage[f"_{f}_v"]), _value_mask(f, b), ibis.null("int64"))
+        if f in by_value:
+            masks[f"_{f}_s"] = ibis.ifelse(n == 1, stage[by_value[f]], ibis.null("int64"))
+            continue
+        single = single_value_mask(
+            f, v, alw=stage[f"_{f}_alw"] if f in SET_FIELDS else None,
+            ipk=stage[f"_{f}_ipk"] if f == "client_ip_address" else None,
+            seg=stage._fbc_seg if f == "fbc" else None,
+            url=stage._fbc_url if f == "fbc" else None)
         masks[f"_{f}_s"] = ibis.ifelse(n == 1, single, ibis.null("int64"))
-    g = stage.select(*keep_cols, *(["_url_fbclid"] if has_fbc else []), *(f"_{f}_n" for f in scanned), **masks)
+    url_col = ["_fbclid_in_url"] if has_fbc else []
+    g = stage.select(*keep_cols, *url_col, *(f"_{f}_n" for f in scanned), **masks)
     per = _fold_values(value_primitives(table, scanned, today=today, multi_only=True), scanned)
     g = g.left_join(per, g.row_id == per._rid2)
-    return g.select(*keep_cols, *(["_url_fbclid"] if has_fbc else []),
+    return g.select(*keep_cols, *url_col,
                     **{f"_{f}_m": ibis.ifelse(g[f"_{f}_n"] > 1, g[f"_{f}_m"], g[f"_{f}_s"]) for f in scanned})
+
+
+def _check_fields(fields: Sequence[str]) -> None:
+    for f in fields:
+        if f not in DEFECTS and f not in USER_DATA_KEYS:
+            raise ValueError(f"unknown user_data field {f!r}")
+
+
+def row_masks(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
+              today: dt.date | None = None, absent: Iterable[str] = (),
+              values: ir.Table | None = None) -> ir.Table:
+    """The compact form of :func:`row_validity` (same arguments): ``row_id``, :data:`ROW_COLUMNS`,
+    ``keep``, ``_fbclid_in_url`` (when ``fbc`` is in ``fields``) and, per scanned field,
+    ``_<field>_m``: the OR of the defect bits of its non-empty values (null when it has none).
+    :func:`flags_from_masks` turns it into :func:`row_validity`'s flags; storing this instead of the
+    flags stores 13 integers instead of about 140 booleans per row."""
+    fields = tuple(fields)
+    _check_fields(fields)
+    keep_cols = tuple(dict.fromkeys(("row_id", *ROW_COLUMNS, *keep)))
+    skip = set(absent)
+    scanned = [f for f in fields if f not in skip]
+    has_fbc = "fbc" in fields
+    if values is not None and scanned:
+        # a stored value table (every value unnested): fold it as the multi-valued cells
+        per = _fold_values(values, scanned)
+        pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
+        if has_fbc:
+            pre["_fbclid_in_url"] = fbclid_in_url(table.event_source_url)
+        base = table.select(**pre)
+        g = base.left_join(per, base.row_id == per._rid2)
+    else:
+        g = _validity_in_place(table, keep_cols, scanned, has_fbc, today)
+    return g.select(*keep_cols, *(["_fbclid_in_url"] if has_fbc else []), *(f"_{f}_m" for f in scanned))
+
+
+def flags_from_masks(g: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
+                     absent: Iterable[str] = ()) -> ir.Table:
+    """:func:`row_validity`'s table from a :func:`row_masks` table ``g`` made with the same ``keep``,
+    ``fields`` and ``absent`` (a few bit tests per flag)."""
+    fields = tuple(fields)
+    keep_cols = tuple(dict.fromkeys(("row_id", *ROW_COLUMNS, *keep)))
+    skip = set(absent)
+    out: dict[str, ir.Value] = {c: g[c] for c in keep_cols}
+    false = ibis.literal(False)
+    for f in fields:
+        if f in skip:
+            out[f"{f}_present"] = out[f"{f}_valid"] = false
+            for name in DEFECTS.get(f, ()):
+                out[f"{f}_{name}"] = g._fbclid_in_url if name == "missing_with_fbclid" else false
+            continue
+        mask = g[f"_{f}_m"]
+        present = mask.notnull()
+        out[f"{f}_present"] = present
+        if f not in DEFECTS:
+            out[f"{f}_valid"] = present
+            continue
+        out[f"{f}_valid"] = present & ((mask.fill_null(0) & INVALID_BITS[f]) == 0)
+        for name in DEFECTS[f]:
+            if f == "fbc" and name == "missing_with_fbclid":
+                out[f"{f}_{name}"] = g._fbclid_in_url & ~present
+            else:
+                out[f"{f}_{name}"] = (mask.fill_null(0) & DEFECT_BIT[name]) != 0
+    return g.select(**out)
 
 
 def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
@@ -551,55 +709,17 @@ def row_validity(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[
     and ``keep``.
 
     Without unnesting every value: a cell holding one value (nearly all of them) is judged in
-    place, its primitives computed once each in one projection and folded into one integer of
-    defect bits per field; only cells holding several values are unnested (:func:`value_primitives`
+    place, by one guarded ``CASE`` per field folded into one integer of defect bits
+    (:func:`single_value_mask`); only cells holding several values are unnested (:func:`value_primitives`
     ``multi_only``), their masks OR-ed per row and field and joined back by ``row_id``. (With
     ``values``, a stored :func:`value_primitives` table of every value, that table is folded instead.)
     Fields listed in ``absent`` (the log has no such column:
     :meth:`Dataset.has`) get constant false columns without being scanned. ``table`` needs a unique
-    ``row_id`` (every canonical table has one).
+    ``row_id`` (every canonical table has one). It is :func:`flags_from_masks` over :func:`row_masks`.
     """
-    fields = tuple(fields)
-    for f in fields:
-        if f not in DEFECTS and f not in USER_DATA_KEYS:
-            raise ValueError(f"unknown user_data field {f!r}")
-    keep_cols = tuple(dict.fromkeys(("row_id", *ROW_COLUMNS, *keep)))
-    skip = set(absent)
-    scanned = [f for f in fields if f not in skip]
-    has_fbc = "fbc" in fields
-
-    if values is not None and scanned:
-        # a stored value table (every value unnested): fold it as the multi-valued cells below
-        per = _fold_values(values, scanned)
-        pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
-        if has_fbc:
-            pre["_url_fbclid"] = url_fbclid(table.event_source_url)
-        base = table.select(**pre)
-        g = base.left_join(per, base.row_id == per._rid2)
-    else:
-        g = _validity_in_place(table, keep_cols, scanned, has_fbc, today)
-
-    out: dict[str, ir.Value] = {c: g[c] for c in keep_cols}
-    false = ibis.literal(False)
-    for f in fields:
-        if f in skip:
-            out[f"{f}_present"] = out[f"{f}_valid"] = false
-            for name in DEFECTS.get(f, ()):
-                out[f"{f}_{name}"] = (g._url_fbclid != "") if name == "missing_with_fbclid" else false
-            continue
-        mask = g[f"_{f}_m"]
-        present = mask.notnull()
-        out[f"{f}_present"] = present
-        if f not in DEFECTS:
-            out[f"{f}_valid"] = present
-            continue
-        out[f"{f}_valid"] = present & ((mask.fill_null(0) & _BIT["_invalid"]) == 0)
-        for name in DEFECTS[f]:
-            if f == "fbc" and name == "missing_with_fbclid":
-                out[f"{f}_{name}"] = (g._url_fbclid != "") & ~present
-            else:
-                out[f"{f}_{name}"] = (mask.fill_null(0) & _BIT[name]) != 0
-    return g.select(**out)
+    keep = tuple(keep)
+    g = row_masks(table, keep=keep, fields=fields, today=today, absent=absent, values=values)
+    return flags_from_masks(g, keep=keep, fields=fields, absent=absent)
 
 
 SHARED_KEEP: tuple[str, ...] = (
@@ -628,17 +748,23 @@ def value_rows(table: ir.Table, fields: Sequence[str]) -> ir.Table:
 
 
 def server_validity_expr(ds: Dataset) -> ir.Table:
-    """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
+    """:func:`row_masks` of the dataset's server rows over every ``user_data`` key, keeping
     :data:`SHARED_KEEP` (the ``server_validity`` measure of :mod:`capi_diag.engine.measures`), judged
-    over the list columns in place (no value table is stored)."""
+    over the list columns in place (no value table is stored). Readers see its flags through
+    :func:`server_validity`."""
     present = server_fields(ds)
     absent = [f for f in USER_DATA_KEYS if f not in present]
-    return row_validity(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
+    return row_masks(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
 
 
 def server_validity(ds: Dataset) -> ir.Table:
-    """The shared ``server_validity`` measure (materialized once per scope by the engine)."""
-    return ds.measure("server_validity")
+    """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
+    :data:`SHARED_KEEP`: the flags over the shared ``server_validity`` measure (its compact
+    :func:`row_masks` form, materialized once per scope by the engine), derived where they are read."""
+    present = server_fields(ds)
+    absent = [f for f in USER_DATA_KEYS if f not in present]
+    return flags_from_masks(ds.measure("server_validity"), keep=SHARED_KEEP, fields=USER_DATA_KEYS,
+                            absent=absent)
 
 
 def defect_columns(fields: Sequence[str] = MATCH_KEY_FIELDS) -> list[tuple[str, str, str]]:
