@@ -260,8 +260,12 @@ def defect_examples(ds: Dataset, rv: ir.Table, limit: int) -> dict[str, list[dic
         # The first rows of each (field, defect): a top-N per defect column, unioned (row ids only),
         # then the rows' columns and values joined once.
         order = ["file_index", "line", "event_name", "row_id"]
-        parts = [rv.filter(rv[col]).order_by(order).limit(limit).select("row_id", _k=ibis.literal(i))
-                 for i, (_, _, col) in enumerate(columns)]
+        # each part selects its one flag first: ``rv`` may derive its flags (server_validity does, from
+        # the stored masks), and a part must not carry all of them
+        parts = []
+        for i, (_, _, col) in enumerate(columns):
+            one = rv.select(*order, _hit=rv[col])
+            parts.append(one.filter(one._hit).order_by(order).limit(limit).select("row_id", _k=ibis.literal(i)))
         ex = ibis.union(*parts, distinct=False)
         s = ds.events("server").select("row_id", *rules.ROW_COLUMNS, *FIELDS)
         j = ex.join(s, ex.row_id == s.row_id)
