@@ -246,8 +246,8 @@ def measure_size(label: str, args: argparse.Namespace, log: Log) -> dict[str, An
         if label in args.spark_labels:
             # Spark local beside DuckDB, for reference (Spark pays off on a cluster, not 2 cores)
             spark = Tool("spark_local", ok_codes=(0, 1))
-            for i in range(runs):
-                log(f"{label}: Spark run {i + 1}/{runs}")
+            for i in range(args.spark_runs):
+                log(f"{label}: Spark run {i + 1}/{args.spark_runs}")
                 spark.measure(_report_cmd(python, logs.browser, logs.server, tmp / "spark.json", "spark"),
                               timeout=args.spark_timeout)
                 log(f"  spark_local {spark.runs[-1]['wall_s']:.2f} s" + (" FAILED" if spark.failed else ""))
@@ -649,6 +649,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--spark", default="",
                         help=f"sizes at which to also time `report --engine spark` on {SPARK_MASTER} (e.g. 1M; "
                              "needs requirements-spark.txt and Java 17)")
+    parser.add_argument("--spark-runs", type=int, default=1, help="runs of each Spark timing (default 1)")
     parser.add_argument("--spark-timeout", type=float, default=900,
                         help="seconds before a Spark run is killed and shown as missed (900)")
     parser.add_argument("--dashboard", default="",
