@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from capi_diag.cli import main
@@ -63,6 +64,29 @@ def test_ordinary_inputs_get_the_default_limit_and_a_private_spill_folder(monkey
     # both given: used as they are
     with Database.for_inputs([log], limits=Limits("300MB", str(tmp_path / "mine"))) as db:
         assert db.fetchone("SELECT current_setting('temp_directory')")[0] == str(tmp_path / "mine")
+
+
+def test_out_of_memory_under_the_default_limit_lifts_it_once_but_never_a_users_limit(monkeypatch, tmp_path):
+    # the default keeps ordinary reports small; a file of unusual shape (JSON Lines with 5,000 keys
+    # needs more than 1GB to read) runs again under DuckDB's own default instead of failing
+    monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("CAPI_DIAG_TEMP_DIR", raising=False)
+    log = tmp_path / "server.csv"
+    log.write_text("event_name,event_time\nPurchase,1700000000\n")
+    big = "SELECT count(DISTINCT i::VARCHAR || 'x') FROM range(3000000) t(i)"
+    with Database.for_inputs([log]) as db:
+        assert db.soft_limit
+        db.con.execute("SET memory_limit = '2MB'")  # stands in for the default, small enough to hit
+        db.con.execute("SET temp_directory = ''")  # nowhere to spill
+        assert db.fetchone(big) == (3000000,)
+        assert not db.soft_limit
+        assert db.fetchone("SELECT current_setting('memory_limit')")[0] not in ("1.9 MiB", "953.6 MiB")
+    with Database.for_inputs([log], limits=Limits("2MB", None)) as db:
+        assert not db.soft_limit
+        db.con.execute("SET temp_directory = ''")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            db.fetchone(big)
+        assert db.fetchone("SELECT current_setting('memory_limit')")[0] == "1.9 MiB"
 
 
 def test_database_bad_memory_limit_is_a_config_error(monkeypatch):

@@ -23,22 +23,26 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
 from capi_diag.core.errors import ConfigError, ResourceLimitError
 from capi_diag.engine.runner import STATS, Runner
 
+T = TypeVar("T")
 LARGE_INPUT_BYTES = 1 << 30
 LARGE_MEMORY_LIMIT = "2GB"
 DEFAULT_MEMORY_LIMIT = "1GB"
 """The ``memory_limit`` of a database :meth:`Database.for_inputs` keeps in memory when none is set:
 DuckDB's own default (80% of RAM) let a 1M-event report grow to 4 GB; at 1GB it peaks at about
-1.3 GB (spilling the rest to a private folder) for about a quarter more time (docs/performance.md)."""
+1.3 GB (spilling the rest to a private folder) for about a quarter more time (docs/performance.md).
+A statement that runs out of memory under this default (not under a limit the user set) lifts it
+once and runs again (:meth:`Database.lift_soft_limit`): a file of unusual shape, such as JSON Lines
+with 5,000 keys, needs more than 1GB to read."""
 MEMORY_LIMIT_ENV = "CAPI_DIAG_MEMORY_LIMIT"
 TEMP_DIR_ENV = "CAPI_DIAG_TEMP_DIR"
 CONFIG_SECTION = "database"
@@ -94,6 +98,9 @@ class Database:
         self.lock = threading.RLock()
         self.runner = Runner(self)
         self._owned_dir: Path | None = None
+        self.soft_limit = False
+        """The memory limit is :data:`DEFAULT_MEMORY_LIMIT`, chosen by :meth:`for_inputs` rather than by
+        the user: a statement that runs out of memory under it lifts it once (:meth:`lift_soft_limit`)."""
         self.pii_key = secrets.token_hex(32)
         """The random key of this database's PII fingerprints, in memory only (see :mod:`capi_diag.engine.pii`)."""
         self._memory_fs: Any = None
@@ -151,14 +158,35 @@ class Database:
         """The canonical tables were rewritten: drop every measure and view made from the old rows."""
         self.runner.reset()
 
+    def lift_soft_limit(self) -> bool:
+        """Under the default limit only (never one the user set): give DuckDB its own default (80 %
+        of RAM) for the rest of this database's life and say so (True), so that the statement that ran
+        out of memory can run again. The default keeps ordinary reports small; a file of unusual shape
+        (thousands of JSON keys) must not fail because of it."""
+        if not self.soft_limit:
+            return False
+        self.soft_limit = False
+        self.con.execute("RESET memory_limit")
+        return True
+
+    def retrying(self, run: Callable[[], T]) -> T:
+        """``run()``, once more after :meth:`lift_soft_limit` if it ran out of memory under the
+        default limit (a failed statement changed nothing: each runs in its own transaction)."""
+        try:
+            return run()
+        except duckdb.OutOfMemoryException:
+            if not self.lift_soft_limit():
+                raise
+            return run()
+
     def execute(self, sql: str, params: list | tuple | None = None) -> duckdb.DuckDBPyConnection:
         """The one execute path for raw SQL (import and bookkeeping only; analyses use Ibis)."""
         with self.lock:
-            return self.con.execute(sql, params or [])
+            return self.retrying(lambda: self.con.execute(sql, params or []))
 
     def fetchall(self, sql: str, params: list | tuple | None = None) -> list[tuple]:
         with self.lock:
-            return self.con.execute(sql, params or []).fetchall()
+            return self.retrying(lambda: self.con.execute(sql, params or []).fetchall())
 
     def fetchone(self, sql: str, params: list | tuple | None = None) -> tuple | None:
         """The first row; the rest of the result is consumed (DuckDB 2 refuses new work on a
@@ -225,6 +253,7 @@ class Database:
             shutil.rmtree(work, ignore_errors=True)
             raise
         db._owned_dir = work
+        db.soft_limit = not limits.memory_limit and default_limit == DEFAULT_MEMORY_LIMIT
         return db
 
     def __enter__(self) -> Database:

@@ -386,7 +386,7 @@ class Runner:
 
     def _exec(self, sql: str) -> None:
         t0 = time.perf_counter()
-        self.db.con.execute(sql)
+        self.db.retrying(lambda: self.db.con.execute(sql))
         STATS.execute_s += time.perf_counter() - t0
         STATS.queries += 1
         STATS.sql_bytes += len(sql)
@@ -399,7 +399,7 @@ class Runner:
             self._ensure_lookups(template)
             sql = sc.name(template)
             t0 = time.perf_counter()
-            table = self.db.con.sql(sql).to_arrow_table()
+            table = self.db.retrying(lambda: self.db.con.sql(sql).to_arrow_table())
             STATS.execute_s += time.perf_counter() - t0
             STATS.queries += 1
             STATS.sql_bytes += len(sql)
