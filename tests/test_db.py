@@ -126,3 +126,26 @@ def test_report_demo_completes_at_a_memory_limit_below_the_csv_buffer(capsys, mo
     monkeypatch.delenv("CAPI_DIAG_MEMORY_LIMIT", raising=False)
     assert main(["report", "--demo", "--memory-limit", "300MB"]) in (0, 1)
     assert capsys.readouterr().err == ""
+
+
+def test_an_upload_is_read_from_its_own_bytes_never_copied():
+    """An upload (a Source with data) is put in the in-memory filesystem without a copy: DuckDB reads
+    the bytes object itself, so a large upload is held once while it is imported, and asking its
+    size (fsspec's own memory file copies the buffer for that) copies nothing either."""
+    from capi_diag.io.ingest import Source, import_logs
+
+    header = "event_name,event_id,event_time,action_source\n"
+    data = (header + "".join(f"Purchase,e{i},1700000{i:03d},website\n" for i in range(500))).encode()
+    with Database() as db:
+        db.add_memory_file("/t/server.csv", data)
+        fs = db.memory_fs
+        assert fs.info("/t/server.csv")["size"] == len(data)
+        assert db.fetchone("SELECT count(*), count(DISTINCT event_id) FROM read_csv('memory:///t/server.csv')") == (500, 500)
+        held = fs.store["/t/server.csv"]
+        assert held.getvalue() is data  # still the caller's object: neither the read nor the size copied it
+        fs.rm("/t/server.csv")
+        assert "/t/server.csv" not in fs.store
+        ds = import_logs(db, browser=[Source("b.csv", data=data)], server=[Source("s.csv", data=data)])
+        assert db.fetchone("SELECT count(*) FROM server_events")[0] == 500
+        assert ds.db is db
+        assert not [k for k in fs.store if k.startswith("/capi-diag/")]  # removed after the import

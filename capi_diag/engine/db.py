@@ -18,6 +18,7 @@ naming the limit and what to do, never a crash.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import shutil
@@ -25,6 +26,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +75,30 @@ class Limits:
         return cls(str(mem).strip() if mem else None, str(tmp) if tmp else None)
 
 
+class _SharedMemoryFile(io.BytesIO):
+    """An fsspec in-memory file over a ``bytes`` object, never copied: a ``BytesIO`` made from bytes
+    shares them until it is written to, and this one never is (DuckDB only reads it). fsspec's own
+    ``MemoryFile`` copies the bytes when asked its size (``getbuffer``), so the size is kept here."""
+
+    def __init__(self, fs: Any, path: str, data: bytes) -> None:
+        super().__init__(data)
+        self.fs, self.path, self._nbytes = fs, path, len(data)
+        self.created = self.modified = datetime.now(tz=timezone.utc)
+
+    @property
+    def size(self) -> int:
+        return self._nbytes
+
+    def __enter__(self) -> _SharedMemoryFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def close(self) -> None:  # fsspec's memory files stay open: the filesystem reopens the same object
+        pass
+
+
 class Database:
     """A DuckDB database (in memory by default) with an Ibis backend over the same connection."""
 
@@ -108,13 +134,20 @@ class Database:
     @property
     def memory_fs(self) -> Any:
         """An fsspec in-memory filesystem registered with this connection, made on first use: uploads
-        and transcoded text are read from it without temporary files."""
+        and transcoded text are read from it without temporary files. Its store is this database's own
+        (fsspec's default is one store shared by the whole process, so every session's uploads)."""
         if self._memory_fs is None:
             import fsspec
 
-            self._memory_fs = fsspec.filesystem("memory", skip_instance_cache=True)
+            self._memory_fs = fsspec.filesystem("memory", skip_instance_cache=True, global_store=False)
             self.con.register_filesystem(self._memory_fs)
         return self._memory_fs
+
+    def add_memory_file(self, key: str, data: bytes) -> None:
+        """Put ``data`` in :attr:`memory_fs` at ``key`` without copying it: the file reads the bytes
+        object itself (an upload is then held once, not twice, while DuckDB reads it)."""
+        fs = self.memory_fs
+        fs.store[fs._strip_protocol(key)] = _SharedMemoryFile(fs, key, data)
 
     def _apply(self, limits: Limits) -> None:
         if limits.memory_limit:

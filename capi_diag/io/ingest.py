@@ -215,10 +215,8 @@ class StagedInput:
         return str(path)
 
     def _to_memory(self, data: bytes, name: str) -> str:
-        fs = self.db.memory_fs
         key = f"/capi-diag/{uuid.uuid4().hex}/{Path(name).name or 'upload'}"
-        with fs.open(key, "wb") as fh:
-            fh.write(data)
+        self.db.add_memory_file(key, data)
         self._memory_paths.append(key)
         return f"memory://{key}"
 
