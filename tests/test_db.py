@@ -140,7 +140,8 @@ def test_an_upload_is_read_from_its_own_bytes_never_copied():
         db.add_memory_file("/t/server.csv", data)
         fs = db.memory_fs
         assert fs.info("/t/server.csv")["size"] == len(data)
-        assert db.fetchone("SELECT count(*), count(DISTINCT event_id) FROM read_csv('memory:///t/server.csv')") == (500, 500)
+        read = "SELECT count(*), count(DISTINCT event_id) FROM read_csv('memory:///t/server.csv')"
+        assert db.fetchone(read) == (500, 500)
         held = fs.store["/t/server.csv"]
         assert held.getvalue() is data  # still the caller's object: neither the read nor the size copied it
         fs.rm("/t/server.csv")
