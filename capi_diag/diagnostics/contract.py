@@ -189,8 +189,7 @@ def _value_pairs(ds: Dataset, config: Config) -> ir.Table | None:
     if not (ds.has("browser", "value") and ds.has("server", "value")):
         return None
     p = ds.using(config).measure("paired_rows")
-    name = p.event_name if "event_name" in p.columns else p.s_event_name
-    p = p.filter(name == PURCHASE)
+    p = p.filter(p.event_name == PURCHASE)
     p = p.mutate(b_cents=cents(p.b_value), s_cents=cents(p.s_value))
     p = p.filter(p.b_cents.notnull() & p.s_cents.notnull())
     return p.mutate(mismatch=p.b_cents != p.s_cents)

@@ -68,7 +68,9 @@ rows carry it (a real customer's email does not appear on 5% of all events); onl
 ``repeated_value_fields`` are checked (names, cities, states, zips, gender and country repeat
 naturally); at most ``repeated_values_per_field`` values are listed per field."""
 
-PAIRED_FIELDS: tuple[str, ...] = ("fbp", "external_id", "client_ip_address", "client_user_agent")
+PAIRED_FIELDS: tuple[str, ...] = measures.PAIRED_FIRST
+"""Fields compared between the earliest browser and server rows of a paired key (``paired_rows`` holds
+their first values)."""
 
 FIELD_LABELS: dict[str, str] = {
     "em": "email", "ph": "phone", "fn": "first name", "ln": "last name", "ge": "gender",
@@ -172,7 +174,7 @@ def paired_mismatch(ds: Dataset, config: Config) -> dict[str, Any]:
     (``compared``) and keys where those values differ (``mismatched``)."""
     pr = ds.using(config).measure("paired_rows")
     # each side's compared value is computed once (one projection), then counted four ways
-    pr = pr.select(**{f"{side}_{f}": _paired_norm(f, measures.first_value(pr[f"{side}_{f}"]))
+    pr = pr.select(**{f"{side}_{f}": _paired_norm(f, pr[f"{side}_{f}"])  # first values (paired_rows)
                       for f in PAIRED_FIELDS for side in ("b", "s")})
     aggs: dict[str, ir.Value] = {"paired_keys": pr.count()}
     for f in PAIRED_FIELDS:
@@ -201,14 +203,12 @@ def paired_gap_examples(ds: Dataset, config: Config, limit: int, field: str = "f
     pr = ds.using(config).measure("paired_rows")
 
     def build() -> ir.Table:
-        b = measures.first_value(pr[f"b_{field}"])
-        s = measures.first_value(pr[f"s_{field}"])
-        gap = pr.filter(b.notnull() != s.notnull())
+        # paired_rows holds each side's first value of the list fields
+        gap = pr.filter(pr[f"b_{field}"].notnull() != pr[f"s_{field}"].notnull())
         return gap.order_by(["b_file_index", "b_line", "b_row_id"]).limit(limit).select(
-            event_name="b_event_name", event_id="b_event_id", browser_source_file="b_source_file",
+            "event_name", "event_id", browser_source_file="b_source_file",
             browser_line="b_line", server_source_file="s_source_file", server_line="s_line",
-            **{f"browser_{field}": measures.first_value(gap[f"b_{field}"]),
-               f"server_{field}": measures.first_value(gap[f"s_{field}"])})
+            **{f"browser_{field}": gap[f"b_{field}"], f"server_{field}": gap[f"s_{field}"]})
 
     return ds.fetch(f"match_keys.paired_gap.{field}", build)
 

@@ -305,24 +305,30 @@ def _reasons(agg: ir.Table, keys: Sequence[str], probable_s: int) -> ir.Table:
 
 
 PAIRED_COLUMNS: tuple[str, ...] = (
-    "row_id", "source_file", "file_index", "line", "pixel_id", "event_name", "event_id", "event_time", "sent_at",
-    "fbp", "fbc", "external_id", "client_ip_address", "client_user_agent", "em", "ph", "value", "currency",
-    "order_id",
+    "row_id", "source_file", "file_index", "line", "event_time", "sent_at",
+    "fbp", "external_id", "client_ip_address", "client_user_agent", "value",
 )
-"""The columns of each side kept in ``paired_rows`` (what the browser/server comparisons read)."""
+"""The columns of each side kept in ``paired_rows``: the row's place and times, and what the
+browser/server comparisons read (``match_keys``: the :data:`PAIRED_FIRST` fields; ``contract``:
+``value``). The key columns are the pair's own."""
+PAIRED_FIRST: tuple[str, ...] = ("fbp", "external_id", "client_ip_address", "client_user_agent")
+"""List columns that ``paired_rows`` keeps as their :func:`first_value`, the one value every comparison
+reads: a string per side, not the whole list."""
 
 
 def paired_rows_expr(ds: Dataset) -> ir.Table:
     """For each paired key: the key columns, then the :data:`PAIRED_COLUMNS` of the key's earliest
     browser row prefixed ``b_`` and of its earliest server row prefixed ``s_`` (joined by the row ids
-    the key table kept: no second ranking of the rows)."""
+    the key table kept: no second ranking of the rows); the :data:`PAIRED_FIRST` lists as their first
+    value (null when the list is null, empty or its first value blank)."""
     keys = list(key_columns(ds))
     kt = ds.measure("key_table")
     kt = kt.filter(kt.category == "paired").select(*keys, "browser_row_id", "server_row_id")
 
     def prefixed(role: str, prefix: str) -> ir.Table:
-        t = ds.events(role).select(*PAIRED_COLUMNS)
-        return t.rename({f"{prefix}{c}": c for c in t.columns})
+        t = ds.events(role)
+        return t.select(**{f"{prefix}{c}": first_value(t[c]) if c in PAIRED_FIRST else t[c]
+                           for c in PAIRED_COLUMNS})
 
     b, s = prefixed("browser", "b_"), prefixed("server", "s_")
     j = kt.join(b, kt.browser_row_id == b.b_row_id).join(s, kt.server_row_id == s.s_row_id)
