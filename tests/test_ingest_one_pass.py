@@ -130,3 +130,32 @@ def test_csv_canonical_parse_keeps_the_readers_row_order_on_every_field(tmp_path
     db.execute(view)  # the import dropped it; the macros stay on the connection
     plan = json.loads(db.fetchone("EXPLAIN (FORMAT json) " + canon.split(" AS ", 1)[1])[1])
     assert _operators(plan) == {"PROJECTION", "READ_CSV"}
+
+
+def test_in_memory_role_tables_store_only_columns_with_a_value(tmp_path):
+    """In memory, each role's table keeps only the columns holding a value (``<role>_stored``) and the
+    role's name is a view with the canonical columns, the empty ones as typed NULLs; a second import
+    into the same database replaces both; a database file keeps the plain table."""
+    from capi_diag.core.schema import canonical_columns
+
+    server = tmp_path / "server.csv"
+    server.write_text("event_name,event_id,event_time,em,value\n"
+                      "Purchase,a,1700000000,,10\nLead,b,1700000100,,\n")
+    browser = tmp_path / "browser.csv"
+    browser.write_text("event_name,event_id,event_time\nPurchase,a,1700000001\n")
+    with Database() as db:
+        for _ in range(2):  # the second import replaces the view and its stored table
+            import_logs(db, browser=[browser], server=[server])
+            views = {r[0] for r in db.fetchall("SELECT view_name FROM duckdb_views() WHERE NOT internal")}
+            assert {"server_events", "browser_events"} <= views
+            stored = [r[0] for r in db.fetchall("SELECT column_name FROM (DESCRIBE server_events_stored)")]
+            assert "value" in stored and "em" not in stored and "zp" not in stored  # em: header, no value
+            described = db.fetchall("SELECT column_name, column_type FROM (DESCRIBE server_events)")
+            described = [(r[0], r[1]) for r in described]
+            assert described == canonical_columns()
+            assert db.fetchall("SELECT event_id, value, em, zp FROM server_events ORDER BY row_id") == [
+                ("a", "10", None, None), ("b", None, None, None)]
+    with Database(tmp_path / "logs.duckdb") as db:
+        import_logs(db, browser=[browser], server=[server])
+        assert not db.fetchall("SELECT view_name FROM duckdb_views() WHERE NOT internal")
+        assert db.fetchone("SELECT count(*) FROM server_events")[0] == 2

@@ -997,6 +997,7 @@ def _check_tz(db: Database, tz: str) -> None:
 
 
 def _create_table(db: Database, role: Role) -> None:
+    _drop_role(db, role)
     cols = ", ".join(f"{_quote_ident(c)} {t}" for c, t in canonical_columns())
     db.execute(f"CREATE OR REPLACE TABLE {role.table} ({cols})")
 
@@ -1043,12 +1044,49 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
                 done += 1
             present[role.value] = frozenset(fields)
             inputs[role.value] = role_summary(reports)
+            narrow_table(db, role)
         if progress:
             progress("Import finished", 1.0)
         db.tables_changed()
         ds = Dataset(db, present, inputs)
         ds.save_meta()
         return ds
+
+
+def _drop_role(db: Database, role: Role) -> None:
+    """Drop what an earlier import of ``role`` left in this database (a ``--db`` file): its view over
+    the stored columns (:func:`narrow_table`) and their table; the role's table itself is replaced."""
+    if db.fetchone("SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [role.table])[0]:
+        db.execute(f"DROP VIEW {role.table}")
+    db.execute(f"DROP TABLE IF EXISTS {role.table}{STORED_SUFFIX}")
+
+
+STORED_SUFFIX = "_stored"
+
+
+def narrow_table(db: Database, role: Role) -> list[str]:
+    """In a database kept in memory, store only the columns of ``role``'s table that hold a value:
+    the table keeps them as ``<role table>_stored`` and the role's name becomes a view adding the
+    empty columns as typed NULLs, in the canonical order (analyses see the same relation). DuckDB keeps
+    an in-memory table uncompressed, 16 bytes a row for an empty text or list column: the 1M logs of
+    ``make bench`` leave 17 of 55 server columns and 30 of 55 browser columns empty, 0.66 of 1.5 GB.
+    A database file compresses an empty column to almost nothing and is left as it is. Returns the
+    columns left out."""
+    if db.path != ":memory:":
+        return []
+    cols = canonical_columns()
+    counts = db.fetchone("SELECT count(*), " + ", ".join(f"count({_quote_ident(c)})" for c, _ in cols)
+                         + f" FROM {role.table}")
+    empty = [c for (c, _), n in zip(cols, counts[1:], strict=True) if n == 0]
+    if not counts[0] or not empty:  # a role without a log (no rows) keeps its empty table
+        return []
+    for c in empty:
+        db.execute(f"ALTER TABLE {role.table} DROP COLUMN {_quote_ident(c)}")
+    stored = f"{role.table}{STORED_SUFFIX}"
+    db.execute(f"ALTER TABLE {role.table} RENAME TO {stored}")
+    select = ", ".join(f"CAST(NULL AS {t}) AS {_quote_ident(c)}" if c in empty else _quote_ident(c) for c, t in cols)
+    db.execute(f"CREATE VIEW {role.table} AS SELECT {select} FROM {stored}")
+    return empty
 
 
 def role_summary(reports: list[FileReport]) -> dict[str, Any]:
