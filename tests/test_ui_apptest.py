@@ -136,11 +136,17 @@ def _wait_import(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
     return at.run()
 
 
+def _uploader_key(at: AppTest, name: str) -> str:
+    """The key the Import page gives its file widget ``name`` now (each import gives new ones)."""
+    gen = at.session_state[state.UPLOAD_GEN_KEY] if state.UPLOAD_GEN_KEY in at.session_state else 0
+    return name if not gen else f"{name}_{gen}"
+
+
 def _upload(at: AppTest, browser: bytes = BROWSER_CSV, server: bytes = SERVER_CSV,
             names: tuple[str, str] = ("browser.csv", "server.csv")) -> AppTest:
     at.switch_page(_path("import")).run()
-    at.file_uploader(key="upload_browser").set_value([(names[0], browser, "text/csv")])
-    at.file_uploader(key="upload_server").set_value([(names[1], server, "text/csv")])
+    at.file_uploader(key=_uploader_key(at, "upload_browser")).set_value([(names[0], browser, "text/csv")])
+    at.file_uploader(key=_uploader_key(at, "upload_server")).set_value([(names[1], server, "text/csv")])
     at.button(key="run_import").click().run()  # the files go with the click (one form)
     return _wait_import(at)
 
@@ -720,3 +726,51 @@ def test_failing_analysis_page_says_error_others_still_show(no_demo: None, monke
     at.switch_page(_path("dedup")).run()
     _assert_clean(at, "dedup")
     assert _metric(at, "Pairing rate").endswith("%")
+
+
+def test_an_import_takes_the_uploaded_files_and_shows_empty_widgets(no_demo: None) -> None:
+    """Once an import has read the uploads, Streamlit's copy is dropped and the Import page's file
+    widgets get new keys, empty: the page never lists files it no longer holds, and a second import
+    picks its files in the new widgets."""
+    at = _upload(_app().run())
+    at.switch_page(_path("import")).run()
+    assert at.session_state[state.UPLOAD_GEN_KEY] == 1
+    keys = {w.key for w in at.file_uploader}
+    assert {"upload_browser_1", "upload_server_1", "upload_orders_1", "upload_send_log_1"} <= keys
+    assert "upload_browser" not in keys
+    assert not at.file_uploader(key="upload_browser_1").value
+    at = _upload(at, names=("b2.csv", "s2.csv"))
+    assert _ws(at).files == {"browser": ["b2.csv"], "server": ["s2.csv"]}
+    assert at.session_state[state.UPLOAD_GEN_KEY] == 2
+
+
+def test_release_uploads_removes_each_file_from_streamlits_manager(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import streamlit as st
+    import streamlit.runtime.scriptrunner as scriptrunner
+
+    removed: list[tuple[str, str]] = []
+    manager = types.SimpleNamespace(remove_file=lambda session_id, file_id: removed.append((session_id, file_id)))
+    monkeypatch.setattr(scriptrunner, "get_script_run_ctx",
+                        lambda: types.SimpleNamespace(session_id="s1", uploaded_file_mgr=manager))
+    uploads = [types.SimpleNamespace(name="a.csv", file_id="f1"), types.SimpleNamespace(name="b.csv", file_id="f2"),
+               Source("c.csv", data=b"x")]  # a Source (no file id) is not Streamlit's
+    before = int(st.session_state.get(state.UPLOAD_GEN_KEY, 0))
+    state.release_uploads(uploads)
+    assert removed == [("s1", "f1"), ("s1", "f2")]
+    assert st.session_state[state.UPLOAD_GEN_KEY] == before + 1
+
+
+def test_import_workspace_lets_the_inputs_go_before_the_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``imported`` runs once, after the import and before the analysis (the dashboard's job then
+    drops the uploaded bytes)."""
+    events: list[str] = []
+    real = api.report
+    monkeypatch.setattr(api, "report", lambda *a, **k: (events.append("analysis"), real(*a, **k))[1])
+    ws = session.import_workspace([Source("b.csv", data=BROWSER_CSV)], [Source("s.csv", data=SERVER_CSV)],
+                                  imported=lambda: events.append("imported"))
+    try:
+        assert events == ["imported", "analysis"]
+    finally:
+        ws.close()

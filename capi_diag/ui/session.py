@@ -290,8 +290,10 @@ def import_workspace(browser: Sequence[Upload | Source | str | Path], server: Se
                      *, source: str = "upload", config: Config | None = None, config_name: str | None = None,
                      assume_tz: str = "UTC", progress: Progress | None = None,
                      orders: Sequence[Upload | Source | str | Path] = (),
-                     send_log: Sequence[Upload | Source | str | Path] = ()) -> Workspace:
-    """Import the files into a new database and run the unfiltered analysis once.
+                     send_log: Sequence[Upload | Source | str | Path] = (),
+                     imported: Callable[[], None] | None = None) -> Workspace:
+    """Import the files into a new database and run the unfiltered analysis once. ``imported`` is
+    called between the two (the dashboard's import job lets the uploaded bytes go then).
 
     Raises :class:`~capi_diag.core.errors.CapiDiagError` (unusable file, invalid config); the new
     database is closed then, and the caller's current workspace is left as it was.
@@ -307,6 +309,9 @@ def import_workspace(browser: Sequence[Upload | Source | str | Path], server: Se
                     orders=[source_of(f) for f in orders], send_log=[source_of(f) for f in send_log],
                     assume_tz=assume_tz)
     ds = load(inputs, config, progress=imp)
+    del inputs  # nothing after the import reads the files (an upload's bytes can be freed)
+    if imported is not None:
+        imported()
     try:
         ws = Workspace(ds.db, ds, source, config, config_name, time.perf_counter() - started)
         ws.analysis(NO_FILTERS, None if progress is None else lambda m, f: progress(m, 0.6 + 0.4 * f))

@@ -30,20 +30,23 @@ TYPES = ["csv", "gz", "jsonl", "ndjson", "json", "parquet", "txt", "tsv"]
 # upload's own rerun could abandon the click's run under load (twenty sessions at once).
 with st.form("import_form", border=False):
     left, right = st.columns(2)
-    browser_files = left.file_uploader("Browser (Pixel) log", type=[*TYPES, "har"], accept_multiple_files=True,
-                                       key="upload_browser", help="What the Pixel sent: fbq event logs, GTM exports, "
-                                                                  "a HAR saved from the browser's DevTools.")
+    # each import takes the files: the widgets then get new keys, empty (state.release_uploads)
+    browser_files = left.file_uploader(
+        "Browser (Pixel) log", type=[*TYPES, "har"], accept_multiple_files=True, key=state.upload_key("upload_browser"),
+        help="What the Pixel sent: fbq event logs, GTM exports, a HAR saved from the browser's DevTools.")
     server_files = right.file_uploader("Server (CAPI) log", type=TYPES, accept_multiple_files=True,
-                                       key="upload_server", help="What your server sent to the Conversions API.")
+                                       key=state.upload_key("upload_server"),
+                                       help="What your server sent to the Conversions API.")
     with st.expander("Orders and Meta's answers (optional): follow every order to Meta"):
         o_col, s_col = st.columns(2)
         orders_files = o_col.file_uploader(
-            "Orders export", type=TYPES, accept_multiple_files=True, key="upload_orders",
+            "Orders export", type=TYPES, accept_multiple_files=True, key=state.upload_key("upload_orders"),
             help="The shop's order export (Shopify, WooCommerce, or plain order id, creation time, total and "
                  "currency columns). Only "
                  "the order fields are kept: customers' emails, phones and addresses are dropped at import.")
         send_files = s_col.file_uploader(
-            "Send log", type=["jsonl", "ndjson", "json", "gz"], accept_multiple_files=True, key="upload_send_log",
+            "Send log", type=["jsonl", "ndjson", "json", "gz"], accept_multiple_files=True,
+            key=state.upload_key("upload_send_log"),
             help="What Meta answered to each server request, one JSON line per request (as `capi-diag send-test "
                  "--send-log-out` records it). Access tokens found in it are removed, never stored.")
     with st.expander("Options: thresholds, consent policy, time zone"):
