@@ -145,9 +145,12 @@ class Database:
 
     def add_memory_file(self, key: str, data: bytes) -> None:
         """Put ``data`` in :attr:`memory_fs` at ``key`` without copying it: the file reads the bytes
-        object itself (an upload is then held once, not twice, while DuckDB reads it)."""
+        object itself (an upload is then held once, not twice, while DuckDB reads it). ``key`` is an
+        absolute path (``/folder/name``), the form fsspec's store uses."""
+        if not key.startswith("/"):
+            raise ValueError(f"memory file key must be an absolute path: {key!r}")
         fs = self.memory_fs
-        fs.store[fs._strip_protocol(key)] = _SharedMemoryFile(fs, key, data)
+        fs.store[key] = _SharedMemoryFile(fs, key, data)
 
     def _apply(self, limits: Limits) -> None:
         if limits.memory_limit:
