@@ -132,17 +132,23 @@ def test_csv_canonical_parse_keeps_the_readers_row_order_on_every_field(tmp_path
     assert _operators(plan) == {"PROJECTION", "READ_CSV"}
 
 
-def test_in_memory_role_tables_store_only_columns_with_a_value(tmp_path):
+def test_in_memory_role_tables_store_only_columns_with_a_value(tmp_path, monkeypatch):
     """In memory, each role's table keeps only the columns holding a value (``<role>_stored``) and the
     role's name is a view with the canonical columns, the empty ones as typed NULLs; a second import
-    into the same database replaces both; a database file keeps the plain table."""
+    into the same database replaces both; a database file keeps the plain table, and so does a log
+    under NARROW_MIN_ROWS rows."""
     from capi_diag.core.schema import canonical_columns
+    from capi_diag.io import ingest
 
     server = tmp_path / "server.csv"
     server.write_text("event_name,event_id,event_time,em,value\n"
                       "Purchase,a,1700000000,,10\nLead,b,1700000100,,\n")
     browser = tmp_path / "browser.csv"
     browser.write_text("event_name,event_id,event_time\nPurchase,a,1700000001\n")
+    with Database() as db:
+        import_logs(db, browser=[browser], server=[server])  # 2 rows: under NARROW_MIN_ROWS, kept whole
+        assert not db.fetchall("SELECT view_name FROM duckdb_views() WHERE NOT internal")
+    monkeypatch.setattr(ingest, "NARROW_MIN_ROWS", 1)
     with Database() as db:
         for _ in range(2):  # the second import replaces the view and its stored table
             import_logs(db, browser=[browser], server=[server])

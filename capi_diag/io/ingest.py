@@ -1055,6 +1055,9 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
 
 STORED_SUFFIX = "_stored"
 """The table of a role's stored columns is ``<role table>_stored`` (:func:`narrow_table`)."""
+NARROW_MIN_ROWS = 50_000
+"""Below this many rows a role's table is kept whole (:func:`narrow_table`): its empty columns cost a
+few megabytes at most, less than the statements that would leave them out."""
 
 
 def _drop_role(db: Database, role: Role) -> None:
@@ -1072,14 +1075,15 @@ def narrow_table(db: Database, role: Role) -> list[str]:
     an in-memory table uncompressed, empty columns included: the 1M logs of ``make bench`` leave 17 of
     55 server columns and 30 of 55 browser columns empty, and the two tables take 1.29 GB stored this
     way against 1.54 GB (``duckdb_memory()``). A database file compresses an empty column to almost
-    nothing and is left as it is. Returns the columns left out."""
+    nothing and is left as it is, and so is a table under :data:`NARROW_MIN_ROWS` rows. Returns the
+    columns left out."""
     if db.path != ":memory:":
         return []
     cols = canonical_columns()
     counts = db.fetchone("SELECT count(*), " + ", ".join(f"count({_quote_ident(c)})" for c, _ in cols)
                          + f" FROM {role.table}")
     empty = [c for (c, _), n in zip(cols, counts[1:], strict=True) if n == 0]
-    if not counts[0] or not empty:  # a role without a log (no rows) keeps its empty table
+    if counts[0] < max(NARROW_MIN_ROWS, 1) or not empty:  # a role without a log keeps its empty table
         return []
     for c in empty:
         db.execute(f"ALTER TABLE {role.table} DROP COLUMN {_quote_ident(c)}")
