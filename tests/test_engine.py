@@ -84,6 +84,53 @@ def test_engine_cached_sql_equals_what_the_builders_compile_now(tmp_path, monkey
         assert not [s for s in diagnostics.ORDER if report[s].get("status") == "error"]
 
 
+def test_engine_shared_expressions_built_once_per_plan_and_afresh_under_the_check(monkeypatch):
+    """A :func:`runner.per_plan` builder runs once per (plan, arguments) in a process: a second report
+    on the same plan builds none of them again; another plan (a log with other columns) or other
+    arguments build their own; under ``CAPI_DIAG_SQL_CHECK=1`` every call builds afresh."""
+    built = []
+
+    @runner.per_plan
+    def rows_of(ds: Dataset, role: str):
+        built.append((ds.plan_key, role))
+        return ds.events(role).select("event_name")
+
+    ds, other = small(), Dataset.from_records(server=[{"event_name": "Lead", "event_time": T}])
+    assert ds.plan_key != other.plan_key
+    a = rows_of(ds, "server")
+    assert rows_of(ds, "server") is a and rows_of(small(), "server") is a  # same plan, same expression
+    rows_of(ds, "browser")
+    rows_of(other, "server")
+    assert built == [(ds.plan_key, "server"), (ds.plan_key, "browser"), (other.plan_key, "server")]
+    monkeypatch.setenv("CAPI_DIAG_SQL_CHECK", "1")
+    assert rows_of(ds, "server") is not a and len(built) == 4
+
+
+def test_engine_report_on_a_seen_plan_builds_no_shared_expression_again():
+    """The expensive shared builders (the ranked rows, the validity flags, the fallback rows) are
+    memoized: a second report on the same plan builds none of them again."""
+    build_report(small())
+    before = runner.STATS.expressions_built
+    second = build_report(small())
+    assert runner.STATS.expressions_built == before
+    assert second["dedup"]["paired"] == 1
+
+
+def test_engine_fetch_path_warns_of_nothing():
+    """Queries run once and come back as Arrow (:func:`runner._arrow_of`): DuckDB's note that this
+    copies the result is filtered out even after the filters were reset (as pytest resets them),
+    and no other warning is hidden."""
+    import warnings
+
+    ds = small()
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("error")
+        assert ds.rows("server") == 2
+        with pytest.warns(UserWarning, match="something else"):
+            warnings.warn("something else", UserWarning, stacklevel=1)
+
+
 def test_engine_no_temporary_table_outlives_its_owner():
     ds = small()
     db = ds.db

@@ -53,7 +53,7 @@ import ibis.expr.types as ir
 from capi_diag.core import fmt, labels
 from capi_diag.core.config import Config
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
-from capi_diag.engine import measures
+from capi_diag.engine import measures, runner
 from capi_diag.engine.dataset import Dataset
 from capi_diag.engine.measures import (
     DEDUP_DEFAULTS,
@@ -146,7 +146,8 @@ def reused_ids(kt: ir.Table, keys: Sequence[str], role: str, window_s: int) -> i
     return g.filter((g.keys > 1) | (g.max_spread_s > window_s))
 
 
-def _fallback_rows(ds: Dataset, keys: Sequence[str], window_s: int) -> dict[str, ir.Table]:
+@runner.per_plan
+def _fallback_rows(ds: Dataset, keys: tuple[str, ...], window_s: int) -> dict[str, ir.Table]:
     """Server rows without an ``event_id`` that Meta's fallback dedup (``fbp`` / ``external_id`` +
     ``event_name``, browser event first, within ``window_s``) could merge with a browser row."""
     s = ds.events("server")
@@ -218,56 +219,72 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
             for out_key, col in mapping.items():
                 entry[out_key] += int(r[col] or 0)
 
-    cat, reason = kt.category, kt.reason
-    so, bo = cat == "server_only", cat == "browser_only"
-    key_counts = kt.group_by("event_name").aggregate(
-        keys=kt.count(),
-        **{c: kt.count(where=cat == c) for c in CATEGORIES},
-        name_case_mismatch=kt.count(where=so & (reason == "name_case_mismatch")),
-        different_ids_probable=kt.count(where=so & (reason == "different_ids_probable")),
-        server_only_unexplained=kt.count(where=so & (reason == "server_only_unexplained")),
-        browser_only_unexplained=kt.count(where=bo & (reason == "browser_only_unexplained")),
-        browser_name_case_mismatch=kt.count(where=bo & (reason == "name_case_mismatch")),
-        browser_different_ids_probable=kt.count(where=bo & (reason == "different_ids_probable")),
-        browser_keys=kt.count(where=kt.browser_rows > 0),
-        server_keys=kt.count(where=kt.server_rows > 0),
-        browser_keyed=kt.browser_rows.sum(),
-        server_keyed=kt.server_rows.sum(),
-    )
-    key_rows = ds.fetch("dedup.key_counts", lambda: key_counts)
+    # Every query below is built only when its SQL is not cached yet (a builder, not an expression).
+    def key_counts() -> ir.Table:
+        cat, reason = kt.category, kt.reason
+        so, bo = cat == "server_only", cat == "browser_only"
+        return kt.group_by("event_name").aggregate(
+            keys=kt.count(),
+            **{c: kt.count(where=cat == c) for c in CATEGORIES},
+            name_case_mismatch=kt.count(where=so & (reason == "name_case_mismatch")),
+            different_ids_probable=kt.count(where=so & (reason == "different_ids_probable")),
+            server_only_unexplained=kt.count(where=so & (reason == "server_only_unexplained")),
+            browser_only_unexplained=kt.count(where=bo & (reason == "browser_only_unexplained")),
+            browser_name_case_mismatch=kt.count(where=bo & (reason == "name_case_mismatch")),
+            browser_different_ids_probable=kt.count(where=bo & (reason == "different_ids_probable")),
+            browser_keys=kt.count(where=kt.browser_rows > 0),
+            server_keys=kt.count(where=kt.server_rows > 0),
+            browser_keyed=kt.browser_rows.sum(),
+            server_keyed=kt.server_rows.sum(),
+        )
+
+    key_rows = ds.fetch("dedup.key_counts", key_counts)
     add(key_rows, {c: c for c in _NAME_COUNTS[:11]})
     for r in key_rows:
         entry = per_name[_name(r["event_name"])]
         entry["duplicate_browser_rows"] = int(r["browser_keyed"] or 0) - int(r["browser_keys"])
         entry["duplicate_server_rows"] = int(r["server_keyed"] or 0) - int(r["server_keys"])
 
-    for role in ("browser", "server"):
+    def role_rows(role: str) -> ir.Table:
         t = ds.events(role)
-        rows = t.group_by("event_name").aggregate(rows=t.count(), missing=t.count(where=~has_event_id(t)))
-        add(ds.fetch(f"dedup.rows.{role}", rows),
+        return t.group_by("event_name").aggregate(rows=t.count(), missing=t.count(where=~has_event_id(t)))
+
+    for role in ("browser", "server"):
+        add(ds.fetch(f"dedup.rows.{role}", lambda role=role: role_rows(role)),
             {f"{role}_rows": "rows", f"{role}_missing_event_id": "missing"})
 
     idcols = [k for k in keys if k != "event_name"]
     reused_total: dict[str, int] = {}
     reused_examples: list[dict[str, Any]] = []
     limit = int(opts["examples"])
-    for role in ("browser", "server"):
+
+    def reused_rows(role: str) -> ir.Table:
         ids = ds.measure(f"reused_ids_{role}")
         t = kt.filter(kt[f"{role}_rows"] > 0)
         per = t.semi_join(ids, key_preds(t, ids, idcols))
-        add(ds.fetch(f"dedup.reused_rows.{role}", per.group_by("event_name").aggregate(n=per.count())),
-            {"reused_event_id": "n"})
-        reused_total[role] = int(ds.fetch(f"dedup.reused_ids.{role}",
-                                          ids.aggregate(n=ids.count()))[0]["n"])
-        ex = ids.order_by(["first_time", *idcols]).limit(limit)
-        reused_examples += [{"role": role, **r} for r in ds.fetch(f"dedup.reused_examples.{role}", ex)]
+        return per.group_by("event_name").aggregate(n=per.count())
 
-    fb = _fallback_rows(ds, keys, window)
-    for out_key, expr in (("fallback_by_fbp", fb["by_fbp"]),
-                          ("fallback_by_external_id", fb["by_external_id"]),
-                          ("fallback_mergeable_server_rows", fb["either"])):
-        add(ds.fetch(f"dedup.{out_key}", expr.group_by("event_name").aggregate(n=expr.count())),
-            {out_key: "n"})
+    def reused_ids(role: str) -> ir.Table:
+        ids = ds.measure(f"reused_ids_{role}")
+        return ids.aggregate(n=ids.count())
+
+    def reused_ex(role: str) -> ir.Table:
+        return ds.measure(f"reused_ids_{role}").order_by(["first_time", *idcols]).limit(limit)
+
+    for role in ("browser", "server"):
+        add(ds.fetch(f"dedup.reused_rows.{role}", lambda role=role: reused_rows(role)), {"reused_event_id": "n"})
+        reused_total[role] = int(ds.fetch(f"dedup.reused_ids.{role}", lambda role=role: reused_ids(role))[0]["n"])
+        reused_examples += [{"role": role, **r}
+                            for r in ds.fetch(f"dedup.reused_examples.{role}", lambda role=role: reused_ex(role))]
+
+    def fallback(part: str) -> ir.Table:
+        expr = _fallback_rows(ds, keys, window)[part]
+        return expr.group_by("event_name").aggregate(n=expr.count())
+
+    for out_key, part in (("fallback_by_fbp", "by_fbp"),
+                          ("fallback_by_external_id", "by_external_id"),
+                          ("fallback_mergeable_server_rows", "either")):
+        add(ds.fetch(f"dedup.{out_key}", lambda part=part: fallback(part)), {out_key: "n"})
 
     totals = dict.fromkeys(_NAME_COUNTS, 0)
     for entry in per_name.values():
@@ -339,12 +356,14 @@ def _key_examples(ds: Dataset, kt: ir.Table, keys: Sequence[str], limit: int) ->
 def _duplicate_examples(ds: Dataset, config: Config, keys: Sequence[str],
                         limit: int) -> dict[str, list[dict[str, Any]]]:
     out = {}
-    for role in ("browser", "server"):
+    def build(role: str) -> ir.Table:
         t = ranked_rows(ds, role)
         dup = t.filter(t.copy > 0).order_by([*_ORDER, "source_file"]).limit(limit)
+        return dup.select(*keys, "event_time", "source_file", "line", "copy")
+
+    for role in ("browser", "server"):
         out[f"duplicate_{role}_rows"] = [
-            mask_row(r) for r in ds.fetch(f"dedup.duplicate_examples.{role}",
-                                          dup.select(*keys, "event_time", "source_file", "line", "copy"))
+            mask_row(r) for r in ds.fetch(f"dedup.duplicate_examples.{role}", lambda role=role: build(role))
         ]
     return out
 

@@ -224,15 +224,18 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         return per_name.setdefault(_name(name), {**dict.fromkeys(_NAME_COUNTS, 0),
                                                         **dict.fromkeys(_QUANT_KEYS), "skew_max_abs_s": None})
 
-    skew_counts = p.group_by("event_name").aggregate(
-        paired=p.count(),
-        skew_max_abs_s=p.abs_skew_s.max(),
-        skew_over_threshold=p.count(where=p.abs_skew_s > thr),
-        skew_whole_hours=p.count(where=p.hour_offset.notnull()),
-        meta_keeps_browser=p.count(where=p.keeps == "browser"),
-        meta_keeps_server=p.count(where=p.keeps == "server"),
-    )
-    for r in ds.fetch("timing.skew_counts", lambda: skew_counts):
+    # Every query below is built only when its SQL is not cached yet (a builder, not an expression).
+    def skew_counts() -> ir.Table:
+        return p.group_by("event_name").aggregate(
+            paired=p.count(),
+            skew_max_abs_s=p.abs_skew_s.max(),
+            skew_over_threshold=p.count(where=p.abs_skew_s > thr),
+            skew_whole_hours=p.count(where=p.hour_offset.notnull()),
+            meta_keeps_browser=p.count(where=p.keeps == "browser"),
+            meta_keeps_server=p.count(where=p.keeps == "server"),
+        )
+
+    for r in ds.fetch("timing.skew_counts", skew_counts):
         e = entry(r["event_name"])
         for k in _SKEW_COUNTS:
             e[k] = int(r[k])
@@ -245,17 +248,19 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
 
     s = annotated_server_rows(ds, config)
     with_sent = s.sent_at.notnull() if has_sent else ibis.literal(False)
-    row_counts = s.group_by("event_name").aggregate(
-        server_rows=s.count(),
-        event_time_in_ms=s.count(where=s.in_ms),
-        event_time_in_us=s.count(where=s.in_us),
-        stale_over_7d=s.count(where=s.stale),
-        future=s.count(where=s.future),
-        sent_at_missing=s.count(where=s.sent_missing),
-        rows_with_sent_at=s.count(where=with_sent),
-        delay_within_1h=s.count(where=with_sent & (s.delay_s <= DELAY_OK_S)),
-    )
-    for r in ds.fetch("timing.row_counts", lambda: row_counts):
+    def row_counts() -> ir.Table:
+        return s.group_by("event_name").aggregate(
+            server_rows=s.count(),
+            event_time_in_ms=s.count(where=s.in_ms),
+            event_time_in_us=s.count(where=s.in_us),
+            stale_over_7d=s.count(where=s.stale),
+            future=s.count(where=s.future),
+            sent_at_missing=s.count(where=s.sent_missing),
+            rows_with_sent_at=s.count(where=with_sent),
+            delay_within_1h=s.count(where=with_sent & (s.delay_s <= DELAY_OK_S)),
+        )
+
+    for r in ds.fetch("timing.row_counts", row_counts):
         e = entry(r["event_name"])
         for k in ("server_rows", "event_time_in_ms", "event_time_in_us", "stale_over_7d", "future",
                   "sent_at_missing", "rows_with_sent_at", "delay_within_1h"):
@@ -333,7 +338,7 @@ def _ratio(num: int, den: int) -> float | None:
 def _overall_quantiles(ds: Dataset, p: ir.Table, delays: ir.Table, has_sent: bool) -> dict[str, float | None]:
     out: dict[str, float | None] = dict.fromkeys(_QUANT_KEYS)
     for col, q, key in (("skew_s", 0.5, "skew_p50_s"), ("abs_skew_s", 0.95, "skew_p95_abs_s")):
-        rows = ds.fetch(f"timing.{key}", exact_quantiles(p, col, {"q": q}))
+        rows = ds.fetch(f"timing.{key}", lambda col=col, q=q: exact_quantiles(p, col, {"q": q}))
         out[key] = rows[0]["q"] if rows else None
     if has_sent:
         rows = ds.fetch("timing.delay", lambda: exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}))
@@ -343,10 +348,12 @@ def _overall_quantiles(ds: Dataset, p: ir.Table, delays: ir.Table, has_sent: boo
 
 
 def _hour_offsets(ds: Dataset, p: ir.Table) -> list[dict[str, int]]:
-    w = p.filter(p.hour_offset.notnull())
-    g = w.group_by("hour_offset").aggregate(keys=w.count()).order_by([ibis.desc("keys"), "hour_offset"])
+    def build() -> ir.Table:
+        w = p.filter(p.hour_offset.notnull())
+        return w.group_by("hour_offset").aggregate(keys=w.count()).order_by([ibis.desc("keys"), "hour_offset"])
+
     return [{"offset_s": int(r["hour_offset"]) * 3600, "keys": int(r["keys"])}
-            for r in ds.fetch("timing.hour_offsets", lambda: g)]
+            for r in ds.fetch("timing.hour_offsets", build)]
 
 
 def _examples(ds: Dataset, p: ir.Table, s: ir.Table, thr: int, has_sent: bool,

@@ -30,7 +30,7 @@ import ibis.expr.types as ir
 
 from capi_diag.core.config import Config, whole_numbers
 from capi_diag.core.schema import DEDUP_WINDOW_S
-from capi_diag.engine import rules
+from capi_diag.engine import rules, runner
 
 if TYPE_CHECKING:  # the dataset calls into this module; it is only a type here
     from capi_diag.engine.dataset import Dataset
@@ -126,6 +126,7 @@ def blank_to_null(v: ir.StringValue) -> ir.StringValue:
     return ibis.ifelse(v.re_search(BLANK_RE).fill_null(True), ibis.null("string"), v)
 
 
+@runner.per_plan
 def ranked_rows(ds: Dataset, role: str) -> ir.Table:
     """The rows of ``role`` that carry an ``event_id``, with ``copy``: 0 for the earliest row of its
     key in that log, 1, 2... for the later ones (the duplicates)."""

@@ -757,6 +757,7 @@ def server_validity_expr(ds: Dataset) -> ir.Table:
     return row_masks(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
 
 
+@runner.per_plan
 def server_validity(ds: Dataset) -> ir.Table:
     """:func:`row_validity` of the dataset's server rows over every ``user_data`` key, keeping
     :data:`SHARED_KEEP`: the flags over the shared ``server_validity`` measure (its compact
