@@ -9,7 +9,7 @@ TEST_WORKERS ?= 2
 # what pytest's addopts leave to their own targets (test-wheel, hardening, test-spark, test-golden)
 NOT_OWN_TARGET := not wheel and not hardening and not spark and not golden
 
-.PHONY: run test test-browser test-golden test-spark test-wheel hardening hardening-sessions dist lint sample bench clean
+.PHONY: run test test-browser test-golden test-spark test-spark-golden test-wheel hardening hardening-sessions dist lint sample bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -42,16 +42,23 @@ $(VENV)/.spark-stamp: requirements-spark.txt $(VENV)/.dev-stamp
 	$(BIN)/pip install -r requirements-spark.txt
 	touch $@
 
+SPARK_TESTS := tests/test_spark.py tests/test_dedup.py tests/test_timing.py tests/test_match_keys.py tests/test_match_keys_gaps.py
+
 # The Spark engine (pyspark and Java 17): `report --engine spark` on the demo against DuckDB's
 # JSON, a partitioned Parquet folder and table inputs, the import's rules, and the dedup, timing and
 # match-key tests on a local[2] session.
 test-spark: $(VENV)/.spark-stamp
-	$(BIN)/python -m pytest -m spark tests/test_spark.py tests/test_dedup.py tests/test_timing.py tests/test_match_keys.py tests/test_match_keys_gaps.py
+	$(BIN)/python -m pytest -m spark $(SPARK_TESTS)
 
 # The golden reports (tests/golden/) on the 100k benchmark logs with DuckDB, and every golden report on
 # Spark local[2]: the figures of the commit before the restructure, held on both engines.
 test-golden: $(VENV)/.spark-stamp
 	$(BIN)/python -m pytest -m golden tests/test_golden.py
+
+# Both of the above in one pytest run (what .ci/run calls): one Java start, one Spark session for
+# every case (the golden reports' `report --engine spark` uses the running session and leaves it).
+test-spark-golden: $(VENV)/.spark-stamp
+	$(BIN)/python -m pytest -m "spark or golden" $(SPARK_TESTS) tests/test_golden.py
 
 # Builds the sdist and wheel, installs the wheel into a fresh venv under the temp folder and runs the
 # installed capi-diag from another folder (tests/test_wheel.py; `make test` leaves these out).

@@ -183,6 +183,20 @@ def test_partitioned_parquet_folder_and_table_inputs(spark_db, tmp_path):
     assert _checklist(report) == _checklist(reference)
 
 
+@pytest.mark.spark
+def test_connect_uses_a_running_session_and_leaves_it_running(spark_db):
+    """``connect`` while a session runs (a notebook's, this test run's) uses that session, and its
+    ``close(stop=True)`` (what the CLI does) leaves it running (the session fixture, which started
+    its session, stops it at the end of the run)."""
+    from capi_diag.engine import spark
+
+    assert spark_db.owns_session  # the fixture's connect started it
+    db = spark.connect("local[2]")
+    assert db.spark is spark_db.spark and not db.owns_session
+    db.close(stop=True)
+    assert spark_db.spark.sql("SELECT 1 AS x").collect()[0]["x"] == 1  # still running
+
+
 def test_spark_extra_pins_exactly_requirements_spark_txt():
     """The package's ``spark`` extra and requirements-spark.txt pin the same pyspark, inside the range
     Ibis 12's PySpark backend supports (>= 3.5, < 4.1), and pyspark is never a core dependency."""

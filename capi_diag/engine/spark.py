@@ -92,6 +92,8 @@ def connect(master: str | None = None, *, conf: Mapping[str, str] | None = None)
     for k, v in settings.items():
         if not remote or k.startswith("spark.sql."):
             builder = builder.config(k, v)
+    # A session that is already running (a notebook's, a test run's) is used and left running on close.
+    started = SparkSession.getActiveSession() is None
     try:
         session = builder.getOrCreate()
     except Exception as e:  # noqa: BLE001 - Java or the cluster is unusable: one line with the fix
@@ -104,7 +106,7 @@ def connect(master: str | None = None, *, conf: Mapping[str, str] | None = None)
     for k, v in settings.items():  # an existing session (tests, notebooks) gets the SQL settings too
         if k.startswith("spark.sql.") and k != "spark.sql.warehouse.dir":
             session.conf.set(k, v)
-    return SparkDatabase(session, owned_dir=owned)
+    return SparkDatabase(session, owned_dir=owned, owns_session=started)
 
 
 def materialize(df: Any, name: str) -> Any:
@@ -123,8 +125,10 @@ class SparkDatabase:
     """What :class:`~capi_diag.engine.dataset.Dataset` needs of a database, on a Spark session: a runner, a
     lock and :meth:`tables_changed`. The canonical tables are cached temporary views."""
 
-    def __init__(self, spark: Any, *, owned_dir: Path | None = None) -> None:
+    def __init__(self, spark: Any, *, owned_dir: Path | None = None, owns_session: bool = True) -> None:
         self.spark = spark
+        self.owns_session = owns_session
+        """:func:`connect` started the session (it was not running already): :meth:`close` may stop it."""
         self.path = None
         self.lock = threading.RLock()
         self.runner = SparkRunner(self)
@@ -158,12 +162,13 @@ class SparkDatabase:
         self.put_table(name, self.spark.createDataFrame(table))
 
     def close(self, *, stop: bool = False) -> None:
-        """Drop every view and cached table made here; ``stop`` also ends the session (the CLI's)."""
+        """Drop every view and cached table made here; ``stop`` also ends the session (the CLI's) when
+        :func:`connect` started it: a session that was running before (a notebook's) keeps running."""
         with self.lock:
             self.runner.close()
             for name in list(self._tables):
                 self.drop_table(name)
-            if stop:
+            if stop and self.owns_session:
                 self.spark.stop()
             if self._owned_dir is not None and stop:
                 shutil.rmtree(self._owned_dir, ignore_errors=True)
