@@ -131,6 +131,36 @@ def test_engine_fetch_path_warns_of_nothing():
             warnings.warn("something else", UserWarning, stacklevel=1)
 
 
+def test_engine_records_equal_the_arrow_rows_of_every_report_query(monkeypatch):
+    """``Runner.records`` (DuckDB's own conversion) returns what ``to_records(Runner.run(...))``
+    (through Arrow) does, for every query of a report on the demo logs, and for each kind of value
+    a query may return (whole-number sums, decimals, lists, structs, times, nulls)."""
+    checked = []
+    records = runner.Runner.records
+
+    def both(self, sc, template):
+        got = records(self, sc, template)
+        want = runner.to_records(self.run(sc, template))
+
+        def typed(rows):  # a query without ORDER BY may give its rows in another order each time
+            return sorted(repr([(k, type(v).__name__, v) for k, v in r.items()]) for r in rows)
+
+        assert typed(got) == typed(want), template[:200]
+        checked.append(template)
+        return got
+
+    monkeypatch.setattr(runner.Runner, "records", both)
+    with Database() as db:
+        report = build_report(import_logs(db, **DEMO), Config())
+        assert not [(s, report[s].get("reason")) for s in diagnostics.ORDER if report[s].get("status") == "error"]
+        sc = runner.Scope(("t",), "_t", "", {}, lambda name: "")
+        db.runner.records(sc, "SELECT sum(x) AS total, count(*) AS n, CAST(1.50 AS DECIMAL(10, 2)) AS price, "
+                              "CAST(5 AS DECIMAL(38, 0)) AS whole, [1, 2] AS ids, {'a': 1, 'b': 'x'} AS s, "
+                              "TIMESTAMP '2026-01-02 03:04:05' AS ts, DATE '2026-01-02' AS d, NULL AS nothing, "
+                              "1.5::DOUBLE AS f, 'é' AS text FROM range(3) t(x)")
+    assert len(checked) > 50
+
+
 def test_engine_no_temporary_table_outlives_its_owner():
     ds = small()
     db = ds.db

@@ -187,7 +187,8 @@ class Dataset:
 
     def fetch(self, name: str, build: ir.Table | Callable[[], ir.Table]) -> list[dict[str, Any]]:
         """:meth:`fetch_arrow` as plain Python rows."""
-        return runner.to_records(self.fetch_arrow(name, build))
+        sql = runner.cached_sql(self.plan_key, name, build, self.db.runner.dialect)
+        return self.db.runner.records(self.scope(), sql)
 
     def query(self, expr: ir.Table) -> pa.Table:
         """Run an ad-hoc expression (a dashboard search, a test) in this scope; compiled each time."""

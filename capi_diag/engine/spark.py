@@ -34,7 +34,7 @@ from typing import Any
 
 from capi_diag.core.errors import UsageError
 from capi_diag.engine import runner
-from capi_diag.engine.runner import MEASURE_PREFIX, SCOPE, STATS, VIEW_PREFIX, Scope
+from capi_diag.engine.runner import MEASURE_PREFIX, SCOPE, STATS, VIEW_PREFIX, Scope, to_records
 
 DIALECT = "pyspark"
 DEFAULT_MASTER = "local[*]"
@@ -338,6 +338,9 @@ class SparkRunner:
         STATS.execute_s += time.perf_counter() - t0
         STATS.queries += 1
         STATS.sql_bytes += len(sql)
+
+    def records(self, sc: Scope, template: str) -> list[dict[str, Any]]:
+        return to_records(self.run(sc, template))
 
     def run(self, sc: Scope, template: str) -> Any:
         with self.db.lock:
