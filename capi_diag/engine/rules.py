@@ -455,6 +455,10 @@ def value_primitives(table: ir.Table, fields: Sequence[str], *, today: dt.date |
         parts.append(t.select(_rid=t.row_id, _f=ibis.literal(f), _v=t[f].unnest(), _url=url))
     values = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
     values = values.filter(nonempty(values._v))
+    if not any(f in SET_FIELDS for f in fields):
+        # no ge/country/db value: nothing to look up (and no lookup table to load, about 19 ms)
+        return values.select(_rid=values._rid, _f=values._f, _v=values._v, _url=values._url,
+                             **primitives(values._v, values._f, ibis.literal(False)))
     lookup = allowed_hash_table(today)
     j = values.left_join(lookup, [values._f == lookup.field, values._v.substr(0, 64).lower() == lookup.h])
     return j.select(_rid=j._rid, _f=j._f, _v=j._v, _url=j._url, **primitives(j._v, j._f, j.h.notnull()))
