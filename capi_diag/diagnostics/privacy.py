@@ -159,37 +159,50 @@ def shown(excerpt: str | None) -> str | None:
     return pii.mask_value("ph", number.group(0) if number else text)
 
 
-def _kind_rows(ds: Dataset, kind: str) -> ir.Table:
+_EXAMPLE_ORDER = ("source_file", "line", "field", "kind")
+
+
+def _field_counts(ds: Dataset) -> ir.Table:
     h = hits(ds)
-    h = h.filter(h.kind == kind)
-    return h.aggregate(n=(h.role + ":" + h.row_id.cast("string")).nunique())
+    return h.group_by(["role", "place", "field", "event_name"]).aggregate(
+        rows=h.row_id.nunique(), email_rows=h.row_id.nunique(where=h.kind == "email"),
+        phone_rows=h.row_id.nunique(where=h.kind == "phone"))
+
+
+def _row_counts(ds: Dataset) -> ir.Table:
+    """Rows with a hit per role (``part`` = the role) and per kind (``part`` = the kind, rows of
+    both logs): one scan, two groupings."""
+    h = hits(ds)
+    per_role = h.group_by(part=h.role).aggregate(n=h.row_id.nunique())
+    per_kind = h.group_by(part=h.kind).aggregate(n=(h.role + ":" + h.row_id.cast("string")).nunique())
+    return ibis.union(per_role.mutate(by=ibis.literal("role")), per_kind.mutate(by=ibis.literal("kind")),
+                      distinct=False)
+
+
+def _examples(ds: Dataset) -> ir.Table:
+    """The first :data:`EXAMPLES` hits of each role and place (by file, line, field and kind)."""
+    h = hits(ds)
+    h = h.mutate(_n=ibis.row_number().over(group_by=["role", "place"], order_by=list(_EXAMPLE_ORDER)))
+    h = h.filter(h._n < EXAMPLES).order_by(["role", "place", *_EXAMPLE_ORDER])
+    return h.select("role", "place", "source_file", "line", "event_name", "event_id", "field", "excerpt")
 
 
 def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``privacy`` section: rows with an email or phone outside ``user_data``, per role, place,
-    field and event name (``by_field``), totals per place, and masked examples per place."""
+    field and event name (``by_field``), totals per place, and masked examples per place. Three
+    queries over the ``privacy_hits`` measure: the counts per field, the row counts per role and
+    per kind, and the examples of every role and place."""
     out: dict[str, Any] = {"status": "evaluated", "reason": None}
-    by_field: list[dict[str, Any]] = []
+    by_field = [{"role": r["role"], "place": r["place"], "field": r["field"], "event_name": r["event_name"],
+                 "rows": int(r["rows"]), "email_rows": int(r["email_rows"]), "phone_rows": int(r["phone_rows"])}
+                for r in ds.fetch("privacy.fields", lambda: _field_counts(ds))]
+    counts = {(r["by"], r["part"]): int(r["n"] or 0) for r in ds.fetch("privacy.rows", lambda: _row_counts(ds))}
+    rows = {role: counts.get(("role", role), 0) for role in ROLES}
+    found = ds.fetch("privacy.examples", lambda: _examples(ds))
     examples: dict[str, list[dict[str, Any]]] = {FINDINGS[p]: [] for p in PLACES}
-    rows: dict[str, int] = {}
-    for role in ROLES:
-        h = hits(ds, role)
-        counts = ds.fetch(f"privacy.fields.{role}", lambda h=h: h.group_by(["place", "field", "event_name"]).aggregate(
-            rows=h.row_id.nunique(), email_rows=h.row_id.nunique(where=h.kind == "email"),
-            phone_rows=h.row_id.nunique(where=h.kind == "phone")))
-        for r in counts:
-            by_field.append({"role": role, "place": r["place"], "field": r["field"],
-                             "event_name": r["event_name"], "rows": int(r["rows"]),
-                             "email_rows": int(r["email_rows"]), "phone_rows": int(r["phone_rows"])})
-        total = ds.fetch(f"privacy.rows.{role}", lambda h=h: h.aggregate(n=h.row_id.nunique()))
-        rows[role] = int(total[0]["n"] or 0) if total else 0
+    for role in ROLES:  # each place's examples: the first role's first, as many as EXAMPLES
         for place in PLACES:
-            hp = h.filter(h.place == place)
-            ex = ds.fetch(f"privacy.examples.{role}.{place}",
-                          lambda hp=hp: hp.order_by(["source_file", "line", "field", "kind"])
-                          .select("source_file", "line", "event_name", "event_id", "field", "excerpt")
-                          .limit(EXAMPLES))
-            for r in ex:
+            for r in (r for r in found if r["role"] == role and r["place"] == place):
                 if len(examples[FINDINGS[place]]) < EXAMPLES:
                     examples[FINDINGS[place]].append({
                         "role": role, "source_file": r["source_file"], "line": r["line"],
@@ -201,8 +214,7 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
     for place in PLACES:
         out[f"{place}_rows"] = sum(r["rows"] for r in by_field if r["place"] == place)
     for kind in KIND_RE:
-        n = ds.fetch(f"privacy.kind.{kind}", lambda kind=kind: _kind_rows(ds, kind))
-        out[f"{kind}_rows"] = int(n[0]["n"] or 0) if n else 0
+        out[f"{kind}_rows"] = counts.get(("kind", kind), 0)
     out["by_field"] = by_field[:MAX_FIELDS]
     out["examples"] = examples
     if ds.rows("browser") + ds.rows("server") == 0:
