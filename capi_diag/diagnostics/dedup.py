@@ -171,25 +171,6 @@ def _fallback_rows(ds: Dataset, keys: tuple[str, ...], window_s: int) -> dict[st
 # -- analysis ------------------------------------------------------------------------------------
 
 ROLES = ("browser", "server")
-PART = "_part"
-
-
-def _tagged(parts: Mapping[str, ir.Table], order: Sequence[str] = ()) -> ir.Table:
-    """Several small queries as one: the union of ``parts``, each row tagged with its part's name in
-    :data:`PART` (each part keeps its own limit), ordered by part and then ``order``. One statement
-    instead of several saves their planning, most of a small log's query time."""
-    tagged = [t.mutate(**{PART: ibis.literal(name)}) for name, t in parts.items()]
-    u = ibis.union(*tagged, distinct=False) if len(tagged) > 1 else tagged[0]
-    return u.order_by([PART, *order]) if order else u
-
-
-def _parts(names: Sequence[str], rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The rows of a :func:`_tagged` query by part (every one of ``names``, empty when it has no
-    row), in the order fetched, without the tag."""
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    for r in rows:
-        out[r.pop(PART)].append(r)
-    return out
 
 _NAME_COUNTS = (
     "keys", "paired", "outside_window", "browser_only", "server_only",
@@ -270,7 +251,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
         t = ds.events(role)
         return t.group_by("event_name").aggregate(rows=t.count(), missing=t.count(where=~has_event_id(t)))
 
-    parts = _parts(ROLES, ds.fetch("dedup.rows", lambda: _tagged({r: role_rows(r) for r in ROLES})))
+    parts = ds.fetch_parts("dedup.rows", ROLES, role_rows)
     for role in ROLES:
         add(parts[role], {f"{role}_rows": "rows", f"{role}_missing_event_id": "missing"})
 
@@ -292,10 +273,9 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
     def reused_ex(role: str) -> ir.Table:
         return ds.measure(f"reused_ids_{role}").order_by(["first_time", *idcols]).limit(limit)
 
-    rows_parts = _parts(ROLES, ds.fetch("dedup.reused_rows", lambda: _tagged({r: reused_rows(r) for r in ROLES})))
-    id_parts = _parts(ROLES, ds.fetch("dedup.reused_ids", lambda: _tagged({r: reused_ids(r) for r in ROLES})))
-    ex_parts = _parts(ROLES, ds.fetch("dedup.reused_examples",
-                                      lambda: _tagged({r: reused_ex(r) for r in ROLES}, ["first_time", *idcols])))
+    rows_parts = ds.fetch_parts("dedup.reused_rows", ROLES, reused_rows)
+    id_parts = ds.fetch_parts("dedup.reused_ids", ROLES, reused_ids)
+    ex_parts = ds.fetch_parts("dedup.reused_examples", ROLES, reused_ex, ["first_time", *idcols])
     for role in ROLES:
         add(rows_parts[role], {"reused_event_id": "n"})
         reused_total[role] = int(id_parts[role][0]["n"])
@@ -305,11 +285,10 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
         expr = _fallback_rows(ds, keys, window)[part]
         return expr.group_by("event_name").aggregate(n=expr.count())
 
-    fallbacks = (("fallback_by_fbp", "by_fbp"), ("fallback_by_external_id", "by_external_id"),
-                 ("fallback_mergeable_server_rows", "either"))
-    fb_parts = _parts([k for k, _ in fallbacks],
-                      ds.fetch("dedup.fallback", lambda: _tagged({k: fallback(p) for k, p in fallbacks})))
-    for out_key, _ in fallbacks:
+    fallbacks = {"fallback_by_fbp": "by_fbp", "fallback_by_external_id": "by_external_id",
+                 "fallback_mergeable_server_rows": "either"}
+    fb_parts = ds.fetch_parts("dedup.fallback", list(fallbacks), lambda k: fallback(fallbacks[k]))
+    for out_key in fallbacks:
         add(fb_parts[out_key], {out_key: "n"})
 
     totals = dict.fromkeys(_NAME_COUNTS, 0)
@@ -389,8 +368,7 @@ def _duplicate_examples(ds: Dataset, config: Config, keys: Sequence[str],
         dup = t.filter(t.copy > 0).order_by(order).limit(limit)
         return dup.select(*dict.fromkeys([*shown, *order]))
 
-    parts = _parts(ROLES, ds.fetch("dedup.duplicate_examples",
-                                   lambda: _tagged({r: build(r) for r in ROLES}, order)))
+    parts = ds.fetch_parts("dedup.duplicate_examples", ROLES, build, order)
     return {f"duplicate_{role}_rows": [mask_row({c: r[c] for c in shown}) for r in parts[role]] for role in ROLES}
 
 

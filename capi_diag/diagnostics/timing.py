@@ -361,21 +361,32 @@ def _examples(ds: Dataset, p: ir.Table, s: ir.Table, thr: int, has_sent: bool,
     keys = [c for c in ("pixel_id", "event_name", "event_id") if c in p.columns]
     key_cols = [*keys, "browser_time", "server_time", "skew_s", "server_source_file", "server_line"]
     order = ["first_time", *keys]
-    out: dict[str, list[dict[str, Any]]] = {}
-    out["skew_over_threshold"] = ds.fetch("timing.ex.skew_over_threshold", lambda: p.filter(
-        p.abs_skew_s > thr).order_by(order).limit(limit).select(*key_cols))
-    out["skew_whole_hours"] = ds.fetch("timing.ex.skew_whole_hours", lambda: p.filter(
-        p.hour_offset.notnull()).order_by(order).limit(limit).select(*key_cols, offset_h=p.hour_offset))
+    # two queries: the paired keys' examples, and the server rows' (each part its own filter; the
+    # columns a part does not show are dropped from its rows)
+    pairs = {"skew_over_threshold": lambda: p.abs_skew_s > thr, "skew_whole_hours": lambda: p.hour_offset.notnull()}
+    pair_cols = {"skew_over_threshold": key_cols, "skew_whole_hours": [*key_cols, "offset_h"]}
+
+    def pair_part(name: str) -> ir.Table:
+        return p.filter(pairs[name]()).order_by(order).limit(limit).select(
+            *key_cols, "first_time", offset_h=p.hour_offset)
+
+    got = ds.fetch_parts("timing.ex.pairs", list(pairs), pair_part, order)
+    out = {name: [{c: r[c] for c in pair_cols[name]} for r in rows] for name, rows in got.items()}
     row_cols = ["source_file", "line", "event_name", "event_id", "event_time", "event_time_raw"]
     row_order = ["event_time", "file_index", "line"]
-    out["event_time_in_ms"] = ds.fetch("timing.ex.in_ms", lambda: s.filter(s.in_ms).order_by(row_order)
-                                       .limit(limit).select(*row_cols))
-    out["event_time_in_us"] = ds.fetch("timing.ex.in_us", lambda: s.filter(s.in_us).order_by(row_order)
-                                       .limit(limit).select(*row_cols))
+    flags = {"event_time_in_ms": lambda: s.in_ms, "event_time_in_us": lambda: s.in_us}
+    shown = dict.fromkeys(flags, row_cols)
     if has_sent:
-        for name, flag in (("stale_over_7d", s.stale), ("future", s.future)):
-            out[name] = ds.fetch(f"timing.ex.{name}", s.filter(flag).order_by(row_order).limit(limit)
-                                 .select(*row_cols, "sent_at", "delay_s"))
+        flags |= {"stale_over_7d": lambda: s.stale, "future": lambda: s.future}
+        shown |= dict.fromkeys(("stale_over_7d", "future"), [*row_cols, "sent_at", "delay_s"])
+
+    every = list(dict.fromkeys([c for cols in shown.values() for c in cols] + row_order))
+
+    def row_part(name: str) -> ir.Table:
+        return s.filter(flags[name]()).order_by(row_order).limit(limit).select(*every)
+
+    got = ds.fetch_parts("timing.ex.rows", list(flags), row_part, row_order)
+    out |= {name: [{c: r[c] for c in shown[name]} for r in rows] for name, rows in got.items()}
     return {k: [mask_row(r) for r in v] for k, v in out.items()}
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +37,8 @@ from capi_diag.engine import runner
 from capi_diag.engine.db import Database
 
 META_COLUMNS_TABLE = "capi_columns"
+PART_COLUMN = "_part"
+"""The column that tags each row of a :meth:`Dataset.fetch_parts` query with its part."""
 META_INPUTS_TABLE = "capi_inputs"
 
 _ARROW_TYPES = {
@@ -189,6 +191,24 @@ class Dataset:
         """:meth:`fetch_arrow` as plain Python rows."""
         sql = runner.cached_sql(self.plan_key, name, build, self.db.runner.dialect)
         return self.db.runner.records(self.scope(), sql)
+
+    def fetch_parts(self, name: str, parts: Sequence[str], build: Callable[[str], ir.Table],
+                    order: Sequence[str] = ()) -> dict[str, list[dict[str, Any]]]:
+        """Several small queries of the same columns as one statement: ``build(part)`` for each of
+        ``parts``, unioned, each row tagged with its part (each part keeps its own order and limit;
+        the union is ordered by part, then ``order``). Returns the rows of each part, in order,
+        without the tag (an empty list for a part without rows). One statement instead of several
+        saves their planning, most of a small log's query time."""
+
+        def union() -> ir.Table:
+            tagged = [build(p).mutate(**{PART_COLUMN: ibis.literal(p)}) for p in parts]
+            u = ibis.union(*tagged, distinct=False) if len(tagged) > 1 else tagged[0]
+            return u.order_by([PART_COLUMN, *order]) if order else u
+
+        out: dict[str, list[dict[str, Any]]] = {p: [] for p in parts}
+        for r in self.fetch(name, union):
+            out[r.pop(PART_COLUMN)].append(r)
+        return out
 
     def query(self, expr: ir.Table) -> pa.Table:
         """Run an ad-hoc expression (a dashboard search, a test) in this scope; compiled each time."""
