@@ -161,6 +161,17 @@ def test_engine_records_equal_the_arrow_rows_of_every_report_query(monkeypatch):
     assert len(checked) > 30
 
 
+def test_engine_rows_counted_once_per_scope_and_again_when_the_rows_change():
+    ds = small()
+    assert ds.rows("server") == 2
+    before = runner.STATS.queries
+    assert ds.rows("server") == 2 and runner.STATS.queries == before  # the scope's count
+    assert ds.with_filters(Filters(event_names=("Purchase",))).rows("server") == 1  # another scope
+    ds.db.execute("DELETE FROM server_events WHERE event_name = 'lead'")
+    ds.db.tables_changed()
+    assert ds.rows("server") == 1
+
+
 def test_engine_no_temporary_table_outlives_its_owner():
     ds = small()
     db = ds.db

@@ -215,9 +215,13 @@ class Dataset:
         return self.db.runner.run(self.scope(), runner.compile_sql(expr, self.db.runner.dialect))
 
     def rows(self, role: Role | str) -> int:
+        """The rows of ``role`` under the filters (counted once per scope: several analyses ask)."""
         r = Role(role).value
-        t = self.events(r)
-        return int(self.fetch(f"rows:{r}", lambda: t.aggregate(n=t.count()))[0]["n"])
+        results = self.scope().results
+        if f"rows:{r}" not in results:
+            t = self.events(r)
+            results[f"rows:{r}"] = int(self.fetch(f"rows:{r}", lambda: t.aggregate(n=t.count()))[0]["n"])
+        return results[f"rows:{r}"]
 
     def release(self) -> None:
         """Drop every temporary table and view made for this database's scopes."""

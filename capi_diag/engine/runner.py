@@ -302,6 +302,8 @@ class Scope:
     """``name -> SQL template`` of a shared measure (from :mod:`capi_diag.engine.measures`)."""
     created: list[str] = field(default_factory=list)
     ready: set[str] = field(default_factory=set)
+    results: dict[str, Any] = field(default_factory=dict)
+    """Small results several analyses read (the rows of each log), kept while the scope lives."""
 
     def name(self, template_name: str) -> str:
         return template_name.replace(SCOPE, self.suffix)
@@ -346,6 +348,7 @@ class Runner:
                 pass
         sc.created.clear()
         sc.ready.clear()
+        sc.results.clear()
 
     def reset(self) -> None:
         """Drop every scope's objects: the canonical tables changed under them."""

@@ -272,6 +272,7 @@ class SparkRunner:
                 pass
         sc.created.clear()
         sc.ready.clear()
+        sc.results.clear()
 
     def reset(self) -> None:
         with self.db.lock:
