@@ -37,6 +37,10 @@ class Role(str, Enum):
         return f"{self.value}_events"
 
 
+ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+"""The roles' names in their order (browser, then server), as analyses loop over them."""
+
+
 class Kind(str, Enum):
     """How a canonical field is stored."""
 

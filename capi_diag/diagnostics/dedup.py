@@ -52,6 +52,7 @@ import ibis.expr.types as ir
 
 from capi_diag.core import fmt, labels
 from capi_diag.core.config import Config
+from capi_diag.core.schema import ROLES
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, runner
 from capi_diag.engine.dataset import Dataset
@@ -169,8 +170,6 @@ def _fallback_rows(ds: Dataset, keys: tuple[str, ...], window_s: int) -> dict[st
 
 
 # -- analysis ------------------------------------------------------------------------------------
-
-ROLES = ("browser", "server")
 
 _NAME_COUNTS = (
     "keys", "paired", "outside_window", "browser_only", "server_only",

@@ -29,6 +29,7 @@ import ibis.expr.types as ir
 
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
+from capi_diag.core.schema import ROLES
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine.dataset import Dataset
 
@@ -39,7 +40,6 @@ DEFAULTS: dict[str, Any] = {
 }
 """``steps``: the funnel, in order, by exact event name (Meta's standard e-commerce funnel)."""
 
-ROLES = ("browser", "server")
 MAX_OTHER = 20
 """Other (non-step) event names listed per log."""
 

@@ -42,13 +42,13 @@ import ibis.expr.types as ir
 
 from capi_diag.core import patterns
 from capi_diag.core.config import Config
+from capi_diag.core.schema import ROLES
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, pii
 from capi_diag.engine.dataset import Dataset
 
 SECTION = "privacy"
 DEFAULTS: dict[str, Any] = {}
-ROLES = ("browser", "server")
 PLACES = ("url", "custom_data", "unknown_column")
 FINDINGS = {"url": "personal_data_in_url", "custom_data": "personal_data_in_custom_data",
             "unknown_column": "personal_data_in_unknown_column"}
