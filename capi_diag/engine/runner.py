@@ -14,8 +14,9 @@ never runs a query. This module turns such an expression into SQL once and reuse
   tables materialized for it (lazily, when a query first names one). The :class:`Runner` keeps a few
   scopes and drops the views and tables of the ones it evicts, and everything on :meth:`Runner.reset`
   (the canonical tables changed) and :meth:`Runner.close`: no temporary table outlives its owner.
-* **One fetch path.** :meth:`Runner.run` executes one query and returns an Arrow table;
-  :data:`STATS` counts the queries, the SQL bytes and the time spent compiling and executing
+* **One fetch path.** :meth:`Runner.records` executes one query and returns its rows as dicts
+  (what analyses read), :meth:`Runner.run` as an Arrow table (the dashboard's tables); both go
+  through ``Runner._fetch``. :data:`STATS` counts the queries, the SQL bytes and the time spent compiling and executing
   (``CAPI_DIAG_STATS=/path.json`` writes them when the process exits; the benchmark reads them).
 
 The runner is DuckDB's; the expressions are portable Ibis, so another engine needs another runner,
@@ -38,13 +39,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import pyarrow as pa
 
     from capi_diag.engine.db import Database
+
+T = TypeVar("T")
 
 SCOPE = "__capiscope__"
 """Placeholder in compiled SQL for the scope's table-name suffix."""
@@ -439,33 +442,30 @@ class Runner:
         STATS.sql_bytes += len(sql)
 
     def run(self, sc: Scope, template: str) -> pa.Table:
-        """Execute one SQL template in scope ``sc`` and return all its rows as Arrow (the one fetch
-        path: small results, aggregates and examples)."""
-        with self.db.lock:
-            self._ensure(sc, template)
-            self._ensure_lookups(template)
-            sql = sc.name(template)
-            t0 = time.perf_counter()
-            table = self.db.retrying(lambda: _arrow_of(self.db.con, sql))
-            STATS.execute_s += time.perf_counter() - t0
-            STATS.queries += 1
-            STATS.sql_bytes += len(sql)
-            return whole_numbers_from_arrow(table)
+        """Execute one SQL template in scope ``sc`` and return all its rows as Arrow (small results,
+        aggregates and examples: the dashboard's tables)."""
+        return whole_numbers_from_arrow(self._fetch(sc, template, _arrow_of))
 
     def records(self, sc: Scope, template: str) -> list[dict[str, Any]]:
         """:meth:`run` as plain Python rows (what :func:`to_records` makes of its Arrow), taken from
         DuckDB's own conversion without going through Arrow: most of the report's queries return a
         few rows, read as dicts, and the Arrow step cost a second statement per query."""
+        names, rows = self._fetch(sc, template, _rows_of)
+        return [{n: _whole(v) for n, v in zip(names, row, strict=True)} for row in rows]
+
+    def _fetch(self, sc: Scope, template: str, read: Callable[[Any, str], T]) -> T:
+        """The one fetch path: the scope's views, measures and lookups made, then ``read(con, sql)``
+        of the template named for ``sc``, counted in :data:`STATS`."""
         with self.db.lock:
             self._ensure(sc, template)
             self._ensure_lookups(template)
             sql = sc.name(template)
             t0 = time.perf_counter()
-            names, rows = self.db.retrying(lambda: _rows_of(self.db.con, sql))
+            out = self.db.retrying(lambda: read(self.db.con, sql))
             STATS.execute_s += time.perf_counter() - t0
             STATS.queries += 1
             STATS.sql_bytes += len(sql)
-            return [{n: _whole(v) for n, v in zip(names, row, strict=True)} for row in rows]
+            return out
 
 
 def _rows_of(con: Any, sql: str) -> tuple[list[str], list[tuple]]:
