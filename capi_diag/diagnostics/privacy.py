@@ -110,10 +110,9 @@ def _privacy_hits(ds: Dataset) -> ir.Table:
     return _hits(ds, "browser").union(_hits(ds, "server"))
 
 
-def hits(ds: Dataset, role: str | None = None) -> ir.Table:
-    """The ``privacy_hits`` measure, of one role or both."""
-    h = ds.measure("privacy_hits")
-    return h if role is None else h.filter(h.role == role)
+def hits(ds: Dataset) -> ir.Table:
+    """The ``privacy_hits`` measure (both roles; its ``role`` column tells them apart)."""
+    return ds.measure("privacy_hits")
 
 
 def _hits(ds: Dataset, role: str) -> ir.Table:

@@ -16,8 +16,9 @@ never runs a query. This module turns such an expression into SQL once and reuse
   (the canonical tables changed) and :meth:`Runner.close`: no temporary table outlives its owner.
 * **One fetch path.** :meth:`Runner.records` executes one query and returns its rows as dicts
   (what analyses read), :meth:`Runner.run` as an Arrow table (the dashboard's tables); both go
-  through ``Runner._fetch``. :data:`STATS` counts the queries, the SQL bytes and the time spent compiling and executing
-  (``CAPI_DIAG_STATS=/path.json`` writes them when the process exits; the benchmark reads them).
+  through ``Runner._fetch``. :data:`STATS` counts the queries, the SQL bytes and the time spent
+  compiling and executing (``CAPI_DIAG_STATS=/path.json`` writes them when the process exits; the
+  benchmark reads them).
 
 The runner is DuckDB's; the expressions are portable Ibis, so another engine needs another runner,
 not other analyses.
@@ -34,7 +35,6 @@ import os
 import re
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -55,8 +55,6 @@ VIEW_PREFIX = "capi_v_"
 MEASURE_PREFIX = "capi_m_"
 MEASURE_RE = re.compile(rf"{MEASURE_PREFIX}([a-z0-9_]+?){SCOPE}")
 DIALECT = "duckdb"
-ARROW_COPY_WARNING = "Arrow output on a DB-API result"
-"""The start of the warning DuckDB gives for :func:`_arrow_of`'s path (it copies the result once)."""
 LOOKUPS: dict[str, Callable[[str], pa.Table]] = {}
 """Small lookup tables that hold data (e.g. allowed hashes): ``prefix -> build(suffix)``. A query that
 names ``<prefix><suffix>`` gets the table created once per connection from ``build(suffix)``."""
@@ -481,26 +479,11 @@ def _whole(v: Any) -> Any:
 
 
 def _arrow_of(con: Any, sql: str) -> pa.Table:
-    """All rows of ``sql`` as Arrow, the query planned once. ``con.sql(sql).to_arrow_table()`` plans
-    it twice (the relation binds the statement to learn its columns, then runs it): on small inputs,
-    where planning is most of a query's cost, the report's ~60 queries took 0.18 s this way against
-    0.26-0.42 s through a relation (same Arrow tables, checked). The results fetched here are
-    aggregates and examples, so the copy DuckDB warns about is a few rows: that warning is filtered
-    out (:func:`_quiet_arrow_copy`)."""
-    _quiet_arrow_copy()
-    return con.execute(sql).to_arrow_table()
-
-
-def _quiet_arrow_copy() -> None:
-    """Ignore DuckDB's :data:`ARROW_COPY_WARNING`, and nothing else. The filter is added when it is
-    missing rather than once at import, because a caller may restore the warning filters it found
-    (pytest does around collection and each test); ``warnings.catch_warnings`` around the call is not
-    used, since it swaps the process-wide filters and is not safe beside other threads."""
-    for action, message, category, _module, _lineno in warnings.filters:
-        if action == "ignore" and category is UserWarning and message is not None \
-                and message.pattern == ARROW_COPY_WARNING:
-            return
-    warnings.filterwarnings("ignore", message=ARROW_COPY_WARNING, category=UserWarning)
+    """All rows of ``sql`` as Arrow, through a relation: the rows stream into Arrow without a copy
+    (``execute`` then Arrow copies the result once, which matters for the dashboard's failing rows).
+    A relation plans the query twice (it binds the statement to learn its columns, then runs it),
+    which is why the report's many small queries use :meth:`Runner.records` instead."""
+    return con.sql(sql).to_arrow_table()
 
 
 def whole_numbers_from_arrow(table: pa.Table) -> pa.Table:
