@@ -37,15 +37,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core import patterns
 from capi_diag.core.config import Config
 from capi_diag.core.schema import ROLES
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, pii
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import ibis, ir
 
 SECTION = "privacy"
 DEFAULTS: dict[str, Any] = {}
@@ -123,8 +121,12 @@ def _hits(ds: Dataset, role: str) -> ir.Table:
     t = ds.events(role)
     parts = []
     common = ("event_name", "event_id", "source_file", "line", "row_id")
+    # a URL column the log never carried is null in every row: no part for it (the plan knows which
+    # columns each log carried, so the compiled SQL differs when they do). Custom data and unknown
+    # columns are gathered by the import, not carried under their own name: always read.
+    urls = [c for c in URL_COLUMNS if ds.has(role, c)]
     for kind, pattern in KIND_RE.items():
-        for col in URL_COLUMNS:
+        for col in urls:
             f = t.filter(t[col].notnull() & may_hold(t[col], kind) & t[col].re_search(pattern))
             parts.append(f.select(*common, place=ibis.literal("url"), field=ibis.literal(col),
                                   kind=ibis.literal(kind), excerpt=f[col].re_extract(f"({pattern})", 1)))
