@@ -239,3 +239,36 @@ def test_engine_large_inputs_get_a_file_database_that_spills(tmp_path):
     small_db = Database.for_inputs(DEMO["server"])
     assert small_db.path == ":memory:"
     small_db.close()
+
+
+def test_engine_warm_report_imports_neither_ibis_nor_pyarrow(tmp_path):
+    """A report whose queries are all in the compiled-SQL cache builds no expression, so a fresh
+    process running it never imports Ibis or pyarrow (:mod:`capi_diag.engine.lazy`); the first run,
+    which compiles, imports both. Same report both times."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys\n"
+        "from capi_diag.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print(json.dumps({m: m in sys.modules for m in ('ibis', 'pyarrow', 'numpy', 'pandas')}))\n"
+    )
+    env = {**os.environ, "CAPI_DIAG_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ROOT}
+    env.pop("CAPI_DIAG_SQL_CHECK", None)
+    runs = []
+    for i in (1, 2):
+        out = tmp_path / f"report{i}.json"
+        done = subprocess.run(
+            [sys.executable, "-c", probe, "report", "--browser", *DEMO["browser"], "--server", *DEMO["server"],
+             "--format", "json", "--output", str(out)],
+            env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert done.stdout.strip(), done.stderr
+        runs.append((json.loads(done.stdout.strip().splitlines()[-1]), json.loads(out.read_text())))
+    (cold, first), (warm, second) = runs
+    assert cold["ibis"] and cold["pyarrow"]
+    assert warm == {"ibis": False, "pyarrow": False, "numpy": False, "pandas": False}
+    for report in (first, second):
+        report.pop("generated_at")
+    assert second == first
+    assert second["dedup"]["paired"] == 3462

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-import ibis
+from capi_diag.engine.lazy import ibis
 
 FAILING_ROW_COLUMNS: tuple[str, ...] = (
     "section", "finding", "severity", "role", "source_file", "line", "event_name", "event_id", "detail",

@@ -42,8 +42,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
 import pycountry
 
 from capi_diag.core import labels
@@ -52,6 +50,7 @@ from capi_diag.core.errors import ConfigError
 from capi_diag.core.schema import CONSENT_PURPOSES
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import LazyTable, ibis, ir
 from capi_diag.engine.pii import mask_row
 
 SECTION = "consent"
@@ -244,7 +243,7 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
                                 "consent.ad_user_data...).")
         out["policy"] = pol.as_dict()
         return out
-    a = annotate(ds, pol)
+    a = LazyTable(lambda: annotate(ds, pol))
     totals = ds.fetch("consent.totals", lambda: a.aggregate(
         rows=a.count(),
         forwarded=a.forwarded.sum(),
@@ -307,8 +306,8 @@ def _examples(ds: Dataset, a: ir.Table, limit: int) -> dict[str, list[dict[str, 
     cols = ["source_file", "line", "event_name", "event_id", "event_time", "region",
             *[f"consent_{p}" for p in CONSENT_PURPOSES], "detail"]
     out: dict[str, list[dict[str, Any]]] = {}
-    for finding, flag in (("forwarded_without_consent", a.forwarded), ("consent_unknown", a.unknown)):
-        rows = ds.fetch(f"consent.examples.{finding}", a.filter(flag).order_by(
+    for finding, flag in (("forwarded_without_consent", "forwarded"), ("consent_unknown", "unknown")):
+        rows = ds.fetch(f"consent.examples.{finding}", lambda flag=flag: a.filter(a[flag]).order_by(
             ["event_time", "file_index", "line"]).select(*cols).limit(limit))
         out[finding] = [mask_row(r) for r in rows]
     return out

@@ -45,8 +45,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
 import pycountry
 
 from capi_diag.core import labels
@@ -56,6 +54,7 @@ from capi_diag.core.schema import ACTION_SOURCES, STANDARD_EVENTS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, rules
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import LazyTable, ibis, ir
 from capi_diag.engine.pii import mask_row
 
 SECTION = "contract"
@@ -205,7 +204,7 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
     """The ``contract`` section (see the module docstring for every definition)."""
     opts = config.options(SECTION, DEFAULTS)
     ds = ds.using(config)
-    return _analyze(ds, config, annotate(ds), int(opts["examples"]))
+    return _analyze(ds, config, LazyTable(lambda: annotate(ds)), int(opts["examples"]))
 
 
 def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, Any]:
@@ -222,9 +221,10 @@ def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, 
     }
     for rule in ROW_RULES:
         out[rule] = _n(totals[rule])
-    pairs = _value_pairs(ds, config)
+    compared = ds.has("browser", "value") and ds.has("server", "value")  # see _value_pairs
+    pairs = LazyTable(lambda: _value_pairs(ds, config))
     mismatch_examples: list[dict[str, Any]] = []
-    if pairs is None:
+    if not compared:
         out["value_mismatch"] = None
         out["value_pairs_compared"] = None
     else:
@@ -239,8 +239,8 @@ def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, 
            **{k: out[k] for k in ("server_rows", "purchase_rows", "website_rows", "action_source_column")},
            **{r: out[r] for r in RULES}, "value_pairs_compared": out["value_pairs_compared"]}
     out["nonstandard_names"] = _name_variants(ds, a)
-    bad_currency = a.filter(a.currency_invalid)
-    bad_source = a.filter(a.action_source_invalid)
+    bad_currency = LazyTable(lambda: a.filter(a.currency_invalid))
+    bad_source = LazyTable(lambda: a.filter(a.action_source_invalid))
     out["invalid_values"] = {
         "currency": _top_values(ds, "contract.top.currency", bad_currency, lambda: bad_currency.currency),
         "action_source": _top_values(ds, "contract.top.action_source", bad_source,
@@ -254,7 +254,7 @@ def _analyze(ds: Dataset, config: Config, a: ir.Table, limit: int) -> dict[str, 
 
 
 def _name_variants(ds: Dataset, a: ir.Table) -> dict[str, dict[str, Any]]:
-    f = a.filter(a.nonstandard_event_name)
+    f = LazyTable(lambda: a.filter(a.nonstandard_event_name))
     found = ds.fetch("contract.name_variants", lambda: f.group_by("event_name").aggregate(rows=f.count())
                      .order_by([ibis.desc("rows"), "event_name"]).limit(MAX_NAMES))
     out = {}
@@ -319,13 +319,16 @@ def _row_examples(ds: Dataset, a: ir.Table, limit: int) -> dict[str, list[dict[s
 
 
 def _mismatch_examples(ds: Dataset, pairs: ir.Table, limit: int) -> list[dict[str, Any]]:
-    p = pairs.filter(pairs.mismatch)
-    order = [c for c in ("s_event_time", "s_file_index", "s_line") if c in p.columns]
-    eid = p.event_id if "event_id" in p.columns else p.s_event_id
-    return ds.fetch("contract.mismatch_examples", lambda: p.order_by(order or [eid]).select(
-        event_id=eid, browser_value=p.b_value, server_value=p.s_value,
-        browser_cents=p.b_cents.cast("string"), server_cents=p.s_cents.cast("string"),
-    ).limit(limit))
+    def build() -> ir.Table:
+        p = pairs.filter(pairs.mismatch)
+        order = [c for c in ("s_event_time", "s_file_index", "s_line") if c in p.columns]
+        eid = p.event_id if "event_id" in p.columns else p.s_event_id
+        return p.order_by(order or [eid]).select(
+            event_id=eid, browser_value=p.b_value, server_value=p.s_value,
+            browser_cents=p.b_cents.cast("string"), server_cents=p.s_cents.cast("string"),
+        ).limit(limit)
+
+    return ds.fetch("contract.mismatch_examples", build)
 
 
 def failing_rows(ds: Dataset, config: Config) -> ir.Table:

@@ -47,15 +47,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core import fmt, labels
 from capi_diag.core.config import Config
 from capi_diag.core.schema import ROLES
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, runner
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import ibis, ir
 from capi_diag.engine.measures import (
     DEDUP_DEFAULTS,
     ROW_ORDER,
@@ -206,12 +204,11 @@ def analyze(ds: Dataset, config: Config | None = None,
     opts = options(config)
     window = int(opts["window_s"])
     keys = key_columns(ds)
-    kt = key_table(ds)
-    return _analyze(ds, config, opts, keys, window, kt)
+    return _analyze(ds, config, opts, keys, window)
 
 
-def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[str, ...], window: int,
-             kt: ir.Table) -> dict[str, Any]:
+def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[str, ...],
+             window: int) -> dict[str, Any]:
     per_name: dict[str, dict[str, int]] = {}
 
     def add(rows: list[dict[str, Any]], mapping: Mapping[str, str]) -> None:
@@ -222,6 +219,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
 
     # Every query below is built only when its SQL is not cached yet (a builder, not an expression).
     def key_counts() -> ir.Table:
+        kt = key_table(ds)
         cat, reason = kt.category, kt.reason
         so, bo = cat == "server_only", cat == "browser_only"
         return kt.group_by("event_name").aggregate(
@@ -261,6 +259,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
 
     def reused_rows(role: str) -> ir.Table:
         ids = ds.measure(f"reused_ids_{role}")
+        kt = key_table(ds)
         t = kt.filter(kt[f"{role}_rows"] > 0)
         per = t.semi_join(ids, key_preds(t, ids, idcols))
         return per.group_by("event_name").aggregate(n=per.count())
@@ -304,7 +303,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], keys: tuple[s
         entry = per_name[name]
         by_event_name[name] = {**entry, **_rates(entry)}
 
-    examples = _key_examples(ds, kt, keys, limit)
+    examples = _key_examples(ds, keys, limit)
     examples.update(_duplicate_examples(ds, config, keys, limit))
     reused_examples.sort(key=lambda r: (r["first_time"], r["role"]))
     examples["reused_event_id"] = [mask_row(r) for r in reused_examples[:limit]]
@@ -340,10 +339,11 @@ _EXAMPLE_COLUMNS = (
 )
 
 
-def _key_examples(ds: Dataset, kt: ir.Table, keys: Sequence[str], limit: int) -> dict[str, list[dict[str, Any]]]:
+def _key_examples(ds: Dataset, keys: Sequence[str], limit: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``limit`` keys per category, earliest first (``first_time``, then the key): a top-N per
     category, unioned."""
     def build() -> ir.Table:
+        kt = key_table(ds)
         parts = [kt.filter(kt.category == c).order_by(["first_time", *keys]).limit(limit)
                  .select(*keys, *_EXAMPLE_COLUMNS, _c=ibis.literal(i)) for i, c in enumerate(CATEGORIES)]
         return ibis.union(*parts, distinct=False).order_by(["_c", "first_time", *keys])

@@ -23,13 +23,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core import fmt
 from capi_diag.core.config import Config
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import ibis, ir
 from capi_diag.meta.errors import lookup
 
 SECTION = "delivery"

@@ -51,15 +51,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core import labels
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, rules
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import LazyTable, ibis, ir
 
 SECTION = "emq"
 
@@ -174,8 +172,8 @@ def analyze(ds: Dataset, config: Config | None = None,
     opts = options(config)
     target = float(opts["target"])
     ds = ds.using(config)
-    rv, scope = scored_validity(ds)
-    return _analyze(ds, rv, scope, target)
+    scope = "website" if ds.has("server", "action_source") else "all_server_rows"  # scored_validity's
+    return _analyze(ds, LazyTable(lambda: scored_validity(ds)[0]), scope, target)
 
 
 def _analyze(ds: Dataset, rv: ir.Table, scope: str, target: float) -> dict[str, Any]:

@@ -24,14 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
 from capi_diag.core.schema import ROLES
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import ibis, ir
 
 SECTION = "journey"
 
@@ -66,8 +64,11 @@ def _fold_text(name: str) -> str:
 
 
 def _name_counts(ds: Dataset, role: str) -> dict[str, int]:
-    t = ds.events(role)
-    rows = ds.fetch(f"journey.names.{role}", lambda: t.group_by("event_name").aggregate(rows=t.count()))
+    def build() -> ir.Table:
+        t = ds.events(role)
+        return t.group_by("event_name").aggregate(rows=t.count())
+
+    rows = ds.fetch(f"journey.names.{role}", build)
     return {str(r["event_name"]): int(r["rows"]) for r in rows}
 
 

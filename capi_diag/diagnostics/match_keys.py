@@ -40,15 +40,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core import fmt, labels
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, rules
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import LazyTable, ibis, ir
 from capi_diag.engine.pii import mask_value
 
 SECTION = "match_keys"
@@ -172,19 +170,22 @@ def _paired_norm(field: str, v: ir.StringValue) -> ir.StringValue:
 def paired_mismatch(ds: Dataset, config: Config) -> dict[str, Any]:
     """For keys paired by ``dedup``: per field, keys where both earliest rows carry a first value
     (``compared``) and keys where those values differ (``mismatched``)."""
-    pr = ds.using(config).measure("paired_rows")
-    # each side's compared value is computed once (one projection), then counted four ways
-    pr = pr.select(**{f"{side}_{f}": _paired_norm(f, pr[f"{side}_{f}"])  # first values (paired_rows)
-                      for f in PAIRED_FIELDS for side in ("b", "s")})
-    aggs: dict[str, ir.Value] = {"paired_keys": pr.count()}
-    for f in PAIRED_FIELDS:
-        b, s = pr[f"b_{f}"], pr[f"s_{f}"]
-        both = b.notnull() & s.notnull()
-        aggs[f"{f}_compared"] = pr.count(where=both)
-        aggs[f"{f}_mismatched"] = pr.count(where=both & (b != s))
-        aggs[f"{f}_browser_only"] = pr.count(where=b.notnull() & s.isnull())
-        aggs[f"{f}_server_only"] = pr.count(where=b.isnull() & s.notnull())
-    row = ds.fetch("match_keys.paired_mismatch", lambda: pr.aggregate(**aggs))[0]
+    def build() -> ir.Table:
+        pr = ds.using(config).measure("paired_rows")
+        # each side's compared value is computed once (one projection), then counted four ways
+        pr = pr.select(**{f"{side}_{f}": _paired_norm(f, pr[f"{side}_{f}"])  # first values (paired_rows)
+                          for f in PAIRED_FIELDS for side in ("b", "s")})
+        aggs: dict[str, ir.Value] = {"paired_keys": pr.count()}
+        for f in PAIRED_FIELDS:
+            b, s = pr[f"b_{f}"], pr[f"s_{f}"]
+            both = b.notnull() & s.notnull()
+            aggs[f"{f}_compared"] = pr.count(where=both)
+            aggs[f"{f}_mismatched"] = pr.count(where=both & (b != s))
+            aggs[f"{f}_browser_only"] = pr.count(where=b.notnull() & s.isnull())
+            aggs[f"{f}_server_only"] = pr.count(where=b.isnull() & s.notnull())
+        return pr.aggregate(**aggs)
+
+    row = ds.fetch("match_keys.paired_mismatch", build)[0]
     return {
         "paired_keys": int(row["paired_keys"]),
         "fields": {f: {"compared": int(row[f"{f}_compared"]), "mismatched": int(row[f"{f}_mismatched"]),
@@ -200,9 +201,8 @@ def paired_gap_examples(ds: Dataset, config: Config, limit: int, field: str = "f
     coverage gap (a server that does not forward the ``_fbp`` cookie the Pixel had)."""
     if limit <= 0:
         return []
-    pr = ds.using(config).measure("paired_rows")
-
     def build() -> ir.Table:
+        pr = ds.using(config).measure("paired_rows")
         # paired_rows holds each side's first value of the list fields
         gap = pr.filter(pr[f"b_{field}"].notnull() != pr[f"s_{field}"].notnull())
         return gap.order_by(["b_file_index", "b_line", "b_row_id"]).limit(limit).select(
@@ -291,7 +291,8 @@ def analyze(ds: Dataset, config: Config | None = None,
     config = config or Config()
     ds = ds.using(config)
     opts = options(config)
-    rv = rules.server_validity(ds)  # shared with emq and contract: built once per dataset
+    # shared with emq and contract: built once per dataset, and only when a query is not cached
+    rv = LazyTable(lambda: rules.server_validity(ds))
     return _analyze(ds, config, opts, rv)
 
 

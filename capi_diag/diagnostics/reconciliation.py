@@ -41,15 +41,13 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core.config import Config
 from capi_diag.core.errors import ConfigError
 from capi_diag.core.patterns import USER_DATA_KEYS
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS
 from capi_diag.engine import measures, rules
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import ibis, ir
 
 SECTION = "reconciliation"
 

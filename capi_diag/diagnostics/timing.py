@@ -41,9 +41,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core import fmt, labels
 from capi_diag.core.config import Config, whole_numbers
 from capi_diag.core.errors import ConfigError
@@ -51,6 +48,7 @@ from capi_diag.core.schema import FUTURE_TOLERANCE_S, MAX_EVENT_AGE_S
 from capi_diag.diagnostics import FAILING_ROW_COLUMNS, bucket_counts
 from capi_diag.engine import measures
 from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.lazy import LazyTable, ibis, ir
 from capi_diag.engine.pii import mask_row
 
 SECTION = "timing"
@@ -213,7 +211,7 @@ def analyze(ds: Dataset, config: Config | None = None,
     opts = options(config)
     thr = int(opts["skew_threshold_s"])
     has_sent = ds.has("server", "sent_at")
-    return _analyze(ds, config, opts, thr, has_sent, paired_skews(ds))
+    return _analyze(ds, config, opts, thr, has_sent, LazyTable(lambda: paired_skews(ds)))
 
 
 def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has_sent: bool,
@@ -246,9 +244,10 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
                       lambda: exact_quantiles(p, "abs_skew_s", {"q": 0.95}, ["event_name"])):
         entry(r["event_name"])["skew_p95_abs_s"] = r["q"]
 
-    s = annotated_server_rows(ds, config)
-    with_sent = s.sent_at.notnull() if has_sent else ibis.literal(False)
+    s = LazyTable(lambda: annotated_server_rows(ds, config))
+
     def row_counts() -> ir.Table:
+        with_sent = s.sent_at.notnull() if has_sent else ibis.literal(False)
         return s.group_by("event_name").aggregate(
             server_rows=s.count(),
             event_time_in_ms=s.count(where=s.in_ms),
@@ -265,7 +264,7 @@ def _analyze(ds: Dataset, config: Config, opts: Mapping[str, Any], thr: int, has
         for k in ("server_rows", "event_time_in_ms", "event_time_in_us", "stale_over_7d", "future",
                   "sent_at_missing", "rows_with_sent_at", "delay_within_1h"):
             e[k] = int(r[k])
-    delays = s.filter(with_sent)
+    delays = LazyTable(lambda: s.filter(s.sent_at.notnull()))
     if has_sent:
         for r in ds.fetch("timing.delay_by_name",
                           lambda: exact_quantiles(delays, "delay_s", {"p50": 0.5, "p95": 0.95}, ["event_name"])):
@@ -358,7 +357,7 @@ def _hour_offsets(ds: Dataset, p: ir.Table) -> list[dict[str, int]]:
 
 def _examples(ds: Dataset, p: ir.Table, s: ir.Table, thr: int, has_sent: bool,
               limit: int) -> dict[str, list[dict[str, Any]]]:
-    keys = [c for c in ("pixel_id", "event_name", "event_id") if c in p.columns]
+    keys = list(measures.key_columns(ds))  # the paired skews' key columns
     key_cols = [*keys, "browser_time", "server_time", "skew_s", "server_source_file", "server_line"]
     order = ["first_time", *keys]
     # two queries: the paired keys' examples, and the server rows' (each part its own filter; the

@@ -18,10 +18,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-import pyarrow as pa
-
 from capi_diag.core.config import Config
 from capi_diag.core.schema import (
     FIELDS_BY_NAME,
@@ -35,19 +31,15 @@ from capi_diag.core.schema import (
 )
 from capi_diag.engine import runner
 from capi_diag.engine.db import Database
+from capi_diag.engine.lazy import ibis, ir, pa
 
 META_COLUMNS_TABLE = "capi_columns"
 PART_COLUMN = "_part"
 """The column that tags each row of a :meth:`Dataset.fetch_parts` query with its part."""
 META_INPUTS_TABLE = "capi_inputs"
 
-_ARROW_TYPES = {
-    "VARCHAR": pa.string(),
-    "VARCHAR[]": pa.list_(pa.string()),
-    "BIGINT": pa.int64(),
-    "INTEGER": pa.int32(),
-    "BOOLEAN": pa.bool_(),
-}
+_ARROW_TYPES = {"VARCHAR": "string", "BIGINT": "int64", "INTEGER": "int32", "BOOLEAN": "bool_"}
+"""pyarrow's type factory for each canonical SQL type (``VARCHAR[]``: a list of strings)."""
 
 
 @dataclass(frozen=True)
@@ -219,8 +211,10 @@ class Dataset:
         r = Role(role).value
         results = self.scope().results
         if f"rows:{r}" not in results:
-            t = self.events(r)
-            results[f"rows:{r}"] = int(self.fetch(f"rows:{r}", lambda: t.aggregate(n=t.count()))[0]["n"])
+            def build() -> ir.Table:
+                t = self.events(r)
+                return t.aggregate(n=t.count())
+            results[f"rows:{r}"] = int(self.fetch(f"rows:{r}", build)[0]["n"])
         return results[f"rows:{r}"]
 
     def release(self) -> None:
@@ -302,7 +296,9 @@ def _named(name: str, schema: tuple[tuple[str, str], ...]) -> ir.Table:
 
 
 def arrow_schema() -> pa.Schema:
-    return pa.schema([(name, _ARROW_TYPES[typ]) for name, typ in canonical_columns()])
+    def arrow_type(typ: str) -> pa.DataType:
+        return pa.list_(pa.string()) if typ == "VARCHAR[]" else getattr(pa, _ARROW_TYPES[typ])()
+    return pa.schema([(name, arrow_type(typ)) for name, typ in canonical_columns()])
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -25,17 +25,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import ibis
-import ibis.expr.types as ir
-
 from capi_diag.core.config import Config, whole_numbers
 from capi_diag.core.schema import DEDUP_WINDOW_S
 from capi_diag.engine import rules, runner
+from capi_diag.engine.lazy import ibis, ir
 
 if TYPE_CHECKING:  # the dataset calls into this module; it is only a type here
     from capi_diag.engine.dataset import Dataset
 
-Builder = Callable[["Dataset"], ir.Table]
+Builder = Callable[["Dataset"], "ir.Table"]
 MEASURES: dict[str, Builder] = {}
 
 

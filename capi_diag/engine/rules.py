@@ -44,9 +44,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-import ibis
-import ibis.expr.types as ir
-import pyarrow as pa
 import pycountry
 
 from capi_diag.core.patterns import (
@@ -67,6 +64,7 @@ from capi_diag.core.patterns import LOWER_HASH_RE as LOWER_HASH_RE
 from capi_diag.core.patterns import PLACEHOLDER_VALUES as PLACEHOLDER_VALUES
 from capi_diag.core.patterns import TEMPLATES as TEMPLATES
 from capi_diag.engine import runner
+from capi_diag.engine.lazy import ibis, ir, pa
 
 if TYPE_CHECKING:  # the dataset calls into this module; it is only a type here
     from capi_diag.engine.dataset import Dataset
