@@ -272,3 +272,40 @@ def test_engine_warm_report_imports_neither_ibis_nor_pyarrow(tmp_path):
         report.pop("generated_at")
     assert second == first
     assert second["dedup"]["paired"] == 3462
+
+
+def test_engine_only_multi_valued_columns_are_unnested_with_the_same_masks(tmp_path):
+    """The dataset knows which list columns hold a cell with several values (``Dataset.multi``, kept
+    in the database); the validity masks unnest only those, and are the same as when any column may."""
+    from dataclasses import replace
+
+    from capi_diag.engine import rules
+
+    server = [
+        {"event_name": "Purchase", "event_id": "a", "event_time": T, "em": [EM, "Jane@Example.com"],
+         "ph": ["15551234567"], "fbp": ["fb.1.1790000000000.1"], "client_ip_address": ["10.0.0.1"]},
+        {"event_name": "Lead", "event_id": "b", "event_time": T + 1, "em": ["null"], "ph": [" " + EM],
+         "fbp": ["fb.1.1790000000000.2"], "client_ip_address": ["203.0.113.9"]},
+        {"event_name": "Lead", "event_id": "c", "event_time": T + 2, "em": [EM, EM.upper(), ""]},
+    ]
+    db = Database(str(tmp_path / "multi.duckdb"))
+    ds = Dataset.from_records(server=server, db=db)
+    assert ds.multi == {"browser": frozenset(), "server": frozenset({"em"})}
+    assert Dataset.load(db).multi == ds.multi
+    unknown = replace(ds, multi=None)
+    assert unknown.plan_key != ds.plan_key
+
+    def masks(d: Dataset) -> list[dict]:
+        return d.query(rules.server_validity_expr(d).order_by("row_id")).to_pylist()
+
+    known, every = masks(ds), masks(unknown)
+    assert known == every
+    assert [r["_em_m"] != 0 for r in known] == [True, True, True]
+    sql = runner.compile_sql(rules.server_validity_expr(ds), "duckdb").upper()
+    assert sql.count("UNNEST") == 1 and "UNNEST" in runner.compile_sql(rules.server_validity_expr(unknown),
+                                                                        "duckdb").upper()
+    single = Dataset.from_records(server=[{**r, "em": r["em"][:1]} for r in server])
+    assert single.multi == {"browser": frozenset(), "server": frozenset()}
+    assert "UNNEST" not in runner.compile_sql(rules.server_validity_expr(single), "duckdb").upper()
+    assert masks(single) == masks(replace(single, multi=None))
+    db.close()

@@ -37,6 +37,9 @@ META_COLUMNS_TABLE = "capi_columns"
 PART_COLUMN = "_part"
 """The column that tags each row of a :meth:`Dataset.fetch_parts` query with its part."""
 META_INPUTS_TABLE = "capi_inputs"
+META_MULTI_TABLE = "capi_multi_valued"
+"""``(role, field)``: the list columns of each log with a cell holding several values
+(:attr:`Dataset.multi`)."""
 
 _ARROW_TYPES = {"VARCHAR": "string", "BIGINT": "int64", "INTEGER": "int32", "BOOLEAN": "bool_"}
 """pyarrow's type factory for each canonical SQL type (``VARCHAR[]``: a list of strings)."""
@@ -70,6 +73,10 @@ class Dataset:
     inputs: dict[str, Any] = field(default_factory=dict)
     filters: Filters = field(default_factory=Filters)
     config: Config = field(default_factory=Config)
+    multi: dict[str, frozenset[str]] | None = None
+    """Per log, the list columns with at least one cell holding several values (:func:`multi_valued`);
+    ``None`` when not known, read as "any list column may". A rule unnests only these columns'
+    cells: the others hold one value per cell, judged in place. Part of the plan key."""
 
     # -- plan ----------------------------------------------------------------------------------
     @property
@@ -80,8 +87,10 @@ class Dataset:
         if key is None:
             # The day: the allowed date-of-birth hashes end today, and the SQL names that day's table.
             day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+            multi = None if self.multi is None else {r: sorted(v) for r, v in sorted(self.multi.items())}
             key = json.dumps({"present": {r: sorted(v) for r, v in sorted(self.present.items())},
-                              "config": self.config.raw, "day": day}, sort_keys=True, default=str)
+                              "multi": multi, "config": self.config.raw, "day": day},
+                             sort_keys=True, default=str)
             self.__dict__["_plan_key"] = key
         return key
 
@@ -167,6 +176,10 @@ class Dataset:
         """Whether the optional input ``name`` (``orders``, ``sends``) was imported."""
         return bool(self.present.get(name))
 
+    def multi_valued(self, role: Role | str) -> frozenset[str] | None:
+        """The list columns of ``role`` with a cell holding several values (``None``: not known)."""
+        return None if self.multi is None else self.multi.get(Role(role).value, frozenset())
+
     def has(self, role: Role | str, name: str) -> bool:
         """Whether the ``role`` log carried the canonical column ``name`` (in any file)."""
         return name in self.present.get(Role(role).value, frozenset())
@@ -231,6 +244,13 @@ class Dataset:
                        [v for pair in pairs for v in pair])
         db.execute(f"CREATE OR REPLACE TABLE {META_INPUTS_TABLE} (inputs VARCHAR)")
         db.execute(f"INSERT INTO {META_INPUTS_TABLE} VALUES (?)", [json.dumps(self.inputs)])
+        db.execute(f"DROP TABLE IF EXISTS {META_MULTI_TABLE}")
+        if self.multi is not None:  # no table: not known (a database written before it was kept)
+            db.execute(f"CREATE TABLE {META_MULTI_TABLE} (role VARCHAR, field VARCHAR)")
+            pairs = [(role, name) for role, names in self.multi.items() for name in sorted(names)]
+            if pairs:
+                db.execute(f"INSERT INTO {META_MULTI_TABLE} VALUES {', '.join(['(?, ?)'] * len(pairs))}",
+                           [v for pair in pairs for v in pair])
 
     @classmethod
     def load(cls, db: Database) -> Dataset:
@@ -240,7 +260,13 @@ class Dataset:
             present.setdefault(role, set()).add(name)
         row = db.fetchone(f"SELECT inputs FROM {META_INPUTS_TABLE}")
         inputs = json.loads(row[0]) if row else {}
-        return cls(db, {k: frozenset(v) for k, v in present.items()}, inputs)
+        multi: dict[str, frozenset[str]] | None = None
+        if db.fetchone(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{META_MULTI_TABLE}'")[0]:
+            found: dict[str, set[str]] = {r.value: set() for r in Role}
+            for role, name in db.fetchall(f"SELECT role, field FROM {META_MULTI_TABLE}"):
+                found.setdefault(role, set()).add(name)
+            multi = {k: frozenset(v) for k, v in found.items()}
+        return cls(db, {k: frozenset(v) for k, v in present.items()}, inputs, multi=multi)
 
     # -- building from records ----------------------------------------------------------------------
     @classmethod
@@ -275,9 +301,25 @@ class Dataset:
                    "rejected_reasons": {}, "unknown_columns": []}
             for role, n in counts.items()
         }
-        ds = cls(db, present, inputs)
+        ds = cls(db, present, inputs, multi=multi_valued(db, present))
         ds.save_meta()
         return ds
+
+
+def multi_valued(db: Database, present: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Per log, the list columns it carried that have a cell holding several values: one aggregate
+    per log over the list lengths (no value is read)."""
+    lists = {name for name, typ in canonical_columns() if typ.endswith("[]")}
+    out: dict[str, frozenset[str]] = {}
+    for role in Role:
+        cols = sorted(lists & set(present.get(role.value, ())))
+        if not cols:
+            out[role.value] = frozenset()
+            continue
+        row = db.fetchone("SELECT " + ", ".join(f'coalesce(max(len("{c}")), 0) > 1' for c in cols)
+                          + f' FROM "{role.table}"')
+        out[role.value] = frozenset(c for c, many in zip(cols, row, strict=True) if many)
+    return out
 
 
 _IBIS_TYPES = {"VARCHAR": "string", "VARCHAR[]": "array<string>", "BIGINT": "int64",

@@ -40,7 +40,7 @@ import datetime as dt
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -579,11 +579,13 @@ def fbclid_in_url(url: ir.StringValue) -> ir.BooleanValue:
 
 
 def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Sequence[str], has_fbc: bool,
-                       today: dt.date | None) -> ir.Table:
+                       today: dt.date | None, multi: Collection[str] | None = None) -> ir.Table:
     """``keep_cols``, ``_fbclid_in_url`` and ``_<field>_m`` per row of ``table``: a cell with one value
     is judged in place (:func:`single_value_mask`: one guarded ``CASE`` per field); only the cells holding
     several values are unnested (:func:`value_primitives` ``multi_only``) and folded
-    (:func:`_fold_values`). No value table is stored."""
+    (:func:`_fold_values`), and only those of the fields in ``multi`` when it is given (the columns
+    known to hold such a cell: for the others that part of the query is left out). No value table is
+    stored."""
     ruled = [f for f in scanned if f in DEFECTS]
     pre: dict[str, ir.Value] = {c: table[c] for c in keep_cols}
     if has_fbc:
@@ -634,10 +636,14 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
         masks[f"_{f}_s"] = ibis.ifelse(n == 1, single, ibis.null("int64"))
     url_col = ["_fbclid_in_url"] if has_fbc else []
     g = stage.select(*keep_cols, *url_col, *(f"_{f}_n" for f in scanned), **masks)
-    per = _fold_values(value_primitives(table, scanned, today=today, multi_only=True), scanned)
+    unnested = [f for f in scanned if multi is None or f in multi]
+    if not unnested:  # every cell holds at most one value: its mask is the single value's
+        return g.select(*keep_cols, *url_col, **{f"_{f}_m": g[f"_{f}_s"] for f in scanned})
+    per = _fold_values(value_primitives(table, unnested, today=today, multi_only=True), unnested)
     g = g.left_join(per, g.row_id == per._rid2)
     return g.select(*keep_cols, *url_col,
-                    **{f"_{f}_m": ibis.ifelse(g[f"_{f}_n"] > 1, g[f"_{f}_m"], g[f"_{f}_s"]) for f in scanned})
+                    **{f"_{f}_m": ibis.ifelse(g[f"_{f}_n"] > 1, g[f"_{f}_m"], g[f"_{f}_s"]) if f in unnested
+                       else g[f"_{f}_s"] for f in scanned})
 
 
 def _check_fields(fields: Sequence[str]) -> None:
@@ -648,10 +654,12 @@ def _check_fields(fields: Sequence[str]) -> None:
 
 def row_masks(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str] = MATCH_KEY_FIELDS,
               today: dt.date | None = None, absent: Iterable[str] = (),
-              values: ir.Table | None = None) -> ir.Table:
+              values: ir.Table | None = None, multi: Collection[str] | None = None) -> ir.Table:
     """The compact form of :func:`row_validity` (same arguments): ``row_id``, :data:`ROW_COLUMNS`,
     ``keep``, ``_fbclid_in_url`` (when ``fbc`` is in ``fields``) and, per scanned field,
     ``_<field>_m``: the OR of the defect bits of its non-empty values (null when it has none).
+    ``multi``: the fields whose cells may hold several values (:attr:`Dataset.multi
+    <capi_diag.engine.dataset.Dataset.multi>`; ``None``: any may); the others are judged in place only.
     :func:`flags_from_masks` turns it into :func:`row_validity`'s flags; storing this instead of the
     flags stores 13 integers instead of about 140 booleans per row."""
     fields = tuple(fields)
@@ -669,7 +677,7 @@ def row_masks(table: ir.Table, *, keep: Iterable[str] = (), fields: Sequence[str
         base = table.select(**pre)
         g = base.left_join(per, base.row_id == per._rid2)
     else:
-        g = _validity_in_place(table, keep_cols, scanned, has_fbc, today)
+        g = _validity_in_place(table, keep_cols, scanned, has_fbc, today, multi)
     return g.select(*keep_cols, *(["_fbclid_in_url"] if has_fbc else []), *(f"_{f}_m" for f in scanned))
 
 
@@ -756,7 +764,8 @@ def server_validity_expr(ds: Dataset) -> ir.Table:
     :func:`server_validity`."""
     present = server_fields(ds)
     absent = [f for f in USER_DATA_KEYS if f not in present]
-    return row_masks(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent)
+    return row_masks(ds.events("server"), keep=SHARED_KEEP, fields=USER_DATA_KEYS, absent=absent,
+                     multi=ds.multi_valued("server"))
 
 
 @runner.per_plan

@@ -64,7 +64,7 @@ from capi_diag.core.schema import (
     is_custom_data_header,
 )
 from capi_diag.engine import pii
-from capi_diag.engine.dataset import Dataset
+from capi_diag.engine.dataset import Dataset, multi_valued
 from capi_diag.engine.db import Database
 from capi_diag.io import har
 from capi_diag.io.send_lines import send_body
@@ -1048,7 +1048,7 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
         if progress:
             progress("Import finished", 1.0)
         db.tables_changed()
-        ds = Dataset(db, present, inputs)
+        ds = Dataset(db, present, inputs, multi=multi_valued(db, present))
         ds.save_meta()
         return ds
 

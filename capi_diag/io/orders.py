@@ -399,7 +399,7 @@ def import_extras(ds: Dataset, *, orders: Sequence[str | os.PathLike[str] | Sour
                 inputs[SENDS_INPUT] = {"files": list(inputs.get("server", {}).get("files", [])), "rows": n,
                                        "from": "server log response columns", "columns": cols}
         db.tables_changed()
-    new = Dataset(db, present, inputs, ds.filters, ds.config)
+    new = Dataset(db, present, inputs, ds.filters, ds.config, multi=ds.multi)
     new.save_meta()
     return new
 
