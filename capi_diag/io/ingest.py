@@ -467,13 +467,17 @@ def _stage_csv(db: Database, inp: StagedInput, report: FileReport) -> list[str]:
             "sample_size=20480, ignore_errors=true")
     rejects = "store_rejects=true, rejects_table='_capi_rej', rejects_scan='_capi_rejscan'"
     explicit = None
+    sniffed = None
     try:
-        sniff = db.fetchone(f"SELECT Delimiter, Quote FROM sniff_csv(?, {detect}, {rest})", [inp.uri])
+        sniff = db.fetchone(f"SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, Columns "
+                            f"FROM sniff_csv(?, {detect}, {rest})", [inp.uri])
         report.delimiter = sniff[0]
         head = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
         first = re.split(r"\r\n|\r|\n", head.lstrip("\ufeff"), maxsplit=1)[0]
         if (sniff[1] != '"' and '"' in head) or sniff[0] not in first:
             explicit = _explicit_dialect(inp)
+        else:
+            sniffed = _sniffed_dialect(sniff)
     except duckdb.OutOfMemoryException:
         raise
     except duckdb.Error as e:
@@ -488,6 +492,10 @@ def _stage_csv(db: Database, inp: StagedInput, report: FileReport) -> list[str]:
         report.delimiter, columns = explicit
         detect = (f"header=true, auto_detect=false, columns={columns}, delim={_quote_str(report.delimiter)}, "
                   "quote='\"', escape='\"'")
+    elif sniffed is not None:
+        # the sniffer's own findings, given back to the reader: the DESCRIBE, the view and the parse
+        # below would each sniff the file again (about 30 ms each on the demo logs)
+        detect = sniffed
     _drop_rejects(db)  # the rejects tables keep the lines of every earlier scan
     reader = f"read_csv({_quote_str(inp.uri)}, {detect}, {rest}, {rejects})"
     with _reading_csv(inp):
@@ -578,6 +586,24 @@ def _explicit_dialect(inp: StagedInput) -> tuple[str, str] | None:
     if not names:
         return None
     return delim, "{" + ", ".join(f"{_quote_str(n)}: 'VARCHAR'" for n in names) + "}"
+
+
+def _sniffed_dialect(sniff: Sequence[Any]) -> str | None:
+    """``read_csv`` options stating what DuckDB's sniffer found (the ``sniff_csv`` row's delimiter,
+    quote, escape, newline, comment, skipped rows and columns, as its ``Prompt`` states them), so the
+    reader does not sniff again; None when the row holds something it would not say that way."""
+    delim, quote, escape, newline, comment, skip, columns = sniff
+
+    def char(v: str | None) -> str | None:
+        return "" if v == "(empty)" else v
+
+    quote, escape, comment = char(quote), char(escape), char(comment)
+    if not delim or None in (quote, escape, comment) or newline not in ("\\n", "\\r\\n", "\\r") or not columns:
+        return None
+    cols = "{" + ", ".join(f"{_quote_str(c['name'])}: 'VARCHAR'" for c in columns) + "}"
+    return (f"all_varchar=true, header=true, auto_detect=false, delim={_quote_str(delim)}, "
+            f"quote={_quote_str(quote)}, escape={_quote_str(escape)}, new_line={_quote_str(newline)}, "
+            f"skip={int(skip)}, comment={_quote_str(comment)}, columns={cols}")
 
 
 class Reencode(Exception):
