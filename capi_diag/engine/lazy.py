@@ -22,9 +22,6 @@ from typing import TYPE_CHECKING, Any
 class LazyModule(types.ModuleType):
     """A module object that imports ``name`` when one of its attributes is first read."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-
     def __getattr__(self, attr: str) -> Any:
         # only called for an attribute not yet in this namespace: the first read imports the module
         # and copies its namespace here, so that later reads are plain attribute lookups
