@@ -1,6 +1,7 @@
 """Ibis and pyarrow, imported on first use.
 
-Importing Ibis costs about 0.18 s and pyarrow 0.1 s, a third of a one-row report's whole process.
+Importing Ibis costs about 0.18 s and pyarrow 0.1 s: a quarter of what a one-row report's whole
+process took with them.
 A report whose queries are all in the compiled-SQL cache (:mod:`capi_diag.engine.runner`) builds no
 expression and fetches Python rows, so it needs neither: the engine and the analyses name them
 through the stand-ins below, which import the real module the first time an attribute is read
