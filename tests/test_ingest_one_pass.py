@@ -165,3 +165,37 @@ def test_in_memory_role_tables_store_only_columns_with_a_value(tmp_path, monkeyp
         import_logs(db, browser=[browser], server=[server])
         assert not db.fetchall("SELECT view_name FROM duckdb_views() WHERE NOT internal")
         assert db.fetchone("SELECT count(*) FROM server_events")[0] == 2
+
+
+def test_blank_cell_shortcut_agrees_with_the_blank_pattern():
+    """``capi_text`` / ``capi_list`` answer most cells by their first character (above the space: not
+    blank) before the blank pattern runs; on every kind of first character they agree with the
+    pattern alone (RE2's ``\\s``: ASCII whitespace; a no-break space or a control character is text)."""
+    from capi_diag.io.ingest import MACROS
+
+    cells = ["", " ", "  ", "\t", "\n", "\r\n", "\f", " \t x", "x", " x", "\x0b", "\x01", "\x1f ",
+             "\u00a0", "\u3000", "!", "[]", " [\"a\"] ", "[\"\", \" \"]", "é", "😀"]
+    db = Database()
+    try:
+        for stmt in MACROS.strip().split(";"):
+            if stmt.strip():
+                db.execute(stmt)
+        db.execute("CREATE TABLE c (i INTEGER, s VARCHAR)")
+        for i, s in enumerate([*cells, None]):
+            db.execute("INSERT INTO c VALUES (?, ?)", [i, s])
+        rows = db.fetchall("""SELECT s, capi_text(s),
+                   CASE WHEN s IS NULL OR regexp_full_match(s, '\\s*') THEN NULL ELSE s END,
+                   capi_list(s), len(capi_list(s)) FROM c ORDER BY i""")
+    finally:
+        db.close()
+    for s, text, plain, lst, n in rows:
+        assert text == plain, repr(s)
+        if s in (None, "[]", "[\"\", \" \"]") or (s is not None and not s.strip(" \t\n\r\f")):
+            assert lst is None, repr(s)
+        elif s == " [\"a\"] ":
+            assert lst == ["a"]
+        else:
+            assert (lst, n) == ([s], 1), repr(s)
+    # the cells the pattern calls blank, exactly
+    assert [s for s, text, *_ in rows if s is not None and text is None] == [
+        "", " ", "  ", "\t", "\n", "\r\n", "\f"]

