@@ -309,3 +309,47 @@ def test_engine_only_multi_valued_columns_are_unnested_with_the_same_masks(tmp_p
     assert "UNNEST" not in runner.compile_sql(rules.server_validity_expr(single), "duckdb").upper()
     assert masks(single) == masks(replace(single, multi=None))
     db.close()
+
+
+def test_engine_loads_the_allowed_hashes_of_the_fields_the_log_holds_only():
+    """A log with ``country`` and no ``ge`` / ``db`` loads the one-field lookup of ``country`` (about 250
+    hashes), not the 40,000 date hashes; the one-field lookup holds exactly that field's rows of the
+    full one, and ``country`` values are judged against it as before."""
+    import datetime as dt
+
+    from capi_diag.diagnostics import match_keys
+    from capi_diag.engine import rules
+
+    us, usa = rules.sha256_hex("us"), rules.sha256_hex("usa")
+    server = [{"event_name": "Lead", "event_id": f"c{i}", "event_time": T + i, "country": [c],
+               "action_source": "website"} for i, c in enumerate([us, us, usa])]
+    ds = Dataset.from_records(browser=[], server=server)
+    result = match_keys.analyze(ds, Config(), {})
+    day = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")
+    lookups = {n for n in ds.db.runner.temp_objects() if n.startswith(rules.ALLOWED_PREFIX)}
+    assert lookups == {f"{rules.ALLOWED_PREFIX}{day}_country"}
+    country = result["country"]
+    assert (country["present"], country["valid"], country["defects"]["not_normalized"]) == (3, 2, 1)
+    valid = ds.db.fetchall(f'SELECT count(*) FROM "{rules.ALLOWED_PREFIX}{day}_country" WHERE h IN (?, ?)',
+                           [us, usa])[0][0]
+    assert valid == 1  # "us" is a country code, "usa" is not
+    full = rules.allowed_lookup(day).to_pylist()
+    one = rules.allowed_lookup(f"{day}_country").to_pylist()
+    assert one == [r for r in full if r["field"] == "country"] and len(one) > 200
+    assert {r["field"] for r in full} == set(rules.SET_FIELDS)
+    with pytest.raises(ValueError, match="no allowed values"):
+        rules.allowed_hash_table(field="ct")
+
+
+def test_engine_prunes_lookup_copies_of_past_days(tmp_path):
+    import time as _time
+
+    now = _time.time()
+    old, fresh, other = (tmp_path / "lookup-a-capi_allowed_20261201.parquet",
+                         tmp_path / "lookup-b-capi_allowed_20261208_country.parquet", tmp_path / "sql-c.json")
+    for f in (old, fresh, other):
+        f.write_bytes(b"x")
+    os.utime(old, (now - 3 * 86400, now - 3 * 86400))
+    os.utime(other, (now - 30 * 86400, now - 30 * 86400))
+    assert runner.prune_lookups(tmp_path, now) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name])

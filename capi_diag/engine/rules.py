@@ -384,11 +384,13 @@ engine creates it on first use from :func:`allowed_lookup` (it holds data, so co
 instead of carrying it)."""
 
 
-def allowed_lookup(day: str) -> pa.Table:
-    """``(field, h)`` for every allowed hash of each field of :data:`SET_FIELDS` on ``day`` (YYYYMMDD)."""
+def allowed_lookup(suffix: str) -> pa.Table:
+    """``(field, h)`` for every allowed hash of each field of :data:`SET_FIELDS` on the day ``suffix``
+    names (``YYYYMMDD``), or of one field only (``YYYYMMDD_<field>``)."""
+    day, _, only = suffix.partition("_")
     today = dt.date(int(day[:4]), int(day[4:6]), int(day[6:8]))
     fields, hashes = [], []
-    for f in SET_FIELDS:
+    for f in (only,) if only else SET_FIELDS:
         hs = _allowed_hashes(f, today)
         fields += [f] * len(hs)
         hashes += hs
@@ -398,9 +400,15 @@ def allowed_lookup(day: str) -> pa.Table:
 runner.LOOKUPS[ALLOWED_PREFIX] = allowed_lookup
 
 
-def allowed_hash_table(today: dt.date | None = None) -> ir.Table:
+def allowed_hash_table(today: dt.date | None = None, field: str | None = None) -> ir.Table:
+    """The lookup of allowed hashes (``field``, ``h``) of every field of :data:`SET_FIELDS`, or of
+    ``field`` only: a log without ``db`` values then never loads the 40,000 date hashes (the one-field
+    lookups of ``ge`` and ``country`` hold 2 and about 250 rows)."""
+    if field is not None and field not in SET_FIELDS:
+        raise ValueError(f"no allowed values for {field!r}; fields with a set: {', '.join(SET_FIELDS)}")
     day = (today or dt.datetime.now(dt.timezone.utc).date()).strftime("%Y%m%d")
-    return ibis.table(ibis.schema({"field": "string", "h": "string"}), name=f"{ALLOWED_PREFIX}{day}")
+    name = f"{ALLOWED_PREFIX}{day}" + (f"_{field}" if field else "")
+    return ibis.table(ibis.schema({"field": "string", "h": "string"}), name=name)
 
 
 def _field_defects(f: str, b: ir.Table) -> dict[str, ir.BooleanValue]:
@@ -599,12 +607,11 @@ def _validity_in_place(table: ir.Table, keep_cols: Sequence[str], scanned: Seque
     base = table.select(**pre)
     if not scanned:
         return base
-    lookup = allowed_hash_table(today)
     prim: dict[str, ir.Value] = {}
     for f in ruled:  # values a rule reads several times: one column each
         v = base[f"_{f}_v"]
         if f in SET_FIELDS:
-            prim[f"_{f}_alw"] = hash_hex(v).isin(lookup.filter(lookup.field == f).h)
+            prim[f"_{f}_alw"] = hash_hex(v).isin(allowed_hash_table(today, f).h)
         if f == "client_ip_address":
             prim[f"_{f}_ipk"] = ip_kind_fast(v)
         if f == "fbc":

@@ -132,6 +132,31 @@ def cache_dir() -> Path | None:
     return Path(base) / "capi-diag"
 
 
+LOOKUP_KEEP_S = 2 * 86400
+"""Lookup copies in the cache folder untouched for longer than this are removed when a new one is
+written: a lookup's name carries its day (the allowed ``db`` hashes change daily), so yesterday's
+copies are never read again, and each day's full set is 3 MB."""
+
+
+def prune_lookups(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove ``lookup-*.parquet`` files of ``folder`` last modified over :data:`LOOKUP_KEEP_S` ago;
+    returns them. Errors are ignored (another process may remove the same file)."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        candidates = list(folder.glob("lookup-*.parquet"))
+    except OSError:
+        return removed
+    for f in candidates:
+        try:
+            if now - f.stat().st_mtime > LOOKUP_KEEP_S:
+                f.unlink()
+                removed.append(f)
+        except OSError:
+            pass
+    return removed
+
+
 class SqlCache:
     """Compiled SQL by (plan key, name): in memory, and in one JSON file per plan on disk.
 
@@ -409,6 +434,7 @@ class Runner:
                 os.replace(tmp, path)
             except Exception:  # noqa: BLE001 - the cache only saves time
                 pass
+            prune_lookups(path.parent)
 
     # -- execution -------------------------------------------------------------------------------
     def _ensure(self, sc: Scope, sql: str, depth: int = 0) -> None:
