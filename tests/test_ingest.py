@@ -388,3 +388,14 @@ def test_import_sniffed_delimiter_missing_from_the_header_uses_the_headers(tmp_p
     ds, db = _import(tmp_path, "event_name\tevent_time\tvalue\n" + body)
     assert _reasons(ds) == (5, 5, {})
     assert _rows(db, "SELECT value FROM browser_events ORDER BY line LIMIT 1") == [("0,0",)]
+
+
+def test_detect_encoding_counts_control_bytes_but_not_tab_cr_lf_ff():
+    from capi_diag.io.ingest import detect_encoding
+
+    assert detect_encoding("x.csv", b"\x01" * 5 + b"a" * 95) == "utf-8"  # 5%: still text
+    assert detect_encoding("x.csv", b"\t\r\n\f" * 50 + b"a") == "utf-8"  # whitespace is not a control
+    assert detect_encoding("x.csv", b"\xe9t\xe9,caf\xe9\n" * 3) == "windows-1252"
+    for head in (b"\x01" * 6 + b"a" * 94, b"\x1b" * 6 + b"a" * 94, b"\x0b" * 6 + b"a" * 94):
+        with pytest.raises(IngestError, match="control bytes found"):
+            detect_encoding("x.csv", head)

@@ -283,6 +283,9 @@ def detect_format(name: str, head: bytes) -> str:
     return "json" if stripped[:1] in (b"{", b"[") else "csv"
 
 
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\r\n\f")
+
+
 def detect_encoding(label: str, head: bytes) -> str:
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return "utf-16"
@@ -290,9 +293,10 @@ def detect_encoding(label: str, head: bytes) -> str:
         at = head.index(b"\x00")
         raise IngestError(f"{label}: is not a text file (binary content at byte {at}). "
                           "Export the log as CSV, JSON Lines or Parquet.")
-    sample = head.decode("latin-1")
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n\f")
-    if sample and controls / len(sample) > 0.05:
+    # control bytes other than tab, CR, LF and form feed, counted in C (a Python loop over the 64 KB
+    # head took about 10 ms a file)
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if head and controls / len(head) > 0.05:
         raise IngestError(f"{label}: is not a text file (control bytes found). "
                           "Export the log as CSV, JSON Lines or Parquet.")
     try:
