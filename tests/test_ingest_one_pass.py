@@ -199,3 +199,28 @@ def test_blank_cell_shortcut_agrees_with_the_blank_pattern():
     # the cells the pattern calls blank, exactly
     assert [s for s, text, *_ in rows if s is not None and text is None] == [
         "", " ", "  ", "\t", "\n", "\r\n", "\f"]
+
+
+def test_import_learns_multi_valued_columns_in_its_column_count_scan(tmp_path):
+    """The in-memory import's scan that counts each column's values also finds the list columns with
+    a cell holding several values: no second aggregate over the table, the same answer."""
+    from capi_diag.engine.dataset import multi_valued
+
+    b = tmp_path / "b.jsonl"
+    s = tmp_path / "s.jsonl"
+    b.write_text(json.dumps({"event_name": "Lead", "event_id": "1", "event_time": 1700000000,
+                             "fbp": "fb.1.1.1"}) + "\n", encoding="utf-8")
+    rows = [{"event_name": "Lead", "event_id": "1", "event_time": 1700000000,
+             "user_data": {"em": ["a" * 64, "b" * 64], "ph": ["c" * 64], "fbp": "fb.1.1.1"}},
+            {"event_name": "Lead", "event_id": "2", "event_time": 1700000001,
+             "user_data": {"em": "d" * 64, "external_id": ["x", "y", "z"]}}]
+    s.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    db = RecordingDatabase()
+    try:
+        ds = import_logs(db, browser=[str(b)], server=[str(s)])
+        assert ds.multi == {"browser": frozenset(), "server": frozenset({"em", "external_id"})}
+        lengths = [q for q in db.statements if "max(len(" in q]
+        assert len(lengths) == 2 and all("count(*), count(" in q for q in lengths)
+        assert multi_valued(db, ds.present) == ds.multi  # the separate aggregate agrees
+    finally:
+        db.close()

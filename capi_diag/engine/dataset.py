@@ -306,12 +306,17 @@ class Dataset:
         return ds
 
 
-def multi_valued(db: Database, present: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+def multi_valued(db: Database, present: Mapping[str, Iterable[str]],
+                 known: Mapping[str, frozenset[str]] | None = None) -> dict[str, frozenset[str]]:
     """Per log, the list columns it carried that have a cell holding several values: one aggregate
-    per log over the list lengths (no value is read)."""
+    per log over the list lengths (no value is read), except for the logs in ``known`` (learned by
+    the import's own scan of the table)."""
     lists = {name for name, typ in canonical_columns() if typ.endswith("[]")}
     out: dict[str, frozenset[str]] = {}
     for role in Role:
+        if known is not None and role.value in known:
+            out[role.value] = known[role.value]
+            continue
         cols = sorted(lists & set(present.get(role.value, ())))
         if not cols:
             out[role.value] = frozenset()

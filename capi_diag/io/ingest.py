@@ -1061,6 +1061,8 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
                 db.execute(stmt)
         present: dict[str, frozenset[str]] = {}
         inputs: dict[str, Any] = {}
+        known: dict[str, frozenset[str]] = {}  # multi-valued list columns learned by narrow_table
+        lists = {name for name, typ in canonical_columns() if typ.endswith("[]")}
         plan = [(Role.BROWSER, [Source.of(s) for s in browser]), (Role.SERVER, [Source.of(s) for s in server])]
         total = sum(len(s) for _, s in plan) or 1
         done = 0
@@ -1079,11 +1081,13 @@ def _import_logs(db: Database, *, browser: Sequence[str | os.PathLike[str] | Sou
                 done += 1
             present[role.value] = frozenset(fields)
             inputs[role.value] = role_summary(reports)
-            narrow_table(db, role)
+            _, multi = narrow_table(db, role, sorted(lists & fields))
+            if multi is not None:
+                known[role.value] = multi
         if progress:
             progress("Import finished", 1.0)
         db.tables_changed()
-        ds = Dataset(db, present, inputs, multi=multi_valued(db, present))
+        ds = Dataset(db, present, inputs, multi=multi_valued(db, present, known))
         ds.save_meta()
         return ds
 
@@ -1103,7 +1107,7 @@ def _drop_role(db: Database, role: Role) -> None:
     db.execute(f"DROP TABLE IF EXISTS {role.table}{STORED_SUFFIX}")
 
 
-def narrow_table(db: Database, role: Role) -> list[str]:
+def narrow_table(db: Database, role: Role, lists: Sequence[str] = ()) -> tuple[list[str], frozenset[str] | None]:
     """In a database kept in memory, store only the columns of ``role``'s table that hold a value:
     the table keeps them as ``<role table>_stored`` and the role's name becomes a view adding the
     empty columns as typed NULLs, in the canonical order (analyses see the same relation). DuckDB keeps
@@ -1111,22 +1115,26 @@ def narrow_table(db: Database, role: Role) -> list[str]:
     55 server columns and 30 of 55 browser columns empty, and the two tables take 1.29 GB stored this
     way against 1.54 GB (``duckdb_memory()``). A database file compresses an empty column to almost
     nothing and is left as it is, and so is a table under :data:`NARROW_MIN_ROWS` rows. Returns the
-    columns left out."""
+    columns left out, and which of the list columns ``lists`` have a cell holding several values
+    (learned in the same scan, for :func:`~capi_diag.engine.dataset.multi_valued`; None when the
+    table was not scanned)."""
     if db.path != ":memory:":
-        return []
+        return [], None
     cols = canonical_columns()
-    counts = db.fetchone("SELECT count(*), " + ", ".join(f"count({_quote_ident(c)})" for c, _ in cols)
+    many = [f"coalesce(max(len({_quote_ident(c)})), 0) > 1" for c in lists]
+    counts = db.fetchone("SELECT count(*), " + ", ".join([*(f"count({_quote_ident(c)})" for c, _ in cols), *many])
                          + f" FROM {role.table}")
-    empty = [c for (c, _), n in zip(cols, counts[1:], strict=True) if n == 0]
+    multi = frozenset(c for c, m in zip(lists, counts[1 + len(cols):], strict=True) if m)
+    empty = [c for (c, _), n in zip(cols, counts[1:1 + len(cols)], strict=True) if n == 0]
     if counts[0] < max(NARROW_MIN_ROWS, 1) or not empty:  # a role without a log keeps its empty table
-        return []
+        return [], multi
     for c in empty:
         db.execute(f"ALTER TABLE {role.table} DROP COLUMN {_quote_ident(c)}")
     stored = f"{role.table}{STORED_SUFFIX}"
     db.execute(f"ALTER TABLE {role.table} RENAME TO {stored}")
     select = ", ".join(f"CAST(NULL AS {t}) AS {_quote_ident(c)}" if c in empty else _quote_ident(c) for c, t in cols)
     db.execute(f"CREATE VIEW {role.table} AS SELECT {select} FROM {stored}")
-    return empty
+    return empty, multi
 
 
 def role_summary(reports: list[FileReport]) -> dict[str, Any]:
