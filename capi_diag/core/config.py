@@ -14,7 +14,6 @@ unknown keys with the closest valid one suggested. Example::
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,8 @@ class Config:
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "<config>") -> Config:
+        import tomllib  # only when a config file is read (its import is 4 ms of every start)
+
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:

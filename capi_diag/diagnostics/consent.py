@@ -38,11 +38,10 @@ follow the default policy. With no ``consent_*`` column in the server log the se
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import pycountry
 
 from capi_diag.core import labels
 from capi_diag.core.config import Config
@@ -77,7 +76,17 @@ BUILTIN_GROUPS: dict[str, tuple[str, ...]] = {
 """Region groups available without configuration (a ``[consent.groups]`` entry of the same name
 replaces one)."""
 
-COUNTRY_CODES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+@functools.cache
+def country_codes() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes (pycountry), loaded on first use: a report whose SQL is cached and
+    whose log has no region to judge never imports pycountry."""
+    import pycountry
+
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
 NO_REGION = "(none)"
 OTHER_REGIONS = "(other)"
 MAX_REGIONS = 250
@@ -122,7 +131,7 @@ def _purposes(value: Any, where: str, source: str) -> tuple[str, ...]:
 
 def _code(value: Any, where: str, source: str) -> str:
     code = str(value).strip().upper()
-    if code not in COUNTRY_CODES:
+    if code not in country_codes():
         hint = " Use GB for the United Kingdom." if code == "UK" else ""
         raise ConfigError(f"{source}: '{value}' in {where} is not an ISO 3166-1 alpha-2 region code.{hint}")
     return code
@@ -152,7 +161,7 @@ def policy(config: Config) -> Policy:
     for key, purposes in rules.items():  # a code listed by itself wins over any group
         if key in groups:
             continue
-        if key.strip().upper() in COUNTRY_CODES:
+        if key.strip().upper() in country_codes():
             by_code[key.strip().upper()] = purposes
             continue
         close = difflib.get_close_matches(key, list(groups), n=1)
@@ -248,7 +257,7 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
         rows=a.count(),
         forwarded=a.forwarded.sum(),
         unknown=a.unknown.sum(),
-        unrecognized=(a.region.notnull() & ~a.region.isin(sorted(COUNTRY_CODES))).sum(),
+        unrecognized=(a.region.notnull() & ~a.region.isin(sorted(country_codes()))).sum(),
         **{f"{k}_{p}": a[f"{k}_{p}"].sum() for p in CONSENT_PURPOSES for k in ("req", "denied", "missing")},
     ))[0]
     rows = int(totals["rows"])
@@ -266,7 +275,8 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
             by_purpose[p]["column_present"] = False
     regions = ds.fetch("consent.regions", lambda: (
         a.group_by(region=a.region.fill_null(NO_REGION))
-        .aggregate(rows=a.count(), forwarded=a.forwarded.sum(), unknown=a.unknown.sum())
+        .aggregate(rows=a.count(), forwarded=a.forwarded.sum(), unknown=a.unknown.sum(),
+                   known=a.region.isin(sorted(country_codes())).any())
         .order_by([ibis.desc("rows"), "region"])
     ))
     by_region: dict[str, dict[str, Any]] = {}
@@ -280,7 +290,7 @@ def analyze(ds: Dataset, config: Config, prior: Mapping[str, Any] | None = None)
             continue
         code = None if rec["region"] == NO_REGION else rec["region"]
         entry["required"] = list(pol.required_for(code))
-        entry["known_code"] = code in COUNTRY_CODES
+        entry["known_code"] = bool(rec["known"])  # judged in the query: no code list in Python
         by_region[rec["region"]] = entry
     if other["rows"]:
         by_region[OTHER_REGIONS] = other

@@ -42,10 +42,9 @@ in the server-side tag or the backend, and re-check with this report.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import pycountry
 
 from capi_diag.core import labels
 from capi_diag.core.config import Config
@@ -69,8 +68,13 @@ CENTS_PREFIX = r"\A\s*([+-]?[0-9]+(?:\.[0-9]{1,3})?)"
 """Sign, integer part and at most three decimals: exactly what rounding half away from zero to
 cents needs (the third decimal decides), so the cast below never rounds twice."""
 
-CURRENCIES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
-"""ISO 4217 alphabetic codes, without ``XXX`` (no currency) and ``XTS`` (reserved for testing)."""
+@functools.cache
+def currencies() -> frozenset[str]:
+    """ISO 4217 alphabetic codes, without ``XXX`` (no currency) and ``XTS`` (reserved for testing);
+    pycountry is imported on first use (only to build a query: a cached report never needs it)."""
+    import pycountry
+
+    return frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
 
 ROW_RULES: tuple[str, ...] = (
     "purchase_missing_value", "purchase_missing_currency", "value_not_numeric", "currency_invalid",
@@ -155,7 +159,7 @@ def annotate_expr(ds: Dataset) -> ir.Table:
                                       ibis.literal("currency")),
         "value_not_numeric": (value_set & ~is_plain_decimal(v.value).fill_null(False),
                               ibis.literal("value ").concat(v.value.substr(0, 40))),
-        "currency_invalid": (currency_set & ~v.currency.upper().isin(sorted(CURRENCIES)).fill_null(False),
+        "currency_invalid": (currency_set & ~v.currency.upper().isin(sorted(currencies())).fill_null(False),
                              ibis.literal("currency ").concat(v.currency.substr(0, 40))),
         "action_source_invalid": (~v.action_source.isin(list(ACTION_SOURCES)).fill_null(False),
                                   ibis.ifelse(v.action_source.isnull(), "action_source missing",

@@ -44,8 +44,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-import pycountry
-
 from capi_diag.core.patterns import (
     APPENDIX,
     BLANK_RE,
@@ -285,6 +283,8 @@ def allowed_values(field: str, today: dt.date | None = None) -> tuple[str, ...]:
     if field == "ge":
         return ("f", "m")
     if field == "country":
+        import pycountry  # here, not at the top: a report whose SQL is cached never needs it (4 ms)
+
         return tuple(sorted(c.alpha_2.lower() for c in pycountry.countries))
     if field == "db":
         end = today or dt.datetime.now(dt.timezone.utc).date()
