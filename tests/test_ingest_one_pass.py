@@ -224,3 +224,62 @@ def test_import_learns_multi_valued_columns_in_its_column_count_scan(tmp_path):
         assert multi_valued(db, ds.present) == ds.multi  # the separate aggregate agrees
     finally:
         db.close()
+
+
+def test_large_csv_sniffed_on_its_head_reads_like_the_whole_file(tmp_path):
+    """A CSV over SNIFF_HEAD_BYTES is sniffed on its first lines; when they settle the common dialect
+    (here a quoted user agent on every row), a quoted delimiter and a doubled quote met only after the
+    head still parse, and the rows are those of the whole file."""
+    from capi_diag.io import ingest
+
+    line = 'Purchase,{t},id{i},"Mozilla/5.0 (X11; Linux x86_64, like Gecko)"\n'
+    rows = 2 * ingest.SNIFF_HEAD_BYTES // len(line.format(t=1700000000, i=0)) + 100
+    body = "".join(line.format(t=1700000000 + i, i=i) for i in range(rows))
+    s = tmp_path / "s.csv"
+    s.write_text("event_name,event_time,event_id,client_user_agent\n" + body
+                 + 'Lead,1800000000,"late, quoted ""id""",x\n', encoding="utf-8")
+    assert s.stat().st_size > 2 * ingest.SNIFF_HEAD_BYTES
+    b = tmp_path / "b.csv"
+    b.write_text(BROWSER_CSV, encoding="utf-8")
+    db = RecordingDatabase()
+    try:
+        import_logs(db, browser=[str(b)], server=[str(s)])
+        n, late, ua = db.fetchone("SELECT count(*), max(event_id) FILTER (event_name = 'Lead'), "
+                                  "max(client_user_agent[1]) FROM server_events")
+    finally:
+        db.close()
+    assert (n, late, ua) == (rows + 1, 'late, quoted "id"', "x")
+    sniffs = [q for q in db.statements if "sniff_csv" in q]
+    assert len(sniffs) == 2  # one per file: the server log's head settled it
+
+
+def test_large_csv_whose_head_is_not_the_common_dialect_is_sniffed_whole(tmp_path):
+    """A head whose dialect is not the common one is sniffed again on the whole sample, as before the
+    head was tried: a backslash escape, and a head without any quote (the sniffer then says "no
+    quote", which the head cannot settle for the rest of the file)."""
+    from capi_diag.io import ingest
+
+    cases = {
+        "escape": ("event_name;event_time;event_id;em\n", 'Purchase;{t};"id\\"{i}";x\n', ""),
+        "no_quote": ("event_name,event_time,event_id,em\n", "Purchase,{t},id{i},x\n",
+                     'Lead,1800000000,"late, quoted ""id""",x\n'),
+    }
+    for name, (header, line, tail) in cases.items():
+        rows = 2 * ingest.SNIFF_HEAD_BYTES // len(line.format(t=1700000000, i=0)) + 100
+        s = tmp_path / f"{name}.csv"
+        s.write_text(header + "".join(line.format(t=1700000000 + i, i=i) for i in range(rows)) + tail,
+                     encoding="utf-8")
+        b = tmp_path / "b.csv"
+        b.write_text(BROWSER_CSV, encoding="utf-8")
+        db = RecordingDatabase()
+        try:
+            ds = import_logs(db, browser=[str(b)], server=[str(s)])
+            first, last = db.fetchone("SELECT min_by(event_id, row_id), max_by(event_id, row_id) "
+                                      "FROM server_events")
+        finally:
+            db.close()
+        assert len([q for q in db.statements if "sniff_csv" in q]) == 3, name  # browser; head, whole
+        if name == "escape":
+            assert (ds.inputs["server"]["rows"], first) == (rows, 'id"0')
+        else:
+            assert (ds.inputs["server"]["rows"], last) == (rows + 1, 'late, quoted "id"')

@@ -38,6 +38,7 @@ import io
 import json
 import os
 import re
+import tempfile
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -478,8 +479,7 @@ def _stage_csv(db: Database, inp: StagedInput, report: FileReport) -> list[str]:
     explicit = None
     sniffed = None
     try:
-        sniff = db.fetchone(f"SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, Columns "
-                            f"FROM sniff_csv(?, {detect}, {rest})", [inp.uri])
+        sniff = _sniff_csv(db, inp, f"{detect}, {rest}")
         report.delimiter = sniff[0]
         head = inp.text_head if inp.text_head is not None else inp.head().decode("utf-8", errors="replace")
         first = re.split(r"\r\n|\r|\n", head.lstrip("\ufeff"), maxsplit=1)[0]
@@ -514,6 +514,72 @@ def _stage_csv(db: Database, inp: StagedInput, report: FileReport) -> list[str]:
     db.execute(f"""CREATE OR REPLACE TEMP VIEW _capi_stage AS SELECT {cols}, CAST(NULL AS BIGINT) AS _line,
         false AS _malformed, CAST(NULL AS BIGINT) AS _ord FROM {reader}""")
     return headers
+
+
+SNIFF_HEAD_BYTES = 128 * 1024
+"""A CSV file larger than this is sniffed on its first lines (up to this many bytes, cut at a line
+end) before the whole of it: DuckDB's sniffer reads the whole sample for every candidate dialect, 28
+ms for the 2 MB demo server log against 8 ms for its head. The head's finding is kept only when it
+is the common dialect: a delimiter of :data:`CSV_DELIMITERS`, ``"`` as quote, ``"`` or no escape (a
+head without a doubled quote shows none; the reader is then given RFC 4180's doubled quote, which a
+later ``""`` needs: with no escape that line would be rejected), no comment, no skipped line.
+Anything else (a head without any quote included) is sniffed again on the whole sample, as before."""
+
+
+def _sniff_csv(db: Database, inp: StagedInput, options: str) -> tuple[Any, ...]:
+    """``sniff_csv``'s delimiter, quote, escape, newline, comment, skipped rows and columns for
+    ``inp``: from its head when that settles it (:data:`SNIFF_HEAD_BYTES`), else from the file."""
+    query = (f"SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, Columns "
+             f"FROM sniff_csv(?, {options})")
+    head = _sniff_head(inp)
+    if head is not None:
+        tmp = None
+        try:
+            if inp.uri.startswith("memory://"):
+                uri = inp._to_memory(head, inp.src.name)
+            else:
+                fd, tmp = tempfile.mkstemp(prefix="capi-sniff-", suffix=".csv")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(head)
+                uri = tmp
+            row = db.fetchone(query, [uri])
+            if row[0] in CSV_DELIMITERS and row[1] == '"' and row[2] in ('"', "(empty)") \
+                    and row[4] == "(empty)" and not row[5]:
+                # no doubled quote in the head ("(empty)") says nothing of the rest: RFC 4180's `""`
+                return (row[0], '"', '"', *row[3:])
+        except duckdb.OutOfMemoryException:
+            raise
+        except (duckdb.Error, OSError):
+            pass  # the whole file decides (and reports what is wrong with it)
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+    return tuple(db.fetchone(query, [inp.uri]))
+
+
+def _sniff_head(inp: StagedInput) -> bytes | None:
+    """The first :data:`SNIFF_HEAD_BYTES` of a plain (not compressed) CSV file larger than that, cut
+    after its last line end; None for a smaller or compressed file, or a head without a line end."""
+    if inp.is_gzip():
+        return None
+    if inp.src.data is not None and not inp.decoded:
+        size = len(inp.src.data)
+    elif not inp.uri.startswith("memory://"):
+        try:
+            size = os.path.getsize(inp.uri)
+        except OSError:
+            return None
+    else:
+        return None
+    if size <= SNIFF_HEAD_BYTES:
+        return None
+    if inp.src.data is not None:
+        raw = inp.src.data[:SNIFF_HEAD_BYTES]
+    else:
+        with open(inp.uri, "rb") as fh:
+            raw = fh.read(SNIFF_HEAD_BYTES)
+    end = max(raw.rfind(b"\n"), raw.rfind(b"\r"))
+    return raw[:end + 1] if end > 0 else None
 
 
 def _number_rows(db: Database, table: str, assignments: str) -> None:
