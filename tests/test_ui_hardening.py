@@ -147,3 +147,25 @@ def test_shipped_streamlit_config_watches_no_files_and_serve_runs_the_same() -> 
     assert cmd[cmd.index("--server.fileWatcherType") + 1] == "none"
     assert cmd[cmd.index("--server.runOnSave") + 1] == "false"
     assert cmd[cmd.index("--runner.postScriptGC") + 1] == "false"
+
+
+def test_uploaded_files_are_not_copied_by_each_script_run():
+    """Streamlit deep-copies every widget value on every run; an uploaded file's copy would copy all its
+    bytes (0.79 GB for the 1M logs). The dashboard makes that copy the file itself, which shares the
+    upload's bytes with Streamlit's record, and ``getvalue()`` (all the pages use) still answers."""
+    import copy
+
+    from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec
+
+    from capi_diag.ui import navigation
+
+    navigation.pages()  # what app.py calls first on every run
+    data = b"event_name,event_id,event_time\n" + b"Lead,1,1700000000\n" * 1000
+
+    class _Urls:
+        upload_url = delete_url = ""
+
+    rec = UploadedFileRec(file_id="f1", name="s.csv", type="text/csv", data=data)
+    up = UploadedFile(rec, _Urls())
+    copied = copy.deepcopy([up])
+    assert copied[0] is up and copied[0].getvalue() is data and up.size == len(data)

@@ -75,6 +75,7 @@ def page_path(url_path: str) -> str:
 
 
 def pages() -> list[st.Page]:
+    state.share_uploaded_files()
     return [st.Page(PAGES_DIR / p.file, title=p.title, icon=p.icon, url_path=p.url_path,
                     default=(i == 0)) for i, p in enumerate(PAGES)]
 

@@ -211,6 +211,23 @@ def upload_key(name: str) -> str:
     return name if gen == 0 else f"{name}_{gen}"
 
 
+def _same_upload(upload: Any, memo: dict[int, Any]) -> Any:
+    return upload
+
+
+def share_uploaded_files() -> None:
+    """Make a deep copy of an uploaded file the file itself. Streamlit returns a deep copy of every
+    widget's value on every script run, and a file uploader's value is ``BytesIO`` objects, whose copy
+    writes every byte into a new buffer: the run that takes the 1M logs of ``make bench`` to import
+    copied their 0.79 GB once more, held beside Streamlit's own copy for the whole import (the
+    session's peak, 2.9 GB). The pages only read uploads with ``getvalue()`` (never ``read()`` or
+    ``seek()``, which would move a position that every run now shares), so the file object itself
+    is as good as a copy. Idempotent; called as the navigation is built, before any page runs."""
+    from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+    UploadedFile.__deepcopy__ = _same_upload  # type: ignore[method-assign]
+
+
 def release_uploads(uploads: Sequence[Upload]) -> None:
     """Drop Streamlit's own copy of uploads that an import has just read, and give the file widgets new
     keys (:func:`upload_key`). Streamlit otherwise keeps every uploaded file for as long as its widget
