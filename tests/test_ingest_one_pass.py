@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+from pathlib import Path
 
 from capi_diag.engine.db import Database
 from capi_diag.io.ingest import accepted_headers, import_logs
@@ -28,6 +30,7 @@ class RecordingDatabase(Database):
     def __init__(self) -> None:
         super().__init__()
         self.statements: list[str] = []
+        self.params: list = []
 
     def execute(self, sql, params=None):
         self.statements.append(sql)
@@ -35,6 +38,7 @@ class RecordingDatabase(Database):
 
     def fetchall(self, sql, params=None):
         self.statements.append(sql)
+        self.params.append(params)
         return super().fetchall(sql, params)
 
 
@@ -226,7 +230,7 @@ def test_import_learns_multi_valued_columns_in_its_column_count_scan(tmp_path):
         db.close()
 
 
-def test_large_csv_sniffed_on_its_head_reads_like_the_whole_file(tmp_path):
+def test_large_csv_sniffed_on_its_head_reads_like_the_whole_file(tmp_path, monkeypatch):
     """A CSV over SNIFF_HEAD_BYTES is sniffed on its first lines; when they settle the common dialect
     (here a quoted user agent on every row), a quoted delimiter and a doubled quote met only after the
     head still parse, and the rows are those of the whole file."""
@@ -241,6 +245,9 @@ def test_large_csv_sniffed_on_its_head_reads_like_the_whole_file(tmp_path):
     assert s.stat().st_size > 2 * ingest.SNIFF_HEAD_BYTES
     b = tmp_path / "b.csv"
     b.write_text(BROWSER_CSV, encoding="utf-8")
+    private = tmp_path / "tmp"  # a database made directly has no private folder: the temp folder
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     db = RecordingDatabase()
     try:
         import_logs(db, browser=[str(b)], server=[str(s)])
@@ -251,6 +258,9 @@ def test_large_csv_sniffed_on_its_head_reads_like_the_whole_file(tmp_path):
     assert (n, late, ua) == (rows + 1, 'late, quoted "id"', "x")
     sniffs = [q for q in db.statements if "sniff_csv" in q]
     assert len(sniffs) == 2  # one per file: the server log's head settled it
+    heads = [p[0] for p in db.params if p and str(p[0]).startswith(str(private))]
+    assert len(heads) == 1 and Path(heads[0]).name.startswith("capi-sniff-")
+    assert list(private.iterdir()) == []  # the head's copy (owner-only) is gone
 
 
 def test_large_csv_whose_head_is_not_the_common_dialect_is_sniffed_whole(tmp_path):

@@ -230,6 +230,12 @@ class Database:
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None
 
+    @property
+    def private_dir(self) -> Path | None:
+        """The private temporary folder this database owns (its spill files; removed on close), or
+        None when it has none (a database made directly, not by :meth:`for_inputs`)."""
+        return self._owned_dir
+
     def has_table(self, name: str) -> bool:
         row = self.fetchone("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
         return bool(row and row[0])

@@ -538,7 +538,8 @@ def _sniff_csv(db: Database, inp: StagedInput, options: str) -> tuple[Any, ...]:
             if inp.uri.startswith("memory://"):
                 uri = inp._to_memory(head, inp.src.name)
             else:
-                fd, tmp = tempfile.mkstemp(prefix="capi-sniff-", suffix=".csv")
+                # owner-only (mkstemp), in the database's private folder when it has one, removed below
+                fd, tmp = tempfile.mkstemp(prefix="capi-sniff-", suffix=".csv", dir=db.private_dir)
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(head)
                 uri = tmp
