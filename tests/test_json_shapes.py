@@ -166,3 +166,24 @@ def test_utf16_pretty_array_with_a_txt_name_is_read_as_json():
     data = json.dumps(_server_events(), indent=2).encode("utf-16")
     inputs, rows = _import(Source("b.jsonl", data=one_line(_browser_events()).encode()), Source("s.txt", data=data))
     assert inputs["server"]["rows"] == 5 and inputs["server"]["file_reports"][0]["format"] == "json"
+
+
+def test_a_lone_surrogate_escape_loses_no_event_of_its_request_body(tmp_path):
+    """JSON allows a lone UTF-16 surrogate escape (``JSON.stringify`` writes one for a string cut in
+    the middle of an emoji); DuckDB's reader refuses the document. In a pretty request body that made
+    all its events one malformed row. The escape is read as U+FFFD, the import says so, and every event
+    is read; an escaped backslash before ``ud83d`` is text, left as it is."""
+    events = [{"event_name": "Purchase", "event_id": f"e{i}", "event_time": 1_790_000_000 + i} for i in range(4)]
+    text = json.dumps({"data": events}, indent=2)
+    text = text.replace('"e1"', '"e1 \\ud83d cut"').replace('"e2"', '"e2 \\\\ud83d text"')
+    text += "\n" + json.dumps({"data": [{"event_name": "Lead", "event_id": "\\udc00", "event_time": 1_790_000_009}]},
+                              indent=2).replace('"\\\\udc00"', '"\\udc00"')
+    for src in (str(tmp_path / "s.json"), Source("s.json", data=text.encode("utf-8"))):
+        (tmp_path / "s.json").write_text(text, encoding="utf-8")
+        with Database() as db:
+            ds = import_logs(db, browser=[], server=[src])
+            rep = ds.inputs["server"]["file_reports"][0]
+            ids = [r[0] for r in db.fetchall("SELECT event_id FROM server_events ORDER BY row_id")]
+        assert (rep["rows_read"], rep["rows_loaded"], rep["rows_rejected"]) == (5, 5, 0)
+        assert ids == ["e0", "e1 \ufffd cut", "e2 \\ud83d text", "e3", "\ufffd"]
+        assert any("2 line(s) held a lone UTF-16 surrogate escape" in w for w in rep["warnings"])

@@ -202,6 +202,8 @@ class StagedInput:
         """Keys of JSON request bodies besides ``data`` and ``test_event_code`` (not event fields)."""
         self.decoded = False
         self.text_head: str | None = None
+        self.repaired_lines = 0
+        """JSON lines whose lone UTF-16 surrogate escapes were replaced (:func:`_repair_lone_surrogates`)."""
         self.uri = self._resolve()
 
     def _resolve(self) -> str:
@@ -703,6 +705,7 @@ def _stage_json_lines(db: Database, inp: StagedInput) -> None:
             raise Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as JSON Lines ({str(e).splitlines()[0]}).") from None
     db.execute("DELETE FROM _capi_lines WHERE l IS NULL OR regexp_full_match(l, '\\s*')")
+    _repair_lone_surrogates(db, inp)
     valid = db.fetchone("SELECT count(*) FILTER (json_valid(l)), count(*) FROM _capi_lines")
     if valid[0] < valid[1] and group_json_documents(db):
         pass  # multi-line (pretty-printed) documents: _capi_docs holds one per document
@@ -740,6 +743,36 @@ def _stage_json_lines(db: Database, inp: StagedInput) -> None:
     db.execute("ALTER TABLE _capi_stage ADD COLUMN _malformed BOOLEAN")
     db.execute("UPDATE _capi_stage SET _malformed = (_ev IS NULL OR json_type(_ev) <> 'OBJECT')")
     db.execute("DROP TABLE IF EXISTS _capi_lines; DROP TABLE IF EXISTS _capi_docs")
+
+
+# Every escape of a JSON text, left to right (a backslash always starts one, so an escaped backslash
+# is consumed whole and never taken for the start of the next): a surrogate pair, any other escape,
+# or (group 2) the \u of a lone surrogate, whose four hex digits are dropped.
+_ESCAPES_RE = (r"(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\[^u]"
+               r"|\\u(?:[0-9a-cA-Ce-fE-F][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2}))|(\\u)[dD][89a-fA-F][0-9a-fA-F]{2}")
+SURROGATE_WARNING = ("{n:,} line(s) held a lone UTF-16 surrogate escape (such as \\ud83d: half of an emoji "
+                     "cut off); they were read with U+FFFD (�) in its place")
+LONE_SURROGATE_RE = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+"""A line that may hold a lone UTF-16 surrogate escape (``\\ud83d`` without its pair)."""
+
+
+def _repair_lone_surrogates(db: Database, inp: StagedInput) -> None:
+    """Replace each lone UTF-16 surrogate escape in ``_capi_lines`` by ``\\ufffd`` (U+FFFD), and say so.
+
+    JSON's grammar allows ``"\\ud83d"`` alone, and JavaScript's ``JSON.stringify`` writes one for a
+    string cut in the middle of an emoji; DuckDB's JSON reader refuses the whole document, so one such
+    value in a request body lost every event of the body into one malformed row. Only lines holding a
+    lone surrogate escape and no raw U+0001 (the mark used here) are rewritten, in two passes of RE2:
+    each escape is copied and followed by U+0001, a lone surrogate's ``\\u`` alone; then ``\\u`` +
+    U+0001 becomes ``\\ufffd`` and the marks go. Sets ``inp.repaired_lines``."""
+    marked = f"regexp_replace(l, {_quote_str(_ESCAPES_RE)}, '\\1\\2' || chr(1), 'g')"
+    lone = (f"regexp_matches(l, {_quote_str(LONE_SURROGATE_RE)}) AND NOT contains(l, chr(1)) "
+            f"AND contains({marked}, '\\u' || chr(1))")
+    inp.repaired_lines = db.fetchone(f"SELECT count(*) FROM _capi_lines WHERE {lone}")[0]
+    if inp.repaired_lines:
+        db.execute(f"""UPDATE _capi_lines
+            SET l = replace(regexp_replace({marked}, '\\\\u' || chr(1), '\\\\ufffd', 'g'), chr(1), '')
+            WHERE {lone}""")
 
 
 STRING_RE = r'"(?:[^"\\]|\\.)*"'
@@ -952,6 +985,8 @@ def _parse_file(db: Database, inp: StagedInput, report: FileReport, file_index: 
         headers = stage_parquet(db, inp)
     elif report.format == "json":
         _stage_json_lines(db, inp)
+        if inp.repaired_lines:
+            report.warnings.append(SURROGATE_WARNING.format(n=inp.repaired_lines))
         headers = flatten_json_stage(db, json_headers(db))
     else:
         headers = _stage_csv(db, inp, report)
