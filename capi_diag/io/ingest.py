@@ -202,8 +202,6 @@ class StagedInput:
         """Keys of JSON request bodies besides ``data`` and ``test_event_code`` (not event fields)."""
         self.decoded = False
         self.text_head: str | None = None
-        self.repaired_lines = 0
-        """JSON lines whose lone UTF-16 surrogate escapes were replaced (:func:`_repair_lone_surrogates`)."""
         self.uri = self._resolve()
 
     def _resolve(self) -> str:
@@ -686,8 +684,9 @@ class Reencode(Exception):
     """The bytes are not valid UTF-8 after all: decode them as Windows-1252."""
 
 
-def _stage_json_lines(db: Database, inp: StagedInput) -> None:
-    """Stage a JSON Lines (or JSON array) file as one JSON value per event in ``_ev``."""
+def _stage_json_lines(db: Database, inp: StagedInput, report: FileReport) -> None:
+    """Stage a JSON Lines (or JSON array) file as one JSON value per event in ``_ev``; lines with a lone
+    surrogate escape are repaired, and ``report`` warns of them (:func:`_repair_lone_surrogates`)."""
     if inp.is_gzip():
         inp.replace_with_text(inp.all_bytes().decode("utf-8", errors="strict"))
     try:
@@ -703,7 +702,9 @@ def _stage_json_lines(db: Database, inp: StagedInput) -> None:
             raise Reencode() from None
         raise IngestError(f"{inp.label}: could not be read as JSON Lines ({str(e).splitlines()[0]}).") from None
     db.execute("DELETE FROM _capi_lines WHERE l IS NULL OR regexp_full_match(l, '\\s*')")
-    _repair_lone_surrogates(db, inp)
+    repaired = _repair_lone_surrogates(db)
+    if repaired:
+        report.warnings.append(SURROGATE_WARNING.format(n=repaired))
     valid = db.fetchone("SELECT count(*) FILTER (json_valid(l)), count(*) FROM _capi_lines")
     if valid[0] < valid[1] and group_json_documents(db):
         pass  # multi-line (pretty-printed) documents: _capi_docs holds one per document
@@ -754,23 +755,24 @@ LONE_SURROGATE_RE = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
 """A line that may hold a lone UTF-16 surrogate escape (``\\ud83d`` without its pair)."""
 
 
-def _repair_lone_surrogates(db: Database, inp: StagedInput) -> None:
-    """Replace each lone UTF-16 surrogate escape in ``_capi_lines`` by ``\\ufffd`` (U+FFFD), and say so.
+def _repair_lone_surrogates(db: Database) -> int:
+    """Replace each lone UTF-16 surrogate escape in ``_capi_lines`` by ``\\ufffd`` (U+FFFD).
 
     JSON's grammar allows ``"\\ud83d"`` alone, and JavaScript's ``JSON.stringify`` writes one for a
     string cut in the middle of an emoji; DuckDB's JSON reader refuses the whole document, so one such
     value in a request body lost every event of the body into one malformed row. Only lines holding a
     lone surrogate escape and no raw U+0001 (the mark used here) are rewritten, in two passes of RE2:
     each escape is copied and followed by U+0001, a lone surrogate's ``\\u`` alone; then ``\\u`` +
-    U+0001 becomes ``\\ufffd`` and the marks go. Sets ``inp.repaired_lines``."""
+    U+0001 becomes ``\\ufffd`` and the marks go. Returns the number of lines rewritten."""
     marked = f"regexp_replace(l, {_quote_str(_ESCAPES_RE)}, '\\1\\2' || chr(1), 'g')"
     lone = (f"regexp_matches(l, {_quote_str(LONE_SURROGATE_RE)}) AND NOT contains(l, chr(1)) "
             f"AND contains({marked}, '\\u' || chr(1))")
-    inp.repaired_lines = db.fetchone(f"SELECT count(*) FROM _capi_lines WHERE {lone}")[0]
-    if inp.repaired_lines:
+    repaired = int(db.fetchone(f"SELECT count(*) FROM _capi_lines WHERE {lone}")[0])
+    if repaired:
         db.execute(f"""UPDATE _capi_lines
             SET l = replace(regexp_replace({marked}, '\\\\u' || chr(1), '\\\\ufffd', 'g'), chr(1), '')
             WHERE {lone}""")
+    return repaired
 
 
 STRING_RE = r'"(?:[^"\\]|\\.)*"'
@@ -982,9 +984,7 @@ def _parse_file(db: Database, inp: StagedInput, report: FileReport, file_index: 
     if report.format == "parquet":
         headers = stage_parquet(db, inp)
     elif report.format == "json":
-        _stage_json_lines(db, inp)
-        if inp.repaired_lines:
-            report.warnings.append(SURROGATE_WARNING.format(n=inp.repaired_lines))
+        _stage_json_lines(db, inp, report)
         headers = flatten_json_stage(db, json_headers(db))
     else:
         headers = _stage_csv(db, inp, report)
@@ -1054,7 +1054,7 @@ def stage_text(db: Database, inp: StagedInput, report: FileReport) -> None:
     """Stage a text file as ``_capi_stage`` for a small import (orders): JSON Lines, or a CSV file's rows
     copied into ``_capi_raw`` and its malformed lines (the log import reads CSV in one pass instead)."""
     if report.format == "json":
-        _stage_json_lines(db, inp)
+        _stage_json_lines(db, inp, report)
         return
     headers = _stage_csv(db, inp, report)
     with _reading_csv(inp):
