@@ -66,9 +66,10 @@ rows carry it (a real customer's email does not appear on 5% of all events); onl
 ``repeated_value_fields`` are checked (names, cities, states, zips, gender and country repeat
 naturally); at most ``repeated_values_per_field`` values are listed per field."""
 
-PAIRED_FIELDS: tuple[str, ...] = measures.PAIRED_FIRST
+PAIRED_FIELDS: tuple[str, ...] = measures.PAIRED_FIELDS
 """Fields compared between the earliest browser and server rows of a paired key (``paired_rows`` holds
-their first values)."""
+the first values of :data:`~capi_diag.engine.measures.PAIRED_FIRST` and the comparison state of
+:data:`~capi_diag.engine.measures.PAIRED_COMPARED`)."""
 
 FIELD_LABELS: dict[str, str] = {
     "em": "email", "ph": "phone", "fn": "first name", "ln": "last name", "ge": "gender",
@@ -172,17 +173,25 @@ def paired_mismatch(ds: Dataset, config: Config) -> dict[str, Any]:
     (``compared``) and keys where those values differ (``mismatched``)."""
     def build() -> ir.Table:
         pr = ds.using(config).measure("paired_rows")
-        # each side's compared value is computed once (one projection), then counted four ways
+        # each side's compared value is computed once (one projection), then counted four ways;
+        # the fields paired_rows keeps only as a comparison arrive as their state
+        states = {f"{f}_pair": pr[f"{f}_pair"] for f in measures.PAIRED_COMPARED}
         pr = pr.select(**{f"{side}_{f}": _paired_norm(f, pr[f"{side}_{f}"])  # first values (paired_rows)
-                          for f in PAIRED_FIELDS for side in ("b", "s")})
+                          for f in measures.PAIRED_FIRST for side in ("b", "s")}, **states)
         aggs: dict[str, ir.Value] = {"paired_keys": pr.count()}
-        for f in PAIRED_FIELDS:
+        for f in measures.PAIRED_FIRST:
             b, s = pr[f"b_{f}"], pr[f"s_{f}"]
             both = b.notnull() & s.notnull()
             aggs[f"{f}_compared"] = pr.count(where=both)
             aggs[f"{f}_mismatched"] = pr.count(where=both & (b != s))
             aggs[f"{f}_browser_only"] = pr.count(where=b.notnull() & s.isnull())
             aggs[f"{f}_server_only"] = pr.count(where=b.isnull() & s.notnull())
+        for f in measures.PAIRED_COMPARED:
+            state = pr[f"{f}_pair"]
+            aggs[f"{f}_compared"] = pr.count(where=state.isin(["same", "differ"]))
+            aggs[f"{f}_mismatched"] = pr.count(where=state == "differ")
+            aggs[f"{f}_browser_only"] = pr.count(where=state == "browser_only")
+            aggs[f"{f}_server_only"] = pr.count(where=state == "server_only")
         return pr.aggregate(**aggs)
 
     row = ds.fetch("match_keys.paired_mismatch", build)[0]

@@ -305,33 +305,58 @@ def _reasons(agg: ir.Table, keys: Sequence[str], probable_s: int) -> ir.Table:
 
 PAIRED_COLUMNS: tuple[str, ...] = (
     "row_id", "source_file", "file_index", "line", "event_time", "sent_at",
-    "fbp", "external_id", "client_ip_address", "client_user_agent", "value",
+    "fbp", "external_id", "client_ip_address", "value",
 )
 """The columns of each side kept in ``paired_rows``: the row's place and times, and what the
 browser/server comparisons read (``match_keys``: the :data:`PAIRED_FIRST` fields; ``contract``:
 ``value``). The key columns are the pair's own."""
-PAIRED_FIRST: tuple[str, ...] = ("fbp", "external_id", "client_ip_address", "client_user_agent")
+PAIRED_FIRST: tuple[str, ...] = ("fbp", "external_id", "client_ip_address")
 """List columns that ``paired_rows`` keeps as their :func:`first_value`, the one value every comparison
-reads: a string per side, not the whole list."""
+reads: a string per side, not the whole list (``fbp`` examples show both values)."""
+PAIRED_COMPARED: tuple[str, ...] = ("client_user_agent",)
+"""List columns that ``paired_rows`` keeps only as the comparison of the two sides' first values:
+``<field>_pair`` (:data:`PAIR_STATES`), never the values themselves. No reader shows a pair's user
+agents, and they are the widest value of a row (about 130 bytes): at 1M events the two strings were
+200 of the measure's 482 MB, which the 1 GB default limit made spill."""
+PAIR_STATES: tuple[str, ...] = ("same", "differ", "browser_only", "server_only")
+"""``<field>_pair`` of a :data:`PAIRED_COMPARED` field: both first values present and equal, both
+present and different, only the browser's, only the server's; null when neither side has one."""
+PAIRED_FIELDS: tuple[str, ...] = PAIRED_FIRST + PAIRED_COMPARED
+"""Every field compared between the earliest browser and server rows of a paired key."""
+
+
+def pair_state(b: ir.StringValue, s: ir.StringValue) -> ir.StringValue:
+    """:data:`PAIR_STATES` of two first values (null = absent)."""
+    both = b.notnull() & s.notnull()
+    return ibis.cases(
+        (both & (b == s), "same"),
+        (both, "differ"),
+        (b.notnull(), "browser_only"),
+        (s.notnull(), "server_only"),
+        else_=ibis.null("string"),
+    )
 
 
 def paired_rows_expr(ds: Dataset) -> ir.Table:
     """For each paired key: the key columns, then the :data:`PAIRED_COLUMNS` of the key's earliest
     browser row prefixed ``b_`` and of its earliest server row prefixed ``s_`` (joined by the row ids
     the key table kept: no second ranking of the rows); the :data:`PAIRED_FIRST` lists as their first
-    value (null when the list is null, empty or its first value blank)."""
+    value (null when the list is null, empty or its first value blank); then ``<field>_pair`` for each
+    :data:`PAIRED_COMPARED` field (:func:`pair_state` of the two first values)."""
     keys = list(key_columns(ds))
     kt = ds.measure("key_table")
     kt = kt.filter(kt.category == "paired").select(*keys, "browser_row_id", "server_row_id")
 
     def prefixed(role: str, prefix: str) -> ir.Table:
         t = ds.events(role)
-        return t.select(**{f"{prefix}{c}": first_value(t[c]) if c in PAIRED_FIRST else t[c]
-                           for c in PAIRED_COLUMNS})
+        cols = {f"{prefix}{c}": first_value(t[c]) if c in PAIRED_FIRST else t[c] for c in PAIRED_COLUMNS}
+        cols.update({f"{prefix}{c}": first_value(t[c]) for c in PAIRED_COMPARED})
+        return t.select(**cols)
 
     b, s = prefixed("browser", "b_"), prefixed("server", "s_")
     j = kt.join(b, kt.browser_row_id == b.b_row_id).join(s, kt.server_row_id == s.s_row_id)
-    return j.select(*keys, *b.columns, *s.columns)
+    kept = [f"{p}{c}" for p in ("b_", "s_") for c in PAIRED_COLUMNS]
+    return j.select(*keys, *kept, **{f"{f}_pair": pair_state(j[f"b_{f}"], j[f"s_{f}"]) for f in PAIRED_COMPARED})
 
 
 @register("key_table")
