@@ -116,36 +116,6 @@ def test_match_keys_absent_column_reported(result):
     assert result["em"]["in_log"] is True
 
 
-def test_paired_user_agents_are_kept_as_their_comparison_state(on_engine):
-    """paired_rows keeps no user agent string, only the state of the two first values (same, differ,
-    browser_only, server_only, null); the counts read from it are exact, a blank value is absent and
-    only the earliest row of each side counts."""
-    firefox = CHROME.replace("Chrome/124.0", "Firefox/126.0")
-    server = [ev("Purchase", "same", client_user_agent=[CHROME]),
-              ev("Purchase", "differ", client_user_agent=[firefox, CHROME]),
-              ev("Purchase", "b-only", client_user_agent=[" "]),
-              ev("Purchase", "s-only", client_user_agent=[CHROME]),
-              ev("Purchase", "neither"),
-              ev("Purchase", "later", event_time=T - 5, client_user_agent=[CHROME]),
-              ev("Purchase", "later", client_user_agent=[firefox])]
-    browser = [ev("Purchase", "same", client_user_agent=[CHROME]),
-               ev("Purchase", "differ", client_user_agent=[CHROME]),
-               ev("Purchase", "b-only", client_user_agent=[CHROME]),
-               ev("Purchase", "s-only"),
-               ev("Purchase", "neither", client_user_agent=[""]),
-               ev("Purchase", "later", client_user_agent=[CHROME])]
-    d = on_engine(Dataset.from_records(browser=browser, server=server))
-    rows = d.query(d.measure("paired_rows")).to_pylist()
-    assert {r["event_id"]: r["client_user_agent_pair"] for r in rows} == {
-        "same": "same", "differ": "differ", "b-only": "browser_only", "s-only": "server_only",
-        "neither": None, "later": "same"}
-    assert not {"b_client_user_agent", "s_client_user_agent"} & set(rows[0])
-    pm = match_keys.analyze(d, Config(), {})["paired_mismatch"]
-    assert pm["paired_keys"] == 6
-    assert pm["fields"]["client_user_agent"] == {"compared": 3, "mismatched": 1, "mismatch_rate": 1 / 3,
-                                                 "browser_only": 1, "server_only": 1}
-
-
 def test_match_keys_every_field_has_the_contract_shape(result):
     for f in match_keys.FIELDS:
         assert {"present", "valid", "coverage", "valid_coverage", "defects", "by_event_name"} <= set(result[f])

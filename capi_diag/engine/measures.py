@@ -318,9 +318,11 @@ PAIRED_COMPARED: tuple[str, ...] = ("client_user_agent",)
 ``<field>_pair`` (:data:`PAIR_STATES`), never the values themselves. No reader shows a pair's user
 agents, and they are the widest value of a row (about 130 bytes): at 1M events the two strings were
 200 of the measure's 482 MB, which the 1 GB default limit made spill."""
-PAIR_STATES: tuple[str, ...] = ("same", "differ", "browser_only", "server_only")
+PAIR_STATES: tuple[str, ...] = ("same", "differ", "browser_only", "server_only", "neither")
 """``<field>_pair`` of a :data:`PAIRED_COMPARED` field: both first values present and equal, both
-present and different, only the browser's, only the server's; null when neither side has one."""
+present and different, only the browser's, only the server's, neither side's. Never null, so that a
+count over it is a number on every engine (Spark sums a condition for a filtered count, and a sum of
+nulls is null)."""
 PAIRED_FIELDS: tuple[str, ...] = PAIRED_FIRST + PAIRED_COMPARED
 """Every field compared between the earliest browser and server rows of a paired key."""
 
@@ -333,7 +335,7 @@ def pair_state(b: ir.StringValue, s: ir.StringValue) -> ir.StringValue:
         (both, "differ"),
         (b.notnull(), "browser_only"),
         (s.notnull(), "server_only"),
-        else_=ibis.null("string"),
+        else_="neither",
     )
 
 
