@@ -352,3 +352,30 @@ def test_rules_ip_kind_in_engine_matches_python_reference(ip_db, addrs):
 @pytest.fixture(scope="module")
 def ip_db():
     return Dataset.from_records(server=[{"event_name": "x", "event_time": 1}]).db
+
+
+def test_folded_literals_keep_three_valued_logic():
+    """``rules.folded`` drops only literal operands: over x in (true, false, null) every folded
+    expression returns what the unfolded one returns, row by row, and the constant ones fold to a
+    Python bool."""
+    con = ibis.duckdb.connect()
+    t = ibis.memtable({"x": [True, False, None], "s": ["a", "", None]})
+    T, F = ibis.literal(True), ibis.literal(False)
+    x, s = t.x, t.s
+    cases = [x & T, T & x, x & F, x | T, F | x, ~(x & T), ~T & x, (s != "") & (ibis.literal("") != ""),
+             (x | F) & ~F, ~(T & F) & x]
+    for e in cases:
+        f = rules.folded(e)
+        want = con.execute(t.select(v=e)).v.tolist()
+        got = [f] * 3 if isinstance(f, bool) else con.execute(t.select(v=f)).v.tolist()
+        assert [None if v != v else v for v in got] == [None if v != v else v for v in want], ibis.to_sql(t.select(v=e))
+    assert rules.folded(x & F) is False and rules.folded(~T & x) is False and rules.folded(x | T) is True
+    assert rules.folded(T & ~F) is True and rules.folded(x) is x
+
+
+def test_value_mask_of_a_lowercase_hash_carries_no_literal_conditions():
+    """The mask of a value judged in place leaves the defects its branch rules out as constants (a
+    lowercase hash is not uppercase_hash), so the SQL holds no ``NOT (TRUE)`` and no ``WHEN FALSE``."""
+    t = ibis.table({"v": "string"}, name="t")
+    sql = ibis.to_sql(t.select(m=rules.single_value_mask("em", t.v)), dialect="duckdb")
+    assert not re.search(r"WHEN (TRUE|FALSE)\b|NOT \(\s*TRUE\s*\)|TRUE AND|AND TRUE", sql)

@@ -774,3 +774,17 @@ def test_import_workspace_lets_the_inputs_go_before_the_analysis(monkeypatch: py
         assert events == ["imported", "analysis"]
     finally:
         ws.close()
+
+
+def test_import_job_wakes_its_waiter_when_it_ends() -> None:
+    """A page following an import waits on the job, not on a clock: ``end`` (the import thread's last
+    step) releases the wait at once, and the job is done with its time taken fixed."""
+    job = session.ImportJob(files={"browser": ["b.csv"], "server": ["s.csv"]})
+    assert not job.done and not job.wait(0)
+    woke = threading.Event()
+    waiter = threading.Thread(target=lambda: job.wait(TIMEOUT) and woke.set(), daemon=True)
+    waiter.start()
+    job.end()
+    waiter.join(TIMEOUT)
+    assert woke.is_set() and job.done and job.wait(0)
+    assert job.elapsed == job.elapsed  # fixed once ended

@@ -410,10 +410,21 @@ class ImportJob:
     cancelled: bool = False
     collected: bool = False
     thread: threading.Thread | None = field(default=None, repr=False)
+    ended: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    """Set by :meth:`end`: a page waiting for the import wakes as soon as it ends (:meth:`wait`)."""
 
     @property
     def done(self) -> bool:
         return self.finished is not None
+
+    def end(self) -> None:
+        """The import thread's last step: the job is done (succeeded or failed)."""
+        self.finished = time.perf_counter()
+        self.ended.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the job ends, at most ``timeout`` seconds; whether it has ended."""
+        return self.ended.wait(timeout)
 
     @property
     def failed(self) -> bool:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -195,7 +194,7 @@ def start_import(browser: Sequence[Upload], server: Sequence[Upload], *, config:
                 job.workspace = ws
         finally:
             job.progress("Finished" if job.error is None else "Failed", 1.0)
-            job.finished = time.perf_counter()
+            job.end()
 
     job.thread = threading.Thread(target=run, name="capi-import", daemon=True)
     st.session_state[JOB_KEY] = job
